@@ -1,0 +1,167 @@
+-- Music Time Machine: the one source of truth for tables, indexes and triggers.
+--
+-- Idempotent: `flask --app app init-db` runs this whole file inside one transaction,
+-- under an advisory lock, every time; a second run changes nothing. Works on
+-- PostgreSQL 14+ (CREATE OR REPLACE TRIGGER), tested on 15 and 18.
+--
+-- Text columns are plain `text` on purpose: no length limit may truncate or reject a
+-- real track, album or artist name. Constraints below are what keeps data honest.
+
+CREATE EXTENSION IF NOT EXISTS pg_trgm;   -- typo-tolerant search fallback
+
+-- Which version of this file the database has seen. Bump SCHEMA_VERSION in
+-- database.py together with a new row here when the model changes.
+CREATE TABLE IF NOT EXISTS schema_version (
+    version     integer PRIMARY KEY,
+    description text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO schema_version (version, description)
+VALUES (1, 'users, tokens, artists, tracks, snapshots, library, plays, playlists')
+ON CONFLICT (version) DO NOTHING;
+
+-- Keeps updated_at true without every writer remembering to set it.
+CREATE OR REPLACE FUNCTION set_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END;
+$$;
+
+-- One row per Spotify account. A migrated legacy database whose owner is not known
+-- yet gets a placeholder row (is_placeholder) that the first login can claim.
+CREATE TABLE IF NOT EXISTS users (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    spotify_id     text NOT NULL UNIQUE CHECK (spotify_id <> ''),
+    display_name   text,
+    is_placeholder boolean NOT NULL DEFAULT false,
+    last_login_at  timestamptz,
+    last_synced_at timestamptz,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    updated_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE OR REPLACE TRIGGER users_set_updated_at
+    BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+-- Server-side token storage: tokens never travel to the browser. The refresh token is
+-- encrypted by the application before it gets here.
+CREATE TABLE IF NOT EXISTS spotify_tokens (
+    user_id                  bigint PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    access_token             text NOT NULL,
+    refresh_token_encrypted  bytea,
+    expires_at               timestamptz NOT NULL,
+    scope                    text NOT NULL DEFAULT '',
+    refresh_token_expires_at timestamptz,
+    updated_at               timestamptz NOT NULL DEFAULT now()
+);
+CREATE OR REPLACE TRIGGER spotify_tokens_set_updated_at
+    BEFORE UPDATE ON spotify_tokens FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+CREATE TABLE IF NOT EXISTS artists (
+    spotify_id text PRIMARY KEY CHECK (spotify_id <> ''),
+    name       text NOT NULL,
+    -- the whole provider payload; '{}' when the source never had one (legacy imports)
+    raw_json   jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(raw_json) = 'object'),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE OR REPLACE TRIGGER artists_set_updated_at
+    BEFORE UPDATE ON artists FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+
+-- Tracks are shared by every user: a track's facts do not depend on who listens.
+CREATE TABLE IF NOT EXISTS tracks (
+    spotify_id             text PRIMARY KEY CHECK (spotify_id <> ''),
+    name                   text NOT NULL,
+    artist_name            text,          -- every credited artist, comma separated
+    primary_artist_id      text REFERENCES artists (spotify_id) ON DELETE SET NULL,
+    album_name             text,
+    duration_ms            integer CHECK (duration_ms >= 0),
+    -- Spotify dates come as YYYY, YYYY-MM or YYYY-MM-DD; the date is padded to the
+    -- first day and the precision says how much of it is real.
+    release_date           date,
+    release_date_precision text CHECK (release_date_precision IN ('year', 'month', 'day')),
+    explicit               boolean,
+    popularity             smallint CHECK (popularity BETWEEN 0 AND 100),
+    spotify_url            text,
+    raw_json               jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(raw_json) = 'object'),
+    -- optional enrichment: new Spotify apps get 403 on audio features
+    audio_features         jsonb CHECK (jsonb_typeof(audio_features) = 'object'),
+    search_vector          tsvector GENERATED ALWAYS AS (
+        setweight(to_tsvector('english', coalesce(name, '')), 'A') ||
+        setweight(to_tsvector('english', coalesce(artist_name, '')), 'B') ||
+        setweight(to_tsvector('english', coalesce(album_name, '')), 'C')
+    ) STORED,
+    created_at             timestamptz NOT NULL DEFAULT now(),
+    updated_at             timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT tracks_release_date_has_precision
+        CHECK ((release_date IS NULL) = (release_date_precision IS NULL))
+);
+CREATE OR REPLACE TRIGGER tracks_set_updated_at
+    BEFORE UPDATE ON tracks FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+CREATE INDEX IF NOT EXISTS tracks_search_vector_idx ON tracks USING gin (search_vector);
+-- jsonb_path_ops: smaller and faster for the @> containment queries the dashboard runs
+CREATE INDEX IF NOT EXISTS tracks_raw_json_idx ON tracks USING gin (raw_json jsonb_path_ops);
+CREATE INDEX IF NOT EXISTS tracks_name_trgm_idx ON tracks USING gin (name gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS tracks_artist_name_trgm_idx ON tracks USING gin (artist_name gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS tracks_release_date_idx ON tracks (release_date);
+CREATE INDEX IF NOT EXISTS tracks_primary_artist_idx ON tracks (primary_artist_id);
+
+-- One ranked row per (user, track, day, time range). Re-running a day's sync updates
+-- these rows through the unique key; it never adds a second one.
+CREATE TABLE IF NOT EXISTS snapshots (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id       bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    track_id      text NOT NULL REFERENCES tracks (spotify_id),
+    snapshot_date date NOT NULL,
+    time_range    text NOT NULL CHECK (time_range IN ('short_term', 'medium_term', 'long_term')),
+    rank          integer NOT NULL CHECK (rank > 0),
+    CONSTRAINT snapshots_one_row_per_track
+        UNIQUE (user_id, track_id, snapshot_date, time_range),
+    -- Deferred so a same-day re-sync can swap two ranks inside one transaction. Its
+    -- index (user, range, date) is also the one the taste-over-time charts read.
+    CONSTRAINT snapshots_one_track_per_rank
+        UNIQUE (user_id, time_range, snapshot_date, rank) DEFERRABLE INITIALLY DEFERRED
+);
+CREATE INDEX IF NOT EXISTS snapshots_track_idx ON snapshots (track_id);
+
+-- A user's library ("Liked Songs").
+CREATE TABLE IF NOT EXISTS saved_tracks (
+    user_id  bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    track_id text NOT NULL REFERENCES tracks (spotify_id),
+    added_at timestamptz NOT NULL,
+    PRIMARY KEY (user_id, track_id)
+);
+CREATE INDEX IF NOT EXISTS saved_tracks_added_idx ON saved_tracks (user_id, added_at);
+CREATE INDEX IF NOT EXISTS saved_tracks_track_idx ON saved_tracks (track_id);
+
+-- Recently played: Spotify only remembers the last 50, so each sync keeps what it sees.
+CREATE TABLE IF NOT EXISTS plays (
+    user_id   bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    played_at timestamptz NOT NULL,
+    track_id  text NOT NULL REFERENCES tracks (spotify_id),
+    PRIMARY KEY (user_id, played_at)
+);
+CREATE INDEX IF NOT EXISTS plays_track_idx ON plays (track_id);
+
+-- Playlists the app built (or imported from a legacy install).
+CREATE TABLE IF NOT EXISTS playlists (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id     bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    kind        text NOT NULL CHECK (kind IN ('time_machine', 'forgotten_gems', 'obsessed', 'mood', 'legacy')),
+    name        text NOT NULL CHECK (name <> ''),
+    parameters  jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(parameters) = 'object'),
+    spotify_id  text UNIQUE,               -- NULL until written to Spotify
+    legacy_key  text,                      -- e.g. "playlist_2020_december" from a SQLite install
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT playlists_one_legacy_key_per_user UNIQUE (user_id, legacy_key)
+);
+CREATE INDEX IF NOT EXISTS playlists_user_idx ON playlists (user_id, created_at);
+
+CREATE TABLE IF NOT EXISTS playlist_tracks (
+    playlist_id bigint NOT NULL REFERENCES playlists (id) ON DELETE CASCADE,
+    track_id    text NOT NULL REFERENCES tracks (spotify_id),
+    position    integer NOT NULL CHECK (position >= 0),
+    PRIMARY KEY (playlist_id, track_id)
+);
+CREATE INDEX IF NOT EXISTS playlist_tracks_track_idx ON playlist_tracks (track_id);
