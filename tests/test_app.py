@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 import pytest
 
 import database
-import db_config
 from app import create_app
 from tests.conftest import ROOT
 

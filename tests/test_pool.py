@@ -10,6 +10,7 @@ import pytest
 
 import database
 import db_config
+from connection_pool import FairSlots
 from database import ConnectionPool, PoolForkedError, PoolTimeout
 
 
@@ -265,3 +266,31 @@ def test_nested_transaction_is_a_savepoint_and_only_the_outermost_commits(db_url
             assert cur.fetchall() == [("outer-nested-test",)]
             cur.execute("DELETE FROM users WHERE spotify_id LIKE '%%-nested-test'")
     conn.close()
+
+
+def test_a_released_slot_goes_to_the_oldest_waiter_not_back_to_the_releaser():
+    slots = FairSlots(1)
+    assert slots.acquire(timeout=0)
+    order = []
+
+    def wait(name):
+        assert slots.acquire(timeout=5)
+        order.append(name)
+        slots.release()
+
+    first = threading.Thread(target=wait, args=("first",))
+    first.start()
+    while slots.waiting < 1:
+        time.sleep(0.001)
+    second = threading.Thread(target=wait, args=("second",))
+    second.start()
+    while slots.waiting < 2:
+        time.sleep(0.001)
+    slots.release()
+    # A plain threading.Semaphore would let us take the slot straight back here,
+    # starving the waiters; a fair one has already handed it over.
+    assert not slots.acquire(timeout=0)
+    first.join(5)
+    second.join(5)
+    assert order == ["first", "second"]
+    assert slots.acquire(timeout=0)
