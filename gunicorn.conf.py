@@ -1,0 +1,34 @@
+"""gunicorn settings for production (Procfile) and the load benchmarks.
+
+Threads and pool size are chosen together: a request holds at most one connection
+(database.get_db), so each worker's pool gets one connection per thread plus two for
+work outside requests. workers x DB_POOL_MAX must stay below the server's
+max_connections (Railway's default PostgreSQL allows 100); beyond that, put PgBouncer
+in front (see README).
+"""
+import os
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"  # Railway sets PORT
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+os.environ.setdefault("DB_POOL_MAX", str(threads + 2))
+
+# The app (and with it the connection pool) is created in each worker after the fork,
+# never in the master: psycopg2 connections must not cross a fork.
+preload_app = False
+
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))  # a stuck request is killed, not waited on
+graceful_timeout = 20
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+# Access lines carry the path and status, never query strings with codes or tokens.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+
+
+def on_starting(server):
+    pool_max, thread_count = int(os.environ["DB_POOL_MAX"]), threads
+    if pool_max < thread_count:
+        server.log.warning("DB_POOL_MAX=%s is below the %s threads per worker: requests will queue "
+                           "for connections (up to DB_POOL_TIMEOUT) under load", pool_max, thread_count)
