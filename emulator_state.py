@@ -1,0 +1,246 @@
+"""Mutable state of one Spotify emulator: accounts, tokens, playlists, clock, faults.
+
+Request threads of the emulator's server and the test or app thread that
+flips switches share one `EmulatorState`, so every read-modify-write happens
+under its lock. The catalogue itself is immutable and needs no lock.
+"""
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from emulator_listeners import DEMO_USERS
+
+DEMO_CLIENT_ID = "mtm-demo-client"
+DEMO_CLIENT_SECRET = "mtm-demo-secret"
+ACCESS_TOKEN_SECONDS = 3600
+CODE_SECONDS = 600
+REFRESH_TOKEN_LIFETIME = timedelta(days=182)   # Spotify: six months from consent
+
+
+class GrantError(Exception):
+    """The token endpoint's OAuth error: `error` code and human description."""
+
+    def __init__(self, error: str, description: str):
+        super().__init__(description)
+        self.error, self.description = error, description
+
+
+@dataclass
+class FaultRule:
+    kind: str                    # rate_limit | server_error | slow | garbage
+    path_prefix: str = "/v1/"
+    times: int | None = None     # None: every matching request until reset
+    retry_after: int = 1
+    status: int = 500
+    delay: float = 0.0
+
+
+class Faults:
+    """Switches that make the emulator misbehave the way Spotify sometimes does."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        with self._lock:
+            self._rules: list[FaultRule] = []
+            self.audio_features_enabled = False   # 403 like a 2026 development-mode app
+
+    def rate_limit(self, retry_after: int = 1, times: int | None = None, path_prefix: str = "/v1/"):
+        self._add(FaultRule("rate_limit", path_prefix, times, retry_after=retry_after))
+
+    def server_error(self, status: int = 500, times: int | None = None, path_prefix: str = "/v1/"):
+        self._add(FaultRule("server_error", path_prefix, times, status=status))
+
+    def slow(self, delay: float, times: int | None = None, path_prefix: str = "/"):
+        self._add(FaultRule("slow", path_prefix, times, delay=delay))
+
+    def garbage(self, times: int | None = None, path_prefix: str = "/v1/"):
+        self._add(FaultRule("garbage", path_prefix, times))
+
+    def set_audio_features(self, enabled: bool):
+        with self._lock:
+            self.audio_features_enabled = bool(enabled)
+
+    def _add(self, rule: FaultRule):
+        if rule.kind not in ("rate_limit", "server_error", "slow", "garbage"):
+            raise ValueError(f"unknown fault kind {rule.kind!r}")
+        with self._lock:
+            self._rules.append(rule)
+
+    def take(self, path: str) -> list[FaultRule]:
+        """Rules firing for this request (each use counts against `times`)."""
+        fired = []
+        with self._lock:
+            for rule in list(self._rules):
+                if not path.startswith(rule.path_prefix):
+                    continue
+                if rule.kind != "slow" and any(r.kind != "slow" for r in fired):
+                    continue   # one failure per request; the next rule waits its turn
+                fired.append(rule)
+                if rule.times is not None:
+                    rule.times -= 1
+                    if rule.times <= 0:
+                        self._rules.remove(rule)
+        return fired
+
+    def describe(self) -> dict:
+        with self._lock:
+            return {"rules": [asdict(r) for r in self._rules],
+                    "audio_features": self.audio_features_enabled}
+
+
+@dataclass
+class _Token:
+    user_id: str
+    client_id: str
+    scopes: frozenset
+    expires_at: datetime | None = None        # access tokens
+    consented_at: datetime | None = None      # refresh tokens: their 6-month clock
+    revoked: bool = False
+
+
+@dataclass
+class Playlist:
+    id: str
+    owner_id: str
+    name: str
+    description: str | None
+    public: bool
+    collaborative: bool
+    items: list = field(default_factory=list)   # (uri, added_at)
+    version: int = 1
+
+
+class EmulatorState:
+    """Accounts, tokens and playlists of one emulator, plus its clock and faults."""
+
+    def __init__(self, clients: dict | None = None):
+        self._lock = threading.Lock()
+        self.clients = dict(clients or {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET})
+        self.faults = Faults()
+        self._frozen_now: datetime | None = None
+        self._codes: dict[str, dict] = {}
+        self._access: dict[str, _Token] = {}
+        self._refresh: dict[str, _Token] = {}
+        self.playlists: dict[str, Playlist] = {}
+
+    # -- clock: tests freeze it so "today's" top tracks are reproducible
+    def now(self) -> datetime:
+        return self._frozen_now or datetime.now(timezone.utc)
+
+    def set_now(self, when: datetime | None):
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        self._frozen_now = when
+
+    def register_client(self, client_id: str, client_secret: str):
+        with self._lock:
+            self.clients[client_id] = client_secret
+
+    def client_ok(self, client_id: str | None, client_secret: str | None) -> bool:
+        return client_id in self.clients and secrets.compare_digest(
+            self.clients[client_id], client_secret or "")
+
+    # -- authorization codes
+    def issue_code(self, client_id: str, redirect_uri: str, user_id: str, scopes) -> str:
+        if user_id not in DEMO_USERS:
+            raise KeyError(user_id)
+        code = "AQ" + secrets.token_urlsafe(48)
+        with self._lock:
+            self._codes[code] = {"client_id": client_id, "redirect_uri": redirect_uri,
+                                 "user_id": user_id, "scopes": frozenset(scopes),
+                                 "issued_at": self.now()}
+        return code
+
+    def redeem_code(self, code: str, client_id: str, redirect_uri: str | None) -> dict:
+        with self._lock:
+            # pop: a code works once, whatever the outcome (RFC 6749 4.1.2)
+            grant = self._codes.pop(code, None)
+        if grant is None or grant["client_id"] != client_id or \
+                self.now() - grant["issued_at"] > timedelta(seconds=CODE_SECONDS):
+            raise GrantError("invalid_grant", "Invalid authorization code")
+        if redirect_uri != grant["redirect_uri"]:
+            raise GrantError("invalid_grant", "Invalid redirect URI")
+        refresh = secrets.token_urlsafe(96)
+        with self._lock:
+            self._refresh[refresh] = _Token(grant["user_id"], client_id, grant["scopes"],
+                                            consented_at=self.now())
+        return self._new_access(grant["user_id"], client_id, grant["scopes"]) | {"refresh_token": refresh}
+
+    def refresh(self, refresh_token: str, client_id: str) -> dict:
+        with self._lock:
+            token = self._refresh.get(refresh_token)
+        if token is None or token.client_id != client_id or token.revoked:
+            raise GrantError("invalid_grant", "Refresh token revoked")
+        if self.now() - token.consented_at > REFRESH_TOKEN_LIFETIME:
+            raise GrantError("invalid_grant", "Refresh token expired")
+        # like Spotify mostly does, no new refresh token: the client keeps the old one
+        return self._new_access(token.user_id, client_id, token.scopes)
+
+    def _new_access(self, user_id: str, client_id: str, scopes) -> dict:
+        access = "BQ" + secrets.token_urlsafe(96)
+        with self._lock:
+            self._access[access] = _Token(user_id, client_id, frozenset(scopes),
+                                          expires_at=self.now() + timedelta(seconds=ACCESS_TOKEN_SECONDS))
+        return {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_SECONDS,
+                "scope": " ".join(sorted(scopes))}
+
+    def access_token_user(self, access_token: str) -> tuple[_Token | None, str]:
+        """(token, problem): problem is '' when the token may be used."""
+        with self._lock:
+            token = self._access.get(access_token)
+        if token is None or token.revoked:
+            return None, "Invalid access token"
+        if self.now() >= token.expires_at:
+            return None, "The access token expired"
+        return token, ""
+
+    def revoke_refresh_tokens(self, user_id: str | None = None):
+        """Every refresh token (of one user, or all) now answers invalid_grant."""
+        with self._lock:
+            for token in self._refresh.values():
+                if user_id is None or token.user_id == user_id:
+                    token.revoked = True
+
+    def expire_refresh_tokens(self, user_id: str | None = None):
+        """Age consents past Spotify's six months, as if half a year went by."""
+        with self._lock:
+            for token in self._refresh.values():
+                if user_id is None or token.user_id == user_id:
+                    token.consented_at -= REFRESH_TOKEN_LIFETIME + timedelta(days=1)
+
+    def expire_access_tokens(self, user_id: str | None = None):
+        with self._lock:
+            for token in self._access.values():
+                if user_id is None or token.user_id == user_id:
+                    token.expires_at = self.now() - timedelta(seconds=1)
+
+    # -- playlists
+    def create_playlist(self, owner_id: str, name: str, description, public: bool, collaborative: bool) -> Playlist:
+        playlist = Playlist(_base62(22), owner_id, name,
+                            description, public, collaborative)
+        with self._lock:
+            self.playlists[playlist.id] = playlist
+        return playlist
+
+    def add_playlist_items(self, playlist: Playlist, uris: list, position: int | None) -> str:
+        added_at = self.now()
+        with self._lock:
+            at = len(playlist.items) if position is None else max(0, min(position, len(playlist.items)))
+            playlist.items[at:at] = [(uri, added_at) for uri in uris]
+            playlist.version += 1
+            return snapshot_id(playlist)
+
+
+def snapshot_id(playlist: Playlist) -> str:
+    return f"{playlist.version:08d}{playlist.id[:16]}"
+
+
+def _base62(length: int) -> str:
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return "".join(secrets.choice(alphabet) for _ in range(length))

@@ -1,0 +1,296 @@
+"""The emulator's Web API: the /v1 subset the app uses, shaped like Spotify's.
+
+Every route needs a Bearer token from the accounts service (401 with Spotify's
+error shape when missing, unknown or expired) and answers errors as
+`{"error": {"status": N, "message": "..."}}`. Paging objects carry absolute
+`next`/`previous` URLs back to this emulator. Emulator extension: `as_of=`
+on /me/top/tracks and /me/tracks (see spotify_emulator.py).
+"""
+from __future__ import annotations
+
+import functools
+import re
+from datetime import date, datetime, time as day_time, timezone
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+import emulator_objects as objects
+from emulator_catalogue import get_catalogue, search_tracks
+from emulator_listeners import TIME_RANGES, recently_played, saved_tracks, top_track_ids
+from emulator_state import EmulatorState
+
+web_api = Blueprint("emulator_web_api", __name__, url_prefix="/v1")
+
+SEARCH_TYPES = ("album", "artist", "playlist", "track", "show", "episode", "audiobook")
+_BASE62_ID = re.compile(r"^[0-9A-Za-z]{22}$")
+_TRACK_URI = re.compile(r"^spotify:track:([0-9A-Za-z]{22})$")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def api_error(status: int, message: str, **headers) -> Response:
+    response = jsonify({"error": {"status": status, "message": message}})
+    response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
+web_api.register_error_handler(ApiError, lambda e: api_error(e.status, e.message))
+
+
+def _state() -> EmulatorState:
+    return current_app.config["EMULATOR_STATE"]
+
+
+def _base() -> str:
+    return request.host_url.rstrip("/")
+
+
+@web_api.before_request
+def _authenticate():
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return api_error(401, "No token provided")
+    token, problem = _state().access_token_user(header[7:].strip())
+    if token is None:
+        return api_error(401, problem, **{"WWW-Authenticate": f'Bearer realm="spotify", error="invalid_token", '
+                                                              f'error_description="{problem}"'})
+    g.token = token
+    return None
+
+
+def requires_scope(*any_of: str):
+    """403 like Spotify when the token was granted none of these scopes."""
+    def decorate(view):
+        @functools.wraps(view)
+        def checked(*args, **kwargs):
+            if not g.token.scopes.intersection(any_of):
+                raise ApiError(403, "Insufficient client scope")
+            return view(*args, **kwargs)
+        return checked
+    return decorate
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"Invalid {name}") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"Invalid {name}")
+    return value
+
+
+def _as_of_day() -> date:
+    """Emulator extension: ?as_of=YYYY-MM-DD rewinds the listener's history to that day."""
+    raw = request.args.get("as_of")
+    if not raw:
+        return _state().now().date()
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(400, "Invalid as_of: expected YYYY-MM-DD") from None
+
+
+def _end_of(day: date) -> datetime:
+    return min(_state().now(), datetime.combine(day, day_time.max, tzinfo=timezone.utc))
+
+
+@web_api.get("/me")
+def me():
+    return jsonify(objects.user_object(_base(), g.token.user_id))
+
+
+@web_api.get("/me/top/tracks")
+@requires_scope("user-top-read")
+def top_tracks():
+    time_range = request.args.get("time_range") or "medium_term"
+    if time_range not in TIME_RANGES:
+        raise ApiError(400, "Invalid time range")
+    limit, offset = _int_arg("limit", 20, 1, 50), _int_arg("offset", 0, 0, 10**6)
+    ids = top_track_ids(g.token.user_id, time_range, _as_of_day())
+    items = [objects.track_object(_base(), i) for i in ids[offset:offset + limit]]
+    return jsonify(objects.page(_base(), request.path, items, offset, limit, len(ids),
+                                time_range=time_range, as_of=request.args.get("as_of")))
+
+
+@web_api.get("/me/tracks")
+@requires_scope("user-library-read")
+def saved():
+    limit, offset = _int_arg("limit", 20, 1, 50), _int_arg("offset", 0, 0, 10**6)
+    library = saved_tracks(g.token.user_id, _end_of(_as_of_day()))
+    items = [{"added_at": objects.timestamp(added), "track": objects.track_object(_base(), i)}
+             for i, added in library[offset:offset + limit]]
+    return jsonify(objects.page(_base(), request.path, items, offset, limit, len(library),
+                                as_of=request.args.get("as_of")))
+
+
+@web_api.get("/me/player/recently-played")
+@requires_scope("user-read-recently-played")
+def recent():
+    return jsonify(_recently_played_page())
+
+
+@web_api.get("/search")
+def search():
+    return jsonify(_search_results())
+
+
+@web_api.get("/tracks/<track_id>")
+def track(track_id):
+    if not _BASE62_ID.match(track_id):
+        raise ApiError(400, "Invalid base62 id")
+    if track_id not in get_catalogue().tracks:
+        raise ApiError(404, "Resource not found")
+    return jsonify(objects.track_object(_base(), track_id))
+
+
+@web_api.post("/me/playlists")
+@requires_scope("playlist-modify-public", "playlist-modify-private")
+def create_playlist():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
+        raise ApiError(400, "Missing required field: name")
+    public, collaborative = bool(body.get("public", True)), bool(body.get("collaborative", False))
+    if public and collaborative:
+        raise ApiError(400, "Collaborative playlists can only be private.")
+    playlist = _state().create_playlist(g.token.user_id, body["name"], body.get("description"),
+                                        public, collaborative)
+    return jsonify(objects.playlist_object(_base(), playlist)), 201
+
+
+@web_api.post("/playlists/<playlist_id>/items")
+@requires_scope("playlist-modify-public", "playlist-modify-private")
+def add_items(playlist_id):
+    playlist = _owned_playlist(playlist_id, "You cannot add tracks to a playlist you don't own.")
+    uris, position = _uris_and_position()
+    return jsonify({"snapshot_id": _state().add_playlist_items(playlist, uris, position)}), 201
+
+
+@web_api.get("/playlists/<playlist_id>/items")
+def playlist_items(playlist_id):
+    playlist = _owned_playlist(playlist_id, "Forbidden")
+    limit, offset = _int_arg("limit", 20, 1, 50), _int_arg("offset", 0, 0, 10**6)
+    items = [objects.playlist_item(_base(), playlist, uri, at)
+             for uri, at in playlist.items[offset:offset + limit]]
+    return jsonify(objects.page(_base(), request.path, items, offset, limit, len(playlist.items)))
+
+
+@web_api.get("/audio-features")
+def audio_features():
+    if not _state().faults.audio_features_enabled:
+        raise ApiError(403, "Forbidden")
+    ids = [i for i in request.args.get("ids", "").split(",") if i]
+    if not ids:
+        raise ApiError(400, "Missing required parameter: ids")
+    if len(ids) > 100:
+        raise ApiError(400, "Too many ids requested")
+    tracks = get_catalogue().tracks
+    return jsonify({"audio_features": [objects.audio_features_object(_base(), i) if i in tracks else None
+                                       for i in ids]})
+
+
+def _owned_playlist(playlist_id: str, forbidden: str):
+    playlist = _state().playlists.get(playlist_id)
+    if playlist is None:
+        raise ApiError(404, "Resource not found")
+    if playlist.owner_id != g.token.user_id:
+        raise ApiError(403, forbidden)
+    return playlist
+
+
+def _uris_and_position() -> tuple:
+    body = request.get_json(silent=True)
+    position = request.args.get("position")
+    if request.args.get("uris"):   # the query string wins over the body, as documented
+        uris = request.args["uris"].split(",")
+    elif isinstance(body, list):   # spotipy sends a bare JSON array
+        uris = body
+    elif isinstance(body, dict) and isinstance(body.get("uris"), list):
+        uris, position = body["uris"], body.get("position", position)
+    else:
+        raise ApiError(400, "Missing required field: uris")
+    if len(uris) > 100:
+        raise ApiError(400, "You can add a maximum of 100 tracks per request.")
+    for uri in uris:
+        match = _TRACK_URI.match(str(uri))
+        if not match or match.group(1) not in get_catalogue().tracks:
+            raise ApiError(400, f"Invalid track uri: {uri}")
+    try:
+        return uris, None if position in (None, "") else int(position)
+    except (TypeError, ValueError):
+        raise ApiError(400, "Invalid position") from None
+
+
+def _recently_played_page() -> dict:
+    limit = _int_arg("limit", 20, 1, 50)
+    after, before = _int_arg("after", -1, 0, 10**15), _int_arg("before", -1, 0, 10**15)
+    if after >= 0 and before >= 0:
+        raise ApiError(400, "Only one of the cursors 'after' and 'before' can be specified")
+    plays = [(track_id, at, int(at.timestamp() * 1000))
+             for track_id, at in recently_played(g.token.user_id, _state().now())]
+    window = [p for p in plays if p[2] > after and (before < 0 or p[2] < before)]
+    shown, base = window[:limit], _base()
+    query = {"after": after} if after >= 0 else {}
+    older = f"{base}{request.path}?" + urlencode(query | {"before": shown[-1][2], "limit": limit}) \
+        if len(window) > limit else None
+    href_query = query | ({"before": before} if before >= 0 else {}) | {"limit": limit}
+    return {"href": f"{base}{request.path}?{urlencode(href_query)}",
+            "items": [{"track": objects.track_object(base, track_id), "played_at": objects.timestamp(at, True),
+                       "context": _album_context(base, track_id)} for track_id, at, _ in shown],
+            "next": older, "limit": limit,
+            "cursors": {"after": str(shown[0][2]), "before": str(shown[-1][2])} if shown else None}
+
+
+def _album_context(base: str, track_id: str) -> dict:
+    album_id = get_catalogue().tracks[track_id].album_id
+    return {"type": "album", "href": f"{base}/v1/albums/{album_id}",
+            "external_urls": {"spotify": f"https://open.spotify.com/album/{album_id}"},
+            "uri": f"spotify:album:{album_id}"}
+
+
+_QUERY_TOKEN = re.compile(r'(\w+):"([^"]*)"|(\w+):(\S+)|"([^"]*)"|(\S+)')
+
+
+def parse_search_query(q: str) -> tuple:
+    """Free words and field filters of a Spotify search query (year:1990-1999, artist:"x")."""
+    words, filters = [], {}
+    for field_q, value_q, field_p, value_p, phrase, word in _QUERY_TOKEN.findall(q):
+        field, value = (field_q, value_q) if field_q else (field_p, value_p)
+        if field.lower() == "year":
+            match = re.fullmatch(r"(\d{4})(?:-(\d{4}))?", value)
+            low, high = (int(match.group(1)), int(match.group(2) or match.group(1))) if match else (1, 0)
+            filters["year"] = (low, high)
+        elif field.lower() in ("artist", "track", "album", "isrc"):
+            filters[field.lower()] = value
+        else:
+            words.append(phrase or word or f"{field}:{value}")
+    return words, filters
+
+
+def _search_results() -> dict:
+    q, types = request.args.get("q", ""), request.args.get("type", "")
+    if not q.strip():
+        raise ApiError(400, "No search query")
+    if not types:
+        raise ApiError(400, "Missing parameter type")
+    wanted = types.split(",")
+    if any(t not in SEARCH_TYPES for t in wanted):
+        raise ApiError(400, "Bad search type field")
+    limit, offset = _int_arg("limit", 5, 1, 10), _int_arg("offset", 0, 0, 1000)
+    base, answer = _base(), {}
+    for kind in wanted:
+        # only tracks are catalogued; other types answer an empty page, as for a miss
+        hits = search_tracks(*parse_search_query(q)) if kind == "track" else []
+        items = [objects.track_object(base, t.id) for t in hits[offset:offset + limit]]
+        answer[kind + "s"] = objects.page(base, request.path, items, offset, limit, len(hits),
+                                          q=q, type=kind)
+    return answer

@@ -1,0 +1,230 @@
+"""A faithful local Spotify: accounts service plus the Web API subset this app uses.
+
+Run it alone:    python spotify_emulator.py --port 8765
+Or in-process:   server = serve_in_thread()   # tests, the app's demo mode
+                 server.faults.rate_limit(retry_after=30, times=1)
+                 ...; server.stop()
+
+It behaves like Spotify for a development-mode app in 2026 (see DESIGN.md):
+no popularity or genres, search limit at most 10, audio features 403 unless
+switched on, playlists via POST /me/playlists and /playlists/{id}/items with
+at most 100 URIs, refresh tokens that die six months after consent.
+
+Emulator-only extensions, which real Spotify never sends or accepts:
+  * `as_of=YYYY-MM-DD` on GET /v1/me/top/tracks and /v1/me/tracks: the data as
+    it was on that day, so an app can backfill dated snapshots;
+  * GET/POST/DELETE /_emulator/faults: show, add, reset fault switches
+    (POST body: see `configure_from_json`);
+  * GET /_emulator/users: the demo listeners; /_emulator/images/...: cover art;
+  * an `X-Emulator-Fault` header on every response a fault switch produced.
+
+Module map: emulator_catalogue (tracks), emulator_listeners (demo users, taste
+drift), emulator_state (tokens, playlists, clock, faults), emulator_objects
+(JSON shapes), emulator_accounts (/authorize, /api/token), emulator_web_api (/v1).
+"""
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from datetime import date, datetime
+
+from flask import Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+import emulator_objects as objects
+from emulator_accounts import accounts
+from emulator_catalogue import get_catalogue
+from emulator_listeners import DEMO_USERS, TIME_RANGES, top_track_ids
+from emulator_state import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorState, Faults
+from emulator_web_api import api_error, web_api
+
+__all__ = ["create_app", "serve_in_thread", "EmulatorServer", "EmulatorState", "Faults",
+           "top_tracks_as_of", "DEMO_USERS", "DEMO_CLIENT_ID", "DEMO_CLIENT_SECRET", "TIME_RANGES"]
+
+
+def create_app(state: EmulatorState | None = None) -> Flask:
+    """The emulator as a WSGI app; `state` is shared by all its request threads."""
+    app = Flask("spotify_emulator")
+    app.json.sort_keys = False
+    app.config["EMULATOR_STATE"] = state or EmulatorState()
+    app.before_request(_apply_faults)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_blueprint(accounts)
+    app.register_blueprint(web_api)
+    app.add_url_rule("/_emulator/faults", view_func=_faults_view, methods=["GET", "POST", "DELETE"])
+    app.add_url_rule("/_emulator/users", view_func=_users_view)
+    app.add_url_rule("/_emulator/images/<kind>/<obj_id>.svg", view_func=_image_view)
+    app.wsgi_app = _TolerateTrailingSlash(app.wsgi_app)
+    get_catalogue()   # build now, not inside the first request
+    return app
+
+
+class _TolerateTrailingSlash:
+    """Spotify answers /v1/me/ like /v1/me, and spotipy sends both spellings."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if len(path) > 1 and path.endswith("/"):
+            environ["PATH_INFO"] = path.rstrip("/") or "/"
+        return self.wsgi_app(environ, start_response)
+
+
+def _state() -> EmulatorState:
+    return current_app.config["EMULATOR_STATE"]
+
+
+def _http_error(error: HTTPException):
+    if request.path.startswith("/v1/"):   # unknown API routes answer in Spotify's JSON shape
+        return api_error(error.code, "Service not found" if error.code == 404 else error.name)
+    return error
+
+
+def _apply_faults():
+    for rule in _state().faults.take(request.path):
+        if rule.kind == "slow":
+            time.sleep(rule.delay)
+            continue
+        if rule.kind == "rate_limit":
+            # the July 2026 body; Retry-After is what clients must honour
+            response = jsonify({"error": {"status": 429, "message": "Too many requests",
+                                          "reason": "QUOTA_EXCEEDED"}})
+            response.status_code = 429
+            response.headers["Retry-After"] = str(rule.retry_after)
+        elif rule.kind == "server_error":
+            response = api_error(rule.status, {502: "Bad gateway.", 503: "Service unavailable"}.get(
+                rule.status, "Server error."))
+        else:   # garbage: a 200 whose JSON stops halfway, like a connection cut mid-body
+            response = Response('{"href": "https://api.spotify.com/v1/me/tr', 200, mimetype="application/json")
+        response.headers["X-Emulator-Fault"] = rule.kind
+        return response
+    return None
+
+
+def configure_from_json(state: EmulatorState, body: dict):
+    """Apply an admin request, e.g.
+    {"rate_limit": {"retry_after": 30, "times": 2, "path_prefix": "/v1/me/top"},
+     "server_error": {"status": 503}, "slow": {"delay": 2}, "garbage": {"times": 1},
+     "audio_features": true, "revoke_refresh_tokens": true | "<user id>",
+     "expire_refresh_tokens": ..., "expire_access_tokens": ..., "now": "2026-06-01T12:00:00Z" | null}
+    Fault values may be one object or a list of them.
+    """
+    adders = {"rate_limit": state.faults.rate_limit, "server_error": state.faults.server_error,
+              "slow": state.faults.slow, "garbage": state.faults.garbage}
+    for key, value in body.items():
+        if key in adders:
+            for options in value if isinstance(value, list) else [value]:
+                adders[key](**(options if isinstance(options, dict) else {}))
+        elif key == "audio_features":
+            state.faults.set_audio_features(bool(value))
+        elif key in ("revoke_refresh_tokens", "expire_refresh_tokens", "expire_access_tokens"):
+            if value:
+                getattr(state, key)(None if value is True else str(value))
+        elif key == "now":
+            state.set_now(datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None)
+        else:
+            raise ValueError(f"unknown switch {key!r}")
+
+
+def _faults_view():
+    state = _state()
+    if request.method == "DELETE":
+        state.faults.reset()
+    elif request.method == "POST":
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return jsonify({"error": "expected a JSON object"}), 400
+        try:
+            configure_from_json(state, body)
+        except (TypeError, ValueError) as error:
+            return jsonify({"error": str(error)}), 400
+    return jsonify(state.faults.describe() | {"now": state.now().isoformat()})
+
+
+def _users_view():
+    return jsonify({"users": [{"id": u.id, "display_name": u.display_name} for u in DEMO_USERS.values()],
+                    "client_id": DEMO_CLIENT_ID})
+
+
+def _image_view(kind: str, obj_id: str):
+    size = max(16, min(request.args.get("size", 300, type=int), 1024))
+    response = Response(objects.cover_svg(kind, obj_id, size), mimetype="image/svg+xml")
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+def top_tracks_as_of(user_id: str, time_range: str, as_of: date, base_url: str) -> list:
+    """Full track objects of a demo user's top tracks on a past day (best first).
+
+    The in-process twin of GET /v1/me/top/tracks?time_range=...&as_of=...: for
+    backfilling a snapshot a week without an HTTP round trip per week.
+    """
+    return [objects.track_object(base_url.rstrip("/"), i) for i in top_track_ids(user_id, time_range, as_of)]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs):   # tests and demo mode: no access log noise
+        pass
+
+
+class EmulatorServer:
+    """A running emulator: its URLs, its switches (`faults`, `state`) and `stop()`."""
+
+    def __init__(self, state: EmulatorState, server, thread: threading.Thread):
+        self.state, self._server, self._thread = state, server, thread
+        host = server.host if ":" not in server.host else f"[{server.host}]"
+        self.base_url = f"http://{host}:{server.port}"
+        self.accounts_url = self.base_url          # OAUTH_AUTHORIZE_URL = accounts_url + "/authorize"
+        self.api_url = self.base_url               # spotipy prefix = api_url + "/v1/"
+        self.authorize_url = self.accounts_url + "/authorize"
+        self.token_url = self.accounts_url + "/api/token"
+        self.client_id, self.client_secret = DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+    @property
+    def faults(self) -> Faults:
+        return self.state.faults
+
+    def top_tracks_as_of(self, user_id: str, time_range: str, as_of: date) -> list:
+        return top_tracks_as_of(user_id, time_range, as_of, self.api_url)
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def serve_in_thread(host: str = "127.0.0.1", port: int = 0, state: EmulatorState | None = None) -> EmulatorServer:
+    """Start the emulator on a daemon thread (port 0: any free port) and return at once."""
+    state = state or EmulatorState()
+    server = make_server(host, port, create_app(state), threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="spotify-emulator", daemon=True)
+    thread.start()
+    return EmulatorServer(state, server, thread)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Run the local Spotify emulator.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args(argv)
+    server = make_server(args.host, args.port, create_app(), threaded=True)
+    print(f"Spotify emulator on http://{args.host}:{server.port}  "
+          f"client_id={DEMO_CLIENT_ID} client_secret={DEMO_CLIENT_SECRET}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
