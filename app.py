@@ -8,11 +8,16 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
 
+import auth
+import dashboard
 import database
 import errors
 import health
 import home
+import spotify
+import sync
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -28,8 +33,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     database.init_app(app)
     errors.init_app(app)
+    spotify.init_app(app)
+    sync.init_app(app)
+    CSRFProtect(app)  # every state-changing form carries a token
     app.register_blueprint(home.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(dashboard.bp)
     return app
 
 
@@ -42,6 +52,11 @@ def settings_from_env(environ) -> dict:
         "DB_POOL_MAX": number_setting(environ, "DB_POOL_MAX", 10, int),
         "DB_POOL_TIMEOUT": number_setting(environ, "DB_POOL_TIMEOUT", 5.0, float),
         "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
+        "SPOTIPY_CLIENT_ID": environ.get("SPOTIPY_CLIENT_ID"),
+        "SPOTIPY_CLIENT_SECRET": environ.get("SPOTIPY_CLIENT_SECRET"),
+        "SPOTIPY_REDIRECT_URI": environ.get("SPOTIPY_REDIRECT_URI"),
+        "SPOTIFY_EMULATOR_URL": environ.get("SPOTIFY_EMULATOR_URL"),
+        "SESSION_COOKIE_SAMESITE": "Lax",
     }
 
 

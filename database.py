@@ -21,7 +21,7 @@ from connection_pool import (Connection, ConnectionPool, DatabaseUnavailable, Po
                              PoolTimeout)
 
 SCHEMA_FILE = Path(__file__).with_name("schema_postgres.sql")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # Any constant works; it only has to be the same in every process applying the schema.
 SCHEMA_LOCK_KEY = 7_214_052_019
 
@@ -115,6 +115,17 @@ def transaction(conn: Connection | None = None):
                 conn.commit()
     finally:
         conn.transaction_depth = depth
+
+
+def fetch_all(cur) -> list[dict]:
+    """The cursor's remaining rows as dicts keyed by column name."""
+    names = [column.name for column in cur.description]
+    return [dict(zip(names, values)) for values in cur.fetchall()]
+
+
+def fetch_one(cur) -> dict | None:
+    values = cur.fetchone()
+    return None if values is None else dict(zip([column.name for column in cur.description], values))
 
 
 # -- schema -------------------------------------------------------------------------

@@ -4,10 +4,11 @@ from __future__ import annotations
 import logging
 
 import psycopg2
-from flask import jsonify, render_template, request
+from flask import jsonify, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
 import db_config
+import spotify
 from database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,18 @@ def database_connection_lost(exc: psycopg2.Error):
                           retry_after=DatabaseUnavailable.retry_after)
 
 
+def spotify_error(exc: spotify.SpotifyError):
+    log.warning("%s on %s: %s", type(exc).__name__, request.path, exc.message)
+    if isinstance(exc, spotify.LoginRequired):
+        session.pop("user_id", None)
+        if not wants_json():
+            return redirect(url_for("auth.login_page"))
+        return error_response(401, "Please log in again", exc.message)
+    if isinstance(exc, spotify.RateLimited):
+        return error_response(503, "Spotify asked us to wait", exc.message, retry_after=exc.retry_after)
+    return error_response(exc.status, "Spotify is not answering", exc.message)
+
+
 def http_error(exc: HTTPException):
     return error_response(exc.code or 500, exc.name, exc.description or "")
 
@@ -61,6 +74,7 @@ def init_app(app) -> None:
     app.register_error_handler(db_config.DatabaseConfigError, database_unavailable_config)
     app.register_error_handler(psycopg2.OperationalError, database_connection_lost)
     app.register_error_handler(psycopg2.InterfaceError, database_connection_lost)
+    app.register_error_handler(spotify.SpotifyError, spotify_error)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)
 

@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS schema_version (
     applied_at  timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO schema_version (version, description)
-VALUES (1, 'users, tokens, artists, tracks, snapshots, library, plays, playlists')
+VALUES (1, 'users, tokens, artists, tracks, snapshots, library, plays, playlists'),
+       (2, 'sync_runs; parse_release_date()')
 ON CONFLICT (version) DO NOTHING;
 
 -- Keeps updated_at true without every writer remembering to set it.
@@ -26,6 +27,25 @@ LANGUAGE plpgsql AS $$
 BEGIN
     NEW.updated_at := now();
     RETURN NEW;
+END;
+$$;
+
+-- Spotify release dates come as 'YYYY', 'YYYY-MM' or 'YYYY-MM-DD' (and, in real data,
+-- sometimes '0000'). Returns the first day of what is known, or NULL when the text is
+-- not a real date, so one bad album never aborts a sync or a migration.
+CREATE OR REPLACE FUNCTION parse_release_date(value text, date_precision text) RETURNS date
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    IF value IS NULL OR value !~ '^\d{4}(-\d{2}(-\d{2})?)?$' OR left(value, 4)::int < 1000 THEN
+        RETURN NULL;
+    END IF;
+    RETURN CASE coalesce(date_precision, CASE length(value) WHEN 4 THEN 'year' WHEN 7 THEN 'month' ELSE 'day' END)
+        WHEN 'year' THEN make_date(left(value, 4)::int, 1, 1)
+        WHEN 'month' THEN make_date(left(value, 4)::int, substr(value, 6, 2)::int, 1)
+        ELSE make_date(left(value, 4)::int, substr(value, 6, 2)::int, substr(value, 9, 2)::int)
+    END;
+EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR numeric_value_out_of_range THEN
+    RETURN NULL;
 END;
 $$;
 
@@ -162,6 +182,24 @@ CREATE TABLE IF NOT EXISTS playlist_tracks (
     playlist_id bigint NOT NULL REFERENCES playlists (id) ON DELETE CASCADE,
     track_id    text NOT NULL REFERENCES tracks (spotify_id),
     position    integer NOT NULL CHECK (position >= 0),
+    added_at    timestamptz,               -- when the entry was added (legacy imports keep theirs)
     PRIMARY KEY (playlist_id, track_id)
 );
+ALTER TABLE playlist_tracks ADD COLUMN IF NOT EXISTS added_at timestamptz;  -- databases made before it
 CREATE INDEX IF NOT EXISTS playlist_tracks_track_idx ON playlist_tracks (track_id);
+
+-- One row per sync: progress for the page that polls it, the summary, or what failed.
+-- The partial unique index allows one running sync per user at a time.
+CREATE TABLE IF NOT EXISTS sync_runs (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id     bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    status      text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'succeeded', 'failed')),
+    stage       text NOT NULL DEFAULT 'starting',
+    summary     jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(summary) = 'object'),
+    error       text,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    CONSTRAINT sync_runs_finished_when_done CHECK ((status = 'running') = (finished_at IS NULL))
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sync_runs_one_running_per_user ON sync_runs (user_id) WHERE status = 'running';
+CREATE INDEX IF NOT EXISTS sync_runs_user_idx ON sync_runs (user_id, started_at DESC);

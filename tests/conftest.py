@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime, timezone
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -24,8 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import database  # noqa: E402
+import spotify_emulator  # noqa: E402
 import db_config  # noqa: E402
 from app import create_app  # noqa: E402
+
+# The emulator's "now": frozen, so top tracks and libraries are the same in every run.
+FROZEN_NOW = datetime(2026, 11, 2, 18, 30, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="session")
@@ -110,10 +115,10 @@ def conn(db_url):
 
 
 @pytest.fixture
-def app(db_url, conn, tmp_path):
+def app(db_url, conn, emulator):
     """The app on the session database; each request uses the test's rolled-back ``conn``."""
     application = create_app({"TESTING": True, "DATABASE_URL": db_url, "SECRET_KEY": "test",
-                              "DB_POOL_MIN": 0})
+                              "DB_POOL_MIN": 0, "SPOTIFY_EMULATOR_URL": emulator.base_url})
 
     @application.before_request
     def use_test_connection():
@@ -132,3 +137,12 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """One Spotify emulator for the session (real HTTP on a free port), clock frozen."""
+    server = spotify_emulator.serve_in_thread()
+    server.state.set_now(FROZEN_NOW)
+    yield server
+    server.stop()

@@ -11,7 +11,7 @@ import hashlib
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -24,25 +24,16 @@ sys.path.insert(0, str(ROOT))
 
 import emulator_catalogue  # noqa: E402
 import emulator_listeners  # noqa: E402
-from spotify_emulator import DEMO_USERS, serve_in_thread  # noqa: E402
+from spotify_emulator import DEMO_USERS  # noqa: E402
+from conftest import FROZEN_NOW  # noqa: E402
 from openapi_contract import find_operation, load_spec, response_problems  # noqa: E402
 
-FROZEN_NOW = datetime(2026, 11, 2, 18, 30, tzinfo=timezone.utc)
 REDIRECT_URI = "http://127.0.0.1:5000/callback"
 ALL_SCOPES = ("user-read-private user-top-read user-library-read user-read-recently-played "
               "playlist-modify-private playlist-modify-public")
 
 
 # ----------------------------------------------------------------- fixtures
-
-@pytest.fixture(scope="session")
-def emulator():
-    """One emulator for the session, its clock frozen so "today's" charts never move."""
-    server = serve_in_thread()
-    server.state.set_now(FROZEN_NOW)
-    yield server
-    server.stop()
-
 
 @pytest.fixture(autouse=True)
 def clean_faults(emulator):

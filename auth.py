@@ -1,0 +1,101 @@
+"""Log in with Spotify, the callback, log out. Tokens stay on the server; the session
+cookie carries only the user id and the one-time OAuth state."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import secrets
+
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request, session,
+                   url_for)
+
+import spotify
+import sync
+import users_db
+from database import transaction
+
+bp = Blueprint("auth", __name__)
+
+
+def settings() -> spotify.SpotifySettings:
+    base = spotify.settings_for(current_app)
+    if base.redirect_uri:
+        return base
+    # Demo mode: come back to wherever this app is being served.
+    return dataclasses.replace(base, redirect_uri=url_for("auth.callback", _external=True))
+
+
+def current_user_id() -> int | None:
+    return session.get("user_id")
+
+
+def login_required(view):
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if current_user_id() is None:
+            if request.path.startswith("/api/"):
+                abort(401, "Please log in with Spotify.")
+            return redirect(url_for("auth.login_page"))
+        return view(*args, **kwargs)
+    return wrapped
+
+
+@bp.get("/login")
+def login_page():
+    return render_template("auth/login.html", demo=spotify.settings_for(current_app).demo)
+
+
+@bp.post("/login")
+def login():
+    state = secrets.token_urlsafe(32)
+    session["oauth_state"] = state
+    return redirect(spotify.authorize_url(settings(), state))
+
+
+def refuse(message: str):
+    return render_template("auth/login_failed.html", message=message), 400
+
+
+@bp.get("/callback")
+def callback():
+    expected_state = session.pop("oauth_state", None)  # one use only, whatever happens next
+    if request.args.get("error"):
+        return refuse(f"Spotify did not let you in ({request.args['error']}). Nothing was stored.")
+    if not expected_state or not secrets.compare_digest(expected_state, request.args.get("state", "")):
+        return refuse("This login link is not valid or has already been used (state mismatch). "
+                      "Please start again from the login page.")
+    code = request.args.get("code", "")
+    if not code:
+        return refuse("Spotify came back without a login code. Please start again.")
+    try:
+        user_id, first_visit = complete_login(code)
+    except spotify.AuthorizationFailed as exc:
+        return refuse(exc.message)
+    session.clear()
+    session["user_id"] = user_id
+    session.permanent = True
+    if first_visit:
+        try:
+            sync.sync_in_background(spotify.settings_for(current_app), user_id)
+            flash("Welcome! Your first sync is running.")
+        except sync.SyncAlreadyRunning:
+            pass
+    return redirect(url_for("dashboard.index"))
+
+
+def complete_login(code: str) -> tuple[int, bool]:
+    """Exchange the code, read the profile, store user and tokens in one transaction."""
+    config = settings()
+    tokens = spotify.exchange_code(config, code)
+    profile = spotify.SpotifyClient(config, tokens["access_token"]).me()
+    with transaction() as cur:
+        user = (users_db.claim_legacy_placeholder(cur, profile["id"], profile.get("display_name"))
+                or users_db.upsert_user(cur, profile["id"], profile.get("display_name")))
+        spotify.store_tokens(cur, config, user["id"], tokens, consented=True)
+    return user["id"], user["last_synced_at"] is None
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("home.index"))

@@ -1,0 +1,375 @@
+"""Everything that talks to Spotify; the only module that imports spotipy.
+
+- OAuth: authorization-code flow with a one-time ``state``; codes exchanged with
+  ``check_cache=False``; spotipy only ever sees a ``MemoryCacheHandler`` (its default file
+  cache would share one token between all users).
+- Tokens live in ``spotify_tokens`` (users_db), the refresh token encrypted with Fernet
+  under a key derived from the app's secret; refreshed a minute before expiry, under a row
+  lock so two workers never refresh at once. ``invalid_grant`` (revoked, or the 6-month
+  expiry) deletes the token and raises ``LoginRequired``.
+- Retries are ours, not spotipy's: a 429 is waited out only while the total wait stays
+  under ``RATE_LIMIT_WAIT_CAP`` seconds, else ``RateLimited`` tells the person how long
+  Spotify wants; 5xx and timeouts get two quick retries, then ``SpotifyUnavailable``.
+- Answers come back as plain dicts and lists; nothing outside this file sees spotipy.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import requests
+import spotipy
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from spotipy.exceptions import SpotifyException, SpotifyOauthError
+
+import users_db
+from database import transaction
+
+SCOPES = ("user-top-read user-library-read user-read-recently-played "
+          "playlist-modify-private playlist-modify-public")
+TIME_RANGES = ("short_term", "medium_term", "long_term")
+RATE_LIMIT_WAIT_CAP = 10       # seconds a request may spend waiting out 429s
+REQUEST_TIMEOUT = 10           # seconds per HTTP call to Spotify
+REFRESH_MARGIN = timedelta(seconds=60)
+SERVER_ERROR_RETRIES = 2
+REFRESH_TOKEN_LIFETIME = timedelta(days=182)  # Spotify: 6 months after consent
+
+log = logging.getLogger(__name__)
+# spotipy logs every non-2xx at ERROR with the full URL; _call logs what matters instead.
+logging.getLogger("spotipy.client").setLevel(logging.CRITICAL)
+
+
+class SpotifyError(Exception):
+    """Something a person should be told about; ``status`` is the HTTP status to answer with."""
+
+    status = 502
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class LoginRequired(SpotifyError):
+    status = 401
+
+
+class AuthorizationFailed(SpotifyError):
+    status = 400
+
+
+class RateLimited(SpotifyError):
+    status = 503
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"Spotify asked us to wait {retry_after} s before trying again.")
+        self.retry_after = retry_after
+
+
+class SpotifyUnavailable(SpotifyError):
+    status = 502
+
+
+class SpotifyForbidden(SpotifyError):
+    """403: this app may not use the endpoint (audio features for new apps)."""
+
+    status = 502
+
+
+@dataclass(frozen=True)
+class SpotifySettings:
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    secret_key: str
+    accounts_url: str = "https://accounts.spotify.com"
+    api_url: str = "https://api.spotify.com"
+    demo: bool = False
+    timeout: float = REQUEST_TIMEOUT
+    demo_backfill_weeks: int = 26  # a new demo user sees six months of weekly history at once
+    # Audio features answer 403 for new apps; once seen, stop asking for this process's life.
+    audio_features_forbidden: dict = field(default_factory=lambda: {"value": False}, compare=False)
+
+
+# -- OAuth ------------------------------------------------------------------------
+def oauth_manager(settings: SpotifySettings, state: str | None = None) -> spotipy.SpotifyOAuth:
+    manager = spotipy.SpotifyOAuth(
+        client_id=settings.client_id, client_secret=settings.client_secret,
+        redirect_uri=settings.redirect_uri, scope=SCOPES, state=state, open_browser=False,
+        cache_handler=spotipy.MemoryCacheHandler(), requests_timeout=settings.timeout)
+    manager.OAUTH_AUTHORIZE_URL = settings.accounts_url + "/authorize"
+    manager.OAUTH_TOKEN_URL = settings.accounts_url + "/api/token"
+    return manager
+
+
+def authorize_url(settings: SpotifySettings, state: str) -> str:
+    return oauth_manager(settings, state).get_authorize_url()
+
+
+def exchange_code(settings: SpotifySettings, code: str) -> dict:
+    """Trade a one-time authorization code for {access_token, refresh_token, expires_at, scope}."""
+    manager = oauth_manager(settings)
+    try:
+        with warnings.catch_warnings():  # as_dict=True is "deprecated" but the only way to get the refresh token
+            warnings.simplefilter("ignore", DeprecationWarning)
+            info = manager.get_access_token(code, as_dict=True, check_cache=False)
+    except SpotifyOauthError as exc:
+        raise AuthorizationFailed(f"Spotify refused the login ({exc.error or 'unknown error'}). "
+                                  "Please try logging in again.") from None
+    except requests.RequestException:
+        raise SpotifyUnavailable("Spotify did not answer while logging you in. Please try again.") from None
+    return token_record(info)
+
+
+def token_record(info: dict) -> dict:
+    if not isinstance(info, dict) or not info.get("access_token"):
+        raise SpotifyUnavailable("Spotify sent a login answer we could not read.")
+    return {"access_token": info["access_token"], "refresh_token": info.get("refresh_token"),
+            "expires_at": datetime.fromtimestamp(int(info["expires_at"]), timezone.utc),
+            "scope": info.get("scope") or SCOPES}
+
+
+# -- token storage ------------------------------------------------------------------
+def _fernet(settings: SpotifySettings) -> Fernet:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=b"music-time-machine refresh tokens").derive(settings.secret_key.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def encrypt_refresh_token(settings: SpotifySettings, token: str | None) -> bytes | None:
+    return None if token is None else _fernet(settings).encrypt(token.encode())
+
+
+def decrypt_refresh_token(settings: SpotifySettings, blob) -> str | None:
+    if blob is None:
+        return None
+    try:
+        return _fernet(settings).decrypt(bytes(blob)).decode()
+    except InvalidToken:
+        return None  # the secret key changed: the person simply logs in again
+
+
+def store_tokens(cur, settings: SpotifySettings, user_id: int, record: dict, consented: bool) -> None:
+    users_db.save_tokens(
+        cur, user_id, access_token=record["access_token"],
+        refresh_token_encrypted=encrypt_refresh_token(settings, record.get("refresh_token")),
+        expires_at=record["expires_at"], scope=record["scope"],
+        refresh_token_expires_at=(datetime.now(timezone.utc) + REFRESH_TOKEN_LIFETIME) if consented else None)
+
+
+def access_token_for(settings: SpotifySettings, user_id: int) -> str:
+    """A valid access token for the user, refreshed if it is about to expire."""
+    with transaction() as cur:
+        outcome = _current_or_refreshed_token(cur, settings, user_id)
+    # Raised only now, after the commit: a dead token's deletion must stick.
+    if isinstance(outcome, SpotifyError):
+        raise outcome
+    return outcome
+
+
+def _current_or_refreshed_token(cur, settings: SpotifySettings, user_id: int):
+    tokens = users_db.lock_tokens(cur, user_id)  # FOR UPDATE: one refresh at a time per user
+    if tokens is None:
+        return LoginRequired("Please log in with Spotify.")
+    if tokens["expires_at"] - REFRESH_MARGIN > datetime.now(timezone.utc):
+        return tokens["access_token"]
+    refresh_token = decrypt_refresh_token(settings, tokens["refresh_token_encrypted"])
+    if refresh_token is None:
+        users_db.delete_tokens(cur, user_id)
+        return LoginRequired("Your Spotify session has ended. Please log in again.")
+    try:
+        info = oauth_manager(settings).refresh_access_token(refresh_token)
+    except SpotifyOauthError as exc:
+        if exc.error == "invalid_grant":
+            users_db.delete_tokens(cur, user_id)
+            return LoginRequired("Spotify no longer accepts this app's access to your account "
+                                 "(it was revoked or is older than six months). Please log in again.")
+        return SpotifyUnavailable("Spotify refused to renew your session. Please try again later.")
+    except requests.RequestException:
+        return SpotifyUnavailable("Spotify did not answer while renewing your session.")
+    record = token_record(info)
+    store_tokens(cur, settings, user_id, record, consented=False)
+    return record["access_token"]
+
+
+# -- the Web API --------------------------------------------------------------------
+class SpotifyClient:
+    """The calls the app makes, each returning plain dicts, with our retry policy."""
+
+    def __init__(self, settings: SpotifySettings, access_token: str, sleep=time.sleep):
+        self.settings = settings
+        self._sleep = sleep
+        # A plain session: spotipy's own retrying session sleeps through a whole
+        # Retry-After and then reports a 429 without its headers.
+        self._sp = spotipy.Spotify(auth=access_token, requests_session=requests.Session(),
+                                   requests_timeout=settings.timeout)
+        self._sp.prefix = settings.api_url + "/v1/"
+
+    @classmethod
+    def for_user(cls, settings: SpotifySettings, user_id: int) -> "SpotifyClient":
+        return cls(settings, access_token_for(settings, user_id))
+
+    def _call(self, method, *args, **kwargs):
+        try:
+            return self._call_with_retries(method, *args, **kwargs)
+        except SpotifyError as exc:
+            log.warning("Spotify call %s failed: %s", getattr(method, "__name__", method), exc.message)
+            raise
+
+    def _call_with_retries(self, method, *args, **kwargs):
+        waited, server_errors = 0, 0
+        while True:
+            try:
+                result = method(*args, **kwargs)
+            except SpotifyException as exc:
+                if exc.http_status == 429:
+                    retry_after = retry_after_seconds(exc.headers)
+                    if waited + retry_after > RATE_LIMIT_WAIT_CAP:
+                        raise RateLimited(retry_after) from None
+                    waited += retry_after
+                    self._sleep(retry_after)
+                    continue
+                if exc.http_status == 403:
+                    raise SpotifyForbidden("Spotify does not let this app use that feature.") from None
+                if exc.http_status == 401:
+                    raise LoginRequired("Spotify no longer accepts our session. Please log in again.") from None
+                if exc.http_status >= 500 and server_errors < SERVER_ERROR_RETRIES:
+                    server_errors += 1
+                    self._sleep(0.5 * server_errors)
+                    continue
+                raise SpotifyUnavailable(f"Spotify answered with an error ({exc.http_status}). "
+                                         "Please try again later.") from None
+            except requests.RequestException:
+                if server_errors < 1:  # once: a timeout already cost a whole REQUEST_TIMEOUT
+                    server_errors += 1
+                    continue
+                raise SpotifyUnavailable("Spotify did not answer in time. Please try again later.") from None
+            if result is None or not isinstance(result, (dict, list)):
+                raise SpotifyUnavailable("Spotify sent an answer we could not read.")
+            return result
+
+    def _all_pages(self, first_page: dict, item_check) -> list:
+        items, page = [], first_page
+        while True:
+            page_items = page.get("items") if isinstance(page, dict) else None
+            if not isinstance(page_items, list) or not all(item_check(i) for i in page_items):
+                raise SpotifyUnavailable("Spotify sent a page of results we could not read.")
+            items.extend(page_items)
+            if not page.get("next"):
+                return items
+            page = self._call(self._sp.next, page)
+
+    def me(self) -> dict:
+        profile = self._call(self._sp.me)
+        if not isinstance(profile.get("id"), str) or not profile["id"]:
+            raise SpotifyUnavailable("Spotify sent a profile we could not read.")
+        return profile
+
+    def top_tracks(self, time_range: str, as_of: date | None = None) -> list:
+        """Every top track for the range, best first. ``as_of`` is an emulator extension
+        (demo mode only) that answers as Spotify would have on that day."""
+        params = {"time_range": time_range, "limit": 50, "offset": 0}
+        if as_of is not None:
+            if not self.settings.demo:
+                raise ValueError("as_of only exists on the emulator")
+            params["as_of"] = as_of.isoformat()
+        first = self._call(self._sp._get, "me/top/tracks", **params)
+        return self._all_pages(first, is_track_object)
+
+    def saved_tracks(self) -> list:
+        first = self._call(self._sp.current_user_saved_tracks, limit=50)
+        return self._all_pages(first, lambda i: isinstance(i, dict) and "added_at" in i
+                               and is_track_object(i.get("track")))
+
+    def recently_played(self) -> list:
+        page = self._call(self._sp.current_user_recently_played, limit=50)
+        return self._all_pages({**page, "next": None}, lambda i: isinstance(i, dict) and "played_at" in i
+                               and is_track_object(i.get("track")))
+
+    def audio_features(self, track_ids: list) -> list:
+        """Audio features for the tracks, or [] when Spotify forbids them (new apps)."""
+        flag = self.settings.audio_features_forbidden
+        if flag["value"] or not track_ids:
+            return []
+        found = []
+        for start in range(0, len(track_ids), 100):
+            try:
+                answer = self._call(self._sp.audio_features, track_ids[start:start + 100])
+            except SpotifyForbidden:
+                flag["value"] = True
+                log.info("audio features are forbidden for this Spotify app; not asking again")
+                return found
+            found.extend(f for f in answer if isinstance(f, dict) and f.get("id"))
+        return found
+
+    def search_tracks(self, query: str, limit: int = 10, offset: int = 0) -> list:
+        answer = self._call(self._sp.search, q=query, type="track", limit=min(limit, 10), offset=offset)
+        return [t for t in answer.get("tracks", {}).get("items", []) if is_track_object(t)]
+
+    def create_playlist(self, name: str, description: str, public: bool = False) -> dict:
+        return self._call(self._sp.current_user_playlist_create, name, public=public, description=description)
+
+    def add_to_playlist(self, playlist_id: str, uris: list) -> None:
+        for start in range(0, len(uris), 100):  # Spotify takes at most 100 per request
+            self._call(self._sp.playlist_add_items, playlist_id, uris[start:start + 100])
+
+
+def is_track_object(value) -> bool:
+    """Local files and removed tracks come without an id; a real track has one."""
+    return value is None or (isinstance(value, dict) and (value.get("id") is None or isinstance(value.get("id"), str)))
+
+
+def retry_after_seconds(headers) -> int:
+    try:
+        return max(1, int(float((headers or {}).get("Retry-After", 1))))
+    except (TypeError, ValueError):
+        return 1
+
+
+# -- app wiring -----------------------------------------------------------------------
+def init_app(app) -> None:
+    """Real Spotify when SPOTIPY_CLIENT_ID is set; otherwise demo mode on the emulator."""
+    config = app.config
+    timeout = float(config.get("SPOTIFY_REQUEST_TIMEOUT") or REQUEST_TIMEOUT)
+    if config.get("SPOTIPY_CLIENT_ID"):
+        settings = SpotifySettings(
+            client_id=config["SPOTIPY_CLIENT_ID"], client_secret=config.get("SPOTIPY_CLIENT_SECRET") or "",
+            redirect_uri=config.get("SPOTIPY_REDIRECT_URI") or "http://127.0.0.1:5000/callback",
+            secret_key=config["SECRET_KEY"],
+            accounts_url=config.get("SPOTIFY_ACCOUNTS_URL") or "https://accounts.spotify.com",
+            api_url=config.get("SPOTIFY_API_URL") or "https://api.spotify.com", timeout=timeout)
+    else:
+        emulator_url = config.get("SPOTIFY_EMULATOR_URL") or demo_emulator_url()
+        import spotify_emulator
+        settings = SpotifySettings(
+            client_id=spotify_emulator.DEMO_CLIENT_ID, client_secret=spotify_emulator.DEMO_CLIENT_SECRET,
+            redirect_uri=config.get("SPOTIPY_REDIRECT_URI") or "", secret_key=config["SECRET_KEY"],
+            accounts_url=emulator_url, api_url=emulator_url, demo=True, timeout=timeout,
+            demo_backfill_weeks=int(config.get("DEMO_BACKFILL_WEEKS") or 26))
+    app.extensions["spotify"] = settings
+
+
+_demo_emulator = None
+
+
+def demo_emulator_url() -> str:
+    """Start this process's emulator on a thread of its own (a request of the app never
+    waits on an HTTP call to its own worker). gunicorn starts one in the master instead
+    (gunicorn.conf.py) and passes SPOTIFY_EMULATOR_URL to every worker."""
+    global _demo_emulator
+    if _demo_emulator is None:
+        import os
+        import spotify_emulator
+        _demo_emulator = spotify_emulator.serve_in_thread(
+            host="127.0.0.1", port=int(os.environ.get("SPOTIFY_EMULATOR_PORT", "0")))
+        log.info("demo mode: Spotify emulator at %s", _demo_emulator.base_url)
+    return _demo_emulator.base_url
+
+
+def settings_for(app) -> SpotifySettings:
+    return app.extensions["spotify"]

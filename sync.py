@@ -1,0 +1,214 @@
+"""A user's sync: top tracks for three ranges, the library and recently played.
+
+Everything is fetched from Spotify first, with no transaction open (a slow Spotify must
+not hold a database connection or locks), then written in ONE transaction, one statement
+per thousand rows, never one per row. A failure anywhere leaves the database as it was. Progress and the
+outcome go to ``sync_runs`` in small transactions of their own, so another worker can show
+them while the sync runs.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import click
+import psycopg2
+from flask import current_app
+from flask.cli import with_appcontext
+from psycopg2.extras import Json
+
+import library_db
+import snapshots
+import sync_runs_db
+import tracks_db
+import users_db
+from database import transaction
+from spotify import TIME_RANGES, SpotifyClient, SpotifyError, SpotifySettings, settings_for
+
+
+log = logging.getLogger(__name__)
+
+
+class SyncAlreadyRunning(Exception):
+    pass
+
+
+@dataclass
+class Fetched:
+    top: dict = field(default_factory=dict)            # time range -> track objects, best first
+    saved: list = field(default_factory=list)          # {added_at, track}
+    plays: list = field(default_factory=list)          # {played_at, track}
+    history: dict = field(default_factory=dict)        # (day, range) -> track objects (demo backfill)
+
+
+def fetch_everything(client: SpotifyClient, report, backfill_from: date | None, backfill_weeks: int = 0) -> Fetched:
+    fetched = Fetched()
+    for time_range in TIME_RANGES:
+        report(f"Reading your {time_range.replace('_', ' ')} top tracks")
+        fetched.top[time_range] = client.top_tracks(time_range)
+    report("Reading your library")
+    fetched.saved = client.saved_tracks()
+    report("Reading what you played recently")
+    fetched.plays = client.recently_played()
+    if backfill_from is not None:
+        for week in range(1, backfill_weeks + 1):
+            report(f"Reading demo history: week {week} of {backfill_weeks}")
+            day = backfill_from - timedelta(weeks=week)
+            for time_range in TIME_RANGES:
+                fetched.history[(day, time_range)] = client.top_tracks(time_range, as_of=day)
+    return fetched
+
+
+def track_id(track) -> str | None:
+    return track.get("id") if isinstance(track, dict) and isinstance(track.get("id"), str) else None
+
+
+def store_everything(cur, user_id: int, day: date, fetched: Fetched) -> dict:
+    """Write one sync in one transaction: the shared catalogue first (in a global lock
+    order, see tracks_db), then this user's snapshots, library and plays."""
+    every_track = [*(t for ts in [*fetched.top.values(), *fetched.history.values()] for t in ts),
+                   *(i.get("track") for i in fetched.saved), *(i.get("track") for i in fetched.plays)]
+    new = tracks_db.upsert_catalogue(cur, every_track)
+    summary = {"day": day.isoformat(), "top": {}, "new_tracks": new["tracks"], "new_artists": new["artists"],
+               # local files and tracks Spotify withdrew come without an id: counted, not stored
+               "skipped_without_id": sum(1 for t in every_track if track_id(t) is None)}
+
+    for time_range, tracks in fetched.top.items():
+        summary["top"][time_range] = snapshots.store_top_tracks(
+            cur, user_id, day, time_range, [track_id(t) for t in tracks])
+    for (past_day, time_range), tracks in sorted(fetched.history.items()):
+        snapshots.store_top_tracks(cur, user_id, past_day, time_range, [track_id(t) for t in tracks])
+    summary["backfilled_snapshots"] = len({d for d, _ in fetched.history})
+
+    saved = [(track_id(i.get("track")), i["added_at"]) for i in fetched.saved if track_id(i.get("track"))]
+    newly_saved = sum(library_db.store_saved_tracks(cur, user_id, [s[0] for s in chunk], [s[1] for s in chunk])
+                      for chunk in tracks_db.chunks(saved))
+    removed = library_db.forget_unsaved(cur, user_id, [s[0] for s in saved])
+    summary["library"] = {"saved": len({s[0] for s in saved}), "newly_saved": newly_saved, "removed": removed}
+
+    plays = [(track_id(i.get("track")), i["played_at"]) for i in fetched.plays if track_id(i.get("track"))]
+    summary["new_plays"] = library_db.store_plays(cur, user_id, [p[0] for p in plays], [p[1] for p in plays])
+    users_db.mark_synced(cur, user_id)
+    return summary
+
+
+def enrich_with_audio_features(client: SpotifyClient, track_ids: list) -> str:
+    """Optional: new Spotify apps get 403 here, which must never fail a sync."""
+    with transaction() as cur:
+        missing = tracks_db.tracks_without_audio_features(cur, track_ids)
+    try:
+        features = client.audio_features(missing)
+    except SpotifyError as exc:
+        log.info("audio features skipped: %s", exc.message)
+        return "skipped: " + exc.message
+    if client.settings.audio_features_forbidden["value"]:
+        return "not available to this Spotify app"
+    with transaction() as cur:
+        return f"added for {tracks_db.store_audio_features(cur, Json(features))} tracks"
+
+
+def sync_user(settings: SpotifySettings, user_id: int, day: date | None = None, report=None) -> dict:
+    """Fetch and store one user's Spotify data as the snapshot of ``day`` (default today)."""
+    day = day or date.today()
+    report = report or (lambda stage: None)
+    client = SpotifyClient.for_user(settings, user_id)
+    with transaction() as cur:
+        first_sync = not snapshots.has_snapshots(cur, user_id)
+    fetched = fetch_everything(client, report, backfill_from=day if settings.demo and first_sync else None,
+                               backfill_weeks=settings.demo_backfill_weeks)
+    report("Saving")
+    with transaction() as cur:
+        summary = store_everything(cur, user_id, day, fetched)
+    report("Adding audio features")
+    ids = sorted({track_id(t) for ts in fetched.top.values() for t in ts if track_id(t)})
+    summary["audio_features"] = enrich_with_audio_features(client, ids)
+    return summary
+
+
+def run_sync(settings: SpotifySettings, user_id: int, run_id: int, day: date | None = None) -> dict:
+    """Run a recorded sync to its end, recording success or a message a person can read."""
+    def report(stage: str) -> None:
+        with transaction() as cur:
+            sync_runs_db.set_stage(cur, run_id, stage)
+
+    try:
+        summary = sync_user(settings, user_id, day, report)
+    except SpotifyError as exc:
+        outcome = {"error": exc.message}
+    except psycopg2.DataError:
+        log.exception("sync %s: Spotify data did not fit the schema", run_id)
+        outcome = {"error": "Spotify sent data we could not store; nothing was changed. Please try again later."}
+    except psycopg2.Error:
+        log.exception("sync %s: database error", run_id)
+        outcome = {"error": "The database failed during the sync; nothing was changed. Please try again."}
+    except Exception:
+        log.exception("sync %s failed unexpectedly", run_id)
+        outcome = {"error": "The sync failed unexpectedly; nothing was changed. It has been logged."}
+    else:
+        outcome = {"summary": summary}
+    with transaction() as cur:
+        if "summary" in outcome:
+            sync_runs_db.finish_run(cur, run_id, outcome["summary"])
+        else:
+            sync_runs_db.fail_run(cur, run_id, outcome["error"])
+    return outcome
+
+
+def start_run(user_id: int) -> int:
+    with transaction() as cur:
+        run_id = sync_runs_db.start_run(cur, user_id)
+    if run_id is None:
+        raise SyncAlreadyRunning("A sync is already running for you.")
+    return run_id
+
+
+def sync_now(settings: SpotifySettings, user_id: int, day: date | None = None) -> dict:
+    """Start and finish a sync in this thread (the CLI, tests)."""
+    return run_sync(settings, user_id, start_run(user_id), day)
+
+
+def sync_in_background(settings: SpotifySettings, user_id: int) -> int:
+    """Start a sync on a thread of its own; the page polls its sync_runs row."""
+    run_id = start_run(user_id)
+    threading.Thread(target=run_sync, args=(settings, user_id, run_id), name=f"sync-{run_id}",
+                     daemon=True).start()
+    return run_id
+
+
+@click.command("snapshot")
+@with_appcontext
+def snapshot_command():
+    """Sync every user with a live Spotify token (run daily from cron)."""
+    settings = settings_for(current_app)
+    with transaction() as cur:
+        users = users_db.users_with_tokens(cur)
+    failures = 0
+    for user in users:
+        name = user["display_name"] or user["spotify_id"]
+        try:
+            outcome = sync_now(settings, user["id"])
+        except SyncAlreadyRunning:
+            click.echo(f"{name}: skipped, a sync is already running")
+            continue
+        if "error" in outcome:
+            failures += 1
+            click.echo(f"{name}: FAILED: {outcome['error']}")
+        else:
+            click.echo(f"{name}: {describe(outcome['summary'])}")
+    click.echo(f"{len(users) - failures} of {len(users)} users synced.")
+    if failures:
+        raise SystemExit(1)
+
+
+def describe(summary: dict) -> str:
+    top = ", ".join(f"{r.split('_')[0]} {v['ranked']} ({v['entered']} new, {v['moved_up']} up, "
+                    f"{v['moved_down']} down)" for r, v in summary["top"].items())
+    library = summary["library"]
+    return (f"top tracks {top}; library {library['saved']} (+{library['newly_saved']}, "
+            f"-{library['removed']}); {summary['new_tracks']} new tracks; {summary['new_plays']} new plays")
+
+
+def init_app(app) -> None:
+    app.cli.add_command(snapshot_command)

@@ -1,0 +1,129 @@
+"""SQL for tracks and artists. Connection-first (a cursor), never commits.
+
+Spotify's objects go to PostgreSQL whole, as a JSONB array per chunk (through
+``psycopg2.extras.Json``), and SQL pulls the clean columns out of them, so the
+JSON-to-columns mapping lives here, once.
+
+Tracks and artists are shared by every user, so two users syncing at once write the same
+rows. Each transaction takes their row locks in one global order (all artists, then all
+tracks, each sorted by id), which makes deadlocks between concurrent syncs impossible.
+"""
+from __future__ import annotations
+
+from psycopg2.extras import Json
+
+from database import fetch_one
+
+CHUNK = 1000  # objects per statement: big enough for few round trips, small enough to stream
+
+UPSERT_ARTISTS = """
+WITH upserted AS (
+    INSERT INTO artists AS a (spotify_id, name, raw_json)
+    SELECT DISTINCT ON (artist->>'id') artist->>'id', artist->>'name', artist
+    FROM jsonb_array_elements(%s) AS artist
+    WHERE jsonb_typeof(artist) = 'object' AND artist->>'id' IS NOT NULL AND artist->>'name' IS NOT NULL
+    ORDER BY artist->>'id'
+    ON CONFLICT (spotify_id) DO UPDATE
+        SET name = EXCLUDED.name, raw_json = a.raw_json || EXCLUDED.raw_json
+        WHERE (a.name, a.raw_json) IS DISTINCT FROM (EXCLUDED.name, a.raw_json || EXCLUDED.raw_json)
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) AS inserted FROM upserted
+"""
+
+# Rows are only rewritten when the payload changed, so re-syncing unchanged data writes
+# nothing and keeps updated_at.
+UPSERT_TRACKS = """
+WITH incoming AS (
+    SELECT DISTINCT ON (track->>'id')
+           track,
+           track->'album'->>'release_date' AS release_text,
+           track->'album'->>'release_date_precision' AS precision_text,
+           CASE jsonb_typeof(track->'artists') WHEN 'array' THEN track->'artists' ELSE '[]' END AS artists
+    FROM jsonb_array_elements(%s) AS track
+    WHERE jsonb_typeof(track) = 'object' AND track->>'id' IS NOT NULL
+    ORDER BY track->>'id'
+),
+upserted AS (
+    INSERT INTO tracks AS t (spotify_id, name, artist_name, primary_artist_id, album_name, duration_ms,
+                             release_date, release_date_precision, explicit, popularity, spotify_url, raw_json)
+    SELECT track->>'id',
+           coalesce(track->>'name', ''),
+           (SELECT string_agg(artist->>'name', ', ' ORDER BY position)
+              FROM jsonb_array_elements(artists) WITH ORDINALITY AS x(artist, position)),
+           (SELECT spotify_id FROM artists WHERE spotify_id = incoming.artists->0->>'id'),
+           track->'album'->>'name',
+           (track->>'duration_ms')::integer,
+           parse_release_date(release_text, precision_text),
+           CASE WHEN parse_release_date(release_text, precision_text) IS NULL THEN NULL
+                WHEN precision_text IN ('year', 'month', 'day') THEN precision_text
+                WHEN length(release_text) = 4 THEN 'year'
+                WHEN length(release_text) = 7 THEN 'month'
+                ELSE 'day' END,
+           (track->>'explicit')::boolean,
+           (track->>'popularity')::smallint,
+           track->'external_urls'->>'spotify',
+           track
+    FROM incoming
+    ORDER BY track->>'id'
+    ON CONFLICT (spotify_id) DO UPDATE SET
+        name = EXCLUDED.name, artist_name = EXCLUDED.artist_name,
+        primary_artist_id = EXCLUDED.primary_artist_id, album_name = EXCLUDED.album_name,
+        duration_ms = EXCLUDED.duration_ms, release_date = EXCLUDED.release_date,
+        release_date_precision = EXCLUDED.release_date_precision, explicit = EXCLUDED.explicit,
+        popularity = EXCLUDED.popularity, spotify_url = EXCLUDED.spotify_url, raw_json = EXCLUDED.raw_json
+        WHERE t.raw_json IS DISTINCT FROM EXCLUDED.raw_json
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) AS inserted FROM upserted
+"""
+
+
+def chunks(items: list, size: int = CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def upsert_catalogue(cur, track_objects) -> dict:
+    """Upsert Spotify track objects and their artists; returns how many were new.
+
+    Objects without an id (local files, withdrawn tracks) are skipped by the caller's
+    count, not here. Sorted, de-duplicated, chunked: see the module docstring.
+    """
+    tracks = {t["id"]: t for t in track_objects if isinstance(t, dict) and isinstance(t.get("id"), str)}
+    artists = {a["id"]: a for t in tracks.values() for a in (t.get("artists") or [])
+               if isinstance(a, dict) and isinstance(a.get("id"), str)}
+    new = {"artists": 0, "tracks": 0}
+    for chunk in chunks([artists[k] for k in sorted(artists)]):
+        cur.execute(UPSERT_ARTISTS, (Json(chunk),))
+        new["artists"] += cur.fetchone()[0]
+    for chunk in chunks([tracks[k] for k in sorted(tracks)]):
+        cur.execute(UPSERT_TRACKS, (Json(chunk),))
+        new["tracks"] += cur.fetchone()[0]
+    return new
+
+
+def store_audio_features(cur, features) -> int:
+    """Attach audio features (a Json list of Spotify audio-feature objects) to known tracks."""
+    cur.execute("""
+        UPDATE tracks t SET audio_features = f.value
+        FROM jsonb_array_elements(%s) AS f
+        WHERE jsonb_typeof(f.value) = 'object' AND t.spotify_id = f.value->>'id'
+          AND t.audio_features IS DISTINCT FROM f.value
+    """, (features,))
+    return cur.rowcount
+
+
+def tracks_without_audio_features(cur, track_ids: list) -> list:
+    cur.execute("SELECT spotify_id FROM tracks WHERE spotify_id = ANY(%s) AND audio_features IS NULL",
+                (track_ids,))
+    return [row[0] for row in cur.fetchall()]
+
+
+def get_track(cur, track_id: str) -> dict | None:
+    cur.execute("""
+        SELECT spotify_id, name, artist_name, album_name, duration_ms, release_date, release_date_precision,
+               explicit, spotify_url, raw_json->'external_ids'->>'isrc' AS isrc
+        FROM tracks WHERE spotify_id = %s
+    """, (track_id,))
+    return fetch_one(cur)
