@@ -56,6 +56,7 @@ def create_app(state: EmulatorState | None = None) -> Flask:
     app.add_url_rule("/_emulator/faults", view_func=_faults_view, methods=["GET", "POST", "DELETE"])
     app.add_url_rule("/_emulator/users", view_func=_users_view)
     app.add_url_rule("/_emulator/images/<kind>/<obj_id>.svg", view_func=_image_view)
+    app.add_url_rule("/favicon.ico", view_func=_favicon_view)  # browsers ask for it on the consent page
     app.wsgi_app = _TolerateTrailingSlash(app.wsgi_app)
     get_catalogue()   # build now, not inside the first request
     return app
@@ -155,6 +156,10 @@ def _image_view(kind: str, obj_id: str):
     response = Response(objects.cover_svg(kind, obj_id, size), mimetype="image/svg+xml")
     response.headers["Cache-Control"] = "public, max-age=86400"
     return response
+
+
+def _favicon_view():
+    return Response(objects.cover_svg("app", "favicon", 32), mimetype="image/svg+xml")
 
 
 def top_tracks_as_of(user_id: str, time_range: str, as_of: date, base_url: str) -> list:

@@ -10,8 +10,12 @@ Fixtures, after Flask's tutorial: ``app``, ``client``, ``runner``. Database fixt
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import sys
+import threading
+import time
 from datetime import datetime, timezone
 import uuid
 from pathlib import Path
@@ -25,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import database  # noqa: E402
+import spotify  # noqa: E402
 import spotify_emulator  # noqa: E402
 import db_config  # noqa: E402
 from app import create_app  # noqa: E402
@@ -146,3 +151,105 @@ def emulator():
     server.state.set_now(FROZEN_NOW)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def clean_emulator(emulator):
+    emulator.faults.reset()
+    yield emulator
+    emulator.faults.reset()
+
+
+@pytest.fixture
+def db(make_database):
+    """A fresh database with the schema, for tests where the app commits (and syncs run on threads)."""
+    return make_database(schema=True)
+
+
+@pytest.fixture
+def spotify_app(db, clean_emulator, request):
+    """The app in demo mode on the session emulator and a fresh database.
+
+    Two weeks of demo history keep tests fast; parametrize indirectly with a number of
+    weeks for more (``@pytest.mark.parametrize("spotify_app", [26], indirect=True)``).
+    """
+    weeks = getattr(request, "param", 2)
+    application = create_app({"TESTING": True, "DATABASE_URL": db, "SECRET_KEY": "test-secret",
+                              "DB_POOL_MIN": 0, "SPOTIFY_EMULATOR_URL": clean_emulator.base_url,
+                              "SPOTIPY_REDIRECT_URI": "http://127.0.0.1:5000/callback",
+                              "SPOTIFY_REQUEST_TIMEOUT": 1, "DEMO_BACKFILL_WEEKS": weeks})
+    yield application
+    deadline = time.monotonic() + 10
+    while database.get_pool().stats()["in_use"] and time.monotonic() < deadline:
+        time.sleep(0.05)  # let a background sync finish before its database goes
+    database.close_pool()
+
+
+@pytest.fixture
+def logged_in(spotify_app, emulator):
+    """Factory: ``logged_in("ava")`` -> a test client logged in as that demo listener,
+    its first sync finished."""
+    from helpers import log_in, wait_for_sync
+
+    def make(listener: str = "ava"):
+        client = spotify_app.test_client()
+        log_in(client, emulator, listener)
+        status = wait_for_sync(client)
+        assert status["status"] == "succeeded", status
+        return client
+
+    return make
+
+
+@pytest.fixture
+def live_server(spotify_app):
+    """The app served over real HTTP on a free port (for the browser); yields its base URL."""
+    from werkzeug.serving import make_server
+    # the callback must come back to this server, so let demo mode derive it from the request
+    spotify_app.extensions["spotify"] = dataclasses.replace(spotify.settings_for(spotify_app), redirect_uri="")
+    server = make_server("127.0.0.1", 0, spotify_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+    thread.join(5)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright (no browser download)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("chromium is not installed: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser page; ``page.console_errors`` collects console errors and page errors."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    new_page = context.new_page()
+    new_page.console_errors = []
+    new_page.on("console", lambda message: message.type == "error" and new_page.console_errors.append(message.text))
+    new_page.on("pageerror", lambda error: new_page.console_errors.append(str(error)))
+    yield new_page
+    context.close()
+
+
+def browser_log_in(page, base_url: str, listener: str = "ava") -> None:
+    """Log in through the emulator's consent page, as a person would, and wait for the first sync."""
+    page.goto(base_url + "/login")
+    page.get_by_role("button", name="Log in with Spotify").last.click()
+    page.check(f"input[name=user_id][value={listener}]")
+    page.get_by_role("button", name="Agree").click()
+    page.wait_for_url(base_url + "/dashboard")
+    page.wait_for_function("() => !document.body.innerText.includes('Running:')", timeout=60_000)

@@ -3,93 +3,16 @@ PostgreSQL, and the app's own routes. Each test gets a fresh database: syncs com
 run on threads of their own, as in production."""
 from __future__ import annotations
 
-import re
 import time
 from datetime import date, datetime, timedelta, timezone
-from urllib.parse import parse_qsl, urlsplit
 
-import psycopg2
 import pytest
-import requests
 
-import database
 import spotify
 import sync
-from app import create_app
+from helpers import log_in, query, start_login, wait_for_sync
 
-REDIRECT_URI = "http://127.0.0.1:5000/callback"
 TODAY = date(2026, 11, 23)
-
-
-@pytest.fixture(autouse=True)
-def clean_emulator(emulator):
-    emulator.faults.reset()
-    yield
-    emulator.faults.reset()
-
-
-@pytest.fixture
-def db(make_database):
-    return make_database(schema=True)
-
-
-@pytest.fixture
-def spotify_app(db, emulator, request):
-    # Two weeks of demo history keeps most tests fast; the history test asks for the real six months.
-    weeks = getattr(request, "param", 2)
-    application = create_app({"TESTING": True, "DATABASE_URL": db, "SECRET_KEY": "test-secret",
-                              "DB_POOL_MIN": 0, "SPOTIFY_EMULATOR_URL": emulator.base_url,
-                              "SPOTIPY_REDIRECT_URI": REDIRECT_URI, "SPOTIFY_REQUEST_TIMEOUT": 1,
-                              "DEMO_BACKFILL_WEEKS": weeks})
-    yield application
-    deadline = time.monotonic() + 10
-    while database.get_pool().stats()["in_use"] and time.monotonic() < deadline:
-        time.sleep(0.05)  # let a background sync finish before its database goes
-    database.close_pool()
-
-
-def query(db, sql, params=()):
-    with psycopg2.connect(db) as conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        rows = cur.fetchall()
-    conn.close()
-    return rows
-
-
-def csrf_token(client, path="/login"):
-    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
-
-
-def start_login(client) -> dict:
-    """POST /login; returns the authorize request's parameters sent to (emulated) Spotify."""
-    response = client.post("/login", data={"csrf_token": csrf_token(client)})
-    assert response.status_code == 302
-    return dict(parse_qsl(urlsplit(response.headers["Location"]).query))
-
-
-def approve(emulator, params: dict, listener: str) -> dict:
-    """The person clicks "Agree" on Spotify's page; returns the callback's query."""
-    answer = requests.post(emulator.authorize_url, data={**params, "action": "approve", "user_id": listener},
-                           allow_redirects=False, timeout=5)
-    assert answer.status_code == 303
-    return dict(parse_qsl(urlsplit(answer.headers["Location"]).query))
-
-
-def log_in(client, emulator, listener="ava"):
-    callback = approve(emulator, start_login(client), listener)
-    response = client.get("/callback", query_string=callback)
-    assert response.status_code == 302 and response.headers["Location"].endswith("/dashboard")
-    return callback
-
-
-def wait_for_sync(client, timeout=60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = client.get("/api/sync/status").get_json()
-        if status["status"] not in ("running", "never"):
-            return status
-        time.sleep(0.1)
-    raise AssertionError("sync did not finish")
 
 
 def user_id(db, spotify_id):

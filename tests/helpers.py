@@ -1,0 +1,54 @@
+"""Helpers for tests that log in through the Spotify emulator like a person would."""
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import parse_qsl, urlsplit
+
+import psycopg2
+import requests
+
+
+def query(db_url: str, sql: str, params=()) -> list:
+    """Run one statement on its own connection and commit (tests that read what the app wrote)."""
+    with psycopg2.connect(db_url) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall() if cur.description else []
+    conn.close()
+    return rows
+
+
+def csrf_token(client, path="/login") -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def start_login(client) -> dict:
+    """POST /login; returns the authorize request's parameters sent to (emulated) Spotify."""
+    response = client.post("/login", data={"csrf_token": csrf_token(client)})
+    assert response.status_code == 302
+    return dict(parse_qsl(urlsplit(response.headers["Location"]).query))
+
+
+def approve(emulator, params: dict, listener: str) -> dict:
+    """The person clicks "Agree" on Spotify's page; returns the callback's query."""
+    answer = requests.post(emulator.authorize_url, data={**params, "action": "approve", "user_id": listener},
+                           allow_redirects=False, timeout=5)
+    assert answer.status_code == 303
+    return dict(parse_qsl(urlsplit(answer.headers["Location"]).query))
+
+
+def log_in(client, emulator, listener="ava") -> dict:
+    callback = approve(emulator, start_login(client), listener)
+    response = client.get("/callback", query_string=callback)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/dashboard")
+    return callback
+
+
+def wait_for_sync(client, timeout=60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.get("/api/sync/status").get_json()
+        if status["status"] not in ("running", "never"):
+            return status
+        time.sleep(0.1)
+    raise AssertionError("sync did not finish")
