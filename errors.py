@@ -59,6 +59,14 @@ def spotify_error(exc: spotify.SpotifyError):
     return error_response(exc.status, "Spotify is not answering", exc.message)
 
 
+def schema_out_of_date(exc: psycopg2.Error):
+    log.error("503 on %s: the schema is missing or out of date (%s): run `flask --app app init-db`",
+              request.path, db_config.first_line(exc))
+    return error_response(503, "Database not ready",
+                          "The database needs an update. The administrator has been told how in the log.",
+                          retry_after=30)
+
+
 def http_error(exc: HTTPException):
     return error_response(exc.code or 500, exc.name, exc.description or "")
 
@@ -72,6 +80,9 @@ def unexpected_error(exc: Exception):
 def init_app(app) -> None:
     app.register_error_handler(DatabaseUnavailable, database_unavailable)
     app.register_error_handler(db_config.DatabaseConfigError, database_unavailable_config)
+    app.register_error_handler(psycopg2.errors.UndefinedTable, schema_out_of_date)
+    app.register_error_handler(psycopg2.errors.UndefinedColumn, schema_out_of_date)
+    app.register_error_handler(psycopg2.errors.UndefinedFunction, schema_out_of_date)
     app.register_error_handler(psycopg2.OperationalError, database_connection_lost)
     app.register_error_handler(psycopg2.InterfaceError, database_connection_lost)
     app.register_error_handler(spotify.SpotifyError, spotify_error)

@@ -32,3 +32,19 @@ def on_starting(server):
     if pool_max < thread_count:
         server.log.warning("DB_POOL_MAX=%s is below the %s threads per worker: requests will queue "
                            "for connections (up to DB_POOL_TIMEOUT) under load", pool_max, thread_count)
+
+
+def when_ready(server):
+    """Demo mode (no SPOTIPY_CLIENT_ID): one Spotify emulator for all workers, in the master.
+
+    Login codes live in the emulator's memory, so the worker that redirects to it and the
+    one that handles the callback must talk to the same emulator; and no worker may wait
+    on an HTTP call to itself. Workers are forked after this hook and inherit the URL.
+    """
+    if os.environ.get("SPOTIPY_CLIENT_ID") or os.environ.get("SPOTIFY_EMULATOR_URL"):
+        return
+    import spotify_emulator
+    emulator = spotify_emulator.serve_in_thread(host="127.0.0.1",
+                                                port=int(os.environ.get("SPOTIFY_EMULATOR_PORT", "0")))
+    os.environ["SPOTIFY_EMULATOR_URL"] = emulator.base_url
+    server.log.info("demo mode: Spotify emulator at %s", emulator.base_url)

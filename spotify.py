@@ -333,25 +333,28 @@ def retry_after_seconds(headers) -> int:
 
 # -- app wiring -----------------------------------------------------------------------
 def init_app(app) -> None:
-    """Real Spotify when SPOTIPY_CLIENT_ID is set; otherwise demo mode on the emulator."""
-    config = app.config
+    """Real Spotify when SPOTIPY_CLIENT_ID is set; otherwise demo mode on the emulator.
+    Settings are built on first use, so commands that never call Spotify (init-db) never
+    start an emulator."""
+    app.extensions["spotify"] = None
+
+
+def settings_from_config(config) -> SpotifySettings:
     timeout = float(config.get("SPOTIFY_REQUEST_TIMEOUT") or REQUEST_TIMEOUT)
     if config.get("SPOTIPY_CLIENT_ID"):
-        settings = SpotifySettings(
+        return SpotifySettings(
             client_id=config["SPOTIPY_CLIENT_ID"], client_secret=config.get("SPOTIPY_CLIENT_SECRET") or "",
             redirect_uri=config.get("SPOTIPY_REDIRECT_URI") or "http://127.0.0.1:5000/callback",
             secret_key=config["SECRET_KEY"],
             accounts_url=config.get("SPOTIFY_ACCOUNTS_URL") or "https://accounts.spotify.com",
             api_url=config.get("SPOTIFY_API_URL") or "https://api.spotify.com", timeout=timeout)
-    else:
-        emulator_url = config.get("SPOTIFY_EMULATOR_URL") or demo_emulator_url()
-        import spotify_emulator
-        settings = SpotifySettings(
-            client_id=spotify_emulator.DEMO_CLIENT_ID, client_secret=spotify_emulator.DEMO_CLIENT_SECRET,
-            redirect_uri=config.get("SPOTIPY_REDIRECT_URI") or "", secret_key=config["SECRET_KEY"],
-            accounts_url=emulator_url, api_url=emulator_url, demo=True, timeout=timeout,
-            demo_backfill_weeks=int(config.get("DEMO_BACKFILL_WEEKS") or 26))
-    app.extensions["spotify"] = settings
+    import spotify_emulator
+    emulator_url = config.get("SPOTIFY_EMULATOR_URL") or demo_emulator_url()
+    return SpotifySettings(
+        client_id=spotify_emulator.DEMO_CLIENT_ID, client_secret=spotify_emulator.DEMO_CLIENT_SECRET,
+        redirect_uri=config.get("SPOTIPY_REDIRECT_URI") or "", secret_key=config["SECRET_KEY"],
+        accounts_url=emulator_url, api_url=emulator_url, demo=True, timeout=timeout,
+        demo_backfill_weeks=int(config.get("DEMO_BACKFILL_WEEKS") or 26))
 
 
 _demo_emulator = None
@@ -372,4 +375,6 @@ def demo_emulator_url() -> str:
 
 
 def settings_for(app) -> SpotifySettings:
+    if app.extensions.get("spotify") is None:
+        app.extensions["spotify"] = settings_from_config(app.config)
     return app.extensions["spotify"]

@@ -199,3 +199,16 @@ def test_embedded_default_is_shared_by_processes_and_keeps_data_across_restarts(
     restarted, count, restart_time = start_client()
     stop(restarted)
     assert count == 3 and restart_time != server_start  # a new server, the old data
+
+
+def test_a_database_without_the_schema_gets_a_clear_503_not_a_500(fresh_app, make_database):
+    application = fresh_app(DATABASE_URL=make_database(schema=False))
+
+    @application.get("/reads-users")
+    def reads_users():
+        with database.transaction() as cur:
+            cur.execute("SELECT count(*) FROM users")
+        return "ok"
+
+    response = application.test_client().get("/reads-users")
+    assert response.status_code == 503 and b"needs an update" in response.data
