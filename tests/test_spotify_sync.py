@@ -10,7 +10,7 @@ import pytest
 
 import spotify
 import sync
-from helpers import log_in, query, start_login, wait_for_sync
+from helpers import approve, log_in, query, start_login, wait_for_sync
 
 TODAY = date(2026, 11, 23)
 
@@ -248,3 +248,15 @@ def test_snapshot_command_syncs_every_user_and_survives_one_failure(spotify_app,
     chen_line = next(line for line in result.output.splitlines() if line.startswith("Chen"))
     assert "top tracks short" in chen_line
     assert "1 of 2 users synced." in result.output
+
+
+def test_rate_limit_during_login_tells_the_person_how_long_spotify_wants(spotify_app, emulator, db):
+    client = spotify_app.test_client()
+    callback = approve(emulator, start_login(client), "ava")
+    emulator.faults.rate_limit(retry_after=3600, path_prefix="/v1/me")
+    started = time.monotonic()
+    response = client.get("/callback", query_string=callback)
+    assert time.monotonic() - started < 5  # no worker sleeps through an hour
+    assert response.status_code == 503 and response.headers["Retry-After"] == "3600"
+    assert "Spotify asked us to wait 3600 s" in response.get_data(as_text=True)
+    assert users_count(db) == 0
