@@ -16,6 +16,7 @@ import database
 import errors
 import health
 import home
+import security
 import spotify
 import sync
 
@@ -27,10 +28,13 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(settings_from_env(os.environ))
     if config:
         app.config.update(config)
+    app.testing = bool(app.config.get("TESTING"))
+    security.check_secret_key(app, app.config.get("SECRET_KEY"))  # before the development fallback
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    security.init_app(app)
     database.init_app(app)
     errors.init_app(app)
     spotify.init_app(app)
