@@ -16,9 +16,13 @@ import database
 import errors
 import health
 import home
+import playlists
+import search
+import settings
 import security
 import spotify
 import sync
+import tracks
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -29,7 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
     if config:
         app.config.update(config)
     app.testing = bool(app.config.get("TESTING"))
-    security.check_secret_key(app, app.config.get("SECRET_KEY"))  # before the development fallback
+    security.check_production_settings(app, app.config.get("SECRET_KEY"))  # before the development key
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -44,6 +48,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(search.bp)
+    app.register_blueprint(tracks.bp)
+    app.register_blueprint(playlists.bp)
+    app.register_blueprint(settings.bp)
     return app
 
 

@@ -6,6 +6,7 @@ Railway's proxy headers (X-Forwarded-Proto/For/Host) are trusted, one hop deep.
 """
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -26,10 +27,14 @@ def is_production(app) -> bool:
     return bool(app.config.get("SPOTIPY_CLIENT_ID")) and not app.debug and not app.testing
 
 
-def check_secret_key(app, from_environment: str | None) -> None:
+def check_production_settings(app, secret_key: str | None) -> None:
+    """Refuse to start production on settings that would leak sessions or lose data."""
     if not is_production(app):
         return
-    key = from_environment or ""
+    if not (app.config.get("DATABASE_URL") or app.config.get("DB_HOST") or os.environ.get("DB_HOST")):
+        raise InsecureConfiguration("DATABASE_URL is not set: production needs a persistent PostgreSQL "
+                                    "(an embedded one inside a container is lost on every deploy)")
+    key = secret_key or ""
     if not key:
         raise InsecureConfiguration("FLASK_SECRET_KEY is not set: production needs a random key of at least "
                                     f"{MIN_KEY_LENGTH} characters (python -c 'import secrets; print(secrets.token_hex(32))')")
@@ -69,7 +74,7 @@ def add_security_headers(response, app, production: bool):
 
 
 def init_app(app) -> None:
-    """Call after check_secret_key (create_app does it before any fallback key exists)."""
+    """Call after check_production_settings (create_app runs it before any fallback key exists)."""
     production = is_production(app)
     app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=production)

@@ -21,6 +21,13 @@ def test_production_refuses_a_missing_or_weak_secret_key(key, message, monkeypat
         create_app({**PRODUCTION, "SECRET_KEY": key})
 
 
+def test_production_refuses_to_start_without_a_persistent_database(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("DB_HOST", raising=False)
+    with pytest.raises(InsecureConfiguration, match="DATABASE_URL is not set"):
+        create_app({**PRODUCTION, "DATABASE_URL": None, "SECRET_KEY": "x" * 40})
+
+
 def test_production_cookies_are_secure_and_headers_strict(monkeypatch):
     application = create_app({**PRODUCTION, "SECRET_KEY": "x" * 40})
     assert application.config["SESSION_COOKIE_SECURE"] and application.config["SESSION_COOKIE_HTTPONLY"]
