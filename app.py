@@ -16,13 +16,9 @@ import database
 import errors
 import health
 import home
-import playlists
-import search
-import settings
 import security
 import spotify
 import sync
-import tracks
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -48,10 +44,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
-    app.register_blueprint(search.bp)
-    app.register_blueprint(tracks.bp)
-    app.register_blueprint(playlists.bp)
-    app.register_blueprint(settings.bp)
     return app
 
 
@@ -68,6 +60,10 @@ def settings_from_env(environ) -> dict:
         "SPOTIPY_CLIENT_SECRET": environ.get("SPOTIPY_CLIENT_SECRET"),
         "SPOTIPY_REDIRECT_URI": environ.get("SPOTIPY_REDIRECT_URI"),
         "SPOTIFY_EMULATOR_URL": environ.get("SPOTIFY_EMULATOR_URL"),
+        "SPOTIFY_ACCOUNTS_URL": environ.get("SPOTIFY_ACCOUNTS_URL"),
+        "SPOTIFY_API_URL": environ.get("SPOTIFY_API_URL"),
+        "SPOTIFY_REQUEST_TIMEOUT": environ.get("SPOTIFY_REQUEST_TIMEOUT"),
+        "DEMO_BACKFILL_WEEKS": environ.get("DEMO_BACKFILL_WEEKS"),
         "SESSION_COOKIE_SAMESITE": "Lax",
     }
 

@@ -96,7 +96,7 @@ def describe_url(url: str) -> str:
     """The URL with any password replaced, safe to print or log."""
     try:
         parts = urlsplit(url)
-        if parts.password is None:
+        if not parts.password:
             return url
         netloc = parts.netloc.replace(":" + parts.password + "@", ":***@", 1)
         return urlunsplit(parts._replace(netloc=netloc))
