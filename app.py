@@ -16,9 +16,13 @@ import database
 import errors
 import health
 import home
+import playlists
+import search
+import settings
 import security
 import spotify
 import sync
+import tracks
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -44,6 +48,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(search.bp)
+    app.register_blueprint(tracks.bp)
+    app.register_blueprint(playlists.bp)
+    app.register_blueprint(settings.bp)
     return app
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from psycopg2.extras import Json
 
-from database import fetch_one
+from database import fetch_all, fetch_one
 
 CHUNK = 1000  # objects per statement: big enough for few round trips, small enough to stream
 
@@ -127,3 +127,101 @@ def get_track(cur, track_id: str) -> dict | None:
         FROM tracks WHERE spotify_id = %s
     """, (track_id,))
     return fetch_one(cur)
+
+
+# -- one person's view of a track (the track page) ------------------------------------
+# A track is "theirs" when it is in any of their snapshots, their library or their plays;
+# anything else is answered as if it did not exist.
+USER_TRACK_IDS = """
+    SELECT track_id FROM saved_tracks WHERE user_id = %(user_id)s
+    UNION ALL SELECT track_id FROM snapshots WHERE user_id = %(user_id)s
+    UNION ALL SELECT track_id FROM plays WHERE user_id = %(user_id)s
+"""
+
+
+def user_track(cur, user_id: int, track_id: str) -> dict | None:
+    """The track's clean columns, the facts only raw_json holds, and what the person did
+    with it; None unless the track is in their own data."""
+    cur.execute(f"""
+        SELECT t.spotify_id, t.name, t.artist_name, t.primary_artist_id, t.album_name, t.duration_ms,
+               t.release_date, t.release_date_precision, t.explicit, t.popularity, t.spotify_url,
+               t.raw_json->'album'->>'release_date' AS release_date_text,
+               t.raw_json->'external_ids'->>'isrc' AS isrc,
+               t.raw_json->'album'->>'name' AS raw_album_name,
+               t.raw_json->'album'->>'album_type' AS album_type,
+               t.raw_json->'album'->'external_urls'->>'spotify' AS album_url,
+               -- the cover closest to 300 px wide; images may be missing or not a list
+               (SELECT image->>'url'
+                  FROM jsonb_array_elements(CASE jsonb_typeof(t.raw_json->'album'->'images')
+                                            WHEN 'array' THEN t.raw_json->'album'->'images' ELSE '[]' END) AS image
+                 WHERE jsonb_typeof(image) = 'object' AND image->>'url' LIKE 'http%%'
+                 ORDER BY abs(coalesce(CASE WHEN image->>'width' ~ '^\\d+$' THEN (image->>'width')::int END, 300) - 300)
+                 LIMIT 1) AS album_image_url,
+               t.audio_features IS NOT NULL AS has_audio_features,
+               (t.audio_features->>'energy')::float AS energy,
+               (t.audio_features->>'valence')::float AS valence,
+               (t.audio_features->>'danceability')::float AS danceability,
+               (SELECT added_at FROM saved_tracks WHERE user_id = %(user_id)s AND track_id = t.spotify_id) AS saved_at,
+               (SELECT count(*) FROM plays WHERE user_id = %(user_id)s AND track_id = t.spotify_id) AS plays,
+               (SELECT min(snapshot_date) FROM snapshots
+                 WHERE user_id = %(user_id)s AND track_id = t.spotify_id) AS first_ranked_on,
+               (SELECT min(rank) FROM snapshots
+                 WHERE user_id = %(user_id)s AND track_id = t.spotify_id) AS best_rank
+        FROM tracks t
+        WHERE t.spotify_id = %(track_id)s AND t.spotify_id IN ({USER_TRACK_IDS})
+    """, {"user_id": user_id, "track_id": track_id})
+    return fetch_one(cur)
+
+
+def rank_history(cur, user_id: int, track_id: str) -> list[dict]:
+    """Every snapshot of the person's that ranked the track, oldest first."""
+    cur.execute("""
+        SELECT snapshot_date, time_range, rank FROM snapshots
+        WHERE user_id = %s AND track_id = %s
+        ORDER BY snapshot_date, time_range
+    """, (user_id, track_id))
+    return fetch_all(cur)
+
+
+# Audio features on a common 0..1 scale (tempo divided by 250 bpm) for a plain distance.
+FEATURE_DISTANCE = """
+    sqrt(power(coalesce((o.audio_features->>'energy')::float, 0.5) - coalesce((me.audio_features->>'energy')::float, 0.5), 2)
+       + power(coalesce((o.audio_features->>'valence')::float, 0.5) - coalesce((me.audio_features->>'valence')::float, 0.5), 2)
+       + power(coalesce((o.audio_features->>'danceability')::float, 0.5) - coalesce((me.audio_features->>'danceability')::float, 0.5), 2)
+       + power(coalesce((o.audio_features->>'acousticness')::float, 0.5) - coalesce((me.audio_features->>'acousticness')::float, 0.5), 2)
+       + power(least(coalesce((o.audio_features->>'tempo')::float, 120), 250) / 250
+               - least(coalesce((me.audio_features->>'tempo')::float, 120), 250) / 250, 2))
+"""
+
+
+def similar_tracks(cur, user_id: int, track_id: str, limit: int = 8) -> dict:
+    """Tracks of the person's that sound closest (audio features), or, without features,
+    the same artist first, then the same era (release year within 3) closest in time.
+
+    Returns {"method": "audio_features" | "artist_and_era", "rows": [...]}.
+    """
+    params = {"user_id": user_id, "track_id": track_id, "limit": limit}
+    cur.execute(f"""
+        SELECT o.spotify_id, o.name, o.artist_name, o.release_date, {FEATURE_DISTANCE} AS distance
+        FROM tracks me JOIN tracks o ON o.spotify_id <> me.spotify_id AND o.audio_features IS NOT NULL
+        WHERE me.spotify_id = %(track_id)s AND me.audio_features IS NOT NULL
+          AND o.spotify_id IN ({USER_TRACK_IDS})
+        ORDER BY distance, o.name, o.spotify_id
+        LIMIT %(limit)s
+    """, params)
+    rows = fetch_all(cur)
+    if rows:
+        return {"method": "audio_features", "rows": rows}
+    cur.execute(f"""
+        SELECT o.spotify_id, o.name, o.artist_name, o.release_date,
+               (o.primary_artist_id = me.primary_artist_id OR o.artist_name = me.artist_name) AS same_artist
+        FROM tracks me JOIN tracks o ON o.spotify_id <> me.spotify_id
+        WHERE me.spotify_id = %(track_id)s
+          AND o.spotify_id IN ({USER_TRACK_IDS})
+          AND (o.primary_artist_id = me.primary_artist_id OR o.artist_name = me.artist_name
+               OR abs(extract(year FROM o.release_date) - extract(year FROM me.release_date)) <= 3)
+        ORDER BY (o.primary_artist_id = me.primary_artist_id OR o.artist_name = me.artist_name) DESC NULLS LAST,
+                 abs(o.release_date - me.release_date) NULLS LAST, o.name, o.spotify_id
+        LIMIT %(limit)s
+    """, params)
+    return {"method": "artist_and_era", "rows": fetch_all(cur)}

@@ -1,0 +1,106 @@
+"""The person's account: sync status, token expiry, export everything, delete everything."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime
+
+from flask import (Blueprint, Response, flash, redirect, render_template, request, session,
+                   stream_with_context, url_for)
+
+import account_db
+import sync_runs_db
+from auth import current_user_id, login_required
+from database import transaction
+
+bp = Blueprint("settings", __name__)
+
+CONFIRM_WORD = "DELETE"
+
+
+@bp.get("/settings")
+@login_required
+def index():
+    user_id = current_user_id()
+    with transaction() as cur:
+        account = account_db.account_status(cur, user_id)
+        run = sync_runs_db.latest_run(cur, user_id)
+    if account is None:  # deleted elsewhere
+        session.clear()
+        return redirect(url_for("home.index"))
+    return render_template("settings/index.html", account=account, run=run, confirm_word=CONFIRM_WORD)
+
+
+def download_name(user_spotify_id: str, extension: str) -> str:
+    safe = "".join(c for c in user_spotify_id if c.isalnum() or c in "-_")[:40] or "account"
+    return f"music-time-machine-{safe}-{date.today().isoformat()}.{extension}"
+
+
+def streamed(generator, mimetype: str, filename: str) -> Response:
+    response = Response(stream_with_context(generator), mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/settings/export.json")
+@login_required
+def export_json():
+    user_id = current_user_id()
+    with transaction() as cur:
+        account = account_db.account_status(cur, user_id)
+
+    def generate():
+        # One read transaction for the whole file, so every section is the same moment.
+        with transaction() as cur:
+            yield '{"exported_at": "%s", "user": %s' % (datetime.now().astimezone().isoformat(),
+                                                       account_db.export_user_row(cur, user_id))
+            for section in account_db.EXPORT_SECTIONS:
+                yield f',\n"{section}": ['
+                first = True
+                for row in account_db.stream_json_rows(cur.connection, user_id, section):
+                    yield ("\n" if first else ",\n") + row
+                    first = False
+                yield "]"
+            yield "}\n"
+
+    return streamed(generate(), "application/json", download_name(account["spotify_id"], "json"))
+
+
+@bp.get("/settings/export.csv")
+@login_required
+def export_csv():
+    user_id = current_user_id()
+    with transaction() as cur:
+        account = account_db.account_status(cur, user_id)
+
+    def generate():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(account_db.CSV_COLUMNS)
+        with transaction() as cur:
+            for count, row in enumerate(account_db.stream_csv_rows(cur.connection, user_id), 1):
+                writer.writerow(row)
+                if count % account_db.EXPORT_BATCH == 0:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+
+    return streamed(generate(), "text/csv; charset=utf-8", download_name(account["spotify_id"], "csv"))
+
+
+@bp.post("/settings/delete")
+@login_required
+def delete_account():
+    user_id = current_user_id()
+    with transaction() as cur:
+        account = account_db.account_status(cur, user_id)
+        if request.form.get("confirm", "").strip() != CONFIRM_WORD:
+            run = sync_runs_db.latest_run(cur, user_id)
+            return render_template("settings/index.html", account=account, run=run, confirm_word=CONFIRM_WORD,
+                                   delete_error=f"Type {CONFIRM_WORD} in the box to confirm."), 400
+        account_db.delete_account(cur, user_id)
+    session.clear()
+    flash("Your account and all its data were deleted. Playlists already on Spotify stay there.")
+    return redirect(url_for("home.index"))

@@ -1,0 +1,67 @@
+"""In a real browser: search with highlights, a track's rank chart, and a time-machine
+playlist built on (emulated) Spotify and listed on /playlists."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import browser_log_in
+from helpers import query
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_search_track_chart_and_time_machine_playlist(live_server, page, db, emulator):
+    browser_log_in(page, live_server, "ava")
+    user_id = query(db, "SELECT id FROM users WHERE spotify_id = 'ava'")[0][0]
+
+    # search: a word from ava's current number one, highlighted in the results
+    top_id, top_name = query(db, """SELECT t.spotify_id, t.name FROM snapshots s JOIN tracks t ON t.spotify_id = s.track_id
+                                    WHERE s.user_id = %s AND s.time_range = 'short_term' AND s.rank = 1
+                                    ORDER BY s.snapshot_date DESC LIMIT 1""", (user_id,))[0]
+    word = max(re.findall(r"[A-Za-z]{3,}", top_name), key=len)
+    page.get_by_role("link", name="Search").click()
+    page.fill("#q", word)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#search-status")
+    assert "found" in page.inner_text("#search-status")
+    assert word.lower() in page.inner_text(".search-results mark >> nth=0").lower()
+
+    # the track page draws its rank history
+    page.goto(f"{live_server}/tracks/{top_id}")
+    points = page.evaluate("() => Chart.getChart(document.getElementById('rank-history-chart'))"
+                           ".data.datasets.reduce((n, d) => n + d.data.length, 0)")
+    assert points > 0
+
+    # time machine: ava's best-stocked decade, so the playlist passes 100 items (two chunks)
+    decade = query(db, """SELECT (extract(year FROM t.release_date)::int / 10 * 10) AS decade
+                          FROM saved_tracks s JOIN tracks t ON t.spotify_id = s.track_id WHERE s.user_id = %s
+                          GROUP BY 1 ORDER BY count(*) DESC LIMIT 1""", (user_id,))[0][0]
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.get_by_role("link", name="Time machine", exact=True).click()
+    page.select_option("#decade", f"{decade}s")
+    page.get_by_role("button", name="Preview").click()
+    page.wait_for_selector("#preview-count")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 375  # no sideways scrolling
+    page.set_viewport_size({"width": 1280, "height": 900})
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / "time-machine.png"))
+    page.get_by_role("button", name=re.compile("^Create")).click()
+    page.wait_for_url(re.compile(r"/playlists/\d+$"))
+    assert "on Spotify with" in page.inner_text(".flash")
+
+    page.get_by_role("link", name="Playlists", exact=True).click()
+    listing = page.inner_text("#playlists")
+    assert f"Time machine: the {decade}s" in listing
+    spotify_id, entries = query(db, """SELECT p.spotify_id, count(pt.track_id) FROM playlists p
+                                       JOIN playlist_tracks pt ON pt.playlist_id = p.id
+                                       WHERE p.user_id = %s GROUP BY p.id""", (user_id,))[0]
+    assert page.locator(f'a[href="https://open.spotify.com/playlist/{spotify_id}"]').count() == 1
+    recorded = emulator.state.playlists[spotify_id]
+    assert recorded.owner_id == "ava" and recorded.name == f"Time machine: the {decade}s"
+    assert len(recorded.items) == entries > 100
+
+    # the streamed export works on the app's own pool (not just the test connection)
+    export = page.request.get(f"{live_server}/settings/export.json")
+    assert export.ok and len(export.json()["playlists"]) == 1
+    assert page.console_errors == []
