@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS schema_version (
 );
 INSERT INTO schema_version (version, description)
 VALUES (1, 'users, tokens, artists, tracks, snapshots, library, plays, playlists'),
-       (2, 'sync_runs; parse_release_date()')
+       (2, 'sync_runs; parse_release_date(), release_date_precision()')
 ON CONFLICT (version) DO NOTHING;
 
 -- Keeps updated_at true without every writer remembering to set it.
@@ -30,21 +30,36 @@ BEGIN
 END;
 $$;
 
--- Spotify release dates come as 'YYYY', 'YYYY-MM' or 'YYYY-MM-DD' (and, in real data,
--- sometimes '0000'). Returns the first day of what is known, or NULL when the text is
--- not a real date, so one bad album never aborts a sync or a migration.
+-- Spotify release dates come as 'YYYY', 'YYYY-MM' or 'YYYY-MM-DD' with a stated precision;
+-- real data also has '0000', impossible days, and precisions the text does not carry.
+-- release_date_precision() is what the text really supports (never finer than its length);
+-- parse_release_date() is the first day of that, or NULL when it is not a real date, so one
+-- bad album never aborts a sync or a migration.
+CREATE OR REPLACE FUNCTION release_date_precision(value text, date_precision text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN value IS NULL OR value !~ '^\d{4}(-\d{2}(-\d{2})?)?$' THEN NULL
+        WHEN length(value) = 4 OR date_precision = 'year' THEN 'year'
+        WHEN length(value) = 7 OR date_precision = 'month' THEN 'month'
+        ELSE 'day'
+    END
+$$;
+
 CREATE OR REPLACE FUNCTION parse_release_date(value text, date_precision text) RETURNS date
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    precision_known text := release_date_precision(value, date_precision);
 BEGIN
-    IF value IS NULL OR value !~ '^\d{4}(-\d{2}(-\d{2})?)?$' OR left(value, 4)::int < 1000 THEN
+    IF precision_known IS NULL OR left(value, 4)::int < 1000 THEN
         RETURN NULL;
     END IF;
-    RETURN CASE coalesce(date_precision, CASE length(value) WHEN 4 THEN 'year' WHEN 7 THEN 'month' ELSE 'day' END)
+    RETURN CASE precision_known
         WHEN 'year' THEN make_date(left(value, 4)::int, 1, 1)
         WHEN 'month' THEN make_date(left(value, 4)::int, substr(value, 6, 2)::int, 1)
         ELSE make_date(left(value, 4)::int, substr(value, 6, 2)::int, substr(value, 9, 2)::int)
     END;
-EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR numeric_value_out_of_range THEN
+EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR numeric_value_out_of_range
+               OR invalid_text_representation THEN
     RETURN NULL;
 END;
 $$;

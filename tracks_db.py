@@ -55,11 +55,8 @@ upserted AS (
            track->'album'->>'name',
            (track->>'duration_ms')::integer,
            parse_release_date(release_text, precision_text),
-           CASE WHEN parse_release_date(release_text, precision_text) IS NULL THEN NULL
-                WHEN precision_text IN ('year', 'month', 'day') THEN precision_text
-                WHEN length(release_text) = 4 THEN 'year'
-                WHEN length(release_text) = 7 THEN 'month'
-                ELSE 'day' END,
+           CASE WHEN parse_release_date(release_text, precision_text) IS NOT NULL
+                THEN release_date_precision(release_text, precision_text) END,
            (track->>'explicit')::boolean,
            (track->>'popularity')::smallint,
            track->'external_urls'->>'spotify',

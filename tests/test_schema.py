@@ -187,3 +187,23 @@ def test_deleting_a_user_removes_every_row_that_belongs_to_them(conn, user_and_t
         assert cur.fetchone()[0] == 0
         cur.execute("SELECT count(*) FROM tracks WHERE spotify_id = %s", (track_id,))
         assert cur.fetchone()[0] == 1  # tracks are shared, they stay
+
+
+@pytest.mark.parametrize("text, stated, expected_date, expected_precision", [
+    ("1999", "year", "1999-01-01", "year"),
+    ("1999-07", "month", "1999-07-01", "month"),
+    ("1999-07-21", "day", "1999-07-21", "day"),
+    ("2010", "day", "2010-01-01", "year"),          # the text is coarser than it claims
+    ("2010-05-17", "year", "2010-01-01", "year"),   # a coarser claim wins
+    ("2001-09-11", None, "2001-09-11", "day"),      # no claim: the text says
+    ("1999-02-30", "day", None, "day"),             # no such day
+    ("2020-13", "month", None, "month"),
+    ("0000", "year", None, "year"),                 # Spotify's "unknown"
+    ("abc", "day", None, None),
+    (None, "day", None, None),
+])
+def test_release_dates_parse_to_what_the_text_really_says(conn, text, stated, expected_date, expected_precision):
+    with conn.cursor() as cur:
+        cur.execute("SELECT parse_release_date(%s, %s)::text, release_date_precision(%s, %s)",
+                    (text, stated, text, stated))
+        assert cur.fetchone() == (expected_date, expected_precision)
