@@ -78,3 +78,154 @@ def latest_top_tracks(cur, user_id: int, time_range: str, limit: int = 10) -> li
         ORDER BY s.rank LIMIT %(limit)s
     """, {"user_id": user_id, "time_range": time_range, "limit": limit})
     return fetch_all(cur)
+
+
+# -- taste over time: the dashboard's aggregates ------------------------------------
+# Each takes the user, one time range and ``since`` (the first day to include, or None
+# for all history). Every one is served by the (user_id, time_range, snapshot_date, rank)
+# index behind snapshots_one_track_per_rank, or the (user_id, track_id, ...) unique key.
+SINCE = "coalesce(%(since)s::date, '-infinity'::date)"
+
+RANK_MOVEMENT = f"""
+WITH current_top AS (  -- the latest snapshot's best tracks
+    SELECT track_id, rank FROM snapshots
+    WHERE user_id = %(user_id)s AND time_range = %(time_range)s AND rank <= %(limit)s
+      AND snapshot_date = (SELECT max(snapshot_date) FROM snapshots
+                           WHERE user_id = %(user_id)s AND time_range = %(time_range)s)
+),
+days AS (
+    SELECT DISTINCT snapshot_date FROM snapshots
+    WHERE user_id = %(user_id)s AND time_range = %(time_range)s AND snapshot_date >= {SINCE}
+),
+history AS (  -- only those tracks' rows, through the (user, track, ...) key
+    SELECT track_id, snapshot_date, rank FROM snapshots
+    WHERE user_id = %(user_id)s AND time_range = %(time_range)s AND snapshot_date >= {SINCE}
+      AND track_id = ANY (ARRAY(SELECT track_id FROM current_top))
+)
+SELECT c.track_id, t.name, t.artist_name, c.rank AS current_rank,
+       array_agg(d.snapshot_date ORDER BY d.snapshot_date) AS dates,
+       array_agg(h.rank ORDER BY d.snapshot_date) AS ranks,
+       count(*) AS days, count(*) OVER () AS tracks_shown
+FROM current_top c
+CROSS JOIN days d
+JOIN tracks t ON t.spotify_id = c.track_id
+LEFT JOIN history h ON h.snapshot_date = d.snapshot_date AND h.track_id = c.track_id
+GROUP BY c.track_id, t.name, t.artist_name, c.rank
+ORDER BY c.rank
+"""
+
+# Each day paired with the range's previous snapshot day, which may lie before ``since``.
+SNAPSHOT_DAYS = """
+days AS (
+    SELECT snapshot_date, tracks, lag(snapshot_date) OVER (ORDER BY snapshot_date) AS previous_date
+    FROM (SELECT snapshot_date, count(*) AS tracks FROM snapshots
+          WHERE user_id = %(user_id)s AND time_range = %(time_range)s
+          GROUP BY snapshot_date) per_day
+)"""
+
+TURNOVER = f"""
+WITH {SNAPSHOT_DAYS}
+SELECT d.snapshot_date, d.previous_date, d.tracks,
+       count(*) FILTER (WHERE p.track_id IS NULL) AS entered,
+       round(100.0 * count(*) FILTER (WHERE p.track_id IS NULL) / d.tracks, 1)::float8 AS turnover_pct
+FROM days d
+JOIN snapshots s ON s.user_id = %(user_id)s AND s.time_range = %(time_range)s
+                AND s.snapshot_date = d.snapshot_date
+LEFT JOIN snapshots p ON p.user_id = %(user_id)s AND p.time_range = %(time_range)s
+                     AND p.snapshot_date = d.previous_date AND p.track_id = s.track_id
+WHERE d.previous_date IS NOT NULL AND d.snapshot_date >= {SINCE}
+GROUP BY d.snapshot_date, d.previous_date, d.tracks
+ORDER BY d.snapshot_date
+"""
+
+# The range's first snapshot is left out: everything in it is "new".
+DISCOVERY = f"""
+WITH {SNAPSHOT_DAYS},
+first_seen AS (
+    SELECT track_id, min(snapshot_date) AS snapshot_date FROM snapshots
+    WHERE user_id = %(user_id)s AND time_range = %(time_range)s
+    GROUP BY track_id
+)
+SELECT d.snapshot_date, d.tracks, count(f.track_id) AS discovered,
+       round(100.0 * count(f.track_id) / d.tracks, 1)::float8 AS discovery_pct
+FROM days d
+LEFT JOIN first_seen f ON f.snapshot_date = d.snapshot_date
+WHERE d.previous_date IS NOT NULL AND d.snapshot_date >= {SINCE}
+GROUP BY d.snapshot_date, d.tracks
+ORDER BY d.snapshot_date
+"""
+
+# An artist is the track's primary artist, or its credited names when that is unknown.
+# The list's tracks are looked up by primary key (``= ANY(ARRAY(...))``): a year of
+# snapshots repeats a few hundred tracks, which the planner cannot know.
+ARTIST_KEY = "coalesce(t.primary_artist_id, t.artist_name)"
+LIST_ENTRIES = f"""
+entries AS (
+    SELECT snapshot_date, track_id FROM snapshots
+    WHERE user_id = %(user_id)s AND time_range = %(time_range)s AND snapshot_date >= {SINCE}
+),
+artist_of AS (
+    SELECT t.spotify_id AS track_id, {ARTIST_KEY} AS artist_key, coalesce(a.name, t.artist_name) AS artist_name
+    FROM tracks t LEFT JOIN artists a ON a.spotify_id = t.primary_artist_id
+    WHERE t.spotify_id = ANY (ARRAY(SELECT DISTINCT track_id FROM entries))
+)"""
+
+ARTIST_DIVERSITY = f"""
+WITH {LIST_ENTRIES}
+SELECT date_trunc('month', e.snapshot_date)::date AS month,
+       count(DISTINCT a.artist_key) AS artists,
+       count(DISTINCT e.track_id) AS tracks,
+       round(100.0 * count(DISTINCT a.artist_key) / count(DISTINCT e.track_id), 1)::float8 AS artists_per_100_tracks
+FROM entries e JOIN artist_of a USING (track_id)
+GROUP BY 1
+ORDER BY 1
+"""
+
+CONSISTENT_ARTISTS = f"""
+WITH {LIST_ENTRIES},
+per_artist AS (
+    SELECT a.artist_key, min(a.artist_name) AS artist_name, count(DISTINCT e.snapshot_date) AS snapshot_days,
+           count(*) AS entries
+    FROM entries e JOIN artist_of a USING (track_id)
+    WHERE a.artist_key IS NOT NULL
+    GROUP BY a.artist_key
+),
+total AS MATERIALIZED (SELECT count(DISTINCT snapshot_date) AS days FROM entries)  -- once, not per row
+SELECT artist_name, snapshot_days, entries, total.days AS total_days,
+       round(100.0 * snapshot_days / total.days, 1)::float8 AS presence_pct
+FROM per_artist, total
+ORDER BY snapshot_days DESC, entries DESC, artist_name
+LIMIT %(limit)s
+"""
+
+
+def _taste(cur, query: str, user_id: int, time_range: str, since: date | None, limit: int | None = None):
+    cur.execute(query, {"user_id": user_id, "time_range": time_range, "since": since, "limit": limit})
+    return fetch_all(cur)
+
+
+def rank_movement(cur, user_id: int, time_range: str, since: date | None, limit: int = 10) -> list[dict]:
+    """The latest snapshot's top ``limit`` tracks, each with its rank on every snapshot day
+    since ``since`` (``ranks[i]`` is None when it was not in the list on ``dates[i]``)."""
+    return _taste(cur, RANK_MOVEMENT, user_id, time_range, since, limit)
+
+
+def turnover(cur, user_id: int, time_range: str, since: date | None) -> list[dict]:
+    """Per snapshot day: how many of its tracks were absent from the previous snapshot
+    (``entered``) and that share in percent (``turnover_pct``)."""
+    return _taste(cur, TURNOVER, user_id, time_range, since)
+
+
+def discovery(cur, user_id: int, time_range: str, since: date | None) -> list[dict]:
+    """Per snapshot day: tracks in this range's list for the first time ever."""
+    return _taste(cur, DISCOVERY, user_id, time_range, since)
+
+
+def artist_diversity(cur, user_id: int, time_range: str, since: date | None) -> list[dict]:
+    """Per month: distinct artists and tracks across that month's snapshots."""
+    return _taste(cur, ARTIST_DIVERSITY, user_id, time_range, since)
+
+
+def consistent_artists(cur, user_id: int, time_range: str, since: date | None, limit: int = 10) -> list[dict]:
+    """Artists present in the most snapshot days (``presence_pct`` of all days)."""
+    return _taste(cur, CONSISTENT_ARTISTS, user_id, time_range, since, limit)

@@ -1,0 +1,137 @@
+// Draws the dashboard's charts from the JSON data block the server rendered (first paint),
+// and redraws them from /api/charts when the filters change. No inline script: the data
+// comes from <script type="application/json" id="chart-data">.
+(function () {
+  "use strict";
+  const dataBlock = document.getElementById("chart-data");
+  if (!dataBlock || typeof Chart === "undefined") return;
+
+  // Okabe–Ito: distinguishable with every common colour-vision deficiency; line charts
+  // with more series than colours also change the dash pattern.
+  const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999"];
+  const DASHES = [[], [6, 4], [2, 3]];
+
+  function cssVar(name, fallback) {
+    const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+    return value || fallback;
+  }
+
+  function applyTheme() {
+    Chart.defaults.color = cssVar("--fg", "#1d1d1b");
+    Chart.defaults.borderColor = cssVar("--chart-grid", "rgba(127, 127, 127, 0.25)");
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+  }
+
+  const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+
+  function axisTitle(text) {
+    return text ? { display: true, text: text } : { display: false };
+  }
+
+  function withUnit(data, value) {
+    return value === null || value === undefined ? "–" : value + (data.unit || "");
+  }
+
+  function datasetsFor(data) {
+    return data.datasets.map(function (set, i) {
+      const colour = PALETTE[i % PALETTE.length];
+      const style = { label: set.label, data: set.data, hidden: Boolean(set.hidden) };
+      if (data.kind === "doughnut") {
+        return Object.assign(style, { backgroundColor: set.data.map(function (_, j) { return PALETTE[j % PALETTE.length]; }),
+                                      borderColor: cssVar("--card", "#fff"), borderWidth: 2 });
+      }
+      if (data.kind === "line") {
+        return Object.assign(style, { borderColor: colour, backgroundColor: colour, borderWidth: 2, pointRadius: 3,
+                                      borderDash: DASHES[Math.floor(i / PALETTE.length) % DASHES.length],
+                                      spanGaps: false, tension: 0.2 });
+      }
+      return Object.assign(style, { backgroundColor: colour, borderColor: colour, borderRadius: 3 });
+    });
+  }
+
+  function configFor(data) {
+    const horizontal = data.kind === "hbar";
+    const type = horizontal ? "bar" : data.kind;
+    const options = {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: reducedMotion ? false : { duration: 400 },
+      plugins: {
+        legend: { display: data.datasets.length > 1 || data.kind === "doughnut", position: "bottom",
+                  labels: { boxWidth: 12, usePointStyle: data.kind === "line" } },
+        tooltip: { callbacks: { label: function (item) {
+          const raw = horizontal ? item.parsed.x : (data.kind === "doughnut" ? item.parsed : item.parsed.y);
+          return (item.dataset.label ? item.dataset.label + ": " : "") + withUnit(data, raw);
+        } } },
+      },
+    };
+    if (data.kind !== "doughnut") {
+      const valueAxis = { beginAtZero: !data.y_reverse, reverse: Boolean(data.y_reverse), ticks: { precision: 0 } };
+      if (data.y_max) valueAxis.max = data.y_max;
+      if (data.y_reverse) valueAxis.min = 1;
+      const categoryAxis = { ticks: { autoSkip: true, maxRotation: 60 } };
+      if (horizontal) {
+        options.indexAxis = "y";
+        options.scales = { x: Object.assign(valueAxis, { title: axisTitle(data.x_title) }),
+                           y: Object.assign(categoryAxis, { title: axisTitle(data.y_title) }) };
+      } else {
+        options.scales = { x: Object.assign(categoryAxis, { title: axisTitle(data.x_title) }),
+                           y: Object.assign(valueAxis, { title: axisTitle(data.y_title) }) };
+      }
+    }
+    return { type: type, data: { labels: data.labels, datasets: datasetsFor(data) }, options: options };
+  }
+
+  function draw(data) {
+    const figure = document.querySelector('[data-chart="' + data.name + '"]');
+    if (!figure) return;
+    const canvas = figure.querySelector("canvas");
+    const existing = Chart.getChart(canvas);
+    if (existing) existing.destroy();
+    // Not enough data: the one-line explanation replaces the chart (no empty axes).
+    figure.querySelector(".chart-canvas").hidden = Boolean(data.empty);
+    const empty = figure.querySelector(".chart-empty");
+    empty.hidden = !data.empty;
+    empty.textContent = data.empty || "";
+    figure.querySelector(".chart-summary").textContent = data.summary || "";
+    if (!data.empty) new Chart(canvas, configFor(data));
+  }
+
+  function drawAll(charts) {
+    Object.keys(charts).forEach(function (name) { draw(charts[name]); });
+  }
+
+  applyTheme();
+  drawAll(JSON.parse(dataBlock.textContent).charts);
+
+  // Follow a light/dark switch without a reload.
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", function () {
+    applyTheme();
+    drawAll(JSON.parse(dataBlock.textContent).charts);
+  });
+
+  // The filter form works without JavaScript (a GET of /dashboard); with it, only the
+  // chart data is fetched.
+  const form = document.getElementById("chart-filters");
+  const status = document.getElementById("filters-status");
+  if (!form || !window.fetch) return;
+  form.addEventListener("submit", async function (event) {
+    event.preventDefault();
+    const query = new URLSearchParams(new FormData(form)).toString();
+    status.textContent = "Loading…";
+    try {
+      const response = await fetch(form.dataset.apiUrl + "?" + query, { headers: { Accept: "application/json" } });
+      const body = await response.json();
+      if (!response.ok) {
+        status.textContent = (body.error && body.error.message) || "The charts could not be loaded.";
+        return;
+      }
+      dataBlock.textContent = JSON.stringify(body);
+      drawAll(body.charts);
+      history.replaceState(null, "", form.action + "?" + query);
+      status.textContent = "Charts updated.";
+    } catch (error) {
+      status.textContent = "The charts could not be loaded. Please try again.";
+    }
+  });
+})();

@@ -1,0 +1,161 @@
+"""The dashboard's views and /api/charts on the hand-made data set of test_insights:
+labels and numbers as Chart.js gets them, filters, bad input, and privacy."""
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+
+import pytest
+
+import dashboard
+from test_insights import D3, load_fixed_data
+
+
+class FrozenDate(date):
+    @classmethod
+    def today(cls):
+        return date(2026, 2, 10)
+
+
+@pytest.fixture
+def signed_in(app, client, conn, monkeypatch):
+    """A client signed in as ``me`` of the fixed data set; "today" is 2026-02-10."""
+    monkeypatch.setattr(dashboard, "date", FrozenDate)
+    users = load_fixed_data(conn.cursor())
+    with client.session_transaction() as session:
+        session["user_id"] = users["me"]
+    return client, users
+
+
+def charts_of(client, query: str = "") -> dict:
+    response = client.get("/api/charts" + query)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["charts"]
+
+
+def test_api_serves_every_chart_from_the_aggregates(signed_in):
+    client, _ = signed_in
+    charts = charts_of(client, "?time_range=short_term&period=all")
+    assert set(charts) == set(dashboard.CHARTS)
+    rank = charts["rank-movement"]
+    assert rank["labels"] == ["2026-01-05", "2026-01-12", "2026-02-02"] and rank["y_reverse"] is True
+    assert [(d["label"], d["data"]) for d in rank["datasets"]] == [
+        ("#1 Four — Beta", [None, 3, 1]), ("#2 Three — Beta", [3, None, 2]), ("#3 Six — Gamma feat. X", [None, None, 3])]
+    assert charts["turnover"]["datasets"][0]["data"] == [33.3, 66.7]
+    assert "66.7% (2 of 3 tracks)" in charts["turnover"]["summary"]
+    assert charts["discovery"]["datasets"][0]["data"] == [1, 1]
+    assert charts["artist-diversity"]["labels"] == ["2026-01", "2026-02"]
+    assert charts["consistent-artists"]["labels"] == ["Beta", "Alpha", "Gamma feat. X"]
+    assert charts["library-growth"]["datasets"][0]["data"] == [2, 2, 4]
+    assert charts["release-years"]["labels"][0] == "1995" and len(charts["release-years"]["labels"]) == 27
+    assert "1 tracks without a usable release date" in charts["release-years"]["summary"]
+    assert charts["decades"]["labels"] == ["1990s", "2000s", "2010s", "2020s"]
+    assert dict(zip(charts["explicit"]["labels"], charts["explicit"]["datasets"][0]["data"])) == {
+        "Explicit": 2, "Clean": 3, "Not known": 1}
+    assert charts["durations"]["labels"][-1] == "10+ min" and "Median length 3:12" in charts["durations"]["summary"]
+    assert charts["energy"]["datasets"][0]["data"] == [1, 0, 1, 0, 0, 0, 0, 0, 1, 2]
+    assert charts["mood"]["datasets"][0]["data"] == [40.0, 20.0, 20.0, 20.0]
+    assert all(c["empty"] is None for c in charts.values())
+    # numbers reach Chart.js as JSON numbers, never as strings (Decimal would become one)
+    values = [v for c in charts.values() for d in c["datasets"] for v in d["data"]]
+    assert values and all(v is None or type(v) in (int, float) for v in values)
+
+
+def test_one_chart_with_filters_and_the_period_cut(signed_in):
+    client, _ = signed_in
+    # 3 months back from 2026-02-10 is 2025-11-11: the November row still shows (month of the cut)
+    answer = client.get("/api/charts/library-growth?period=3m").get_json()
+    assert answer["filters"] == {"time_range": "medium_term", "period": "3m", "since": "2025-11-11"}
+    assert answer["chart"]["labels"] == ["2025-11", "2025-12", "2026-01"]
+    medium = client.get("/api/charts/turnover?time_range=medium_term").get_json()["chart"]
+    assert medium["empty"] == dashboard.NEEDS_TWO_SNAPSHOTS and medium["datasets"] == []
+
+
+def test_a_new_user_with_one_snapshot_gets_explanations_not_empty_axes(signed_in, conn):
+    client, _ = signed_in
+    cur = conn.cursor()
+    cur.execute("INSERT INTO users (spotify_id, display_name) VALUES ('newbie', 'Newbie') RETURNING id")
+    newbie = cur.fetchone()[0]
+    cur.execute("INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank) "
+                "VALUES (%s, 't5', %s, 'short_term', 1)", (newbie, D3))  # t5: no date, no features
+    with client.session_transaction() as session:
+        session["user_id"] = newbie
+    charts = charts_of(client, "?time_range=short_term")
+    empty = {name for name, c in charts.items() if c["empty"]}
+    assert empty == {"rank-movement", "turnover", "discovery", "library-growth", "release-years", "decades",
+                     "energy", "mood"}
+    assert charts["rank-movement"]["empty"] == dashboard.NEEDS_TWO_SNAPSHOTS
+    assert "audio features" in charts["mood"]["empty"] and charts["mood"]["labels"] == []
+    page = client.get("/dashboard?time_range=short_term").get_data(as_text=True)
+    assert page.count('class="chart-canvas" hidden') == 8
+    assert "your next sync adds the second" in page
+
+
+def test_mood_charts_are_replaced_when_no_track_has_audio_features(signed_in, conn):
+    client, _ = signed_in
+    conn.cursor().execute("UPDATE tracks SET audio_features = NULL")
+    charts = charts_of(client)
+    for name in ("energy", "mood"):
+        assert charts[name]["empty"].startswith("Mood charts need Spotify audio features")
+        assert charts[name]["datasets"] == []
+
+
+def test_dashboard_page_embeds_the_chart_data_without_inline_script(signed_in):
+    client, _ = signed_in
+    response = client.get("/dashboard?time_range=short_term&period=all")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    block = re.search(r'<script type="application/json" id="chart-data">(.*?)</script>', page, re.S).group(1)
+    embedded = json.loads(block)
+    assert embedded["charts"] == charts_of(client, "?time_range=short_term&period=all")
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
+    assert all('type="application/json"' in attrs or ("src=" in attrs and not body.strip())
+               for attrs, body in scripts), "inline JavaScript would break the CSP"
+    for asset in ("vendor/chart.umd.min.js", "charts.js", "sync_status.js", "dashboard.css"):
+        assert f"/static/{asset}" in page
+    assert 'id="sync-status"' in page and "Sync now" in page
+    assert page.count('<canvas id="chart-') == len(dashboard.CHARTS)
+    assert '<option value="short_term" selected>' in page and '<option value="all" selected>' in page
+
+
+@pytest.mark.parametrize("query, message", [
+    ("?time_range=forever", "Unknown time range 'forever'"),
+    ("?time_range=", "Unknown time range ''"),
+    ("?period=2y", "Unknown period '2y'"),
+    ("?period=" + "9" * 10_000, "Unknown period '99999"),
+    ("?period=1y%27%3B%20DROP%20TABLE%20snapshots%3B--", "Unknown period"),
+    ("?time_range=%00%FF%E2%82", "Unknown time range"),
+])
+def test_bad_filters_are_a_400_with_a_message(signed_in, query, message):
+    client, _ = signed_in
+    for path in ("/api/charts", "/api/charts/turnover"):
+        response = client.get(path + query)
+        assert response.status_code == 400
+        error = response.get_json()["error"]
+        assert error["status"] == 400 and error["message"].startswith(message) and len(error["message"]) < 200
+    page = client.get("/dashboard" + query, headers={"Accept": "text/html"})
+    assert page.status_code == 400 and "Unknown" in page.get_data(as_text=True)
+
+
+def test_unknown_chart_is_a_404_and_anonymous_is_a_401(signed_in, app):
+    client, _ = signed_in
+    response = client.get("/api/charts/passwords")
+    assert response.status_code == 404 and "no chart called 'passwords'" in response.get_json()["error"]["message"]
+    anonymous = app.test_client()
+    assert anonymous.get("/api/charts").status_code == 401
+    assert anonymous.get("/api/charts/turnover").status_code == 401
+    assert anonymous.get("/dashboard").status_code == 302
+
+
+def test_another_users_data_is_never_visible(signed_in):
+    client, users = signed_in
+    mine = charts_of(client, "?time_range=short_term&period=all")
+    with client.session_transaction() as session:
+        session["user_id"] = users["other"]
+    theirs = charts_of(client, "?time_range=short_term&period=all")
+    # only the session says whose data it is; a user_id parameter is ignored
+    assert charts_of(client, f"?time_range=short_term&period=all&user_id={users['me']}") == theirs
+    assert [d["label"] for d in theirs["rank-movement"]["datasets"]] == ["#1 Secret — Gamma", "#2 Five — Gamma"]
+    assert "1960" in theirs["release-years"]["labels"] and "1960" not in mine["release-years"]["labels"]
+    assert "Secret" not in json.dumps(mine)
