@@ -115,26 +115,37 @@ def log_in(base: str) -> requests.Session:
     raise RehearsalFailed("the first sync did not finish within 120 s")
 
 
+def example_values(session: requests.Session, base: str) -> dict:
+    """Real values for routes with a parameter: a chart, one of the user's tracks, and a
+    time-machine playlist the rehearsal builds on (emulated) Spotify for the occasion."""
+    values = {"name": next(iter(session.get(base + "/api/charts", timeout=30).json()["charts"]))}
+    page = session.get(base + "/time-machine?decade=2010s", timeout=30).text
+    track = re.search(r'/tracks/([A-Za-z0-9]+)', page)
+    check(track, "the time machine preview lists no track")
+    values["track_id"] = track.group(1)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    created = session.post(base + "/time-machine", data={"csrf_token": token, "decade": "2010s"},
+                           allow_redirects=False, timeout=60)
+    check(created.status_code == 302 and "/playlists/" in created.headers.get("Location", ""),
+          f"creating a time-machine playlist answered {created.status_code}")
+    values["playlist_id"] = int(created.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    print(f"  built playlist {values['playlist_id']} on Spotify from the 2010s")
+    return values
+
+
 def pages_to_visit(session: requests.Session, base: str) -> list[str]:
-    """Every GET route of the app; routes with a parameter get a real value of this user."""
+    """Every GET route of the app, routes with a parameter filled with real values."""
     from app import create_app
     app = create_app({"TESTING": True, "DATABASE_URL": "postgresql://unused@127.0.0.1:1/none",
                       "SPOTIFY_EMULATOR_URL": "http://127.0.0.1:1"})
-    dashboard = session.get(base + "/dashboard", timeout=10).text
-    track = re.search(r'/tracks/([A-Za-z0-9]+)', dashboard)
-    values = {"track_id": track.group(1) if track else None, "id": track.group(1) if track else None}
+    values = example_values(session, base)
     paths = []
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.endpoint == "static" or rule.rule.startswith("/callback"):
             continue
-        if rule.arguments:
-            args = {name: values.get(name) for name in rule.arguments}
-            if None in args.values():
-                print(f"  (skipped {rule.rule}: no example value)")
-                continue
-            paths.append(rule.build(args)[1])
-        else:
-            paths.append(rule.rule)
+        missing = [name for name in rule.arguments if name not in values]
+        check(not missing, f"the rehearsal has no example value for {rule.rule}: add one to example_values()")
+        paths.append(rule.build({name: values[name] for name in rule.arguments})[1])
     return sorted(set(paths))
 
 
