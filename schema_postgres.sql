@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS schema_version (
 );
 INSERT INTO schema_version (version, description)
 VALUES (1, 'users, tokens, artists, tracks, snapshots, library, plays, playlists'),
-       (2, 'sync_runs; parse_release_date(), release_date_precision()')
+       (2, 'sync_runs; parse_release_date(), release_date_precision()'),
+       (3, 'sync_runs.worker and heartbeat_at: a dead worker no longer blocks the next sync')
 ON CONFLICT (version) DO NOTHING;
 
 -- Keeps updated_at true without every writer remembering to set it.
@@ -214,7 +215,12 @@ CREATE TABLE IF NOT EXISTS sync_runs (
     error       text,
     started_at  timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz,
+    worker       text,                                  -- "host:pid" of the process running it
+    heartbeat_at timestamptz NOT NULL DEFAULT now(),    -- moved by every progress report
     CONSTRAINT sync_runs_finished_when_done CHECK ((status = 'running') = (finished_at IS NULL))
 );
+-- version 3, for databases created at version 2
+ALTER TABLE sync_runs ADD COLUMN IF NOT EXISTS worker text;
+ALTER TABLE sync_runs ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz NOT NULL DEFAULT now();
 CREATE UNIQUE INDEX IF NOT EXISTS sync_runs_one_running_per_user ON sync_runs (user_id) WHERE status = 'running';
 CREATE INDEX IF NOT EXISTS sync_runs_user_idx ON sync_runs (user_id, started_at DESC);

@@ -253,13 +253,15 @@ class SpotifyClient:
                 raise SpotifyUnavailable("Spotify sent an answer we could not read.")
             return result
 
-    def _all_pages(self, first_page: dict, item_check) -> list:
+    def _all_pages(self, first_page: dict, item_check, on_page=None) -> list:
         items, page = [], first_page
         while True:
             page_items = page.get("items") if isinstance(page, dict) else None
             if not isinstance(page_items, list) or not all(item_check(i) for i in page_items):
                 raise SpotifyUnavailable("Spotify sent a page of results we could not read.")
             items.extend(page_items)
+            if on_page:
+                on_page(len(items), page.get("total"))
             if not page.get("next"):
                 return items
             page = self._call(self._sp.next, page)
@@ -281,10 +283,11 @@ class SpotifyClient:
         first = self._call(self._sp._get, "me/top/tracks", **params)
         return self._all_pages(first, is_track_object)
 
-    def saved_tracks(self) -> list:
+    def saved_tracks(self, on_page=None) -> list:
+        """The whole library, page by page; ``on_page(done, total)`` after each page."""
         first = self._call(self._sp.current_user_saved_tracks, limit=50)
         return self._all_pages(first, lambda i: isinstance(i, dict) and "added_at" in i
-                               and is_track_object(i.get("track")))
+                               and is_track_object(i.get("track")), on_page)
 
     def recently_played(self) -> list:
         page = self._call(self._sp.current_user_recently_played, limit=50)

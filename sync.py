@@ -9,7 +9,10 @@ them while the sync runs.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -24,7 +27,7 @@ import snapshots
 import sync_runs_db
 import tracks_db
 import users_db
-from database import transaction
+from database import DatabaseUnavailable, analyze_tables, transaction
 from spotify import TIME_RANGES, SpotifyClient, SpotifyError, SpotifySettings, settings_for
 
 
@@ -48,8 +51,8 @@ def fetch_everything(client: SpotifyClient, report, backfill_from: date | None, 
     for time_range in TIME_RANGES:
         report(f"Reading your {time_range.replace('_', ' ')} top tracks")
         fetched.top[time_range] = client.top_tracks(time_range)
-    report("Reading your library")
-    fetched.saved = client.saved_tracks()
+    fetched.saved = client.saved_tracks(
+        on_page=lambda done, total: report(f"Reading your library: {done} of {total or '?'} tracks"))
     report("Reading what you played recently")
     fetched.plays = client.recently_played()
     if backfill_from is not None:
@@ -121,6 +124,9 @@ def sync_user(settings: SpotifySettings, user_id: int, day: date | None = None, 
     report("Saving")
     with transaction() as cur:
         summary = store_everything(cur, user_id, day, fetched)
+    if first_sync:
+        with transaction() as cur:
+            analyze_tables(cur)
     report("Adding audio features")
     ids = sorted({track_id(t) for ts in fetched.top.values() for t in ts if track_id(t)})
     summary["audio_features"] = enrich_with_audio_features(client, ids)
@@ -140,25 +146,57 @@ def run_sync(settings: SpotifySettings, user_id: int, run_id: int, day: date | N
     except psycopg2.DataError:
         log.exception("sync %s: Spotify data did not fit the schema", run_id)
         outcome = {"error": "Spotify sent data we could not store; nothing was changed. Please try again later."}
-    except psycopg2.Error:
-        log.exception("sync %s: database error", run_id)
+    except (psycopg2.Error, DatabaseUnavailable) as exc:
+        log.warning("sync %s: database error: %s", run_id, exc)
         outcome = {"error": "The database failed during the sync; nothing was changed. Please try again."}
     except Exception:
         log.exception("sync %s failed unexpectedly", run_id)
         outcome = {"error": "The sync failed unexpectedly; nothing was changed. It has been logged."}
     else:
         outcome = {"summary": summary}
-    with transaction() as cur:
-        if "summary" in outcome:
-            sync_runs_db.finish_run(cur, run_id, outcome["summary"])
-        else:
-            sync_runs_db.fail_run(cur, run_id, outcome["error"])
+    record_outcome(run_id, outcome)
     return outcome
+
+
+def record_outcome(run_id: int, outcome: dict, attempts: int = 30, pause: float = 1.0) -> None:
+    """Write the run's result, waiting out a database outage (the likeliest reason a sync
+    failed is the very outage that would stop us from saying so)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction() as cur:
+                if "summary" in outcome:
+                    sync_runs_db.finish_run(cur, run_id, outcome["summary"])
+                else:
+                    sync_runs_db.fail_run(cur, run_id, outcome["error"])
+            return
+        except (DatabaseUnavailable, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            if attempt == attempts:
+                log.error("sync %s: could not record its outcome: %s", run_id, exc)
+                return
+            time.sleep(pause)
+
+
+def this_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_alive(worker: str | None) -> bool:
+    """Whether the process that started a run still exists, when this host can tell."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's process: only its silence (heartbeat) tells
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def start_run(user_id: int) -> int:
     with transaction() as cur:
-        run_id = sync_runs_db.start_run(cur, user_id)
+        run_id = sync_runs_db.start_run(cur, user_id, this_worker(), worker_alive)
     if run_id is None:
         raise SyncAlreadyRunning("A sync is already running for you.")
     return run_id

