@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS schema_version (
 INSERT INTO schema_version (version, description)
 VALUES (1, 'users, tokens, artists, tracks, snapshots, library, plays, playlists'),
        (2, 'sync_runs; parse_release_date(), release_date_precision()'),
-       (3, 'sync_runs.worker and heartbeat_at: a dead worker no longer blocks the next sync')
+       (3, 'sync_runs.worker and heartbeat_at; playlist_tracks.added_at')
 ON CONFLICT (version) DO NOTHING;
 
 -- Keeps updated_at true without every writer remembering to set it.

@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Benchmark: migrate_to_postgresql.py vs the book's row-by-row script vs pgloader.
+
+Generates (once, cached under bench/out/) a v1 file with 1M tracks, 300k artists and 3M
+playlist entries and a v2 file with 1M tracks and 5M snapshots (``--scale`` shrinks
+both), then loads each into a fresh scratch database on one PostgreSQL server with:
+
+- ours: ``migrate_to_postgresql.py`` (cleaning, dedup, the app's schema with all its
+  indexes, verification with per-row checksums);
+- book: ``bench/book_migration.py``, the chapter's row-by-row approach, on a slice of the
+  file (``--book-rows`` rows per table) because it runs at a few thousand rows/s;
+- pgloader (Debian package ``pgloader``): its own mirror schema, text copied as text.
+
+Prints a markdown table: rows, seconds, rows/s and peak RSS of the migrating process
+(the PostgreSQL server's memory is the same for all and not counted).
+
+    python bench/migration.py [--scale 1.0] [--admin-url postgresql://postgres@127.0.0.1/postgres]
+
+The server: ``--admin-url`` (a superuser URL), else TEST_DATABASE_URL, else an embedded
+PostgreSQL under bench/out/pg.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import db_config  # noqa: E402
+from legacy_factory import make_v1, make_v2  # noqa: E402
+
+FULL = {"v1": {"artists": 300_000, "tracks": 1_000_000, "entries": 3_000_000},
+        "v2": {"tracks": 1_000_000, "snapshots": 5_000_000}}
+PGLOADER_OPTIONS = ("include drop, create tables, create indexes, reset sequences, "
+                    "batch rows = 5000, prefetch rows = 5000, workers = 2, concurrency = 1")
+
+
+def legacy_file(layout: str, scale: float) -> tuple[Path, int]:
+    sizes = {name: max(1, int(count * scale)) for name, count in FULL[layout].items()}
+    path = OUT / f"{layout}-{'-'.join(str(v) for v in sizes.values())}.db"
+    if not path.exists():
+        print(f"generating {path.name} ...", file=sys.stderr, flush=True)
+        partial = path.with_suffix(".partial")
+        (make_v1 if layout == "v1" else make_v2)(partial, dirty=True, **sizes)
+        partial.rename(path)
+    conn = sqlite3.connect(path)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                                         "AND name NOT LIKE 'sqlite_%'")]
+    rows = sum(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables)
+    conn.close()
+    return path, rows
+
+
+SLICES = {  # the first rows of each table, closed under references (tracks first)
+    "tracks": "SELECT * FROM src.tracks ORDER BY rowid LIMIT :rows",
+    "artists": "SELECT * FROM src.artists WHERE id <= :rows OR id IN (SELECT artist_id FROM main.tracks)",
+    "playlist_tracks": "SELECT * FROM src.playlist_tracks WHERE track_id IN (SELECT id FROM main.tracks) "
+                       "ORDER BY rowid LIMIT :rows",
+    "snapshots": "SELECT * FROM src.snapshots WHERE track_id IN (SELECT track_id FROM main.tracks) "
+                 "ORDER BY rowid LIMIT :rows",
+}
+
+
+def sliced_copy(path: Path, rows: int) -> tuple[Path, int]:
+    """A consistent slice of a generated file, for the book's slow row-by-row script."""
+    target = OUT / f"{path.stem}-slice{rows}-book.db"
+    if not target.exists():
+        partial = target.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        conn = sqlite3.connect(partial)
+        conn.execute("ATTACH DATABASE ? AS src", (str(path),))
+        ddl = dict(conn.execute("SELECT name, sql FROM src.sqlite_master WHERE type = 'table' "
+                                "AND name NOT LIKE 'sqlite_%'").fetchall())
+        for name, query in SLICES.items():
+            if name not in ddl:
+                continue
+            conn.execute(ddl[name])
+            conn.execute(f'INSERT INTO main."{name}" {query}', {"rows": rows})
+            if name != "snapshots":
+                # the book's script only parses ISO text: give it the epoch rows as ISO, or it
+                # skips them and aborts its transaction at the first foreign key they break
+                conn.execute(f"""UPDATE main."{name}" SET created_at = datetime(created_at, 'unixepoch')
+                                 WHERE created_at NOT GLOB '*[^0-9]*'""")
+        conn.commit()
+        conn.close()
+        partial.rename(target)
+    conn = sqlite3.connect(target)
+    total = sum(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for (t,) in
+                conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'").fetchall())
+    conn.close()
+    return target, total
+
+
+def admin_url(option: str | None) -> str:
+    url = option or os.environ.get("TEST_DATABASE_URL", "").strip()
+    if url:
+        return db_config.normalize_database_url(url, "--admin-url")
+    return db_config.EmbeddedPostgres(OUT / "pg").admin_url()
+
+
+def scratch_database(admin: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    conn = psycopg2.connect(admin)
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return urlunsplit(urlsplit(admin)._replace(path="/" + name))
+
+
+def drop_database(admin: str, url: str) -> None:
+    conn = psycopg2.connect(admin)
+    conn.autocommit = True
+    conn.cursor().execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
+    conn.close()
+
+
+def landed_rows(url: str) -> int:
+    """Rows the legacy tables ended up as in the target (whatever schema the tool made)."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("""SELECT table_name FROM information_schema.tables WHERE table_schema NOT IN
+                       ('pg_catalog', 'information_schema') AND table_name = ANY(%s)""",
+                    (["artists", "tracks", "playlist_tracks", "snapshots"],))
+        total = 0
+        for (table,) in cur.fetchall():
+            cur.execute(f'SELECT count(*) FROM "{table}"')
+            total += cur.fetchone()[0]
+    conn.close()
+    return total
+
+
+def measure(command: list[str], log: Path) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MB, exit status) of one child process."""
+    started = time.monotonic()
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.monotonic() - started, usage.ru_maxrss / 1024, proc.returncode
+
+
+def run_ours(path: Path, url: str) -> tuple[float, float, int, str]:
+    log = OUT / f"ours-{path.stem}.log"
+    seconds, rss, status = measure([sys.executable, "migrate_to_postgresql.py", str(path),
+                                    "--database-url", url, "--rejects", str(OUT / f"{path.stem}.rejects.jsonl")], log)
+    lines = log.read_text().splitlines()
+    verified = [line.split()[2] for line in lines if line.startswith("verified in")]
+    note = f"exit {status}; of which verification {verified[0]} s" if verified else f"exit {status}"
+    return seconds, rss, status, note
+
+
+def run_book(path: Path, url: str) -> tuple[float, float, int, str]:
+    seconds, rss, status = measure([sys.executable, "bench/book_migration.py", str(path), url],
+                                   OUT / f"book-{path.stem}.log")
+    return seconds, rss, status, f"exit {status}; row by row, fetchall()"
+
+
+def run_pgloader(path: Path, url: str) -> tuple[float, float, int, str]:
+    if not shutil.which("pgloader"):
+        return float("nan"), float("nan"), -1, "pgloader not installed (apt-get install pgloader)"
+    command_file = OUT / f"pgloader-{path.stem}.load"
+    command_file.write_text(f"LOAD DATABASE FROM sqlite://{path} INTO {url}\n WITH {PGLOADER_OPTIONS};\n")
+    log = OUT / f"pgloader-{path.stem}.log"
+    seconds, rss, status = measure(["pgloader", str(command_file)], log)
+    errors = [line for line in log.read_text().splitlines() if "ERROR" in line]
+    return seconds, rss, status, f"exit {status}; {len(errors)} error lines; text JSON, no checks"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the issue's sizes")
+    parser.add_argument("--admin-url", help="superuser URL of the PostgreSQL server to use")
+    parser.add_argument("--book-rows", type=int, default=50_000, help="rows per table for the book's slice")
+    parser.add_argument("--only", choices=("v1", "v2"), help="one layout only")
+    parser.add_argument("--tools", default="ours,pgloader,book",
+                        help="comma-separated subset of ours,pgloader,book")
+    args = parser.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    admin = admin_url(args.admin_url)
+    with psycopg2.connect(admin) as conn, conn.cursor() as cur:
+        cur.execute("SHOW server_version")
+        server = cur.fetchone()[0]
+    conn.close()
+    results = []
+    for layout in ("v1", "v2"):
+        if args.only and layout != args.only:
+            continue
+        path, rows = legacy_file(layout, args.scale)
+        slice_path, slice_rows = sliced_copy(path, args.book_rows)
+        contestants = {"ours": ("ours (migrate_to_postgresql.py)", run_ours, path, rows),
+                       "pgloader": ("pgloader", run_pgloader, path, rows),
+                       "book": (f"book, row by row ({args.book_rows:,}-row slice)", run_book,
+                                slice_path, slice_rows)}
+        for key in args.tools.split(","):
+            tool, runner, source, count = contestants[key.strip()]
+            url = scratch_database(admin)
+            print(f"{layout}: {tool} ...", file=sys.stderr, flush=True)
+            try:
+                seconds, rss, status, note = runner(source, url)
+                landed = landed_rows(url)
+            finally:
+                drop_database(admin, url)
+            results.append((layout, tool, count, landed, seconds, rss, note))
+    print(f"\nPostgreSQL {server}; {os.cpu_count()} cores; scale {args.scale}\n")
+    print("| layout | tool | source rows | rows in target | seconds | rows/s | peak RSS (MB) | notes |")
+    print("|---|---|---:|---:|---:|---:|---:|---|")
+    for layout, tool, count, landed, seconds, rss, note in results:
+        print(f"| {layout} | {tool} | {count:,} | {landed:,} | {seconds:,.1f} | {count / seconds:,.0f} "
+              f"| {rss:,.0f} | {note} |")
+    print("\nours: source rows = rows in target + merged duplicates + rejected rows (see the "
+          "rejects report); the target is the app's schema with all its indexes, verified.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Moving resolved staging rows into the app's tables, in dependency order.
+
+Every insert is ``INSERT ... SELECT ... ON CONFLICT``: a rerun after success inserts
+nothing, and rows the target already had are never overwritten (legacy data only fills
+columns that are still empty). Takes a cursor, never commits.
+
+Bulk mode: when a target table is still empty, its secondary indexes, outgoing foreign
+keys and unreferenced unique constraints are dropped inside the migration's transaction
+and rebuilt after the load (one sorted build instead of millions of index insertions,
+one validating join instead of a trigger per row), the way pg_restore does it. Nobody
+sees the table without them: the table is locked until commit, and a failure rolls the
+whole thing back.
+"""
+from __future__ import annotations
+
+from psycopg2 import sql
+
+IDENTITY_COLUMNS = (("users", "id"), ("playlists", "id"), ("snapshots", "id"))
+BULK_TABLES = ("artists", "tracks", "playlists", "playlist_tracks", "snapshots")
+
+# how a surviving staging row finds its target row (aliases: s staging, t target)
+TARGET_MATCH = {
+    "artists": ("artists t", "t.spotify_id = s.spotify_id", "stg_artists s"),
+    "tracks": ("tracks t", "t.spotify_id = s.spotify_id", "stg_tracks s"),
+    "entries": ("playlist_tracks t JOIN playlists p ON p.id = t.playlist_id",
+                "p.user_id = %(owner)s AND p.legacy_key = s.playlist_key AND t.track_id = m.spotify_id",
+                "stg_entries s JOIN map_track m ON m.legacy_id = s.track_ref"),
+    "snapshots": ("snapshots t", "t.user_id = %(owner)s AND t.track_id = s.track_spotify_id AND "
+                  "t.snapshot_date = s.snapshot_date AND t.time_range = s.time_range",
+                  "stg_snapshots s"),
+}
+STAGED_TABLES = {"v1": ("artists", "tracks", "entries"), "v2": ("tracks", "snapshots")}
+
+
+def record_preexisting(cur, layout: str, owner_id: int) -> None:
+    """Remember which survivors the target already had: those rows keep their values."""
+    for name in STAGED_TABLES[layout]:
+        target, match, source = TARGET_MATCH[name]
+        cur.execute(f"""CREATE TEMP TABLE pre_{name} ON COMMIT DROP AS
+                        SELECT s.seq FROM {source} WHERE s.status = 'ok'
+                        AND EXISTS (SELECT 1 FROM {target} WHERE {match})""", {"owner": owner_id})
+        cur.execute(f"ALTER TABLE pre_{name} ADD PRIMARY KEY (seq)")
+
+
+def suspend_for_bulk_load(cur, table: str) -> list | None:
+    """If ``table`` is empty: drop what a bulk build restores faster; return how to restore."""
+    cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
+    if cur.fetchone()[0]:
+        return None
+    cur.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+    cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")  # someone may have won the race
+    if cur.fetchone()[0]:
+        return None
+    restore_constraints, restore_indexes, restore_keys = [], [], []
+    cur.execute("""
+        SELECT c.conname, c.contype, pg_get_constraintdef(c.oid) FROM pg_constraint c
+        WHERE c.conrelid = %s::regclass AND c.contype IN ('f', 'u', 'p')
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint r WHERE r.contype = 'f'
+                          AND r.confrelid = c.conrelid AND r.conindid = c.conindid)
+        ORDER BY c.contype""", (table,))
+    for name, kind, definition in cur.fetchall():
+        restore = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(
+            sql.Identifier(table), sql.Identifier(name)) + sql.SQL(definition)
+        (restore_keys if kind == "f" else restore_constraints).append(restore)
+        cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+            sql.Identifier(table), sql.Identifier(name)))
+    cur.execute("""SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
+                   WHERE i.indrelid = %s::regclass AND NOT EXISTS (
+                       SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)""", (table,))
+    for name, definition in cur.fetchall():
+        restore_indexes.append(sql.SQL(definition))
+        cur.execute(f"DROP INDEX {name}")
+    return restore_constraints + restore_indexes + restore_keys
+
+
+def _fill(column: str) -> str:
+    return f"{column} = coalesce(t.{column}, excluded.{column})"
+
+
+TRACK_FILL = ("artist_name", "primary_artist_id", "album_name", "duration_ms", "explicit",
+              "popularity", "spotify_url", "audio_features")
+TRACK_CONFLICT = f"""
+    ON CONFLICT (spotify_id) DO UPDATE SET {", ".join(_fill(c) for c in TRACK_FILL)},
+        release_date = coalesce(t.release_date, excluded.release_date),
+        release_date_precision = CASE WHEN t.release_date IS NULL
+            THEN excluded.release_date_precision ELSE t.release_date_precision END,
+        raw_json = CASE WHEN t.raw_json = '{{}}' THEN excluded.raw_json ELSE t.raw_json END
+    WHERE {" OR ".join(f"(t.{c} IS NULL AND excluded.{c} IS NOT NULL)"
+                       for c in TRACK_FILL + ("release_date",))}
+       OR (t.raw_json = '{{}}' AND excluded.raw_json <> '{{}}')"""
+
+
+def load(cur, layout: str, owner_id: int, bulk: bool = True) -> dict[str, int]:
+    """Upsert survivors in dependency order; returns rows inserted (or filled) per table."""
+    record_preexisting(cur, layout, owner_id)
+    restore, empty = [], set()
+    if bulk:
+        tables = BULK_TABLES if layout == "v1" else ("tracks", "snapshots")
+        for table in tables:
+            steps = suspend_for_bulk_load(cur, table)
+            if steps is not None:
+                empty.add(table)
+                restore += steps
+
+    def on_conflict(table: str, clause: str) -> str:
+        return "" if table in empty else clause  # an empty table has nothing to conflict with
+
+    inserted = {}
+    if layout == "v1":
+        cur.execute(f"""INSERT INTO artists (spotify_id, name, created_at)
+                        SELECT spotify_id, name, coalesce(created_at, now()) FROM stg_artists
+                        WHERE status = 'ok'
+                        {on_conflict("artists", "ON CONFLICT (spotify_id) DO NOTHING")}""")
+        inserted["artists"] = cur.rowcount
+        artist_join = """LEFT JOIN map_artist m ON m.legacy_id = s.artist_ref
+                         LEFT JOIN artists a ON a.spotify_id = m.spotify_id"""
+        artist_name, artist_id = "coalesce(s.artist_name, a.name)", "a.spotify_id"
+    else:
+        artist_join, artist_name, artist_id = "", "s.artist_name", "NULL::text"
+    cur.execute(f"""
+        INSERT INTO tracks AS t (spotify_id, name, artist_name, primary_artist_id, album_name,
+            duration_ms, release_date, release_date_precision, explicit, popularity, spotify_url,
+            raw_json, audio_features, created_at, updated_at)
+        SELECT s.spotify_id, s.name, {artist_name}, {artist_id}, s.album_name, s.duration_ms,
+               s.release_date, s.release_date_precision, s.explicit, s.popularity, s.spotify_url,
+               s.raw_json::jsonb, s.audio_features::jsonb, coalesce(s.created_at, now()),
+               coalesce(s.updated_at, s.created_at, now())
+        FROM stg_tracks s {artist_join} WHERE s.status = 'ok' {on_conflict("tracks", TRACK_CONFLICT)}""")
+    inserted["tracks"] = cur.rowcount
+    if layout == "v1":
+        cur.execute(f"""INSERT INTO playlists (user_id, kind, name, legacy_key, created_at)
+                        SELECT %s, 'legacy', playlist_key, playlist_key, coalesce(min(added_at), now())
+                        FROM stg_entries GROUP BY playlist_key ORDER BY playlist_key
+                        {on_conflict("playlists", "ON CONFLICT (user_id, legacy_key) DO NOTHING")}""",
+                    (owner_id,))
+        inserted["playlists"] = cur.rowcount
+        cur.execute(f"""INSERT INTO playlist_tracks (playlist_id, track_id, position, added_at)
+                        SELECT p.id, m.spotify_id, s.position, s.added_at
+                        FROM stg_entries s JOIN map_track m ON m.legacy_id = s.track_ref
+                        JOIN playlists p ON p.user_id = %s AND p.legacy_key = s.playlist_key
+                        WHERE s.status = 'ok'
+                        {on_conflict("playlist_tracks", "ON CONFLICT (playlist_id, track_id) DO NOTHING")}""",
+                    (owner_id,))
+        inserted["entries"] = cur.rowcount
+    else:
+        conflict = "ON CONFLICT (user_id, track_id, snapshot_date, time_range) DO NOTHING"
+        cur.execute(f"""INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
+                        SELECT %s, track_spotify_id, snapshot_date, time_range, rank
+                        FROM stg_snapshots WHERE status = 'ok'
+                        {on_conflict("snapshots", conflict)}""", (owner_id,))
+        inserted["snapshots"] = cur.rowcount
+    for statement in restore:
+        cur.execute(statement)
+    reset_identity_sequences(cur)
+    return inserted
+
+
+def reset_identity_sequences(cur) -> None:
+    """Never behind the largest id, never moved backwards, untouched on empty tables.
+
+    Ids are generated, not copied from SQLite, so this only repairs a sequence someone
+    else left behind; ``setval(seq, max(id))`` alone fails on an empty table.
+    """
+    for table, column in IDENTITY_COLUMNS:
+        cur.execute("SELECT pg_get_serial_sequence(%s, %s)", (table, column))
+        sequence = cur.fetchone()[0]
+        cur.execute(f"SELECT max({column}) FROM {table}")
+        largest = cur.fetchone()[0]
+        if sequence is None or largest is None:
+            continue
+        cur.execute(f"SELECT last_value, is_called FROM {sequence}")
+        last_value, is_called = cur.fetchone()
+        if last_value < largest or (last_value == largest and not is_called):
+            cur.execute("SELECT setval(%s, %s, true)", (sequence, largest))

@@ -1,0 +1,297 @@
+"""migrate_to_postgresql.py end to end: dirty files of both layouts into real databases."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+import migrate_to_postgresql as cli
+from legacy_factory import make_v1, make_v2
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def migrate(*args) -> int:
+    return cli.main([str(a) for a in args])
+
+
+def fetch(url, query, params=None):
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(query, params)
+        rows = cur.fetchall()
+    conn.close()
+    return rows
+
+
+def database_checksum(url) -> dict:
+    """Every migrated table's full content, hashed (ids and timestamps included)."""
+    tables = {"users": "spotify_id", "artists": "spotify_id", "tracks": "spotify_id",
+              "playlists": "legacy_key", "playlist_tracks": "playlist_id, track_id",
+              "snapshots": "user_id, track_id, snapshot_date, time_range"}
+    columns_to_skip = {"tracks": "search_vector"}
+    result = {}
+    for table, order in tables.items():
+        skip = columns_to_skip.get(table)
+        select = f"to_jsonb(t) - '{skip}'" if skip else "t::text"
+        rows = fetch(url, f"SELECT count(*), md5(coalesce(string_agg(({select})::text, '|' ORDER BY {order}), '')) "
+                          f"FROM {table} t")
+        result[table] = rows[0]
+    return result
+
+
+def report_lines(path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+@pytest.fixture
+def v1_file(tmp_path):
+    path = tmp_path / "v1.db"
+    return path, make_v1(path)
+
+
+@pytest.fixture
+def v2_file(tmp_path):
+    path = tmp_path / "v2.db"
+    return path, make_v2(path)
+
+
+def assert_accounted(url, manifest, report, table, target_count):
+    """source rows = landed + merged + rejected, and each non-landed row has a report line."""
+    expected = manifest[table]
+    lines = [line for line in report if line["table"] == table]
+    merged = sum(line["action"] == "merged" for line in lines)
+    rejected = sum(line["action"] == "rejected" for line in lines)
+    assert (merged, rejected) == (expected["merged"], expected["rejected"])
+    assert target_count == expected["rows"] - merged - rejected
+    for line in lines:
+        assert line["reason"] and line["legacy_key"] and line["original"] is not None
+
+
+def test_v1_dirty_file_into_an_empty_database(make_database, v1_file, capsys):
+    path, manifest = v1_file
+    url = make_database(schema=False)   # the tool creates the schema itself
+    rejects = path.with_suffix(".jsonl")
+    assert migrate(path, "--database-url", url, "--rejects", rejects) == cli.EXIT_OK
+    out = capsys.readouterr()
+    assert "migrated and verified" in out.out and "rows read and staged" in out.err
+    report = report_lines(rejects)
+    [(artists,)] = fetch(url, "SELECT count(*) FROM artists")
+    [(tracks,)] = fetch(url, "SELECT count(*) FROM tracks")
+    [(entries,)] = fetch(url, "SELECT count(*) FROM playlist_tracks")
+    assert_accounted(url, manifest, report, "artists", artists)
+    assert_accounted(url, manifest, report, "tracks", tracks)
+    assert_accounted(url, manifest, report, "playlist_tracks", entries)
+    # the duplicate track's playlist entries follow the surviving row: once in the playlist
+    rows = fetch(url, """SELECT pt.track_id, pt.position, pt.added_at FROM playlist_tracks pt
+                         JOIN playlists p ON p.id = pt.playlist_id
+                         WHERE p.legacy_key = 'playlist_dirty' ORDER BY pt.position""")
+    assert [r[0] for r in rows].count(manifest["duplicate_track"]) == 1
+    assert rows[0][2].isoformat() == "2023-11-14T22:13:20+00:00"   # epoch 1700000000, UTC
+    # tracks that pointed at the duplicate artist row point at the survivor
+    [(dangling,)] = fetch(url, """SELECT count(*) FROM tracks WHERE primary_artist_id IS NOT NULL
+                                  AND primary_artist_id NOT IN (SELECT spotify_id FROM artists)""")
+    assert dangling == 0
+    [(artist,)] = fetch(url, "SELECT primary_artist_id FROM tracks WHERE name = 'Double'")
+    assert artist == manifest["duplicate_artist"]
+    [(orphan_ref, orphan_name)] = fetch(url, "SELECT primary_artist_id, artist_name FROM tracks "
+                                             "WHERE spotify_id = %s", (manifest["orphan_artist_track"],))
+    assert orphan_ref is None and orphan_name is None
+    assert any("reference cleared" in line["reason"] for line in report)
+    # JSON: double-encoded unwrapped, NaN / \u0000 sanitised, everything an object
+    [(kind, energy)] = fetch(url, "SELECT jsonb_typeof(audio_features), audio_features->>'energy' "
+                                  "FROM tracks WHERE spotify_id = %s", (manifest["double_encoded_track"],))
+    assert kind == "object" and float(energy) >= 0
+    [(nan_features,)] = fetch(url, "SELECT audio_features FROM tracks WHERE name = 'Nan'")
+    assert nan_features == {"energy": None, "tempo": 120}
+    [(names,)] = fetch(url, "SELECT array_agg(name) FROM tracks WHERE name LIKE 'Zero%%' "
+                            "OR name LIKE 'Caf%%' OR name LIKE 'bad%%'")
+    assert sorted(names) == ["Café", "ZeroByte", "bad \ufffd utf8"]
+    [(release, precision)] = fetch(url, "SELECT release_date::text, release_date_precision FROM tracks "
+                                        "WHERE name = 'Orphan artist'")
+    assert (release, precision) == ("2020-03-01", "month")
+    [(bad_dates,)] = fetch(url, "SELECT count(*) FROM tracks WHERE name IN ('Malformed', 'Array') "
+                                "AND release_date IS NULL AND duration_ms IS DISTINCT FROM -5")
+    assert bad_dates == 2
+    [(owner, placeholder)] = fetch(url, "SELECT spotify_id, is_placeholder FROM users")
+    assert owner == "legacy-owner" and placeholder
+
+
+def test_v2_dirty_file(make_database, v2_file):
+    path, manifest = v2_file
+    url = make_database()
+    assert migrate(path, "--database-url", url, "--user", "alice") == cli.EXIT_OK
+    report = report_lines(str(path) + ".rejects.jsonl")   # the default report location
+    [(tracks,)] = fetch(url, "SELECT count(*) FROM tracks")
+    [(snapshots,)] = fetch(url, "SELECT count(*) FROM snapshots")
+    assert_accounted(url, manifest, report, "tracks", tracks)
+    assert_accounted(url, manifest, report, "snapshots", snapshots)
+    [(bad_json,)] = fetch(url, "SELECT count(*) FROM tracks WHERE jsonb_typeof(raw_json) <> 'object'")
+    assert bad_json == 0
+    [(release, precision, explicit)] = fetch(
+        url, "SELECT raw_json->'album'->>'release_date', release_date_precision, explicit "
+             "FROM tracks WHERE spotify_id = %s", (manifest["double_encoded_track"],))
+    assert release and precision in ("year", "month", "day") and explicit is True
+    [(album,)] = fetch(url, "SELECT raw_json->'album'->>'name' FROM tracks WHERE spotify_id = %s",
+                       (manifest["nul_track"],))
+    assert album == "Album"
+    [(name,)] = fetch(url, "SELECT name FROM tracks WHERE spotify_id = %s", (manifest["payload_name_track"],))
+    assert name == "From payload"
+    [(nul_key,)] = fetch(url, "SELECT name FROM tracks WHERE spotify_id = %s", (manifest["nul_key_track"],))
+    assert nul_key == "Nul in the key"
+    assert any(line["legacy_key"] == repr(manifest["nul_key_track"] + "\x00") for line in report)
+    [(tabbed,)] = fetch(url, "SELECT name FROM tracks WHERE name LIKE 'Tab%%'")
+    assert tabbed == "Tab\tand\nnewline \\ backslash"
+    # both spellings of the duplicate track land on one row, with one snapshot that day
+    [(count,)] = fetch(url, "SELECT count(*) FROM snapshots WHERE track_id = %s AND snapshot_date = '2099-01-01'",
+                       (manifest["duplicate_track"],))
+    assert count == 1
+    [(owner, placeholder)] = fetch(url, "SELECT spotify_id, is_placeholder FROM users")
+    assert (owner, placeholder) == ("alice", False)
+
+
+@pytest.mark.parametrize("layout", ["v1", "v2"])
+def test_rerun_gives_the_same_database(make_database, tmp_path, layout):
+    path = tmp_path / f"{layout}.db"
+    (make_v1 if layout == "v1" else make_v2)(path)
+    url = make_database()
+    assert migrate(path, "--database-url", url) == cli.EXIT_OK
+    first = database_checksum(url)
+    assert migrate(path, "--database-url", url) == cli.EXIT_OK
+    assert database_checksum(url) == first
+    assert migrate(path, "--database-url", url, "--verify-only") == cli.EXIT_OK
+
+
+def test_crash_mid_run_leaves_nothing_and_a_rerun_completes(make_database, v1_file, monkeypatch):
+    path, _ = v1_file
+    url = make_database()
+    before = database_checksum(url)
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("injected crash after the tables were loaded")
+    monkeypatch.setattr(cli.verify, "check_database", crash)
+    with pytest.raises(RuntimeError):
+        migrate(path, "--database-url", url)
+    assert database_checksum(url) == before        # nothing half-written
+    monkeypatch.undo()
+    assert migrate(path, "--database-url", url) == cli.EXIT_OK
+    after = database_checksum(url)
+    assert migrate(path, "--database-url", url) == cli.EXIT_OK
+    assert database_checksum(url) == after
+
+
+def test_killed_process_then_rerun(make_database, tmp_path):
+    path = tmp_path / "big.db"
+    make_v2(path, tracks=1000, snapshots=20000, dirty=False)
+    url = make_database(schema=False)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "migrate_to_postgresql.py"), str(path),
+                             "--database-url", url], stderr=subprocess.PIPE, text=True, env=env)
+    for line in proc.stderr:            # kill it while it is staging rows
+        if line.strip().startswith("tracks:"):
+            break
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL      # it was still running
+    proc.stderr.close()
+    time.sleep(0.2)
+    [(tables,)] = fetch(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+    assert tables == 0                  # even the schema was in the killed transaction
+    assert migrate(path, "--database-url", url) == cli.EXIT_OK
+    [(snapshots,)] = fetch(url, "SELECT count(*) FROM snapshots")
+    assert snapshots == 20000
+
+
+def test_empty_legacy_database(make_database, tmp_path, capsys):
+    path = tmp_path / "empty.db"
+    make_v1(path, artists=0, tracks=0, entries=0, dirty=False)
+    url = make_database()
+    assert migrate(path, "--database-url", url) == cli.EXIT_OK
+    assert fetch(url, "SELECT (SELECT count(*) FROM tracks), (SELECT count(*) FROM playlists)") == [(0, 0)]
+    assert not Path(str(path) + ".rejects.jsonl").read_text()
+
+
+def test_database_with_only_artists(make_database, tmp_path):
+    path = tmp_path / "artists.db"
+    make_v1(path, artists=30, tracks=0, entries=0, dirty=False)
+    url = make_database()
+    assert migrate(path, "--database-url", url) == cli.EXIT_OK
+    assert fetch(url, "SELECT count(*) FROM artists") == [(30,)]
+    # a file that has nothing but the artists table is v1 too; absent tables count as empty
+    import sqlite3
+    only = tmp_path / "only_artists.db"
+    conn = sqlite3.connect(only)
+    conn.execute("CREATE TABLE artists (id INTEGER PRIMARY KEY, spotify_id TEXT NOT NULL, "
+                 "name TEXT NOT NULL, created_at TEXT NOT NULL)")
+    conn.execute("INSERT INTO artists VALUES (1, 'onlyArtist000000000001', 'Solo', '2020-01-01 00:00:00')")
+    conn.commit()
+    conn.close()
+    assert migrate(only, "--database-url", url) == cli.EXIT_OK
+    assert fetch(url, "SELECT created_at::text FROM artists WHERE name = 'Solo'") == [("2020-01-01 00:00:00+00",)]
+
+
+def test_the_app_reads_migrated_data(make_database, v2_file):
+    path, manifest = v2_file
+    url = make_database()
+    assert migrate(path, "--database-url", url) == cli.EXIT_OK
+    import snapshots as snapshots_db
+    import tracks_db
+    import users_db
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        claimed = users_db.claim_legacy_placeholder(cur, "real-listener", "Real Listener")
+        assert claimed and not claimed["is_placeholder"]
+        top = snapshots_db.latest_top_tracks(cur, claimed["id"], "short_term", limit=3)
+        assert [row["rank"] for row in top] == [1, 2, 3] and all(row["name"] for row in top)
+        assert snapshots_db.snapshot_dates(cur, claimed["id"])
+        track = tracks_db.get_track(cur, manifest["double_encoded_track"])
+        assert track["isrc"] and track["release_date"]
+        cur.execute("""SELECT u.spotify_id, t.name, t.raw_json->'album'->>'release_date', s.rank
+                       FROM snapshots s JOIN tracks t ON t.spotify_id = s.track_id
+                       JOIN users u ON u.id = s.user_id
+                       WHERE t.search_vector @@ plainto_tsquery('english', 'track')
+                       ORDER BY s.snapshot_date DESC, s.rank LIMIT 5""")
+        assert len(cur.fetchall()) == 5
+        cur.execute("INSERT INTO playlists (user_id, kind, name) VALUES (%s, 'mood', 'new') RETURNING id",
+                    (claimed["id"],))   # identities still work after the migration
+        assert cur.fetchone()[0]
+    conn.close()
+
+
+def test_dry_run_writes_nothing(make_database, v1_file, capsys):
+    path, _ = v1_file
+    url = make_database(schema=False)
+    assert migrate(path, "--database-url", url, "--dry-run") == cli.EXIT_OK
+    assert "dry run: nothing was written" in capsys.readouterr().out
+    assert fetch(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+    assert not Path(str(path) + ".rejects.jsonl").exists()
+
+
+def test_strict_refuses_rejects_and_commits_nothing(make_database, v1_file, tmp_path, capsys):
+    path, _ = v1_file
+    url = make_database()
+    assert migrate(path, "--database-url", url, "--strict") == cli.EXIT_STRICT
+    assert "--strict" in capsys.readouterr().out
+    assert fetch(url, "SELECT count(*) FROM tracks") == [(0,)]
+    clean = tmp_path / "clean.db"
+    make_v2(clean, dirty=False)
+    assert migrate(clean, "--database-url", url, "--strict") == cli.EXIT_OK
+
+
+def test_verify_only_detects_a_changed_row(make_database, v2_file, capsys):
+    path, manifest = v2_file
+    url = make_database()
+    assert migrate(path, "--database-url", url, "--verify-only") == cli.EXIT_UNRECONCILED
+    assert migrate(path, "--database-url", url) == cli.EXIT_OK
+    capsys.readouterr()
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE tracks SET raw_json = raw_json - 'album' WHERE spotify_id = %s",
+                    (manifest["double_encoded_track"],))
+    conn.close()
+    assert migrate(path, "--database-url", url, "--verify-only") == cli.EXIT_UNRECONCILED
+    out = capsys.readouterr().out
+    assert "NOT RECONCILED: tracks: 1 row(s) differ from the source" in out
