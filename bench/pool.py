@@ -28,6 +28,20 @@ from database import ConnectionPool  # noqa: E402
 QUERY = "SELECT pg_sleep(0.002)"
 
 
+def borrow_query_return(pool) -> float:
+    """One cycle, the same for both pools; returns the seconds spent waiting to borrow."""
+    started = time.perf_counter()
+    conn = pool.getconn()  # the bare pool raises PoolError at once when all are busy
+    waited = time.perf_counter() - started
+    try:
+        with conn.cursor() as cur:
+            cur.execute(QUERY)
+        conn.commit()
+    finally:
+        pool.putconn(conn)  # the bare pool leaks the slot when a broken connection makes this raise
+    return waited
+
+
 class BarePool:
     """What an app built on psycopg2's pool alone does: borrow, query, commit, give back."""
 
@@ -35,16 +49,7 @@ class BarePool:
         self.pool = ThreadedConnectionPool(2, maxconn, url)
 
     def cycle(self):
-        started = time.perf_counter()
-        conn = self.pool.getconn()  # PoolError at once when all are busy
-        waited = time.perf_counter() - started
-        try:
-            with conn.cursor() as cur:
-                cur.execute(QUERY)
-            conn.commit()
-        finally:
-            self.pool.putconn(conn)  # a broken connection makes this raise and leak the slot
-        return waited
+        return borrow_query_return(self.pool)
 
     def leaked_slots(self):
         return len(self.pool._used)
@@ -58,16 +63,7 @@ class OurPool:
         self.pool = ConnectionPool(url, minconn=2, maxconn=maxconn, timeout=5)
 
     def cycle(self):
-        started = time.perf_counter()
-        conn = self.pool.getconn()
-        waited = time.perf_counter() - started
-        try:
-            with conn.cursor() as cur:
-                cur.execute(QUERY)
-            conn.commit()
-        finally:
-            self.pool.putconn(conn)
-        return waited
+        return borrow_query_return(self.pool)
 
     def leaked_slots(self):
         return self.pool.stats()["in_use"]
