@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from emulator_listeners import DEMO_USERS
 
 DEMO_CLIENT_ID = "mtm-demo-client"
-DEMO_CLIENT_SECRET = "mtm-demo-secret"
+DEMO_CLIENT_SECRET = "mtm-demo-secret"  # nosec B105: the emulator's public demo credentials
 ACCESS_TOKEN_SECONDS = 3600
 CODE_SECONDS = 600
 REFRESH_TOKEN_LIFETIME = timedelta(days=182)   # Spotify: six months from consent
@@ -187,7 +187,7 @@ class EmulatorState:
         with self._lock:
             self._access[access] = _Token(user_id, client_id, frozenset(scopes),
                                           expires_at=self.now() + timedelta(seconds=ACCESS_TOKEN_SECONDS))
-        return {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_SECONDS,
+        return {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_SECONDS,  # nosec B105
                 "scope": " ".join(sorted(scopes))}
 
     def access_token_user(self, access_token: str) -> tuple[_Token | None, str]:

@@ -359,7 +359,7 @@ def row_checksum(values) -> str:
             parts.append(str(value))
         else:
             parts.append(canonical(value))
-    return hashlib.md5(FIELD_SEP.join(parts).encode("utf-8")).hexdigest()
+    return hashlib.md5(FIELD_SEP.join(parts).encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def original_values(columns, row) -> dict:

@@ -284,7 +284,7 @@ def clean_v2_snapshot(row):
     if type(rank) is not int or not 0 < rank <= INT4_MAX:
         rank = clean_int(rank, "rank", issues, 1, INT4_MAX, required=True)
     checksum = md5(f"{track}{FIELD_SEP}{day.isoformat()}{FIELD_SEP}{time_range}{FIELD_SEP}{rank}"
-                   .encode()).hexdigest()   # row_checksum, unrolled for the biggest table
+                   .encode(), usedforsecurity=False).hexdigest()   # row_checksum, unrolled for the biggest table
     return (track, day, time_range, rank, checksum), issues
 
 

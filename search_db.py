@@ -115,4 +115,5 @@ def highlight(text: str | None) -> Markup:
     """Escape everything, then turn sentinel pairs into <mark>; stray sentinels vanish."""
     escaped = str(escape(text or ""))
     marked = _MARKED.sub(r"<mark>\1</mark>", escaped)
-    return Markup(marked.replace(START_MARK, "").replace(STOP_MARK, ""))
+    # Safe: every character of the text was escaped above; only our <mark> tags remain.
+    return Markup(marked.replace(START_MARK, "").replace(STOP_MARK, ""))  # nosec B704
