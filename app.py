@@ -72,7 +72,6 @@ def settings_from_env(environ) -> dict:
         "SPOTIFY_API_URL": environ.get("SPOTIFY_API_URL"),
         "SPOTIFY_REQUEST_TIMEOUT": environ.get("SPOTIFY_REQUEST_TIMEOUT"),
         "DEMO_BACKFILL_WEEKS": environ.get("DEMO_BACKFILL_WEEKS"),
-        "SESSION_COOKIE_SAMESITE": "Lax",
     }
 
 
