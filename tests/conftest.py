@@ -204,14 +204,10 @@ def spotify_app(db, clean_emulator, request):
 def logged_in(spotify_app, emulator):
     """Factory: ``logged_in("ava")`` -> a test client logged in as that demo listener,
     its first sync finished."""
-    from helpers import log_in, wait_for_sync
+    from helpers import sign_in_and_sync
 
     def make(listener: str = "ava"):
-        client = spotify_app.test_client()
-        log_in(client, emulator, listener)
-        status = wait_for_sync(client)
-        assert status["status"] == "succeeded", status
-        return client
+        return sign_in_and_sync(spotify_app.test_client(), emulator, listener)
 
     return make
 

@@ -44,6 +44,18 @@ def log_in(client, emulator, listener="ava") -> dict:
     return callback
 
 
+def sign_in_and_sync(client, emulator, listener="ava"):
+    """Log the client in as a demo listener and let the first sync finish successfully."""
+    log_in(client, emulator, listener)
+    status = wait_for_sync(client)
+    assert status["status"] == "succeeded", status
+    return client
+
+
+def user_id(db_url: str, spotify_id: str) -> int:
+    return query(db_url, "SELECT id FROM users WHERE spotify_id = %s", (spotify_id,))[0][0]
+
+
 def wait_for_sync(client, timeout=60) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from conftest import browser_log_in
 from helpers import query
+from helpers import user_id as listener_id
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def test_search_track_chart_and_time_machine_playlist(live_server, page, db, emulator):
     browser_log_in(page, live_server, "ava")
-    user_id = query(db, "SELECT id FROM users WHERE spotify_id = 'ava'")[0][0]
+    user_id = listener_id(db, "ava")
 
     # search: a word from ava's current number one, highlighted in the results
     top_id, top_name = query(db, """SELECT t.spotify_id, t.name FROM snapshots s JOIN tracks t ON t.spotify_id = s.track_id

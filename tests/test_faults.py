@@ -14,7 +14,8 @@ import pytest
 import database
 import sync
 from app import create_app
-from helpers import log_in, query, wait_for_sync
+from helpers import csrf_token, log_in, query, sign_in_and_sync, wait_for_sync
+from helpers import user_id as listener_id
 
 
 def test_pool_exhausted_request_gets_503_with_retry_after_within_pool_timeout(db, clean_emulator):
@@ -70,22 +71,15 @@ def test_sync_whose_connection_dies_mid_write_changes_nothing_and_can_be_retried
     assert "nothing was changed" in status["error"]
     assert query(db, "SELECT count(*) FROM snapshots")[0][0] == 0  # snapshots were written, then rolled back
     assert query(db, "SELECT count(*) FROM tracks")[0][0] == 0
-    assert client.post("/sync", data={"csrf_token": _csrf(client)}).status_code == 302
+    assert client.post("/sync", data={"csrf_token": csrf_token(client, "/dashboard")}).status_code == 302
     assert wait_for_sync(client)["status"] == "succeeded"
     assert query(db, "SELECT count(*) FROM snapshots")[0][0] > 0
     assert database.get_pool().stats()["in_use"] == 0
 
 
-def _csrf(client) -> str:
-    import re
-    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/dashboard").get_data(as_text=True)).group(1)
-
-
 def test_a_run_left_by_a_killed_worker_does_not_block_the_next_sync(spotify_app, emulator, db):
-    client = spotify_app.test_client()
-    log_in(client, emulator, "bruno")
-    wait_for_sync(client)
-    user_id = query(db, "SELECT id FROM users WHERE spotify_id = 'bruno'")[0][0]
+    sign_in_and_sync(spotify_app.test_client(), emulator, "bruno")
+    user_id = listener_id(db, "bruno")
     child = os.fork()
     if child == 0:  # a worker that starts a sync and is killed before it records an outcome
         try:
@@ -105,10 +99,8 @@ def test_a_run_left_by_a_killed_worker_does_not_block_the_next_sync(spotify_app,
 
 
 def test_concurrent_syncs_of_one_person_run_once(spotify_app, emulator, db):
-    client = spotify_app.test_client()
-    log_in(client, emulator, "chen")
-    wait_for_sync(client)
-    user_id = query(db, "SELECT id FROM users WHERE spotify_id = 'chen'")[0][0]
+    sign_in_and_sync(spotify_app.test_client(), emulator, "chen")
+    user_id = listener_id(db, "chen")
     outcomes, barrier = [], threading.Barrier(8)
 
     def start():
@@ -129,10 +121,8 @@ def test_concurrent_syncs_of_one_person_run_once(spotify_app, emulator, db):
 
 
 def test_a_live_workers_run_still_blocks_a_second_sync(spotify_app, emulator, db):
-    client = spotify_app.test_client()
-    log_in(client, emulator, "ava")
-    wait_for_sync(client)
-    user_id = query(db, "SELECT id FROM users WHERE spotify_id = 'ava'")[0][0]
+    sign_in_and_sync(spotify_app.test_client(), emulator, "ava")
+    user_id = listener_id(db, "ava")
     with spotify_app.app_context():
         sync.start_run(user_id)  # this process is alive and its heartbeat fresh
         with pytest.raises(sync.SyncAlreadyRunning):
@@ -143,10 +133,8 @@ def test_a_live_workers_run_still_blocks_a_second_sync(spotify_app, emulator, db
 
 
 def test_a_sync_that_fails_during_an_outage_still_records_its_outcome(spotify_app, emulator, db, monkeypatch):
-    client = spotify_app.test_client()
-    log_in(client, emulator, "chen")
-    wait_for_sync(client)
-    user_id = query(db, "SELECT id FROM users WHERE spotify_id = 'chen'")[0][0]
+    sign_in_and_sync(spotify_app.test_client(), emulator, "chen")
+    user_id = listener_id(db, "chen")
     real_transaction, failures = sync.transaction, {"left": 2}
 
     def flaky_transaction(*args, **kwargs):  # the database is down for the first two tries

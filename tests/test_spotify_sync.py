@@ -10,13 +10,9 @@ import pytest
 
 import spotify
 import sync
-from helpers import approve, log_in, query, start_login, wait_for_sync
+from helpers import approve, log_in, query, sign_in_and_sync, start_login, user_id, wait_for_sync
 
 TODAY = date(2026, 11, 23)
-
-
-def user_id(db, spotify_id):
-    return query(db, "SELECT id FROM users WHERE spotify_id = %s", (spotify_id,))[0][0]
 
 
 def expire_access_token(db, uid):
@@ -71,9 +67,7 @@ def fingerprint(db):
 
 
 def test_second_sync_the_same_day_changes_nothing(spotify_app, emulator, db):
-    client = spotify_app.test_client()
-    log_in(client, emulator, "chen")
-    assert wait_for_sync(client)["status"] == "succeeded"
+    sign_in_and_sync(spotify_app.test_client(), emulator, "chen")
     before = fingerprint(db)
     settings = spotify.settings_for(spotify_app)
     outcome = sync.sync_now(settings, user_id(db, "chen"))
@@ -100,9 +94,7 @@ def test_two_users_never_see_each_others_rows(spotify_app, emulator, db):
 
 def logged_in_user(spotify_app, emulator, db, listener):
     """Log in and let the first sync finish; returns (client, user id, settings)."""
-    client = spotify_app.test_client()
-    log_in(client, emulator, listener)
-    assert wait_for_sync(client)["status"] == "succeeded"
+    client = sign_in_and_sync(spotify_app.test_client(), emulator, listener)
     return client, user_id(db, listener), spotify.settings_for(spotify_app)
 
 
