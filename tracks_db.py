@@ -39,6 +39,8 @@ WITH incoming AS (
            track,
            track->'album'->>'release_date' AS release_text,
            track->'album'->>'release_date_precision' AS precision_text,
+           parse_release_date(track->'album'->>'release_date',
+                              track->'album'->>'release_date_precision') AS release_date,
            CASE jsonb_typeof(track->'artists') WHEN 'array' THEN track->'artists' ELSE '[]' END AS artists
     FROM jsonb_array_elements(%s) AS track
     WHERE jsonb_typeof(track) = 'object' AND track->>'id' IS NOT NULL
@@ -54,9 +56,8 @@ upserted AS (
            (SELECT spotify_id FROM artists WHERE spotify_id = incoming.artists->0->>'id'),
            track->'album'->>'name',
            (track->>'duration_ms')::integer,
-           parse_release_date(release_text, precision_text),
-           CASE WHEN parse_release_date(release_text, precision_text) IS NOT NULL
-                THEN release_date_precision(release_text, precision_text) END,
+           release_date,
+           CASE WHEN release_date IS NOT NULL THEN release_date_precision(release_text, precision_text) END,
            (track->>'explicit')::boolean,
            (track->>'popularity')::smallint,
            track->'external_urls'->>'spotify',
