@@ -279,14 +279,14 @@ def index():
             return redirect(url_for("home.index"))
         run = sync_runs_db.latest_run(cur, user_id)
         top = {r: snapshots.latest_top_tracks(cur, user_id, r, limit=10) for r in spotify.TIME_RANGES}
-        dates = snapshots.snapshot_dates(cur, user_id)
+        snapshot_days = snapshots.snapshot_day_count(cur, user_id)
         library = library_db.library_size(cur, user_id)
         charts = build_charts(cur, user_id, filters)
     sections = {}
     for name, (section, _) in CHARTS.items():
         sections.setdefault(section, []).append(charts[name])
     return render_template("dashboard/index.html", user=user, run=run, top=top, library=library,
-                           snapshot_days=len({d["snapshot_date"] for d in dates}),
+                           snapshot_days=snapshot_days,
                            demo=spotify.settings_for(current_app).demo, filters=filters, charts=charts,
                            sections=sections, time_ranges=TIME_RANGE_LABELS, periods=PERIODS)
 

@@ -63,6 +63,11 @@ def snapshot_dates(cur, user_id: int) -> list[dict]:
     return fetch_all(cur)
 
 
+def snapshot_day_count(cur, user_id: int) -> int:
+    cur.execute("SELECT count(DISTINCT snapshot_date) FROM snapshots WHERE user_id = %s", (user_id,))
+    return cur.fetchone()[0]
+
+
 def has_snapshots(cur, user_id: int) -> bool:
     cur.execute("SELECT EXISTS (SELECT 1 FROM snapshots WHERE user_id = %s)", (user_id,))
     return cur.fetchone()[0]

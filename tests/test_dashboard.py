@@ -159,3 +159,12 @@ def test_another_users_data_is_never_visible(signed_in):
     assert [d["label"] for d in theirs["rank-movement"]["datasets"]] == ["#1 Secret — Gamma", "#2 Five — Gamma"]
     assert "1960" in theirs["release-years"]["labels"] and "1960" not in mine["release-years"]["labels"]
     assert "Secret" not in json.dumps(mine)
+
+
+def test_the_page_counts_snapshot_days_across_all_time_ranges(signed_in, conn):
+    client, users = signed_in
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(DISTINCT snapshot_date) FROM snapshots WHERE user_id = %s", (users["me"],))
+        days = cur.fetchone()[0]
+    assert days > 1
+    assert f"{days} snapshot days" in client.get("/dashboard").get_data(as_text=True)
