@@ -197,12 +197,16 @@ def return_db(exc=None) -> None:
         get_pool().putconn(conn)
 
 
+def database_environ(config) -> dict:
+    """The environment with the app's database settings laid over it: what db_config reads."""
+    names = ("DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD")
+    return {**os.environ, **{k: str(config[k]) for k in names if config.get(k) is not None}}
+
+
 def init_app(app) -> None:
     settings = app.config
     instance_dir = Path(app.instance_path)
-    environ = {**os.environ, **{k: str(v) for k, v in settings.items()
-                                if k in ("DATABASE_URL", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD")
-                                and v is not None}}
+    environ = database_environ(settings)
     configure(lambda: db_config.database_url_from_env(environ, instance_dir),
               minconn=int(settings.get("DB_POOL_MIN", 2)), maxconn=int(settings.get("DB_POOL_MAX", 10)),
               timeout=float(settings.get("DB_POOL_TIMEOUT", 5)),

@@ -6,11 +6,12 @@ Railway's proxy headers (X-Forwarded-Proto/For/Host) are trusted, one hop deep.
 """
 from __future__ import annotations
 
-import os
 from urllib.parse import urlsplit
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import database
+import db_config
 import spotify
 
 # Values seen in tutorials and .env examples: a key anyone can read is no key.
@@ -31,7 +32,7 @@ def check_production_settings(app, secret_key: str | None) -> None:
     """Refuse to start production on settings that would leak sessions or lose data."""
     if not is_production(app):
         return
-    if not (app.config.get("DATABASE_URL") or app.config.get("DB_HOST") or os.environ.get("DB_HOST")):
+    if db_config.uses_embedded_server(database.database_environ(app.config)):
         raise InsecureConfiguration("DATABASE_URL is not set: production needs a persistent PostgreSQL "
                                     "(an embedded one inside a container is lost on every deploy)")
     key = secret_key or ""
