@@ -126,13 +126,15 @@ class ConnectionPool:
         self._warm_up(minconn)
 
     # -- borrowing ---------------------------------------------------------------
-    def getconn(self) -> Connection:
-        """A healthy connection, waiting up to ``timeout`` seconds for a free slot."""
+    def getconn(self, timeout: float | None = None) -> Connection:
+        """A healthy connection, waiting up to ``timeout`` seconds (default: the pool's)
+        for a free slot."""
         self._refuse_if_forked()
-        if not self._slots.acquire(timeout=self.timeout):
+        timeout = self.timeout if timeout is None else timeout
+        if not self._slots.acquire(timeout=timeout):
             with self._lock:
                 self.timeouts += 1
-            raise PoolTimeout(f"all {self.maxconn} database connections stayed busy for {self.timeout:g} s")
+            raise PoolTimeout(f"all {self.maxconn} database connections stayed busy for {timeout:g} s")
         try:
             conn = self._healthy_connection()
         except BaseException:

@@ -182,11 +182,26 @@ def health() -> dict:
 
 
 # -- Flask glue ---------------------------------------------------------------------
+# Seconds the request waited for a thread before the app saw it; set by gunicorn_worker.
+QUEUE_SECONDS = "music_time_machine.queue_seconds"
+
+
 def get_db() -> Connection:
-    """The request's connection: borrowed on first use, returned at teardown."""
-    from flask import g
+    """The request's connection: borrowed on first use, returned at teardown.
+
+    The wait for it is bounded by DB_POOL_TIMEOUT counted from when gunicorn queued the
+    request (gunicorn_worker.QUEUE_SECONDS), not from now: a request that already waited
+    that long in front of the app is turned away at once (PoolTimeout, a 503 with
+    Retry-After) rather than served after its client gave up.
+    """
+    from flask import g, has_request_context, request
     if "db_conn" not in g:
-        g.db_conn = get_pool().getconn()
+        pool = get_pool()
+        queued = request.environ.get(QUEUE_SECONDS, 0.0) if has_request_context() else 0.0
+        if queued >= pool.timeout:
+            raise PoolTimeout(f"the request waited {queued:.1f} s for a worker thread, "
+                              f"past DB_POOL_TIMEOUT ({pool.timeout:g} s)")
+        g.db_conn = pool.getconn(timeout=pool.timeout - queued)
     return g.db_conn
 
 

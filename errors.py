@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 import db_config
 import spotify
-from database import DatabaseUnavailable
+from database import DatabaseUnavailable, PoolTimeout
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,10 @@ def error_response(status: int, title: str, message: str, retry_after: int | Non
 
 def database_unavailable(exc: DatabaseUnavailable):
     log.warning("503 on %s: %s", request.path, exc)
+    if isinstance(exc, PoolTimeout):  # the database is fine; too many people at once
+        return error_response(503, "Busy right now",
+                              "Too many requests at once. Please try again in a moment.",
+                              retry_after=exc.retry_after)
     return error_response(503, "Database unavailable",
                           "The database is not answering right now. Please try again in a moment.",
                           retry_after=exc.retry_after)

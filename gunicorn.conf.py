@@ -11,7 +11,9 @@ import os
 # All interfaces: in a container the platform's proxy reaches us from outside; HOST narrows it.
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"  # nosec B104
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
+# gthread, plus the time each request queued for a thread (see gunicorn_worker.py): past
+# DB_POOL_TIMEOUT the request gets a 503 + Retry-After at once instead of a late answer.
+worker_class = "gunicorn_worker.QueueTimingWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 os.environ.setdefault("DB_POOL_MAX", str(threads + 2))
 

@@ -118,7 +118,7 @@ def test_exhausted_pool_gives_503_with_retry_after_not_a_hang(fresh_app, db_url)
     finally:
         database.get_pool().putconn(hog)
     assert response.status_code == 503 and response.headers["Retry-After"] == "1"
-    assert response.get_json()["error"]["title"] == "Database unavailable"
+    assert response.get_json()["error"]["title"] == "Busy right now"
 
 
 def test_schema_missing_makes_healthz_503_with_the_fix(fresh_app, make_database):

@@ -31,7 +31,7 @@ def test_pool_exhausted_request_gets_503_with_retry_after_within_pool_timeout(db
         waited = time.monotonic() - started
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "1"
-        assert response.get_json()["error"]["title"] == "Database unavailable"
+        assert response.get_json()["error"]["title"] == "Busy right now"
         assert 0.25 <= waited < 0.3 + 1
     finally:
         database.get_pool().putconn(held)

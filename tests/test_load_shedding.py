@@ -1,0 +1,144 @@
+"""Load shedding: a request's wait for a database connection is bounded by DB_POOL_TIMEOUT
+counted from when gunicorn queued it, so under overload late requests get a quick 503 +
+Retry-After instead of an answer their client stopped waiting for."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import database
+from app import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def busy_app(db):
+    application = create_app({"TESTING": True, "DATABASE_URL": db, "SECRET_KEY": "test-secret", "DB_POOL_MIN": 0,
+                              "DB_POOL_MAX": 1, "DB_POOL_TIMEOUT": 1.0, "SPOTIFY_EMULATOR_URL": "http://127.0.0.1:9"})
+
+    @application.get("/test-uses-db")
+    def uses_db():
+        database.get_db().cursor().execute("SELECT 1")
+        return "served"
+    yield application
+    database.close_pool()
+
+
+def test_request_that_queued_past_the_pool_timeout_is_turned_away_at_once(busy_app):
+    started = time.monotonic()
+    response = busy_app.test_client().get("/test-uses-db", environ_overrides={database.QUEUE_SECONDS: 1.2})
+    assert time.monotonic() - started < 0.5  # a free slot, but the request already waited too long
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert "Too many requests at once" in response.get_data(as_text=True)
+
+
+def test_time_spent_queued_counts_against_the_pool_wait(busy_app):
+    held = database.get_pool().getconn()
+    try:
+        started = time.monotonic()
+        response = busy_app.test_client().get("/test-uses-db", environ_overrides={database.QUEUE_SECONDS: 0.7})
+        waited = time.monotonic() - started
+    finally:
+        database.get_pool().putconn(held)
+    assert response.status_code == 503
+    assert 0.2 <= waited < 0.8  # the 0.3 s left of the 1 s budget, not a second full second
+
+
+def test_request_queued_briefly_is_served(busy_app):
+    response = busy_app.test_client().get("/test-uses-db", environ_overrides={database.QUEUE_SECONDS: 0.3})
+    assert response.status_code == 200 and response.get_data(as_text=True) == "served"
+
+
+# -- under gunicorn, with the worker gunicorn.conf.py names -----------------------------
+SLOW_APP = """
+import time
+import database
+from app import create_app
+from flask import request
+
+def make():
+    app = create_app()
+
+    @app.get("/test-slow")
+    def slow():  # holds the only thread
+        time.sleep(float(request.args["seconds"]))
+        return "slow done"
+
+    @app.get("/test-uses-db")
+    def uses_db():
+        database.get_db().cursor().execute("SELECT 1")
+        return "served"
+    return app
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def one_thread_gunicorn(db, tmp_path):
+    (tmp_path / "slow_app.py").write_text(SLOW_APP)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "GUNICORN_", "SPOTIFY", "WEB_CONC"))}
+    env.update(DATABASE_URL=db, HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY="1", GUNICORN_THREADS="1",
+               DB_POOL_TIMEOUT="1", SPOTIFY_EMULATOR_URL="http://127.0.0.1:9",
+               PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+                                "slow_app:make()"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(url + "/test-uses-db", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"gunicorn did not start:\n{process.stderr.read()[-3000:]}")
+        time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(20)
+
+
+def test_gunicorn_sheds_requests_that_queued_past_the_budget_and_serves_the_rest(one_thread_gunicorn):
+    url = one_thread_gunicorn
+    answers = {}
+
+    def get(name, path, delay):
+        time.sleep(delay)
+        sent = time.monotonic()
+        response = requests.get(url + path, timeout=10, headers={"Accept": "application/json"})
+        answers[name] = (response, time.monotonic() - sent)
+
+    # The only thread sleeps 2.5 s; "late" queues behind it for ~2.3 s (> 1 s budget),
+    # "early" arrives 0.4 s before the thread frees up (within the budget).
+    calls = [threading.Thread(target=get, args=("slow", "/test-slow?seconds=2.5", 0)),
+             threading.Thread(target=get, args=("late", "/test-uses-db", 0.2)),
+             threading.Thread(target=get, args=("early", "/test-uses-db", 2.1))]
+    for call in calls:
+        call.start()
+    for call in calls:
+        call.join(15)
+
+    assert answers["slow"][0].status_code == 200
+    late, late_seconds = answers["late"]
+    assert late.status_code == 503 and late.headers["Retry-After"] == "1"
+    assert late.json()["error"]["title"] == "Busy right now"
+    assert late_seconds < 3.5  # answered as soon as a thread picked it up, not served late
+    early, _ = answers["early"]
+    assert early.status_code == 200 and early.text == "served"
