@@ -38,6 +38,7 @@ EXPECTED_COLUMNS = {
                         "added_at": "timestamp with time zone"},
     "snapshots": {"id": "bigint", "user_id": "bigint", "track_id": "text",
                   "snapshot_date": "date", "time_range": "text", "rank": "integer"},
+    "search_words": {"word": "text"},  # filled by a trigger on tracks (schema version 4)
 }
 # columns schema_postgres.sql adds to an older copy of its own tables
 ADDABLE_COLUMNS = {("playlist_tracks", "added_at")}

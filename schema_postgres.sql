@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS schema_version (
 INSERT INTO schema_version (version, description)
 VALUES (1, 'users, tokens, artists, tracks, snapshots, library, plays, playlists'),
        (2, 'sync_runs; parse_release_date(), release_date_precision()'),
-       (3, 'sync_runs.worker and heartbeat_at; playlist_tracks.added_at')
+       (3, 'sync_runs.worker and heartbeat_at; playlist_tracks.added_at'),
+       (4, 'search_words: the catalogue''s words, for typo-tolerant search')
 ON CONFLICT (version) DO NOTHING;
 
 -- Keeps updated_at true without every writer remembering to set it.
@@ -138,10 +139,71 @@ CREATE OR REPLACE TRIGGER tracks_set_updated_at
 CREATE INDEX IF NOT EXISTS tracks_search_vector_idx ON tracks USING gin (search_vector);
 -- jsonb_path_ops: smaller and faster for the @> containment queries the dashboard runs
 CREATE INDEX IF NOT EXISTS tracks_raw_json_idx ON tracks USING gin (raw_json jsonb_path_ops);
-CREATE INDEX IF NOT EXISTS tracks_name_trgm_idx ON tracks USING gin (name gin_trgm_ops);
-CREATE INDEX IF NOT EXISTS tracks_artist_name_trgm_idx ON tracks USING gin (artist_name gin_trgm_ops);
+-- version 4: typo-tolerant search goes through search_words (below), not these
+DROP INDEX IF EXISTS tracks_name_trgm_idx;
+DROP INDEX IF EXISTS tracks_artist_name_trgm_idx;
 CREATE INDEX IF NOT EXISTS tracks_release_date_idx ON tracks (release_date);
 CREATE INDEX IF NOT EXISTS tracks_primary_artist_idx ON tracks (primary_artist_id);
+
+-- Every distinct word of the catalogue's track, artist and album names, and for each the
+-- "deletion variants" that make spelling correction a plain index lookup (symmetric
+-- delete, as in SymSpell): a word is stored under itself and under each string left by
+-- deleting one of its letters. A typed word one edit away from a real word (a letter
+-- missing, extra, wrong or two swapped: "dancng", "atrist", "gess", "beyonce") shares a
+-- variant with it, so the search fallback finds "dancing", "artist", "gees", "beyoncé"
+-- through one btree probe per variant, where trigram similarity against a few hundred
+-- thousand words or every name in a library costs 5-30 ms. Numbers are left out: "1234"
+-- is not a misspelt "1235". Statement triggers keep both tables filled whoever writes
+-- tracks (sync, migration, bulk loads). No unique keys on purpose: concurrent syncs
+-- adding the same new word never wait on (or deadlock with) each other; a rare
+-- duplicate is harmless.
+CREATE TABLE IF NOT EXISTS search_words (word text NOT NULL);
+CREATE INDEX IF NOT EXISTS search_words_word_idx ON search_words (word);
+CREATE TABLE IF NOT EXISTS search_word_variants (variant text NOT NULL, word text NOT NULL);
+CREATE INDEX IF NOT EXISTS search_word_variants_variant_idx ON search_word_variants (variant) INCLUDE (word);
+CREATE OR REPLACE FUNCTION track_words(name text, artist_name text, album_name text) RETURNS SETOF text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT word FROM unnest(tsvector_to_array(to_tsvector('simple', concat_ws(' ', name, artist_name, album_name))))
+                     AS words(word)
+    WHERE word !~ '^[0-9]+$'
+$$;
+-- the word itself and each one-letter deletion of it
+CREATE OR REPLACE FUNCTION word_variants(word text) RETURNS SETOF text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT word
+    UNION
+    SELECT left(word, i - 1) || substr(word, i + 1) FROM generate_series(1, length(word)) AS i
+    WHERE length(word) > 1
+$$;
+CREATE OR REPLACE FUNCTION add_search_words() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    WITH added AS (
+        INSERT INTO search_words (word)
+        SELECT DISTINCT w.word
+        FROM written_tracks t, track_words(t.name, t.artist_name, t.album_name) AS w(word)
+        WHERE NOT EXISTS (SELECT FROM search_words s WHERE s.word = w.word)
+        RETURNING word
+    )
+    INSERT INTO search_word_variants (variant, word)
+    SELECT v.variant, a.word FROM added a, word_variants(a.word) AS v(variant);
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER tracks_add_search_words_after_insert
+    AFTER INSERT ON tracks REFERENCING NEW TABLE AS written_tracks
+    FOR EACH STATEMENT EXECUTE FUNCTION add_search_words();
+CREATE OR REPLACE TRIGGER tracks_add_search_words_after_update
+    AFTER UPDATE ON tracks REFERENCING NEW TABLE AS written_tracks
+    FOR EACH STATEMENT EXECUTE FUNCTION add_search_words();
+-- version 4, for databases created before it: collect the words of the tracks already there
+WITH added AS (
+    INSERT INTO search_words (word)
+    SELECT DISTINCT w.word FROM tracks t, track_words(t.name, t.artist_name, t.album_name) AS w(word)
+    WHERE NOT EXISTS (SELECT FROM search_words)
+    RETURNING word
+)
+INSERT INTO search_word_variants (variant, word)
+SELECT v.variant, a.word FROM added a, word_variants(a.word) AS v(variant);
 
 -- One ranked row per (user, track, day, time range). Re-running a day's sync updates
 -- these rows through the unique key; it never adds a second one.

@@ -2,8 +2,9 @@
 
 Full text first: ``websearch_to_tsquery('english', ...)`` against the weighted generated
 ``tracks.search_vector`` (name A, artist B, album C; GIN index), ranked by ``ts_rank``.
-When that finds nothing (a typo, a half-typed word, only stop words) a trigram fallback
-ranks names and artists by ``word_similarity`` (GIN trigram indexes).
+When that finds nothing (a typo, a half-typed word) the same statement keeps the tracks
+that match the query with each word widened to its nearest real words (trigram distance
+over ``search_words``), so typos still find tracks, ranked and highlighted.
 
 Highlights come from ``ts_headline`` with private-use sentinels instead of HTML tags: the
 template escapes the whole text and only then turns the sentinels into ``<mark>``, so a
@@ -19,51 +20,125 @@ from database import fetch_all
 from tracks_db import USER_TRACK_IDS  # the person's tracks: snapshots, library, plays
 
 START_MARK, STOP_MARK = "\ue000", "\ue001"
+# websearch syntax: "a phrase", -excluded, either OR other
+_SEARCH_OPERATORS = re.compile(r'"|(?:^|\s)-\S|\sor\s', re.IGNORECASE)
 HEADLINE_OPTIONS = f"StartSel={START_MARK}, StopSel={STOP_MARK}, HighlightAll=true"
 MAX_QUERY_CHARS = 200   # longer queries are cut: nobody types more, and it bounds the work
 PAGE_SIZE = 20
 
-# The tsquery is written inline (not in a CTE) so the planner sees a constant it can use
-# as the GIN index condition.
-FULL_TEXT_SEARCH = f"""
-WITH hits AS (
-    SELECT t.spotify_id, t.name, t.artist_name, t.album_name, t.release_date,
-           ts_rank(t.search_vector, websearch_to_tsquery('english', %(q)s)) AS score
+# The fallback. Each typed word (the first MAX_WIDENED_WORDS, three letters or more, not a
+# number) also stands for the catalogue's words one edit away from it (a letter missing,
+# extra, wrong, or two swapped), found through their shared deletion variants in
+# search_word_variants (see schema_postgres.sql) and confirmed here: up to
+# ALTERNATIVES_PER_WORD of them, the commonest slips first (a letter left out, two
+# swapped, one wrong, one too many), since each alternative costs ranking time. The last word, as people type it, also matches as a
+# prefix ("bohem" finds "Bohemian"). All words are required, each word's alternatives
+# OR-ed, in a tsquery that to_tsquery('english', ...) stems like the index.
+MAX_WIDENED_WORDS = 8
+ALTERNATIVES_PER_WORD = 12
+MIN_WIDENED_LENGTH = 3
+
+WORDS_SHARING_A_VARIANT = "SELECT DISTINCT word FROM search_word_variants WHERE variant = ANY (%s)"
+_WORD = re.compile(r"\w+")
+
+
+def deletion_variants(word: str) -> set[str]:
+    """The word and every string left by deleting one of its letters (as word_variants() in SQL)."""
+    return {word, *(word[:i] + word[i + 1:] for i in range(len(word)))} if len(word) > 1 else {word}
+
+
+LEFT_OUT, SWAPPED, WRONG, EXTRA = range(4)  # how a typed word slipped from a real one
+
+
+def slip(typed: str, real: str) -> int | None:
+    """How ``typed`` is one edit away from ``real`` (LEFT_OUT, SWAPPED, WRONG, EXTRA), or
+    None when it is not."""
+    if len(real) == len(typed) + 1:
+        return LEFT_OUT if any(real[:i] + real[i + 1:] == typed for i in range(len(real))) else None
+    if len(real) == len(typed) - 1:
+        return EXTRA if any(typed[:i] + typed[i + 1:] == real for i in range(len(typed))) else None
+    if len(real) != len(typed):
+        return None
+    diffs = [i for i, (x, y) in enumerate(zip(typed, real)) if x != y]
+    if len(diffs) == 1:
+        return WRONG
+    if (len(diffs) == 2 and diffs[1] == diffs[0] + 1
+            and typed[diffs[0]] == real[diffs[1]] and typed[diffs[1]] == real[diffs[0]]):
+        return SWAPPED
+    return None
+
+
+def similar_words_tsquery(cur, q: str) -> str | None:
+    """``q`` with every word widened to the real words one edit away (and the last to a
+    prefix), as to_tsquery text; None when it has no words, or uses search operators: a
+    person who writes a phrase or excludes a word means exactly that."""
+    words = list(dict.fromkeys(_WORD.findall(q.lower())))
+    if not words or _SEARCH_OPERATORS.search(q):
+        return None
+    widened = [n < MAX_WIDENED_WORDS and len(w) >= MIN_WIDENED_LENGTH and not w.isdigit() for n, w in enumerate(words)]
+    variants = set().union(*(deletion_variants(w) for w, widen in zip(words, widened) if widen))
+    candidates = []
+    if variants:
+        cur.execute(WORDS_SHARING_A_VARIANT, (sorted(variants),))
+        candidates = sorted(row[0] for row in cur.fetchall() if _WORD.fullmatch(row[0]))
+    groups = []
+    for n, (word, widen) in enumerate(zip(words, widened)):
+        options = [f"'{word}'"]
+        if widen:
+            slips = {c: slip(word, c) for c in candidates if c != word}
+            near = sorted((kind, c) for c, kind in slips.items() if kind is not None)
+            options += [f"'{c}'" for _, c in near[:ALTERNATIVES_PER_WORD]]
+            if n == len(words) - 1:
+                options.append(f"'{word}':*")
+        groups.append("(" + " | ".join(options) + ")")
+    return " & ".join(groups)
+
+
+# One statement over the person's tracks that match either the query as typed or its
+# similar-words version: when any match as typed, only those are kept ("full_text"),
+# else the others are ("similar"). Both tsqueries reach the planner as constants, so for
+# a big library it reaches the few matches through the GIN index (tests/test_search.py
+# checks the plan). The last SELECT always returns one row, so a page past the end still
+# learns the total and the method.
+SEARCH = f"""
+WITH mine AS MATERIALIZED (
+    SELECT DISTINCT track_id FROM ({USER_TRACK_IDS}) AS ids
+),
+hits AS (
+    SELECT t.spotify_id, t.name, t.artist_name, t.album_name, t.release_date, t.search_vector,
+           t.search_vector @@ websearch_to_tsquery('english', %(q)s) AS as_typed
     FROM tracks t
-    WHERE t.search_vector @@ websearch_to_tsquery('english', %(q)s)
-      AND t.spotify_id IN ({USER_TRACK_IDS})
+    WHERE (t.search_vector @@ websearch_to_tsquery('english', %(q)s)
+           OR t.search_vector @@ to_tsquery('english', %(similar)s))
+      AND t.spotify_id IN (SELECT track_id FROM mine)
+),
+kept AS (
+    SELECT spotify_id, name, artist_name, album_name, release_date, as_typed,
+           CASE WHEN as_typed THEN ts_rank(search_vector, websearch_to_tsquery('english', %(q)s))
+                ELSE ts_rank(search_vector, to_tsquery('english', %(similar)s)) END AS score
+    FROM hits
+    WHERE as_typed OR NOT EXISTS (SELECT FROM hits WHERE as_typed)
 ),
 page AS (
-    SELECT *, count(*) OVER () AS total FROM hits
+    SELECT * FROM kept
     ORDER BY score DESC, name, spotify_id
     LIMIT %(limit)s OFFSET %(offset)s
+),
+marked AS (
+    SELECT page.*,
+           CASE WHEN as_typed THEN websearch_to_tsquery('english', %(q)s) ELSE to_tsquery('english', %(similar)s) END AS marks
+    FROM page
 )
-SELECT spotify_id, name, artist_name, album_name, release_date, score, total,
-       ts_headline('english', name, websearch_to_tsquery('english', %(q)s), %(options)s) AS name_hl,
-       ts_headline('english', coalesce(artist_name, ''), websearch_to_tsquery('english', %(q)s),
-                   %(options)s) AS artist_hl,
-       ts_headline('english', coalesce(album_name, ''), websearch_to_tsquery('english', %(q)s),
-                   %(options)s) AS album_hl
-FROM page
-ORDER BY score DESC, name, spotify_id
-"""
-
-# word_similarity: how well the typed text matches some run of words in the name, so
-# "dancng" finds "Dancing Queen" and "abb" finds "ABBA". `<%` uses the trigram indexes.
-TRIGRAM_SEARCH = f"""
-WITH hits AS (
-    SELECT t.spotify_id, t.name, t.artist_name, t.album_name, t.release_date,
-           greatest(word_similarity(%(q)s, t.name),
-                    word_similarity(%(q)s, coalesce(t.artist_name, ''))) AS score
-    FROM tracks t
-    WHERE (%(q)s <%% t.name OR %(q)s <%% t.artist_name)
-      AND t.spotify_id IN ({USER_TRACK_IDS})
-)
-SELECT spotify_id, name, artist_name, album_name, release_date, score,
-       count(*) OVER () AS total
-FROM hits
-ORDER BY score DESC, name, spotify_id
-LIMIT %(limit)s OFFSET %(offset)s
+SELECT totals.method, totals.total,
+       m.spotify_id, m.name, m.artist_name, m.album_name, m.release_date, m.score,
+       ts_headline('english', m.name, m.marks, %(options)s) AS name_hl,
+       ts_headline('english', coalesce(m.artist_name, ''), m.marks, %(options)s) AS artist_hl,
+       ts_headline('english', coalesce(m.album_name, ''), m.marks, %(options)s) AS album_hl
+FROM (SELECT CASE WHEN bool_or(as_typed) THEN 'full_text' WHEN count(*) > 0 THEN 'similar' END AS method,
+             count(*) AS total
+      FROM kept) AS totals
+LEFT JOIN marked AS m ON true
+ORDER BY m.score DESC, m.name, m.spotify_id
 """
 
 
@@ -78,34 +153,16 @@ def search_tracks(cur, user_id: int, q: str, page: int = 1, page_size: int = PAG
     """One page of the person's tracks matching ``q`` (already cleaned, non-empty).
 
     Returns {"method": "full_text" | "similar" | None, "total", "rows"}; rows carry
-    ``name_hl``/``artist_hl``/``album_hl`` with sentinel marks (full text only).
+    ``name_hl``/``artist_hl``/``album_hl`` with sentinel marks around the matched words.
+    A page past the end has no rows but the real total.
     """
-    params = {"q": q, "user_id": user_id, "limit": page_size, "offset": (page - 1) * page_size,
-              "options": HEADLINE_OPTIONS}
-    cur.execute(FULL_TEXT_SEARCH, params)
+    cur.execute(SEARCH, {"q": q, "similar": similar_words_tsquery(cur, q), "user_id": user_id,
+                         "limit": page_size, "offset": (page - 1) * page_size, "options": HEADLINE_OPTIONS})
     rows = fetch_all(cur)
-    if rows:
-        return {"method": "full_text", "total": rows[0]["total"], "rows": rows}
-    if page > 1:  # past the last page: say so, rather than switch methods mid-way
-        total = count_full_text(cur, user_id, q)
-        if total:
-            return {"method": "full_text", "total": total, "rows": []}
-    cur.execute(TRIGRAM_SEARCH, params)
-    rows = fetch_all(cur)
-    for row in rows:
-        row["name_hl"], row["artist_hl"], row["album_hl"] = row["name"], row["artist_name"], row["album_name"]
-    if rows:
-        return {"method": "similar", "total": rows[0]["total"], "rows": rows}
-    return {"method": None, "total": 0, "rows": []}
-
-
-def count_full_text(cur, user_id: int, q: str) -> int:
-    cur.execute(f"""
-        SELECT count(*) FROM tracks t
-        WHERE t.search_vector @@ websearch_to_tsquery('english', %(q)s)
-          AND t.spotify_id IN ({USER_TRACK_IDS})
-    """, {"q": q, "user_id": user_id})
-    return cur.fetchone()[0]
+    totals = rows[0]
+    return {"method": totals["method"], "total": totals["total"],
+            "rows": [{k: v for k, v in row.items() if k not in ("method", "total")}
+                     for row in rows if row["spotify_id"] is not None]}
 
 
 _MARKED = re.compile(re.escape(START_MARK) + "(.*?)" + re.escape(STOP_MARK), re.S)

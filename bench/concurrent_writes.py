@@ -272,16 +272,21 @@ def main():
     print("| load (processes x threads x writes) | backend | successes | failures (by error) | writes/s "
           "| p50 ms | p99 ms | max ms | rows in table | nothing lost |")
     print("|---|---|---:|---|---:|---:|---:|---:|---:|---|")
-    verdict = True
+    verdict, notes = True, []
     for load, label, r in rows:
         failures = sum(r["errors"].values())
         kinds = "; ".join(f"{k} x{v}" for k, v in sorted(r["errors"].items(), key=lambda kv: -kv[1])) or "-"
         intact = r["rows"] == r["ok"] and r["ok"] + failures == r["attempted"]
-        verdict &= intact and (failures == 0 or not label.startswith("postgresql"))
+        if label.startswith("postgresql"):  # ours must be perfect; SQLite's faults are the finding
+            verdict &= intact and failures == 0
+        elif not intact:
+            notes.append(f"{label} ({load}): the table holds {r['rows']} rows for {r['ok']} reported successes "
+                         f"— a write reported as failed had in fact been committed, or the reverse")
         print(f"| {load} | {label} | {r['ok']} | {failures} ({kinds}) | {r['per_s']:.0f} | {r['p50']:.1f} "
               f"| {r['p99']:.1f} | {r['max']:.0f} | {r['rows']} | {'yes' if intact else 'NO'} |")
-    print("\nPostgreSQL zero failures and every backend's row count equal to its successes: "
-          + ("PASS" if verdict else "FAIL"))
+    for note in notes:
+        print(f"\nSQLite: {note}.")
+    print("\nPostgreSQL: zero failures and a row count equal to its successes: " + ("PASS" if verdict else "FAIL"))
     sys.exit(0 if verdict else 1)
 
 

@@ -1,4 +1,4 @@
-"""Search: full text with stemming and weights, highlighting, the trigram fallback,
+"""Search: full text with stemming and weights, highlighting, the similar-words fallback,
 pagination, scoping to the person's own tracks, hostile input, and index use."""
 from __future__ import annotations
 
@@ -60,6 +60,43 @@ def test_trigram_fallback_when_full_text_finds_nothing(conn, people):
     assert search(conn, people["ava"], "zzzzqqq") == {"method": None, "total": 0, "rows": []}
 
 
+def test_typo_results_mark_the_real_words_they_matched(conn, people):
+    found = search(conn, people["ava"], "dancng queen")
+    assert found["method"] == "similar" and names(found) == ["Dancing Queen"]
+    assert str(search_db.highlight(found["rows"][0]["name_hl"])) == "<mark>Dancing</mark> <mark>Queen</mark>"
+
+
+def test_half_typed_last_word_matches_as_a_prefix(conn, people):
+    found = search(conn, people["ava"], "bohem")
+    assert found["method"] == "similar" and names(found) == ["Bohemian Rhapsody"]
+
+
+@pytest.mark.parametrize("typed, real, kind", [
+    ("trak", "track", search_db.LEFT_OUT), ("bnech", "bench", search_db.SWAPPED),
+    ("gess", "gees", search_db.WRONG), ("queeen", "queen", search_db.EXTRA),
+    ("trak", "tracks", None), ("abcd", "badc", None), ("rack", "trak", None)])
+def test_slips_are_one_edit_of_a_known_kind(typed, real, kind):
+    assert search_db.slip(typed, real) == kind
+
+
+def test_typos_are_not_guessed_inside_phrases_or_exclusions(conn, people):
+    assert search(conn, people["ava"], '"dancng queen"')["method"] is None
+    assert search(conn, people["ava"], "dancng -queen")["method"] is None
+
+
+def test_every_written_track_adds_its_words_but_not_its_numbers(conn):
+    with conn.cursor() as cur:
+        cur.execute("""INSERT INTO tracks (spotify_id, name, artist_name, album_name)
+                       VALUES ('words1', 'Zyxwv Song 1999', 'Qwertz', NULL)""")
+        cur.execute("UPDATE tracks SET album_name = 'Plughs' WHERE spotify_id = 'words1'")
+        cur.execute("SELECT word FROM search_words WHERE word IN ('zyxwv', 'song', 'qwertz', 'plughs', '1999')")
+        assert {row[0] for row in cur.fetchall()} == {"zyxwv", "song", "qwertz", "plughs"}
+        cur.execute("SELECT count(*) FROM search_words WHERE word = 'zyxwv'")
+        assert cur.fetchone()[0] == 1  # the update did not add it twice
+        cur.execute("SELECT variant FROM search_word_variants WHERE word = 'zyxwv' ORDER BY variant")
+        assert [row[0] for row in cur.fetchall()] == sorted(search_db.deletion_variants("zyxwv"))
+
+
 def test_pagination(conn, people):
     first, second = search(conn, people["ava"], "love"), search(conn, people["ava"], "love", page=2)
     assert first["total"] == second["total"] == 25
@@ -109,7 +146,8 @@ def test_search_needs_a_login(client):
 
 def test_full_text_search_uses_its_gin_index_on_a_big_catalogue(conn, people):
     """20,000 generated tracks, all in ava's library, ANALYZEd: the planner must reach the
-    few matches through tracks_search_vector_idx, and the fallback through a trigram index."""
+    few matches through tracks_search_vector_idx, and the typo's real words through the
+    index of search_word_variants."""
     with conn.cursor() as cur:
         cur.execute("""
             INSERT INTO tracks (spotify_id, name, artist_name, album_name)
@@ -121,15 +159,18 @@ def test_full_text_search_uses_its_gin_index_on_a_big_catalogue(conn, people):
                        SELECT %s, 'bench' || g, now() FROM generate_series(1, 20000) AS g""", (people["ava"],))
         # rows inserted in this transaction wait in the GIN pending lists, which the planner
         # rightly counts as slow to scan: merge them, as autovacuum would in production
-        cur.execute("""SELECT gin_clean_pending_list(i::regclass) FROM unnest(ARRAY['tracks_search_vector_idx',
-                       'tracks_name_trgm_idx', 'tracks_artist_name_trgm_idx']) AS i""")
-        cur.execute("ANALYZE tracks; ANALYZE saved_tracks; ANALYZE snapshots; ANALYZE plays")
-        params = {"q": "zebra", "user_id": people["ava"], "limit": 20, "offset": 0,
-                  "options": search_db.HEADLINE_OPTIONS}
-        cur.execute("EXPLAIN (FORMAT JSON) " + search_db.FULL_TEXT_SEARCH, params)
+        cur.execute("SELECT gin_clean_pending_list('tracks_search_vector_idx')")
+        cur.execute("ANALYZE tracks; ANALYZE saved_tracks; ANALYZE snapshots; ANALYZE plays; "
+                    "ANALYZE search_word_variants")
+        params = {"q": "zebra", "similar": search_db.similar_words_tsquery(cur, "zebra"), "user_id": people["ava"],
+                  "limit": 20, "offset": 0, "options": search_db.HEADLINE_OPTIONS}
+        cur.execute("EXPLAIN (FORMAT JSON) " + search_db.SEARCH, params)
         plan = json.dumps(cur.fetchone()[0])
         assert "tracks_search_vector_idx" in plan, plan
-        cur.execute("EXPLAIN (FORMAT JSON) " + search_db.TRIGRAM_SEARCH, {**params, "q": "zebar"})
+        cur.execute("EXPLAIN (FORMAT JSON) " + search_db.WORDS_SHARING_A_VARIANT,
+                    (sorted(search_db.deletion_variants("zebar")),))
         plan = json.dumps(cur.fetchone()[0])
-        assert "tracks_name_trgm_idx" in plan, plan
+        assert "search_word_variants_variant_idx" in plan, plan
+        zebar = search_db.search_tracks(cur, people["ava"], "zebar")
+        assert zebar["method"] == "similar" and zebar["total"] == 4
         assert search_db.search_tracks(cur, people["ava"], "zebra")["total"] == 4
