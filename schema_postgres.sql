@@ -137,8 +137,12 @@ CREATE TABLE IF NOT EXISTS tracks (
 CREATE OR REPLACE TRIGGER tracks_set_updated_at
     BEFORE UPDATE ON tracks FOR EACH ROW EXECUTE FUNCTION set_updated_at();
 CREATE INDEX IF NOT EXISTS tracks_search_vector_idx ON tracks USING gin (search_vector);
--- jsonb_path_ops: smaller and faster for the @> containment queries the dashboard runs
-CREATE INDEX IF NOT EXISTS tracks_raw_json_idx ON tracks USING gin (raw_json jsonb_path_ops);
+-- No GIN index on raw_json (version 4 drops the one earlier versions made): no query can
+-- use it. Every per-person question reaches tracks by primary key from the person's
+-- snapshots and library, and the dashboard's `raw_json @> ...` tests sit in aggregate
+-- FILTER clauses, which no index serves. It cost every sync's track writes and most of
+-- a migration's time (a GIN entry per JSON path of a ~2.5 kB payload).
+DROP INDEX IF EXISTS tracks_raw_json_idx;
 -- version 4: typo-tolerant search goes through search_words (below), not these
 DROP INDEX IF EXISTS tracks_name_trgm_idx;
 DROP INDEX IF EXISTS tracks_artist_name_trgm_idx;
