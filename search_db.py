@@ -3,8 +3,9 @@
 Full text first: ``websearch_to_tsquery('english', ...)`` against the weighted generated
 ``tracks.search_vector`` (name A, artist B, album C; GIN index), ranked by ``ts_rank``.
 When that finds nothing (a typo, a half-typed word) the same statement keeps the tracks
-that match the query with each word widened to its nearest real words (trigram distance
-over ``search_words``), so typos still find tracks, ranked and highlighted.
+that match the query with each word widened to the real words one edit away (looked up in
+``search_word_variants``) and the last word to a prefix, so typos still find tracks,
+ranked and highlighted.
 
 Highlights come from ``ts_headline`` with private-use sentinels instead of HTML tags: the
 template escapes the whole text and only then turns the sentinels into ``<mark>``, so a
@@ -31,9 +32,10 @@ PAGE_SIZE = 20
 # extra, wrong, or two swapped), found through their shared deletion variants in
 # search_word_variants (see schema_postgres.sql) and confirmed here: up to
 # ALTERNATIVES_PER_WORD of them, the commonest slips first (a letter left out, two
-# swapped, one wrong, one too many), since each alternative costs ranking time. The last word, as people type it, also matches as a
-# prefix ("bohem" finds "Bohemian"). All words are required, each word's alternatives
-# OR-ed, in a tsquery that to_tsquery('english', ...) stems like the index.
+# swapped, one wrong, one too many), since each alternative costs ranking time. The last
+# word, as people type it, also matches as a prefix ("bohem" finds "Bohemian"). All words
+# are required, each word's alternatives OR-ed, in a tsquery that to_tsquery('english', ...)
+# stems like the index. Words are \w+ runs, so quoting them needs no escaping.
 MAX_WIDENED_WORDS = 8
 ALTERNATIVES_PER_WORD = 12
 MIN_WIDENED_LENGTH = 3
@@ -75,7 +77,8 @@ def similar_words_tsquery(cur, q: str) -> str | None:
     words = list(dict.fromkeys(_WORD.findall(q.lower())))
     if not words or _SEARCH_OPERATORS.search(q):
         return None
-    widened = [n < MAX_WIDENED_WORDS and len(w) >= MIN_WIDENED_LENGTH and not w.isdigit() for n, w in enumerate(words)]
+    widened = [n < MAX_WIDENED_WORDS and len(w) >= MIN_WIDENED_LENGTH and not w.isdigit()
+               for n, w in enumerate(words)]
     variants = set().union(*(deletion_variants(w) for w, widen in zip(words, widened) if widen))
     candidates = []
     if variants:
@@ -126,7 +129,8 @@ page AS (
 ),
 marked AS (
     SELECT page.*,
-           CASE WHEN as_typed THEN websearch_to_tsquery('english', %(q)s) ELSE to_tsquery('english', %(similar)s) END AS marks
+           CASE WHEN as_typed THEN websearch_to_tsquery('english', %(q)s)
+                ELSE to_tsquery('english', %(similar)s) END AS marks
     FROM page
 )
 SELECT totals.method, totals.total,
