@@ -7,7 +7,8 @@
 -- Text columns are plain `text` on purpose: no length limit may truncate or reject a
 -- real track, album or artist name. Constraints below are what keeps data honest.
 
-CREATE EXTENSION IF NOT EXISTS pg_trgm;   -- typo-tolerant search fallback
+-- No extensions needed (version 4's typo fallback replaced pg_trgm; databases that have it
+-- keep it, unused).
 
 -- Which version of this file the database has seen. Bump SCHEMA_VERSION in
 -- database.py together with a new row here when the model changes.
