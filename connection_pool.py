@@ -132,8 +132,7 @@ class ConnectionPool:
         self._refuse_if_forked()
         timeout = self.timeout if timeout is None else timeout
         if not self._slots.acquire(timeout=timeout):
-            with self._lock:
-                self.timeouts += 1
+            self.count_timeout()
             raise PoolTimeout(f"all {self.maxconn} database connections stayed busy for {timeout:g} s")
         try:
             conn = self._healthy_connection()
@@ -173,6 +172,11 @@ class ConnectionPool:
             self.putconn(conn)
 
     # -- health ------------------------------------------------------------------
+    def count_timeout(self) -> None:
+        """Count a request turned away for want of a connection (shown by /healthz)."""
+        with self._lock:
+            self.timeouts += 1
+
     def _healthy_connection(self) -> Connection:
         # Each discarded connection is one fewer candidate, so maxconn + 1 rounds always
         # reach a freshly opened connection (or a connect error).

@@ -198,10 +198,11 @@ def get_db() -> Connection:
     if "db_conn" not in g:
         pool = get_pool()
         queued = request.environ.get(QUEUE_SECONDS, 0.0) if has_request_context() else 0.0
-        if queued >= pool.timeout:
+        if pool.timeout > 0 and queued >= pool.timeout:  # 0 means "only a free connection"
+            pool.count_timeout()
             raise PoolTimeout(f"the request waited {queued:.1f} s for a worker thread, "
                               f"past DB_POOL_TIMEOUT ({pool.timeout:g} s)")
-        g.db_conn = pool.getconn(timeout=pool.timeout - queued)
+        g.db_conn = pool.getconn(timeout=max(pool.timeout - queued, 0.0))
     return g.db_conn
 
 

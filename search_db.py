@@ -40,7 +40,13 @@ MAX_WIDENED_WORDS = 8
 ALTERNATIVES_PER_WORD = 12
 MIN_WIDENED_LENGTH = 3
 
-WORDS_SHARING_A_VARIANT = "SELECT DISTINCT word FROM search_word_variants WHERE variant = ANY (%s)"
+# One round trip: which typed words full text ignores (stop words: never widened, or "the"
+# would turn into a required "thee"), and the catalogue words sharing a variant with them.
+STOP_WORDS_AND_NEIGHBOURS = """
+SELECT 'stop', w FROM unnest(%(typed)s::text[]) AS w WHERE to_tsvector('english', w) = ''::tsvector
+UNION ALL
+SELECT DISTINCT 'near', word FROM search_word_variants WHERE variant = ANY (%(variants)s::text[])
+"""
 _WORD = re.compile(r"\w+")
 
 
@@ -80,10 +86,11 @@ def similar_words_tsquery(cur, q: str) -> str | None:
     widened = [n < MAX_WIDENED_WORDS and len(w) >= MIN_WIDENED_LENGTH and not w.isdigit()
                for n, w in enumerate(words)]
     variants = set().union(*(deletion_variants(w) for w, widen in zip(words, widened) if widen))
-    candidates = []
-    if variants:
-        cur.execute(WORDS_SHARING_A_VARIANT, (sorted(variants),))
-        candidates = sorted(row[0] for row in cur.fetchall() if _WORD.fullmatch(row[0]))
+    cur.execute(STOP_WORDS_AND_NEIGHBOURS, {"typed": words, "variants": sorted(variants)})
+    found = cur.fetchall()
+    stop_words = {word for kind, word in found if kind == "stop"}
+    candidates = sorted(word for kind, word in found if kind == "near" and _WORD.fullmatch(word))
+    widened = [widen and word not in stop_words for word, widen in zip(words, widened)]
     groups = []
     for n, (word, widen) in enumerate(zip(words, widened)):
         options = [f"'{word}'"]

@@ -265,8 +265,10 @@ def vocabulary(size: int) -> tuple[list[str], str]:
     """Real words from the system word list when there is one, else made-up words of 2-5
     common syllables; returns (words, where they came from)."""
     if WORD_LIST.exists():
-        words = {w.strip().lower() for w in WORD_LIST.read_text(errors="ignore").split() if "'" not in w}
-        return sorted(words)[:size], str(WORD_LIST.resolve())
+        words = sorted({w.strip().lower() for w in WORD_LIST.read_text(errors="ignore").split() if "'" not in w})
+        if len(words) > size:  # a fair sample, not the first letters of the alphabet
+            words = sorted(random.Random(7).sample(words, size))
+        return words, str(WORD_LIST.resolve())
     rng = random.Random(7)
     return sorted({"".join(rng.choices(SYLLABLES, k=rng.randint(2, 5))) for _ in range(size)}), "made-up words"
 

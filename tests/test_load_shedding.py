@@ -53,6 +53,27 @@ def test_time_spent_queued_counts_against_the_pool_wait(busy_app):
     assert 0.2 <= waited < 0.8  # the 0.3 s left of the 1 s budget, not a second full second
 
 
+def test_shed_requests_are_counted_in_the_pool_stats(busy_app):
+    before = database.get_pool().stats()["timeouts"]
+    busy_app.test_client().get("/test-uses-db", environ_overrides={database.QUEUE_SECONDS: 2.0})
+    assert database.get_pool().stats()["timeouts"] == before + 1
+
+
+def test_a_zero_pool_timeout_still_means_only_a_free_connection(db):
+    application = create_app({"TESTING": True, "DATABASE_URL": db, "SECRET_KEY": "test-secret", "DB_POOL_MIN": 0,
+                              "DB_POOL_MAX": 1, "DB_POOL_TIMEOUT": 0, "SPOTIFY_EMULATOR_URL": "http://127.0.0.1:9"})
+
+    @application.get("/test-uses-db")
+    def uses_db():
+        database.get_db().cursor().execute("SELECT 1")
+        return "served"
+    try:
+        response = application.test_client().get("/test-uses-db", environ_overrides={database.QUEUE_SECONDS: 0.5})
+        assert response.status_code == 200  # a free slot: served, whatever the queue time
+    finally:
+        database.close_pool()
+
+
 def test_request_queued_briefly_is_served(busy_app):
     response = busy_app.test_client().get("/test-uses-db", environ_overrides={database.QUEUE_SECONDS: 0.3})
     assert response.status_code == 200 and response.get_data(as_text=True) == "served"
@@ -142,3 +163,17 @@ def test_gunicorn_sheds_requests_that_queued_past_the_budget_and_serves_the_rest
     assert late_seconds < 3.5  # answered as soon as a thread picked it up, not served late
     early, _ = answers["early"]
     assert early.status_code == 200 and early.text == "served"
+
+
+def test_a_slow_client_is_not_mistaken_for_a_long_queue(one_thread_gunicorn):
+    """Headers trickling in for longer than the 1 s budget: the thread was free at once,
+    so the request is served, not shed."""
+    host, port = one_thread_gunicorn.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /test-uses-db HTTP/1.1\r\nHost: test\r\n")
+        time.sleep(1.5)
+        sock.sendall(b"Connection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"served"), answer[:200]
