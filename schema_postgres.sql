@@ -180,18 +180,23 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT left(word, i - 1) || substr(word, i + 1) FROM generate_series(1, length(word)) AS i
     WHERE length(word) > 1
 $$;
-CREATE OR REPLACE FUNCTION add_search_words() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
+-- the one way words enter the dictionary: new ones only, each with its variants
+CREATE OR REPLACE FUNCTION remember_search_words(words text[]) RETURNS void
+LANGUAGE sql AS $$
     WITH added AS (
         INSERT INTO search_words (word)
-        SELECT DISTINCT w.word
-        FROM written_tracks t, track_words(t.name, t.artist_name, t.album_name) AS w(word)
-        WHERE NOT EXISTS (SELECT FROM search_words s WHERE s.word = w.word)
+        SELECT DISTINCT w FROM unnest(words) AS w
+        WHERE NOT EXISTS (SELECT FROM search_words s WHERE s.word = w)
         RETURNING word
     )
     INSERT INTO search_word_variants (variant, word)
     SELECT v.variant, a.word FROM added a, word_variants(a.word) AS v(variant);
+$$;
+CREATE OR REPLACE FUNCTION add_search_words() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM remember_search_words(ARRAY(
+        SELECT DISTINCT w.word FROM written_tracks t, track_words(t.name, t.artist_name, t.album_name) AS w(word)));
     RETURN NULL;
 END $$;
 CREATE OR REPLACE TRIGGER tracks_add_search_words_after_insert
@@ -201,14 +206,9 @@ CREATE OR REPLACE TRIGGER tracks_add_search_words_after_update
     AFTER UPDATE ON tracks REFERENCING NEW TABLE AS written_tracks
     FOR EACH STATEMENT EXECUTE FUNCTION add_search_words();
 -- version 4, for databases created before it: collect the words of the tracks already there
-WITH added AS (
-    INSERT INTO search_words (word)
-    SELECT DISTINCT w.word FROM tracks t, track_words(t.name, t.artist_name, t.album_name) AS w(word)
-    WHERE NOT EXISTS (SELECT FROM search_words)
-    RETURNING word
-)
-INSERT INTO search_word_variants (variant, word)
-SELECT v.variant, a.word FROM added a, word_variants(a.word) AS v(variant);
+SELECT remember_search_words(ARRAY(
+    SELECT DISTINCT w.word FROM tracks t, track_words(t.name, t.artist_name, t.album_name) AS w(word)))
+WHERE NOT EXISTS (SELECT FROM search_words);
 
 -- One ranked row per (user, track, day, time range). Re-running a day's sync updates
 -- these rows through the unique key; it never adds a second one.

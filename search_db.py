@@ -62,9 +62,9 @@ def slip(typed: str, real: str) -> int | None:
     """How ``typed`` is one edit away from ``real`` (LEFT_OUT, SWAPPED, WRONG, EXTRA), or
     None when it is not."""
     if len(real) == len(typed) + 1:
-        return LEFT_OUT if any(real[:i] + real[i + 1:] == typed for i in range(len(real))) else None
+        return LEFT_OUT if typed in deletion_variants(real) else None
     if len(real) == len(typed) - 1:
-        return EXTRA if any(typed[:i] + typed[i + 1:] == real for i in range(len(typed))) else None
+        return EXTRA if real in deletion_variants(typed) else None
     if len(real) != len(typed):
         return None
     diffs = [i for i, (x, y) in enumerate(zip(typed, real)) if x != y]

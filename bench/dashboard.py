@@ -282,14 +282,7 @@ def add_vocabulary(url: str, size: int, report) -> str:
         have = cur.fetchone()[0]
         words, source = vocabulary(size)
         if have < min(size, len(words)) // 2:
-            cur.execute("""
-                WITH added AS (
-                    INSERT INTO search_words (word)
-                    SELECT w FROM unnest(%s::text[]) AS w WHERE NOT EXISTS (SELECT FROM search_words s WHERE s.word = w)
-                    RETURNING word
-                )
-                INSERT INTO search_word_variants (variant, word)
-                SELECT v.variant, a.word FROM added a, word_variants(a.word) AS v(variant)""", (words,))
+            cur.execute("SELECT remember_search_words(%s::text[])", (words,))
             cur.execute("ANALYZE search_words, search_word_variants")
             report(f"vocabulary: search_words topped up with {source}")
         cur.execute("SELECT count(*) FROM search_words")

@@ -20,16 +20,22 @@ from app import create_app
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def busy_app(db):
+def one_slot_app(db: str, pool_timeout: float):
+    """The app with a one-connection pool and a route that needs the database."""
     application = create_app({"TESTING": True, "DATABASE_URL": db, "SECRET_KEY": "test-secret", "DB_POOL_MIN": 0,
-                              "DB_POOL_MAX": 1, "DB_POOL_TIMEOUT": 1.0, "SPOTIFY_EMULATOR_URL": "http://127.0.0.1:9"})
+                              "DB_POOL_MAX": 1, "DB_POOL_TIMEOUT": pool_timeout,
+                              "SPOTIFY_EMULATOR_URL": "http://127.0.0.1:9"})
 
     @application.get("/test-uses-db")
     def uses_db():
         database.get_db().cursor().execute("SELECT 1")
         return "served"
-    yield application
+    return application
+
+
+@pytest.fixture
+def busy_app(db):
+    yield one_slot_app(db, pool_timeout=1.0)
     database.close_pool()
 
 
@@ -60,13 +66,7 @@ def test_shed_requests_are_counted_in_the_pool_stats(busy_app):
 
 
 def test_a_zero_pool_timeout_still_means_only_a_free_connection(db):
-    application = create_app({"TESTING": True, "DATABASE_URL": db, "SECRET_KEY": "test-secret", "DB_POOL_MIN": 0,
-                              "DB_POOL_MAX": 1, "DB_POOL_TIMEOUT": 0, "SPOTIFY_EMULATOR_URL": "http://127.0.0.1:9"})
-
-    @application.get("/test-uses-db")
-    def uses_db():
-        database.get_db().cursor().execute("SELECT 1")
-        return "served"
+    application = one_slot_app(db, pool_timeout=0)
     try:
         response = application.test_client().get("/test-uses-db", environ_overrides={database.QUEUE_SECONDS: 0.5})
         assert response.status_code == 200  # a free slot: served, whatever the queue time
