@@ -8,6 +8,7 @@ Rows are read in rowid order with ``fetchmany``, so memory stays flat whatever t
 """
 from __future__ import annotations
 
+import functools
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -335,3 +336,9 @@ def v2_specs():
         TableSpec("snapshots", "snapshots", ("track_id", "snapshot_date", "time_range", "rank"),
                   ("id",), clean_v2_snapshot, _key(4)),
     ]
+
+
+@functools.lru_cache(maxsize=None)
+def specs_for(layout: str) -> dict[str, TableSpec]:
+    """The table specs of a layout by SQLite table name (what cleaning workers look up)."""
+    return {spec.name: spec for spec in (v1_specs() if layout == "v1" else v2_specs())}

@@ -22,7 +22,8 @@ import db_config
 import migration_load as load
 import migration_upsert as upsert
 import migration_verify as verify
-from legacy_cleaning import Invalid, RowIssues, clean_spotify_id, original_values
+from migration_clean import Cleaner
+from legacy_cleaning import original_values
 from legacy_sqlite import LegacyInputError, LegacySource, TableSpec, open_legacy
 from migration_progress import Progress, say
 
@@ -127,49 +128,26 @@ class Report:
             self._partial.unlink(missing_ok=True)
 
 
-def _reference(spec: TableSpec, values: tuple) -> str:
-    """What other tables use to point at this row (for naming why an orphan is one)."""
-    if spec.staging == "tracks" and spec.columns[0] == "track_id":   # v2: the Spotify id
-        try:
-            return clean_spotify_id(values[0], "track_id", RowIssues())
-        except Invalid:
-            return str(values[0])
-    return str(values[0])               # v1: the integer id
-
-
-def stage_table(cur, source: LegacySource, spec: TableSpec, report: Report) -> TableStats:
-    """Stream one SQLite table through its cleaner into its staging table."""
+def stage_table(cur, source: LegacySource, spec: TableSpec, report: Report,
+                cleaner: Cleaner) -> TableStats:
+    """Stream one SQLite table through its cleaner (on every core) into its staging table."""
     stats = TableStats(source=source.count(spec))
     progress = Progress(spec.name, stats.source)
     rejected_refs = []
-    cleaner, legacy_key, copy_line = spec.cleaner, spec.legacy_key, load.copy_line
+    chunks = source.stream(spec, chunk_size=2000 if spec.staging == "tracks" else 20000)
     with load.CopyPipe(cur.connection, spec.staging) as pipe:
-        for chunk in source.stream(spec, chunk_size=2000 if spec.staging == "tracks" else 20000):
-            lines = []
-            for row in chunk:
-                rowid, values = row[0], row[1:]
-                try:
-                    cleaned, issues = cleaner(values)
-                except Invalid as exc:
-                    stats.rejected += 1
-                    report.write(table=spec.name, legacy_key=legacy_key(values, rowid),
-                                 action="rejected", reason=str(exc),
-                                 original=original_values(spec.columns, values))
-                    rejected_refs.append((_reference(spec, values), str(exc)))
-                    continue
-                if issues:
-                    if issues.repairs:
-                        stats.repaired += 1
-                        stats.repair_kinds.update(issues.repairs)
-                    if issues.dropped:
-                        stats.cleared += 1
-                        report.write(table=spec.name, legacy_key=legacy_key(values, rowid),
-                                     action="repaired", reason="; ".join(issues.dropped),
-                                     original=original_values(spec.columns, values))
-                lines.append(copy_line((rowid, legacy_key(values, rowid)) + cleaned))
-            pipe.send("".join(lines))
-            stats.read += len(chunk)
-            progress.update(len(chunk))
+        for cleaned in cleaner.map(source.layout, spec.name, chunks):
+            pipe.send(cleaned.copy_text)
+            for action, legacy_key, reason, original in cleaned.reports:
+                stats.rejected += action == "rejected"
+                stats.cleared += action == "repaired"
+                report.write(table=spec.name, legacy_key=legacy_key, action=action,
+                             reason=reason, original=original)
+            stats.repaired += cleaned.repaired
+            stats.repair_kinds.update(cleaned.repair_kinds)
+            rejected_refs += cleaned.rejected_refs
+            stats.read += cleaned.rows
+            progress.update(cleaned.rows)
     progress.close()
     load.copy_rejected_refs(cur, spec.staging, rejected_refs)
     return stats
@@ -187,7 +165,7 @@ def write_pg_report(cur, source: LegacySource, report: Report) -> None:
         report.write(**line)
 
 
-def migrate(conn, source: LegacySource, args, report: Report) -> int:
+def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner) -> int:
     """The whole run inside one transaction; returns the exit status. Commits only here."""
     started = time.monotonic()
     with conn.cursor() as cur:
@@ -199,18 +177,20 @@ def migrate(conn, source: LegacySource, args, report: Report) -> int:
         missing_owner = [f"the owner user {args.user or load.PLACEHOLDER_USER!r} does not exist in "
                          "the target"] if owner_id is None else []
         load.create_staging(cur, [spec.staging for spec in source.tables])
-        stats = {}
-        for spec in source.tables:
-            stats[spec.staging] = stage_table(cur, source, spec, report)
+        stats = {spec.staging: stage_table(cur, source, spec, report, cleaner)
+                 for spec in source.tables}
         step = time.monotonic()
         resolved = load.resolve(cur, source.layout, owner_id)
         say(f"resolved duplicates, references and orphans in {time.monotonic() - step:.1f} s")
+        filled_from_empty = set()
         if not args.verify_only:
             step = time.monotonic()
-            upsert.load(cur, source.layout, owner_id)
+            filled_from_empty = upsert.load(cur, source.layout, owner_id)
             say(f"loaded into the target in {time.monotonic() - step:.1f} s")
         step = time.monotonic()
-        checks = {spec.staging: verify.check_table(cur, spec.staging, source.layout, owner_id)
+        checks = {spec.staging: verify.check_table(
+                      cur, spec.staging, source.layout, owner_id,
+                      verify.TARGET_TABLE[spec.staging] in filled_from_empty)
                   for spec in source.tables}
         problems, how = verify.check_database(cur)
         enforced = sum("enforced" in note for note in how)
@@ -290,6 +270,9 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     report, status = None, EXIT_INPUT
+    # the cleaning workers start before the PostgreSQL connection exists: a child holding a
+    # copy of its socket would keep a killed migration's transaction (and lock) alive
+    cleaner = Cleaner()
     try:
         url = (db_config.normalize_database_url(args.database_url, "--database-url")
                if args.database_url else db_config.database_url_from_env())
@@ -305,7 +288,7 @@ def main(argv=None) -> int:
         try:
             say(f"migrating {source.path} (layout {source.layout}) into "
                 f"{db_config.describe_url(url)}")
-            status = migrate(conn, source, args, report)
+            status = migrate(conn, source, args, report, cleaner)
         finally:
             conn.close()
         report.finish()
@@ -324,6 +307,7 @@ def main(argv=None) -> int:
         print("interrupted: nothing was committed", file=sys.stderr)
         status = 130
     finally:
+        cleaner.close()
         source.close()
     if report is not None:
         report.discard()

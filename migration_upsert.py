@@ -90,8 +90,8 @@ TRACK_CONFLICT = f"""
        OR (t.raw_json = '{{}}' AND excluded.raw_json <> '{{}}')"""
 
 
-def load(cur, layout: str, owner_id: int, bulk: bool = True) -> dict[str, int]:
-    """Upsert survivors in dependency order; returns rows inserted (or filled) per table."""
+def load(cur, layout: str, owner_id: int, bulk: bool = True) -> set[str]:
+    """Upsert survivors in dependency order; returns the tables it filled from empty."""
     record_preexisting(cur, layout, owner_id)
     restore, empty = [], set()
     if bulk:
@@ -105,13 +105,11 @@ def load(cur, layout: str, owner_id: int, bulk: bool = True) -> dict[str, int]:
     def on_conflict(table: str, clause: str) -> str:
         return "" if table in empty else clause  # an empty table has nothing to conflict with
 
-    inserted = {}
     if layout == "v1":
         cur.execute(f"""INSERT INTO artists (spotify_id, name, created_at)
                         SELECT spotify_id, name, coalesce(created_at, now()) FROM stg_artists
                         WHERE status = 'ok'
                         {on_conflict("artists", "ON CONFLICT (spotify_id) DO NOTHING")}""")
-        inserted["artists"] = cur.rowcount
         artist_join = """LEFT JOIN map_artist m ON m.legacy_id = s.artist_ref
                          LEFT JOIN artists a ON a.spotify_id = m.spotify_id"""
         artist_name, artist_id = "coalesce(s.artist_name, a.name)", "a.spotify_id"
@@ -126,14 +124,12 @@ def load(cur, layout: str, owner_id: int, bulk: bool = True) -> dict[str, int]:
                s.raw_json::jsonb, s.audio_features::jsonb, coalesce(s.created_at, now()),
                coalesce(s.updated_at, s.created_at, now())
         FROM stg_tracks s {artist_join} WHERE s.status = 'ok' {on_conflict("tracks", TRACK_CONFLICT)}""")
-    inserted["tracks"] = cur.rowcount
     if layout == "v1":
         cur.execute(f"""INSERT INTO playlists (user_id, kind, name, legacy_key, created_at)
                         SELECT %s, 'legacy', playlist_key, playlist_key, coalesce(min(added_at), now())
                         FROM stg_entries GROUP BY playlist_key ORDER BY playlist_key
                         {on_conflict("playlists", "ON CONFLICT (user_id, legacy_key) DO NOTHING")}""",
                     (owner_id,))
-        inserted["playlists"] = cur.rowcount
         cur.execute(f"""INSERT INTO playlist_tracks (playlist_id, track_id, position, added_at)
                         SELECT p.id, m.spotify_id, s.position, s.added_at
                         FROM stg_entries s JOIN map_track m ON m.legacy_id = s.track_ref
@@ -141,18 +137,16 @@ def load(cur, layout: str, owner_id: int, bulk: bool = True) -> dict[str, int]:
                         WHERE s.status = 'ok'
                         {on_conflict("playlist_tracks", "ON CONFLICT (playlist_id, track_id) DO NOTHING")}""",
                     (owner_id,))
-        inserted["entries"] = cur.rowcount
     else:
         conflict = "ON CONFLICT (user_id, track_id, snapshot_date, time_range) DO NOTHING"
         cur.execute(f"""INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
                         SELECT %s, track_spotify_id, snapshot_date, time_range, rank
                         FROM stg_snapshots WHERE status = 'ok'
                         {on_conflict("snapshots", conflict)}""", (owner_id,))
-        inserted["snapshots"] = cur.rowcount
     for statement in restore:
         cur.execute(statement)
     reset_identity_sequences(cur)
-    return inserted
+    return empty
 
 
 def reset_identity_sequences(cur) -> None:

@@ -9,7 +9,12 @@ both), then loads each into a fresh scratch database on one PostgreSQL server wi
   indexes, verification with per-row checksums);
 - book: ``bench/book_migration.py``, the chapter's row-by-row approach, on a slice of the
   file (``--book-rows`` rows per table) because it runs at a few thousand rows/s;
-- pgloader (Debian package ``pgloader``): its own mirror schema, text copied as text.
+- pgloader (Debian package ``pgloader``): its own mirror schema, text copied as text;
+- floor (``--tools ...,floor``, after ours): the rows ours produced, already clean, loaded
+  with COPY straight into an empty copy of the app's schema in one transaction, indexes,
+  constraints and the search dictionary built afterwards, the way ours does it. No SQLite,
+  no cleaning, no duplicates, no verification: what PostgreSQL alone needs to build the
+  app's tables from this data. No migration into this schema can be faster than it.
 
 Prints a markdown table: rows, seconds, rows/s and peak RSS of the migrating process
 (the PostgreSQL server's memory is the same for all and not counted).
@@ -39,7 +44,9 @@ OUT = ROOT / "bench" / "out"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import database  # noqa: E402
 import db_config  # noqa: E402
+import migration_upsert  # noqa: E402
 from legacy_factory import make_v1, make_v2  # noqa: E402
 
 FULL = {"v1": {"artists": 300_000, "tracks": 1_000_000, "entries": 3_000_000},
@@ -162,6 +169,60 @@ def run_ours(path: Path, url: str) -> tuple[float, float, int, str]:
     return seconds, rss, status, note
 
 
+# the app's tables a migration fills, in dependency order, with the columns COPY writes
+FLOOR_TABLES = {
+    "users": "id, spotify_id, display_name, is_placeholder",
+    "artists": "spotify_id, name, raw_json, created_at",
+    "tracks": "spotify_id, name, artist_name, primary_artist_id, album_name, duration_ms, "
+              "release_date, release_date_precision, explicit, popularity, spotify_url, "
+              "raw_json, audio_features, created_at, updated_at",
+    "playlists": "id, user_id, kind, name, legacy_key, created_at",
+    "playlist_tracks": "playlist_id, track_id, position, added_at",
+    "snapshots": "id, user_id, track_id, snapshot_date, time_range, rank",
+}
+
+
+def floor_dir(path: Path) -> Path:
+    return OUT / f"floor-{path.stem}"
+
+
+def dump_for_floor(path: Path, url: str) -> None:
+    """Keep what ours landed (clean rows) as COPY files, for the floor run."""
+    target = floor_dir(path)
+    target.mkdir(exist_ok=True)
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        for table, columns in FLOOR_TABLES.items():
+            with (target / f"{table}.copy").open("w", encoding="utf-8") as out:
+                cur.copy_expert(f"COPY (SELECT {columns} FROM {table} ORDER BY 1) TO STDOUT", out)
+    conn.close()
+
+
+def run_floor(path: Path, url: str) -> tuple[float, float, int, str]:
+    """Time PostgreSQL building the app's tables from already-clean COPY files."""
+    source = floor_dir(path)
+    if not (source / "tracks.copy").exists():
+        return float("nan"), float("nan"), -1, "needs ours to run first (--tools ours,floor)"
+    conn = psycopg2.connect(url)
+    database.apply_schema(conn)
+    conn.commit()
+    started = time.monotonic()
+    with conn.cursor() as cur:
+        cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        restore = []
+        for table in FLOOR_TABLES:  # the same bulk mode as ours: build indexes after the load
+            restore += migration_upsert.suspend_for_bulk_load(cur, table) or []
+        for table, columns in FLOOR_TABLES.items():
+            with (source / f"{table}.copy").open(encoding="utf-8") as data:
+                cur.copy_expert(f"COPY {table} ({columns}) FROM STDIN", data, size=1 << 20)
+        for statement in restore:
+            cur.execute(statement)
+    conn.commit()
+    seconds = time.monotonic() - started
+    conn.close()
+    shutil.rmtree(source)  # gigabytes for v2; the next ours run writes it again
+    return seconds, float("nan"), 0, "PostgreSQL alone: clean rows COPYed into the app schema"
+
+
 def run_book(path: Path, url: str) -> tuple[float, float, int, str]:
     seconds, rss, status = measure([sys.executable, "bench/book_migration.py", str(path), url],
                                    OUT / f"book-{path.stem}.log")
@@ -185,8 +246,8 @@ def main(argv=None) -> int:
     parser.add_argument("--admin-url", help="superuser URL of the PostgreSQL server to use")
     parser.add_argument("--book-rows", type=int, default=50_000, help="rows per table for the book's slice")
     parser.add_argument("--only", choices=("v1", "v2"), help="one layout only")
-    parser.add_argument("--tools", default="ours,pgloader,book",
-                        help="comma-separated subset of ours,pgloader,book")
+    parser.add_argument("--tools", default="ours,floor,pgloader,book",
+                        help="comma-separated subset of ours,floor,pgloader,book (floor needs ours)")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     admin = admin_url(args.admin_url)
@@ -201,6 +262,7 @@ def main(argv=None) -> int:
         path, rows = legacy_file(layout, args.scale)
         slice_path, slice_rows = sliced_copy(path, args.book_rows)
         contestants = {"ours": ("ours (migrate_to_postgresql.py)", run_ours, path, rows),
+                       "floor": ("floor: app schema from clean rows", run_floor, path, rows),
                        "pgloader": ("pgloader", run_pgloader, path, rows),
                        "book": (f"book, row by row ({args.book_rows:,}-row slice)", run_book,
                                 slice_path, slice_rows)}
@@ -211,6 +273,8 @@ def main(argv=None) -> int:
             try:
                 seconds, rss, status, note = runner(source, url)
                 landed = landed_rows(url)
+                if key.strip() == "ours" and "floor" in args.tools:
+                    dump_for_floor(path, url)
             finally:
                 drop_database(admin, url)
             results.append((layout, tool, count, landed, seconds, rss, note))
