@@ -62,9 +62,10 @@ class TableCheck:
 
 # Tables a run filled from empty are checked as a whole first: the multiset of checksums
 # Python computed from the source must equal the one recomputed from every target row
-# (count, and the sum of each digest's first 64 bits). Two scans, no join; any missing,
-# extra or altered row changes the sum (a miss has odds of 2^-64). Only when they differ
-# does the row-by-row join below run, to name the rows. (staging side, target side)
+# (count, and the sum of a 64-bit hash of each digest). Two aggregates, no staging-to-target
+# join; any missing, extra or altered row changes the sum (a miss has odds of 2^-64). Only
+# when they differ does the row-by-row join below run, to name the rows.
+# name: ((staging digest, staging rows), (target digest, target rows))
 _WHOLE_TABLE = {
     "artists": (("s.src_md5", "stg_artists s WHERE s.status = 'ok'"),
                 (_md5("t.spotify_id", "t.name", "{created_at}"), "artists t")),
@@ -88,7 +89,8 @@ def _landed_ts(column: str) -> str:
 
 
 def _checksum_total(digest: str) -> str:
-    return f"coalesce(sum(('x' || left({digest}, 16))::bit(64)::bigint::numeric), 0)"
+    # a 64-bit hash of each row's digest, summed (int8 sums are exact: numeric results)
+    return f"coalesce(sum(hashtextextended({digest}, 0)), 0)"
 
 
 def whole_table_matches(cur, name: str, owner_id: int | None) -> int | None:
