@@ -275,7 +275,8 @@ def _merge_duplicates(cur, table: str, keys: tuple[str, ...], source: str | None
     keyed = ", ".join(f"{expr} AS {name}" for expr, name in zip(keys, names))
     key_list = ", ".join(names)
     cur.execute(f"""
-        WITH keyed AS (SELECT s.seq, s.legacy_key, {keyed} FROM {source} WHERE s.status = 'ok'),
+        WITH keyed AS NOT MATERIALIZED (
+                 SELECT s.seq, s.legacy_key, {keyed} FROM {source} WHERE s.status = 'ok'),
              dup AS (SELECT {key_list} FROM keyed GROUP BY {key_list} HAVING count(*) > 1),
              ranked AS (SELECT keyed.seq, row_number() OVER w AS n,
                                first_value(keyed.legacy_key) OVER w AS survivor

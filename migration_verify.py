@@ -24,7 +24,10 @@ def _ts(column: str, source_column: str) -> str:
 
 
 def _md5(*fields: str) -> str:
-    """The SQL twin of legacy_cleaning.row_checksum over target columns."""
+    """The SQL twin of legacy_cleaning.row_checksum over target columns.
+
+    A date renders as YYYY-MM-DD because ``migration_load.prepare_session`` fixes DateStyle
+    to ISO for the whole transaction (``::text`` is cheaper than ``to_char``)."""
     return ("md5(concat_ws(chr(31), "
             + ", ".join(f"coalesce(({f})::text, chr(30))" for f in fields) + "))")
 
@@ -36,7 +39,7 @@ def checksum_sql(name: str, layout: str) -> str:
     if name == "tracks":
         artist_name = "NULL" if layout == "v1" else "t.artist_name"
         digest = _md5("t.spotify_id", "t.name", artist_name, "t.album_name", "t.duration_ms",
-                      "to_char(t.release_date, 'YYYY-MM-DD')", "t.release_date_precision",
+                      "t.release_date", "t.release_date_precision",
                       "t.explicit", "t.popularity", "t.spotify_url", "s.raw_json",
                       "s.audio_features", _ts("created_at", "created_at"),
                       _ts("updated_at", "updated_at"))
@@ -44,7 +47,7 @@ def checksum_sql(name: str, layout: str) -> str:
                 "AND t.audio_features IS NOT DISTINCT FROM s.audio_features::jsonb")
     if name == "entries":
         return f"s.src_md5 = {_md5('p.legacy_key', 't.position', _ts('added_at', 'added_at'))}"
-    return ("s.src_md5 = " + _md5("t.track_id", "to_char(t.snapshot_date, 'YYYY-MM-DD')",
+    return ("s.src_md5 = " + _md5("t.track_id", "t.snapshot_date",
                                   "t.time_range", "t.rank"))
 
 
@@ -75,7 +78,7 @@ _WHOLE_TABLE = {
                 ("md5(" + _md5("p.legacy_key", "t.position", "{added_at}") + " || chr(31) || t.track_id)",
                  "playlist_tracks t JOIN playlists p ON p.id = t.playlist_id WHERE p.user_id = %(owner)s")),
     "snapshots": (("s.src_md5", "stg_snapshots s WHERE s.status = 'ok'"),
-                  (_md5("t.track_id", "to_char(t.snapshot_date, 'YYYY-MM-DD')", "t.time_range", "t.rank"),
+                  (_md5("t.track_id", "t.snapshot_date", "t.time_range", "t.rank"),
                    "snapshots t WHERE t.user_id = %(owner)s")),
 }
 
