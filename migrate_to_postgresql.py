@@ -22,7 +22,7 @@ import db_config
 import migration_load as load
 import migration_upsert as upsert
 import migration_verify as verify
-from migration_clean import Cleaner
+from migration_clean import Cleaner, CleaningFailed
 from legacy_cleaning import original_values
 from legacy_sqlite import LegacyInputError, LegacySource, TableSpec, open_legacy
 from migration_progress import Progress, say
@@ -46,7 +46,7 @@ EPILOG = """\
 exit status:
   0  migrated (or verified) and reconciled
   1  bad input or target: not SQLite, locked, unknown layout, unreachable database,
-     conflicting schema (one line on stderr, nothing written)
+     conflicting schema; or a cleaning process died (one line on stderr, nothing written)
   2  bad command line
   3  verification failed: nothing was committed (the reason is printed)
   4  --strict and some rows or values were rejected: nothing was committed
@@ -246,6 +246,12 @@ def print_reconciliation(source, stats, resolved, checks, args, owner_id) -> lis
         if st.source != landed + merged + rejected:
             problems.append(f"{spec.name}: source {st.source} != {verb} {landed} + merged {merged} "
                             f"+ rejected {rejected} (missing: {', '.join(check.examples)})")
+        if check.unaccounted is None:
+            problems.append(f"{spec.name}: the target's checksum total differs from the source's "
+                            "although no single row does")
+        elif check.unaccounted:
+            problems.append(f"{spec.name}: the target holds {check.unaccounted} row(s) the source "
+                            "does not account for")
         if check.mismatched:
             problems.append(f"{spec.name}: {check.mismatched} row(s) differ from the source "
                             f"(legacy keys {', '.join(check.examples)})")
@@ -269,11 +275,11 @@ def main(argv=None) -> int:
     except LegacyInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    report, status = None, EXIT_INPUT
-    # the cleaning workers start before the PostgreSQL connection exists: a child holding a
-    # copy of its socket would keep a killed migration's transaction (and lock) alive
-    cleaner = Cleaner()
+    report, status, cleaner = None, EXIT_INPUT, None
     try:
+        # the cleaning workers start before the PostgreSQL connection exists: a child holding
+        # a copy of its socket would keep a killed migration's transaction (and lock) alive
+        cleaner = Cleaner()
         url = (db_config.normalize_database_url(args.database_url, "--database-url")
                if args.database_url else db_config.database_url_from_env())
         try:
@@ -297,6 +303,8 @@ def main(argv=None) -> int:
         return status
     except (db_config.DatabaseConfigError, load.TargetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+    except CleaningFailed as exc:
+        print(f"error: {exc}; nothing was committed", file=sys.stderr)
     except psycopg2.Error as exc:
         where = db_config.describe_url(url) if url else "the target"
         print(f"error: PostgreSQL at {where}: {db_config.first_line(exc)}; nothing was committed",
@@ -307,7 +315,8 @@ def main(argv=None) -> int:
         print("interrupted: nothing was committed", file=sys.stderr)
         status = 130
     finally:
-        cleaner.close()
+        if cleaner is not None:
+            cleaner.close()
         source.close()
     if report is not None:
         report.discard()

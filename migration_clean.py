@@ -8,10 +8,13 @@ and the staging tables see the rows in the same order as a single process would.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import threading
 from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from legacy_cleaning import Invalid, RowIssues, clean_spotify_id, original_values
@@ -19,6 +22,11 @@ from legacy_sqlite import specs_for
 from migration_load import copy_line
 
 IN_FLIGHT_PER_WORKER = 2   # chunks queued per worker: enough to hide the hand-over
+MAX_WORKERS = 4
+
+
+class CleaningFailed(Exception):
+    """A cleaning worker process died (killed, out of memory); one line for a person."""
 
 
 @dataclass
@@ -69,16 +77,29 @@ def clean_chunk(layout: str, table: str, chunk: list) -> CleanedChunk:
     return result
 
 
-def _ignore_interrupts() -> None:
+def _start_worker() -> None:
     # Ctrl-C reaches the whole process group: the main process handles it (rolls back,
     # says so in one line); a worker would only print a traceback
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a worker outlives a killed main process otherwise: blocked on its task queue forever,
+    # holding the terminal's (or a pipe reader's) end open
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(parent_sentinel) -> None:
+    multiprocessing.connection.wait([parent_sentinel])
+    os._exit(1)
 
 
 def default_workers() -> int:
-    """One cleaning process per core; none (clean in-process) on a single core."""
+    """One cleaning process per core, at most MAX_WORKERS; none on a single core.
+
+    The cap bounds memory (chunks in flight grow with the workers) and stops a big host
+    from starting dozens of processes for work PostgreSQL cannot absorb faster anyway."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return cores if (cores or 1) > 1 else 0
+    return min(cores, MAX_WORKERS) if (cores or 1) > 1 else 0
 
 
 class Cleaner:
@@ -88,12 +109,18 @@ class Cleaner:
         self.workers = default_workers() if workers is None else workers
         self._pool = None
         if self.workers:
-            # fork: the workers need no re-import, and see the cleaning rules as loaded
-            self._pool = ProcessPoolExecutor(self.workers, initializer=_ignore_interrupts,
-                                             mp_context=multiprocessing.get_context("fork"))
-            # with fork, the first task starts every worker: do it now, while this process
-            # has no other thread (the COPY feeder) whose locks a child could inherit held
-            self._pool.submit(int).result()
+            try:
+                # fork: the workers need no re-import, and see the cleaning rules as loaded
+                self._pool = ProcessPoolExecutor(self.workers, initializer=_start_worker,
+                                                 mp_context=multiprocessing.get_context("fork"))
+                # with fork, the first task starts every worker: do it now, while this
+                # process has no other thread (the COPY feeder) whose locks a child could
+                # inherit held
+                self._pool.submit(int).result()
+            except (OSError, NotImplementedError, ImportError, BrokenProcessPool):
+                # no process support here (no /dev/shm, no semaphores): clean in-process
+                self.close()
+                self.workers = 0
 
     def map(self, layout: str, table: str, chunks):
         """Yield a CleanedChunk per chunk, in order, with a bounded number in flight."""
@@ -102,17 +129,29 @@ class Cleaner:
                 yield clean_chunk(layout, table, chunk)
             return
         pending: deque = deque()
-        for chunk in chunks:
-            pending.append(self._pool.submit(clean_chunk, layout, table, chunk))
-            if len(pending) >= self.workers * IN_FLIGHT_PER_WORKER:
+        try:
+            for chunk in chunks:
+                pending.append(self._pool.submit(clean_chunk, layout, table, chunk))
+                if len(pending) >= self.workers * IN_FLIGHT_PER_WORKER:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        except BrokenProcessPool:
+            raise CleaningFailed(f"a process cleaning {table} rows died (killed or out of "
+                                 "memory?)") from None
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the workers now: they hold nothing worth waiting for (after an error or a
+        Ctrl-C, the chunks still queued would only delay the one-line exit)."""
+        if self._pool is None:
+            return
+        processes = list((self._pool._processes or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=5)
+        self._pool = None
 
     def __enter__(self):
         return self

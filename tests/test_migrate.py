@@ -13,6 +13,7 @@ import psycopg2
 import pytest
 
 import migrate_to_postgresql as cli
+import migration_clean
 from legacy_factory import make_v1, make_v2
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,24 +171,29 @@ def test_rerun_gives_the_same_database(make_database, tmp_path, layout):
 
 # a row changed between the load and the verification of a table the run filled from empty
 # (checked as a whole, not row by row): the totals must catch it and the report name it
-DAMAGE = {
-    "artists": ("v1", "UPDATE artists SET name = name || '!' WHERE spotify_id = "
-                      "(SELECT min(spotify_id) FROM artists)", "1 row(s) differ"),
-    "playlist_tracks": ("v1", """UPDATE playlist_tracks e SET track_id = (
-                                     SELECT t.spotify_id FROM tracks t WHERE NOT EXISTS (
-                                         SELECT FROM playlist_tracks o WHERE o.playlist_id = e.playlist_id
-                                         AND o.track_id = t.spotify_id) LIMIT 1)
-                                 WHERE (playlist_id, track_id) = (SELECT playlist_id, track_id
-                                     FROM playlist_tracks ORDER BY 1, 2 LIMIT 1)""", "source "),
-    "snapshots": ("v2", "UPDATE snapshots SET rank = rank + 100000 WHERE id = (SELECT min(id) FROM snapshots)",
-                  "1 row(s) differ"),
+DAMAGE = {  # case: (layout, table, damage, what the NOT RECONCILED line says)
+    "artist renamed": ("v1", "artists", "UPDATE artists SET name = name || '!' WHERE spotify_id = "
+                                        "(SELECT min(spotify_id) FROM artists)", "1 row(s) differ"),
+    "entry moved to another track": (
+        "v1", "playlist_tracks", """UPDATE playlist_tracks e SET track_id = (
+                                        SELECT t.spotify_id FROM tracks t WHERE NOT EXISTS (
+                                            SELECT FROM playlist_tracks o WHERE o.playlist_id = e.playlist_id
+                                            AND o.track_id = t.spotify_id) LIMIT 1)
+                                    WHERE (playlist_id, track_id) = (SELECT playlist_id, track_id
+                                        FROM playlist_tracks ORDER BY 1, 2 LIMIT 1)""", "source "),
+    "snapshot re-ranked": ("v2", "snapshots", "UPDATE snapshots SET rank = rank + 100000 WHERE id = "
+                                              "(SELECT min(id) FROM snapshots)", "1 row(s) differ"),
+    "snapshot added": ("v2", "snapshots", """INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
+                                             SELECT user_id, track_id, snapshot_date + 1000, time_range, rank
+                                             FROM snapshots ORDER BY id LIMIT 1""",
+                       "holds 1 row(s) the source does not account for"),
 }
 
 
-@pytest.mark.parametrize("table", DAMAGE)
-def test_a_row_damaged_in_a_bulk_filled_table_is_caught(table, make_database, tmp_path, monkeypatch,
+@pytest.mark.parametrize("case", DAMAGE)
+def test_a_row_damaged_in_a_bulk_filled_table_is_caught(case, make_database, tmp_path, monkeypatch,
                                                         capsys):
-    layout, damage, problem = DAMAGE[table]
+    layout, table, damage, problem = DAMAGE[case]
     path = tmp_path / "legacy.db"
     (make_v1 if layout == "v1" else make_v2)(path)
     url = make_database()
@@ -202,10 +208,26 @@ def test_a_row_damaged_in_a_bulk_filled_table_is_caught(table, make_database, tm
     monkeypatch.setattr(cli.upsert, "load", load_then_damage)
     assert migrate(path, "--database-url", url) == cli.EXIT_UNRECONCILED
     out = capsys.readouterr().out
-    name = "playlist_tracks" if table == "playlist_tracks" else table
-    assert any(line.startswith(f"NOT RECONCILED: {name}: ") and problem in line
+    assert any(line.startswith(f"NOT RECONCILED: {table}: ") and problem in line
                for line in out.splitlines()), out
     assert fetch(url, f"SELECT count(*) FROM {table}") == [(0,)]   # nothing committed
+
+
+def _die_in_worker(*_args):
+    os._exit(1)   # what the OOM killer does to a cleaning process
+
+
+def test_a_dead_cleaning_process_stops_the_run_in_one_line(make_database, v2_file, monkeypatch, capsys):
+    path, _ = v2_file
+    url = make_database()
+    monkeypatch.setattr(migration_clean, "default_workers", lambda: 2)
+    monkeypatch.setattr(migration_clean, "clean_chunk", _die_in_worker)
+    assert migrate(path, "--database-url", url) == cli.EXIT_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: a process cleaning tracks rows died")
+    assert err[-1].endswith("nothing was committed")
+    assert not any("Traceback" in line for line in err)
+    assert fetch(url, "SELECT count(*) FROM tracks") == [(0,)]
 
 
 def test_crash_mid_run_leaves_nothing_and_a_rerun_completes(make_database, v1_file, monkeypatch):
@@ -226,6 +248,13 @@ def test_crash_mid_run_leaves_nothing_and_a_rerun_completes(make_database, v1_fi
     assert database_checksum(url) == after
 
 
+def _running(pid: str) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_killed_process_then_rerun(make_database, tmp_path):
     path = tmp_path / "big.db"
     make_v2(path, tracks=1000, snapshots=20000, dirty=False)
@@ -236,8 +265,13 @@ def test_killed_process_then_rerun(make_database, tmp_path):
     for line in proc.stderr:            # kill it while it is staging rows
         if line.strip().startswith("tracks:"):
             break
+    workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL      # it was still running
+    deadline = time.monotonic() + 5           # its cleaning processes follow it
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_running, workers))
     proc.stderr.close()
     time.sleep(0.2)
     [(tables,)] = fetch(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
