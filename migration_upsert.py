@@ -7,9 +7,10 @@ columns that are still empty). Takes a cursor, never commits.
 Bulk mode: when a target table is still empty, its secondary indexes, outgoing foreign
 keys and unreferenced unique constraints are dropped inside the migration's transaction
 and rebuilt after the load (one sorted build instead of millions of index insertions,
-one validating join instead of a trigger per row), the way pg_restore does it. Nobody
-sees the table without them: the table is locked until commit, and a failure rolls the
-whole thing back.
+one validating join instead of a trigger per row), the way pg_restore does it; data a
+statement trigger derives (the search dictionary) is derived once from the finished
+table. Nobody sees the table without them: the table is locked until commit, and a
+failure rolls the whole thing back.
 """
 from __future__ import annotations
 
@@ -42,6 +43,33 @@ def record_preexisting(cur, layout: str, owner_id: int) -> None:
         cur.execute(f"ALTER TABLE pre_{name} ADD PRIMARY KEY (seq)")
 
 
+# Statement triggers that derive data from their transition table, which holds every new
+# row whole (2.5 GB of raw_json for a million v2 tracks, written to disk and read back).
+# For a table filled from empty, one pass over the finished table derives the same data
+# from the three columns it needs: 39 s -> 31 s for a million v2 tracks.
+DERIVED_BY_TRIGGER = {
+    "tracks": ("tracks_add_search_words_after_insert",  # schema_postgres.sql: search words
+               """SELECT remember_search_words(ARRAY(
+                      SELECT DISTINCT w.word FROM tracks t,
+                             track_words(t.name, t.artist_name, t.album_name) AS w(word)))"""),
+}
+
+
+def _defer_derived_data(cur, table: str) -> list:
+    """Disable the table's deriving trigger; return how to derive and re-enable it."""
+    if table not in DERIVED_BY_TRIGGER:
+        return []
+    trigger, derive = DERIVED_BY_TRIGGER[table]
+    cur.execute("SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s "
+                "AND tgenabled <> 'D'", (table, trigger))
+    if cur.fetchone() is None:
+        return []
+    cur.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(
+        sql.Identifier(table), sql.Identifier(trigger)))
+    return [sql.SQL(derive), sql.SQL("ALTER TABLE {} ENABLE TRIGGER {}").format(
+        sql.Identifier(table), sql.Identifier(trigger))]
+
+
 def suspend_for_bulk_load(cur, table: str) -> list | None:
     """If ``table`` is empty: drop what a bulk build restores faster; return how to restore."""
     cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
@@ -70,7 +98,7 @@ def suspend_for_bulk_load(cur, table: str) -> list | None:
     for name, definition in cur.fetchall():
         restore_indexes.append(sql.SQL(definition))
         cur.execute(f"DROP INDEX {name}")
-    return restore_constraints + restore_indexes + restore_keys
+    return _defer_derived_data(cur, table) + restore_constraints + restore_indexes + restore_keys
 
 
 def _fill(column: str) -> str:

@@ -213,6 +213,24 @@ def test_a_row_damaged_in_a_bulk_filled_table_is_caught(case, make_database, tmp
     assert fetch(url, f"SELECT count(*) FROM {table}") == [(0,)]   # nothing committed
 
 
+@pytest.mark.parametrize("layout", ["v1", "v2"])
+def test_migrated_tracks_are_in_the_search_dictionary(layout, make_database, tmp_path):
+    path = tmp_path / "legacy.db"
+    (make_v1 if layout == "v1" else make_v2)(path)
+    url = make_database()
+    assert migrate(path, "--database-url", url) == cli.EXIT_OK
+    words = """SELECT DISTINCT w.word FROM tracks t,
+                      track_words(t.name, t.artist_name, t.album_name) AS w(word) ORDER BY 1"""
+    expected = fetch(url, words)
+    assert len(expected) > 3
+    assert fetch(url, "SELECT DISTINCT word FROM search_words ORDER BY 1") == expected
+    # the trigger that keeps it is back on: a synced track's words join the dictionary
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO tracks (spotify_id, name) VALUES ('new0000000000000000001', 'Zanzibar')")
+    conn.close()
+    assert fetch(url, "SELECT count(*) FROM search_words WHERE word = 'zanzibar'") == [(1,)]
+
+
 def _die_in_worker(*_args):
     os._exit(1)   # what the OOM killer does to a cleaning process
 
