@@ -310,8 +310,9 @@ def main(argv=None) -> int:
     print("| layout | tool | source rows | rows in target | seconds | rows/s | peak memory (MB) | notes |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for layout, tool, count, landed, seconds, memory, note in results:
+        memory_text = "–" if memory != memory else f"{memory:,.0f}"   # NaN: not measured
         print(f"| {layout} | {tool} | {count:,} | {landed:,} | {seconds:,.1f} | {count / seconds:,.0f} "
-              f"| {memory:,.0f} | {note} |")
+              f"| {memory_text} | {note} |")
     print("\nours: source rows = rows in target + merged duplicates + rejected rows (see the "
           "rejects report); the target is the app's schema with all its indexes, verified.")
     return 0
