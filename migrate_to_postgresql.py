@@ -39,8 +39,9 @@ values are repaired when that loses nothing (numbers stored as text, double-enco
 JSON, epoch timestamps, ...); anything else is written, with its original values, to the
 rejects report. Timestamps without a zone are read as UTC. Rows the target already has
 are never overwritten (legacy values only fill empty columns). The whole migration is
-one transaction, verified before it commits: rerunning it is always safe. Memory stays
-flat whatever the size of the file."""
+one transaction, verified before it commits: rerunning it is always safe. Rows are
+cleaned on every core (up to 4 worker processes); memory stays flat whatever the size of
+the file."""
 
 EPILOG = """\
 exit status:

@@ -299,6 +299,28 @@ def test_killed_process_then_rerun(make_database, tmp_path):
     assert snapshots == 20000
 
 
+def test_ctrl_c_rolls_back_in_one_line(make_database, tmp_path):
+    path = tmp_path / "big.db"
+    make_v2(path, tracks=1000, snapshots=20000, dirty=False)
+    url = make_database(schema=False)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "migrate_to_postgresql.py"), str(path),
+                             "--database-url", url], stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    for line in proc.stderr:            # Ctrl-C reaches the whole process group
+        if line.strip().startswith("tracks:"):
+            break
+    workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    os.killpg(proc.pid, signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait() == 130
+    assert rest.strip().splitlines()[-1] == "interrupted: nothing was committed"
+    assert "Traceback" not in rest
+    assert not any(map(_running, workers))
+    assert fetch(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+    assert not list(tmp_path.glob("*.partial"))
+
+
 def test_empty_legacy_database(make_database, tmp_path, capsys):
     path = tmp_path / "empty.db"
     make_v1(path, artists=0, tracks=0, entries=0, dirty=False)
