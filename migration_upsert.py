@@ -61,7 +61,7 @@ def _defer_derived_data(cur, table: str) -> list:
         return []
     trigger, derive = DERIVED_BY_TRIGGER[table]
     cur.execute("SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s "
-                "AND tgenabled <> 'D'", (table, trigger))
+                "AND tgenabled = 'O'", (table, trigger))  # on, in the default mode
     if cur.fetchone() is None:
         return []
     cur.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(
