@@ -28,6 +28,8 @@ from legacy_sqlite import LegacyInputError, LegacySource, TableSpec, open_legacy
 from migration_progress import Progress, say
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_UNRECONCILED, EXIT_STRICT = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
+COMMIT = "commit"   # what migrate() returns when everything reconciled and should be kept
 
 DESCRIPTION = """\
 Migrate a legacy SQLite database of the Music Time Machine (layout v1: artists/tracks/
@@ -51,6 +53,7 @@ exit status:
   2  bad command line
   3  verification failed: nothing was committed (the reason is printed)
   4  --strict and some rows or values were rejected: nothing was committed
+  130 interrupted (Ctrl-C) before the commit: nothing was committed
 
 the rejects report (JSON lines) has one line per source row that did not land as it was:
   {"table", "legacy_key", "action": "rejected" | "merged" | "repaired", "reason",
@@ -166,8 +169,8 @@ def write_pg_report(cur, source: LegacySource, report: Report) -> None:
         report.write(**line)
 
 
-def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner) -> int:
-    """The whole run inside one transaction; returns the exit status. Commits only here."""
+def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner) -> int | str:
+    """The whole run inside one transaction: an exit status after rolling back, or COMMIT."""
     started = time.monotonic()
     with conn.cursor() as cur:
         load.prepare_session(cur)
@@ -218,9 +221,7 @@ def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner) 
         print(("dry run: nothing was written" if args.dry_run else "verified: the target matches "
                "the source") + f" ({elapsed:.1f} s)")
         return EXIT_OK
-    conn.commit()
-    print(f"migrated and verified in {elapsed:.1f} s: committed")
-    return EXIT_OK
+    return COMMIT   # main() commits: the one place that knows whether it happened
 
 
 def print_reconciliation(source, stats, resolved, checks, args, owner_id) -> list[str]:
@@ -276,7 +277,8 @@ def main(argv=None) -> int:
     except LegacyInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    report, status, cleaner = None, EXIT_INPUT, None
+    report, status, cleaner, committed = None, EXIT_INPUT, None, False
+    started = time.monotonic()
     try:
         # the cleaning workers start before the PostgreSQL connection exists: a child holding
         # a copy of its socket would keep a killed migration's transaction (and lock) alive
@@ -296,6 +298,10 @@ def main(argv=None) -> int:
             say(f"migrating {source.path} (layout {source.layout}) into "
                 f"{db_config.describe_url(url)}")
             status = migrate(conn, source, args, report, cleaner)
+            if status == COMMIT:
+                conn.commit()
+                committed, status = True, EXIT_OK
+                print(f"migrated and verified in {time.monotonic() - started:.1f} s: committed")
         finally:
             conn.close()
         report.finish()
@@ -313,8 +319,9 @@ def main(argv=None) -> int:
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
-        print("interrupted: nothing was committed", file=sys.stderr)
-        status = 130
+        print("interrupted after the commit: the migration is complete" if committed
+              else "interrupted: nothing was committed", file=sys.stderr)
+        status = EXIT_OK if committed else EXIT_INTERRUPTED
     finally:
         if cleaner is not None:
             cleaner.close()

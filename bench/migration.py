@@ -301,8 +301,8 @@ def main(argv=None) -> int:
             try:
                 seconds, memory, status, note = runner(source, url)
                 landed = landed_rows(url)
-                if key.strip() == "ours" and "floor" in args.tools:
-                    dump_for_floor(path, url)
+                if key.strip() == "ours" and "floor" in args.tools and status == 0:
+                    dump_for_floor(path, url)   # only a verified, committed result
             finally:
                 drop_database(admin, url)
             results.append((layout, tool, count, landed, seconds, memory, note))

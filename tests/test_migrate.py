@@ -231,7 +231,12 @@ def test_migrated_tracks_are_in_the_search_dictionary(layout, make_database, tmp
     assert fetch(url, "SELECT count(*) FROM search_words WHERE word = 'zanzibar'") == [(1,)]
 
 
+TEST_PROCESS = os.getpid()
+
+
 def _die_in_worker(*_args):
+    if os.getpid() == TEST_PROCESS:   # cleaning fell back to in-process: never kill pytest
+        raise RuntimeError("expected the cleaning to run in worker processes")
     os._exit(1)   # what the OOM killer does to a cleaning process
 
 
@@ -266,6 +271,18 @@ def test_crash_mid_run_leaves_nothing_and_a_rerun_completes(make_database, v1_fi
     assert database_checksum(url) == after
 
 
+def _children(pid: int) -> list[str]:
+    """The processes whose parent is ``pid`` (its cleaning workers), from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                found.append(stat.parent.name)
+        except OSError:
+            pass
+    return found
+
+
 def _running(pid: str) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -283,7 +300,8 @@ def test_killed_process_then_rerun(make_database, tmp_path):
     for line in proc.stderr:            # kill it while it is staging rows
         if line.strip().startswith("tracks:"):
             break
-    workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    workers = _children(proc.pid)
+    assert len(workers) == migration_clean.default_workers()
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL      # it was still running
     deadline = time.monotonic() + 5           # its cleaning processes follow it
@@ -310,7 +328,8 @@ def test_ctrl_c_rolls_back_in_one_line(make_database, tmp_path):
     for line in proc.stderr:            # Ctrl-C reaches the whole process group
         if line.strip().startswith("tracks:"):
             break
-    workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    workers = _children(proc.pid)
+    assert len(workers) == migration_clean.default_workers()
     os.killpg(proc.pid, signal.SIGINT)
     rest = proc.stderr.read()
     assert proc.wait() == 130
