@@ -18,9 +18,21 @@ SOURCE_TABLE = {"artists": "artists", "tracks": "tracks", "entries": "playlist_t
 TARGET_TABLE = SOURCE_TABLE   # the legacy tables and the app's share their names
 
 
+def _utc_text(column: str) -> str:
+    """Target timestamp ``t.column`` as legacy_cleaning.canonical writes a UTC datetime."""
+    return f"to_char(t.{column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00'"
+
+
 def _ts(column: str, source_column: str) -> str:
-    return (f"CASE WHEN s.{source_column} IS NULL THEN NULL "
-            f"ELSE to_char(t.{column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00' END")
+    """Row by row: NULL where the staged source row had none."""
+    return f"CASE WHEN s.{source_column} IS NULL THEN NULL ELSE {_utc_text(column)} END"
+
+
+def _landed_ts(column: str) -> str:
+    """Whole table (no staging row at hand): the load writes the migration's now() where the
+    source had no timestamp, so that value stands for NULL (no legacy row was written at the
+    very microsecond this transaction started)."""
+    return f"CASE WHEN t.{column} = now() THEN NULL ELSE {_utc_text(column)} END"
 
 
 def _md5(*fields: str) -> str:
@@ -32,10 +44,21 @@ def _md5(*fields: str) -> str:
             + ", ".join(f"coalesce(({f})::text, chr(30))" for f in fields) + "))")
 
 
+def _artist_digest(created_at: str) -> str:
+    return _md5("t.spotify_id", "t.name", created_at)
+
+
+def _entry_digest(added_at: str) -> str:
+    return _md5("p.legacy_key", "t.position", added_at)
+
+
+SNAPSHOT_DIGEST = _md5("t.track_id", "t.snapshot_date", "t.time_range", "t.rank")
+
+
 def checksum_sql(name: str, layout: str) -> str:
     """A boolean SQL expression: does target row t hold exactly staging row s?"""
     if name == "artists":
-        return f"s.src_md5 = {_md5('t.spotify_id', 't.name', _ts('created_at', 'created_at'))}"
+        return f"s.src_md5 = {_artist_digest(_ts('created_at', 'created_at'))}"
     if name == "tracks":
         artist_name = "NULL" if layout == "v1" else "t.artist_name"
         digest = _md5("t.spotify_id", "t.name", artist_name, "t.album_name", "t.duration_ms",
@@ -46,9 +69,8 @@ def checksum_sql(name: str, layout: str) -> str:
         return (f"s.src_md5 = {digest} AND t.raw_json = s.raw_json::jsonb "
                 "AND t.audio_features IS NOT DISTINCT FROM s.audio_features::jsonb")
     if name == "entries":
-        return f"s.src_md5 = {_md5('p.legacy_key', 't.position', _ts('added_at', 'added_at'))}"
-    return ("s.src_md5 = " + _md5("t.track_id", "t.snapshot_date",
-                                  "t.time_range", "t.rank"))
+        return f"s.src_md5 = {_entry_digest(_ts('added_at', 'added_at'))}"
+    return f"s.src_md5 = {SNAPSHOT_DIGEST}"
 
 
 @dataclass
@@ -74,24 +96,15 @@ class TableCheck:
 # name: ((staging digest, staging rows), (target digest, target rows))
 _WHOLE_TABLE = {
     "artists": (("s.src_md5", "stg_artists s WHERE s.status = 'ok'"),
-                (_md5("t.spotify_id", "t.name", "{created_at}"), "artists t")),
+                (_artist_digest(_landed_ts("created_at")), "artists t")),
     # the entry's checksum leaves out its track (the row-by-row check joins on it): add it
     "entries": (("md5(s.src_md5 || chr(31) || m.spotify_id)",
                  "stg_entries s JOIN map_track m ON m.legacy_id = s.track_ref WHERE s.status = 'ok'"),
-                ("md5(" + _md5("p.legacy_key", "t.position", "{added_at}") + " || chr(31) || t.track_id)",
+                (f"md5({_entry_digest(_landed_ts('added_at'))} || chr(31) || t.track_id)",
                  "playlist_tracks t JOIN playlists p ON p.id = t.playlist_id WHERE p.user_id = %(owner)s")),
     "snapshots": (("s.src_md5", "stg_snapshots s WHERE s.status = 'ok'"),
-                  (_md5("t.track_id", "t.snapshot_date", "t.time_range", "t.rank"),
-                   "snapshots t WHERE t.user_id = %(owner)s")),
+                  (SNAPSHOT_DIGEST, "snapshots t WHERE t.user_id = %(owner)s")),
 }
-
-
-def _landed_ts(column: str) -> str:
-    """A target timestamp as the source checksum saw it. The load writes the migration's
-    now() where the source had none, so that value stands for NULL (no legacy row was
-    written at the very microsecond this transaction started)."""
-    return (f"CASE WHEN t.{column} = now() THEN NULL "
-            f"ELSE to_char(t.{column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00' END")
 
 
 def _checksum_total(digest: str) -> str:
@@ -102,7 +115,6 @@ def _checksum_total(digest: str) -> str:
 def whole_table_totals(cur, name: str, owner_id: int | None) -> tuple[tuple, tuple]:
     """((rows, checksum total) staged, (rows, checksum total) landed)."""
     (staged, staged_from), (landed, landed_from) = _WHOLE_TABLE[name]
-    landed = landed.format(created_at=_landed_ts("created_at"), added_at=_landed_ts("added_at"))
     cur.execute(f"SELECT count(*), {_checksum_total(staged)} FROM {staged_from}")
     staged_total = cur.fetchone()
     cur.execute(f"SELECT count(*), {_checksum_total(landed)} FROM {landed_from}", {"owner": owner_id})
