@@ -15,6 +15,7 @@ import pytest
 import migrate_to_postgresql as cli
 import migration_clean
 from legacy_factory import make_v1, make_v2
+from processes import children_by_parent, is_running
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -271,43 +272,31 @@ def test_crash_mid_run_leaves_nothing_and_a_rerun_completes(make_database, v1_fi
     assert database_checksum(url) == after
 
 
-def _children(pid: int) -> list[str]:
-    """The processes whose parent is ``pid`` (its cleaning workers), from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if stat.read_text().rsplit(")", 1)[1].split()[1] == str(pid):
-                found.append(stat.parent.name)
-        except OSError:
-            pass
-    return found
-
-
-def _running(pid: str) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def test_killed_process_then_rerun(make_database, tmp_path):
+def _start_migration_of_a_big_file(make_database, tmp_path, **popen):
+    """(process, url, path, its cleaning workers): the CLI started and busy staging rows."""
     path = tmp_path / "big.db"
     make_v2(path, tracks=1000, snapshots=20000, dirty=False)
     url = make_database(schema=False)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, str(ROOT / "migrate_to_postgresql.py"), str(path),
-                             "--database-url", url], stderr=subprocess.PIPE, text=True, env=env)
-    for line in proc.stderr:            # kill it while it is staging rows
+                             "--database-url", url], stderr=subprocess.PIPE, text=True, env=env,
+                            **popen)
+    for line in proc.stderr:
         if line.strip().startswith("tracks:"):
             break
-    workers = _children(proc.pid)
+    workers = children_by_parent().get(proc.pid, [])
     assert len(workers) == migration_clean.default_workers()
-    proc.send_signal(signal.SIGKILL)
+    return proc, url, path, workers
+
+
+def test_killed_process_then_rerun(make_database, tmp_path):
+    proc, url, path, workers = _start_migration_of_a_big_file(make_database, tmp_path)
+    proc.send_signal(signal.SIGKILL)           # kill it while it is staging rows
     assert proc.wait() == -signal.SIGKILL      # it was still running
     deadline = time.monotonic() + 5           # its cleaning processes follow it
-    while any(map(_running, workers)) and time.monotonic() < deadline:
+    while any(map(is_running, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(map(_running, workers))
+    assert not any(map(is_running, workers))
     proc.stderr.close()
     time.sleep(0.2)
     [(tables,)] = fetch(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
@@ -318,24 +307,14 @@ def test_killed_process_then_rerun(make_database, tmp_path):
 
 
 def test_ctrl_c_rolls_back_in_one_line(make_database, tmp_path):
-    path = tmp_path / "big.db"
-    make_v2(path, tracks=1000, snapshots=20000, dirty=False)
-    url = make_database(schema=False)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, str(ROOT / "migrate_to_postgresql.py"), str(path),
-                             "--database-url", url], stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
-    for line in proc.stderr:            # Ctrl-C reaches the whole process group
-        if line.strip().startswith("tracks:"):
-            break
-    workers = _children(proc.pid)
-    assert len(workers) == migration_clean.default_workers()
-    os.killpg(proc.pid, signal.SIGINT)
+    proc, url, _, workers = _start_migration_of_a_big_file(make_database, tmp_path,
+                                                           start_new_session=True)
+    os.killpg(proc.pid, signal.SIGINT)         # Ctrl-C reaches the whole process group
     rest = proc.stderr.read()
     assert proc.wait() == 130
     assert rest.strip().splitlines()[-1] == "interrupted: nothing was committed"
     assert "Traceback" not in rest
-    assert not any(map(_running, workers))
+    assert not any(map(is_running, workers))
     assert fetch(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
     assert not list(tmp_path.glob("*.partial"))
 
