@@ -14,7 +14,7 @@ both), then loads each into a fresh scratch database on one PostgreSQL server wi
   with COPY straight into an empty copy of the app's schema in one transaction, indexes,
   constraints and the search dictionary built afterwards, the way ours does it. No SQLite,
   no cleaning, no duplicates, no verification: what PostgreSQL alone needs to build the
-  app's tables from this data. No migration into this schema can be faster than it.
+  app's tables from this data, the part of a one-transaction migration nothing overlaps.
 
 Prints a markdown table: rows, seconds, rows/s and peak memory of the migrating process
 and its children (summed PSS, sampled every 0.2 s; the PostgreSQL server's memory is the
@@ -47,8 +47,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import database  # noqa: E402
 import db_config  # noqa: E402
+import migration_load  # noqa: E402
 import migration_upsert  # noqa: E402
 from legacy_factory import make_v1, make_v2  # noqa: E402
+from processes import children_by_parent  # noqa: E402
 
 FULL = {"v1": {"artists": 300_000, "tracks": 1_000_000, "entries": 3_000_000},
         "v2": {"tracks": 1_000_000, "snapshots": 5_000_000}}
@@ -154,13 +156,7 @@ def tree_pss_mb(root: int) -> float:
 
     PSS, not RSS: forked cleaning workers share their parent's pages, and RSS would count
     those once per process."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    children = children_by_parent()
     total_kb, todo = 0, [root]
     while todo:
         pid = todo.pop()
@@ -235,7 +231,7 @@ def run_floor(path: Path, url: str) -> tuple[float, float, int, str]:
     conn.commit()
     started = time.monotonic()
     with conn.cursor() as cur:
-        cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        migration_load.prepare_session(cur)   # ours' session settings (memory, time zone)
         restore = []
         for table in FLOOR_TABLES:  # the same bulk mode as ours: build indexes after the load
             restore += migration_upsert.suspend_for_bulk_load(cur, table) or []
@@ -288,7 +284,9 @@ def main(argv=None) -> int:
         if args.only and layout != args.only:
             continue
         path, rows = legacy_file(layout, args.scale)
-        slice_path, slice_rows = sliced_copy(path, args.book_rows)
+        # the book's slice only when the book runs (building it reads the whole file)
+        slice_path, slice_rows = (sliced_copy(path, args.book_rows) if "book" in args.tools
+                                  else (None, 0))
         contestants = {"ours": ("ours (migrate_to_postgresql.py)", run_ours, path, rows),
                        "floor": ("floor: app schema from clean rows", run_floor, path, rows),
                        "pgloader": ("pgloader", run_pgloader, path, rows),
