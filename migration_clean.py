@@ -58,11 +58,11 @@ def clean_chunk(layout: str, table: str, chunk: list) -> CleanedChunk:
     lines = []
     for row in chunk:
         rowid, values = row[0], row[1:]
+        key = legacy_key(values, rowid)
         try:
             cleaned, issues = cleaner(values)
         except Invalid as exc:
-            result.reports.append(("rejected", legacy_key(values, rowid), str(exc),
-                                   original_values(columns, values)))
+            result.reports.append(("rejected", key, str(exc), original_values(columns, values)))
             result.rejected_refs.append((_reference(layout, table, values), str(exc)))
             continue
         if issues:
@@ -70,9 +70,9 @@ def clean_chunk(layout: str, table: str, chunk: list) -> CleanedChunk:
                 result.repaired += 1
                 result.repair_kinds.update(issues.repairs)
             if issues.dropped:
-                result.reports.append(("repaired", legacy_key(values, rowid),
-                                       "; ".join(issues.dropped), original_values(columns, values)))
-        lines.append(copy_line((rowid, legacy_key(values, rowid)) + cleaned))
+                result.reports.append(("repaired", key, "; ".join(issues.dropped),
+                                       original_values(columns, values)))
+        lines.append(copy_line((rowid, key) + cleaned))
     result.copy_text = "".join(lines)
     return result
 
@@ -152,10 +152,3 @@ class Cleaner:
         for process in processes:
             process.join(timeout=5)
         self._pool = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
