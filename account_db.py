@@ -4,6 +4,7 @@ Exports stream: PostgreSQL renders each row (``row_to_json``) and a server-side 
 cursor hands them over ``itersize`` at a time, so memory stays flat however long the
 history is.
 """
+
 from __future__ import annotations
 
 from database import fetch_one
@@ -61,14 +62,25 @@ EXPORT_CSV = """
     JOIN tracks t ON t.spotify_id = e.track_id
     ORDER BY e.happened_on, e.kind, e.time_range, e.rank, e.track_id
 """
-CSV_COLUMNS = ("kind", "happened_on", "time_range", "rank", "playlist", "track_id", "track_name",
-               "artist_name", "album_name", "release_date")
+CSV_COLUMNS = (
+    "kind",
+    "happened_on",
+    "time_range",
+    "rank",
+    "playlist",
+    "track_id",
+    "track_name",
+    "artist_name",
+    "album_name",
+    "release_date",
+)
 
 
 def account_status(cur, user_id: int) -> dict | None:
     """What the settings page shows: the user, their token's expiry, last sync, last
     snapshot and how much is stored."""
-    cur.execute("""
+    cur.execute(
+        """
         SELECT u.id, u.spotify_id, u.display_name, u.created_at, u.last_synced_at,
                t.expires_at AS token_expires_at, t.refresh_token_expires_at,
                (SELECT max(snapshot_date) FROM snapshots WHERE user_id = u.id) AS last_snapshot,
@@ -79,16 +91,21 @@ def account_status(cur, user_id: int) -> dict | None:
                (SELECT count(*) FROM playlists WHERE user_id = u.id) AS playlists
         FROM users u LEFT JOIN spotify_tokens t ON t.user_id = u.id
         WHERE u.id = %s
-    """, (user_id,))
+    """,
+        (user_id,),
+    )
     return fetch_one(cur)
 
 
 def export_user_row(cur, user_id: int) -> str:
-    cur.execute("""
+    cur.execute(
+        """
         SELECT row_to_json(u)::text FROM (
             SELECT spotify_id, display_name, created_at, last_login_at, last_synced_at FROM users WHERE id = %s
         ) AS u
-    """, (user_id,))
+    """,
+        (user_id,),
+    )
     row = cur.fetchone()
     return row[0] if row else "null"
 
@@ -97,8 +114,7 @@ def stream_json_rows(conn, user_id: int, section: str):
     """Yield each row of one export section as JSON text, from a server-side cursor."""
     with conn.cursor(name=f"export_{section}") as named:
         named.itersize = EXPORT_BATCH
-        named.execute(f"SELECT row_to_json(r)::text FROM ({EXPORT_SECTIONS[section]}) AS r",
-                      {"user_id": user_id})
+        named.execute(f"SELECT row_to_json(r)::text FROM ({EXPORT_SECTIONS[section]}) AS r", {"user_id": user_id})
         for (text,) in named:
             yield text
 
@@ -115,12 +131,15 @@ def delete_account(cur, user_id: int) -> dict:
     """Delete the user; ON DELETE CASCADE takes their tokens, snapshots, library, plays,
     playlists (and entries) and sync runs. Tracks and artists are shared by everybody and
     stay. Returns what went, counted before."""
-    cur.execute("""
+    cur.execute(
+        """
         SELECT (SELECT count(*) FROM snapshots WHERE user_id = %(u)s) AS snapshots,
                (SELECT count(*) FROM saved_tracks WHERE user_id = %(u)s) AS saved_tracks,
                (SELECT count(*) FROM plays WHERE user_id = %(u)s) AS plays,
                (SELECT count(*) FROM playlists WHERE user_id = %(u)s) AS playlists
-    """, {"u": user_id})
+    """,
+        {"u": user_id},
+    )
     counts = fetch_one(cur)
     cur.execute("DELETE FROM users WHERE id = %s", (user_id,))
     counts["users"] = cur.rowcount

@@ -1,4 +1,5 @@
 """Application factory: configuration from the environment, then each module's init_app."""
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,8 @@ import health
 import home
 import playlists
 import search
-import settings
 import security
+import settings
 import spotify
 import sync
 import tracks

@@ -1,13 +1,13 @@
 """Log in with Spotify, the callback, log out. Tokens stay on the server; the session
 cookie carries only the user id and the one-time OAuth state."""
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import secrets
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 
 import spotify
 import sync
@@ -37,6 +37,7 @@ def login_required(view):
                 abort(401, "Please log in with Spotify.")
             return redirect(url_for("auth.login_page"))
         return view(*args, **kwargs)
+
     return wrapped
 
 
@@ -62,8 +63,10 @@ def callback():
     if request.args.get("error"):
         return refuse(f"Spotify did not let you in ({request.args['error']}). Nothing was stored.")
     if not expected_state or not secrets.compare_digest(expected_state, request.args.get("state", "")):
-        return refuse("This login link is not valid or has already been used (state mismatch). "
-                      "Please start again from the login page.")
+        return refuse(
+            "This login link is not valid or has already been used (state mismatch). "
+            "Please start again from the login page."
+        )
     code = request.args.get("code", "")
     if not code:
         return refuse("Spotify came back without a login code. Please start again.")
@@ -89,8 +92,9 @@ def complete_login(code: str) -> tuple[int, bool]:
     tokens = spotify.exchange_code(config, code)
     profile = spotify.SpotifyClient(config, tokens["access_token"]).me()
     with transaction() as cur:
-        user = (users_db.claim_legacy_placeholder(cur, profile["id"], profile.get("display_name"))
-                or users_db.upsert_user(cur, profile["id"], profile.get("display_name")))
+        user = users_db.claim_legacy_placeholder(
+            cur, profile["id"], profile.get("display_name")
+        ) or users_db.upsert_user(cur, profile["id"], profile.get("display_name"))
         spotify.store_tokens(cur, config, user["id"], tokens, consented=True)
     return user["id"], user["last_synced_at"] is None
 

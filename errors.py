@@ -1,4 +1,5 @@
 """What a person sees when something goes wrong: a clear page or JSON, never a traceback."""
+
 from __future__ import annotations
 
 import logging
@@ -35,20 +36,29 @@ def error_response(status: int, title: str, message: str, retry_after: int | Non
 def database_unavailable(exc: DatabaseUnavailable):
     log.warning("503 on %s: %s", request.path, exc)
     if isinstance(exc, PoolTimeout):  # the database is fine; too many people at once
-        return error_response(503, "Busy right now",
-                              "Too many requests at once. Please try again in a moment.",
-                              retry_after=exc.retry_after)
-    return error_response(503, "Database unavailable",
-                          "The database is not answering right now. Please try again in a moment.",
-                          retry_after=exc.retry_after)
+        return error_response(
+            503,
+            "Busy right now",
+            "Too many requests at once. Please try again in a moment.",
+            retry_after=exc.retry_after,
+        )
+    return error_response(
+        503,
+        "Database unavailable",
+        "The database is not answering right now. Please try again in a moment.",
+        retry_after=exc.retry_after,
+    )
 
 
 def database_connection_lost(exc: psycopg2.Error):
     # The server went away while this request was using its connection (a restart).
     log.warning("503 on %s: database connection lost: %s", request.path, db_config.first_line(exc))
-    return error_response(503, "Database unavailable",
-                          "The connection to the database was lost. Please try again in a moment.",
-                          retry_after=DatabaseUnavailable.retry_after)
+    return error_response(
+        503,
+        "Database unavailable",
+        "The connection to the database was lost. Please try again in a moment.",
+        retry_after=DatabaseUnavailable.retry_after,
+    )
 
 
 def spotify_error(exc: spotify.SpotifyError):
@@ -64,11 +74,17 @@ def spotify_error(exc: spotify.SpotifyError):
 
 
 def schema_out_of_date(exc: psycopg2.Error):
-    log.error("503 on %s: the schema is missing or out of date (%s): run `flask --app app init-db`",
-              request.path, db_config.first_line(exc))
-    return error_response(503, "Database not ready",
-                          "The database needs an update. The administrator has been told how in the log.",
-                          retry_after=30)
+    log.error(
+        "503 on %s: the schema is missing or out of date (%s): run `flask --app app init-db`",
+        request.path,
+        db_config.first_line(exc),
+    )
+    return error_response(
+        503,
+        "Database not ready",
+        "The database needs an update. The administrator has been told how in the log.",
+        retry_after=30,
+    )
 
 
 def http_error(exc: HTTPException):
@@ -77,8 +93,7 @@ def http_error(exc: HTTPException):
 
 def unexpected_error(exc: Exception):
     log.exception("500 on %s", request.path)
-    return error_response(500, "Something went wrong",
-                          "An unexpected error happened on our side. It has been logged.")
+    return error_response(500, "Something went wrong", "An unexpected error happened on our side. It has been logged.")
 
 
 def init_app(app) -> None:
@@ -96,6 +111,9 @@ def init_app(app) -> None:
 
 def database_unavailable_config(exc: db_config.DatabaseConfigError):
     log.error("503 on %s: %s", request.path, exc)
-    return error_response(503, "Database not configured",
-                          "The app cannot reach its database. The administrator has been told why in the log.",
-                          retry_after=30)
+    return error_response(
+        503,
+        "Database not configured",
+        "The app cannot reach its database. The administrator has been told why in the log.",
+        retry_after=30,
+    )

@@ -6,6 +6,7 @@ work outside requests. workers x DB_POOL_MAX must stay below the server's
 max_connections (Railway's default PostgreSQL allows 100); beyond that, put PgBouncer
 in front (see README).
 """
+
 import os
 
 # All interfaces: in a container the platform's proxy reaches us from outside; HOST narrows it.
@@ -33,8 +34,12 @@ access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 def on_starting(server):
     pool_max, thread_count = int(os.environ["DB_POOL_MAX"]), threads
     if pool_max < thread_count:
-        server.log.warning("DB_POOL_MAX=%s is below the %s threads per worker: requests will queue "
-                           "for connections (up to DB_POOL_TIMEOUT) under load", pool_max, thread_count)
+        server.log.warning(
+            "DB_POOL_MAX=%s is below the %s threads per worker: requests will queue "
+            "for connections (up to DB_POOL_TIMEOUT) under load",
+            pool_max,
+            thread_count,
+        )
 
 
 def when_ready(server):
@@ -46,8 +51,10 @@ def when_ready(server):
     """
     if os.environ.get("SPOTIPY_CLIENT_ID") or os.environ.get("SPOTIFY_EMULATOR_URL"):
         return
-    import spotify_emulator
-    emulator = spotify_emulator.serve_in_thread(host="127.0.0.1",
-                                                port=int(os.environ.get("SPOTIFY_EMULATOR_PORT", "0")))
+    from emulator import server as spotify_emulator
+
+    emulator = spotify_emulator.serve_in_thread(
+        host="127.0.0.1", port=int(os.environ.get("SPOTIFY_EMULATOR_PORT", "0"))
+    )
     os.environ["SPOTIFY_EMULATOR_URL"] = emulator.base_url
     server.log.info("demo mode: Spotify emulator at %s", emulator.base_url)

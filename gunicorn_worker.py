@@ -15,6 +15,7 @@ Used by gunicorn.conf.py (``worker_class``); without gunicorn (flask run, tests)
 simply absent and nothing changes. An HTTP/2 connection (off unless gunicorn's ``http_protocols``
 enables it) is timed once, when a thread picks it up; its later streams carry that wait.
 """
+
 from __future__ import annotations
 
 import threading

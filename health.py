@@ -1,4 +1,5 @@
 """/healthz: for load balancers and Railway's health check."""
+
 from flask import Blueprint, jsonify
 
 import database

@@ -1,4 +1,5 @@
 """The landing page."""
+
 from flask import Blueprint, render_template
 
 bp = Blueprint("home", __name__)

@@ -6,6 +6,7 @@ snapshots; ``since`` (a date, or None for all history) keeps those saved or seen
 snapshot from that day on. Every number is counted by PostgreSQL; Python only receives
 the finished rows.
 """
+
 from __future__ import annotations
 
 from datetime import date
@@ -118,8 +119,9 @@ ORDER BY m.minute
 # estimate the jsonb_typeof() test (it guesses "1 row" and then re-runs the user's track
 # list once per catalogue track: seconds on a big catalogue), so the user's features are
 # fetched first, in a CTE of their own, and tested afterwards.
-USABLE_FEATURES = ("jsonb_typeof(audio_features->'energy') = 'number' "
-                   "AND jsonb_typeof(audio_features->'valence') = 'number'")
+USABLE_FEATURES = (
+    "jsonb_typeof(audio_features->'energy') = 'number' AND jsonb_typeof(audio_features->'valence') = 'number'"
+)
 FEATURES = f"""
 {MY_TRACKS},
 my_features AS MATERIALIZED (

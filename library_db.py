@@ -3,6 +3,7 @@
 The tracks must already be in ``tracks`` (tracks_db.upsert_catalogue); these statements
 only link them to the user, so concurrent syncs of different users never contend here.
 """
+
 from __future__ import annotations
 
 STORE_SAVED_TRACKS = """
@@ -30,19 +31,21 @@ def store_saved_tracks(cur, user_id: int, track_ids: list, added_at: list) -> in
 
 def forget_unsaved(cur, user_id: int, saved_ids: list) -> int:
     """Drop library rows for tracks the user no longer has saved (after a complete fetch)."""
-    cur.execute("DELETE FROM saved_tracks WHERE user_id = %s AND NOT (track_id = ANY(%s))",
-                (user_id, saved_ids))
+    cur.execute("DELETE FROM saved_tracks WHERE user_id = %s AND NOT (track_id = ANY(%s))", (user_id, saved_ids))
     return cur.rowcount
 
 
 def store_plays(cur, user_id: int, track_ids: list, played_at: list) -> int:
     """Record recently-played tracks; plays already seen are skipped. Returns new plays."""
-    cur.execute("""
+    cur.execute(
+        """
         INSERT INTO plays (user_id, played_at, track_id)
         SELECT %(user_id)s, played_at, track_id
         FROM unnest(%(track_ids)s::text[], %(played_at)s::timestamptz[]) AS x(track_id, played_at)
         ON CONFLICT (user_id, played_at) DO NOTHING
-    """, {"user_id": user_id, "track_ids": track_ids, "played_at": played_at})
+    """,
+        {"user_id": user_id, "track_ids": track_ids, "played_at": played_at},
+    )
     return cur.rowcount
 
 

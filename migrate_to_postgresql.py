@@ -5,6 +5,7 @@ Standalone (no Flask). One transaction: a crash, a failed verification or --stri
 rejects leaves the target exactly as it was; a rerun after success changes nothing.
 See ``python migrate_to_postgresql.py --help``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,17 +20,15 @@ from pathlib import Path
 import psycopg2
 
 import db_config
-import migration_load as load
-import migration_upsert as upsert
-import migration_verify as verify
-from migration_clean import Cleaner, CleaningFailed
-from legacy_cleaning import original_values
-from legacy_sqlite import LegacyInputError, LegacySource, TableSpec, open_legacy
-from migration_progress import Progress, say
+from migration import load, upsert, verify
+from migration.cleaning_rules import original_values
+from migration.progress import Progress, say
+from migration.sqlite_source import LegacyInputError, LegacySource, TableSpec, open_legacy
+from migration.workers import Cleaner, CleaningFailed
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_UNRECONCILED, EXIT_STRICT = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
-COMMIT = "commit"   # what migrate() returns when everything reconciled and should be kept
+COMMIT = "commit"  # what migrate() returns when everything reconciled and should be kept
 
 DESCRIPTION = """\
 Migrate a legacy SQLite database of the Music Time Machine (layout v1: artists/tracks/
@@ -63,32 +62,54 @@ the rejects report (JSON lines) has one line per source row that did not land as
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="migrate_to_postgresql.py", description=DESCRIPTION, epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sqlite_path", metavar="SQLITE_PATH",
-                        help="the legacy SQLite file (opened read-only, never modified)")
-    parser.add_argument("--database-url", metavar="URL",
-                        help="target PostgreSQL URL (default: the app's database: DATABASE_URL, "
-                             "else DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD, else the "
-                             "embedded PostgreSQL under instance/)")
-    parser.add_argument("--user", metavar="SPOTIFY_USER_ID",
-                        help="Spotify user id that owns the legacy data; without it the data goes "
-                             f"to a placeholder user {load.PLACEHOLDER_USER!r} that the owner "
-                             "claims at first login")
-    parser.add_argument("--rejects", metavar="FILE",
-                        help="where to write the rejects report, JSON lines "
-                             "(default: SQLITE_PATH.rejects.jsonl; with --dry-run or "
-                             "--verify-only, only when given)")
+        prog="migrate_to_postgresql.py",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "sqlite_path", metavar="SQLITE_PATH", help="the legacy SQLite file (opened read-only, never modified)"
+    )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="target PostgreSQL URL (default: the app's database: DATABASE_URL, "
+        "else DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD, else the "
+        "embedded PostgreSQL under instance/)",
+    )
+    parser.add_argument(
+        "--user",
+        metavar="SPOTIFY_USER_ID",
+        help="Spotify user id that owns the legacy data; without it the data goes "
+        f"to a placeholder user {load.PLACEHOLDER_USER!r} that the owner "
+        "claims at first login",
+    )
+    parser.add_argument(
+        "--rejects",
+        metavar="FILE",
+        help="where to write the rejects report, JSON lines "
+        "(default: SQLITE_PATH.rejects.jsonl; with --dry-run or "
+        "--verify-only, only when given)",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--dry-run", action="store_true",
-                      help="read, clean, load and verify everything inside a transaction that "
-                           "is rolled back: prints what would happen, writes nothing")
-    mode.add_argument("--verify-only", action="store_true",
-                      help="migrate nothing: compare the SQLite file with what the target "
-                           "already holds (row checksums, references, JSON shape, foreign keys)")
-    parser.add_argument("--strict", action="store_true",
-                        help="commit nothing (exit 4) if any row or value had to be rejected or "
-                             "cleared; merged duplicates and lossless repairs are allowed")
+    mode.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read, clean, load and verify everything inside a transaction that "
+        "is rolled back: prints what would happen, writes nothing",
+    )
+    mode.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="migrate nothing: compare the SQLite file with what the target "
+        "already holds (row checksums, references, JSON shape, foreign keys)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="commit nothing (exit 4) if any row or value had to be rejected or "
+        "cleared; merged duplicates and lossless repairs are allowed",
+    )
     args = parser.parse_args(argv)
     if args.user is not None and (not args.user.strip() or any(c.isspace() for c in args.user)):
         parser.error("--user must be a Spotify user id (no spaces)")
@@ -99,9 +120,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 class TableStats:
     source: int = 0
     read: int = 0
-    rejected: int = 0          # by the cleaning rules
-    repaired: int = 0          # rows with at least one lossless repair
-    cleared: int = 0           # rows that landed with a value cleared or sanitised (reported)
+    rejected: int = 0  # by the cleaning rules
+    repaired: int = 0  # rows with at least one lossless repair
+    cleared: int = 0  # rows that landed with a value cleared or sanitised (reported)
     repair_kinds: Counter = field(default_factory=Counter)
 
 
@@ -132,8 +153,7 @@ class Report:
             self._partial.unlink(missing_ok=True)
 
 
-def stage_table(cur, source: LegacySource, spec: TableSpec, report: Report,
-                cleaner: Cleaner) -> TableStats:
+def stage_table(cur, source: LegacySource, spec: TableSpec, report: Report, cleaner: Cleaner) -> TableStats:
     """Stream one SQLite table through its cleaner (on every core) into its staging table."""
     stats = TableStats(source=source.count(spec))
     progress = Progress(spec.name, stats.source)
@@ -145,8 +165,7 @@ def stage_table(cur, source: LegacySource, spec: TableSpec, report: Report,
             for action, legacy_key, reason, original in cleaned.reports:
                 stats.rejected += action == "rejected"
                 stats.cleared += action == "repaired"
-                report.write(table=spec.name, legacy_key=legacy_key, action=action,
-                             reason=reason, original=original)
+                report.write(table=spec.name, legacy_key=legacy_key, action=action, reason=reason, original=original)
             stats.repaired += cleaned.repaired
             stats.repair_kinds.update(cleaned.repair_kinds)
             rejected_refs += cleaned.rejected_refs
@@ -158,12 +177,16 @@ def stage_table(cur, source: LegacySource, spec: TableSpec, report: Report,
 
 
 def write_pg_report(cur, source: LegacySource, report: Report) -> None:
-    for name, rowid, key, action, reason, merged_into, target_key in verify.pg_report_rows(
-            cur, source.layout):
+    for name, rowid, key, action, reason, merged_into, target_key in verify.pg_report_rows(cur, source.layout):
         table = verify.SOURCE_TABLE[name]
         original = source.original_row(table, rowid)
-        line = dict(table=table, legacy_key=key, action=action, reason=reason,
-                    original=original_values(list(original), original.values()) if original else None)
+        line = dict(
+            table=table,
+            legacy_key=key,
+            action=action,
+            reason=reason,
+            original=original_values(list(original), original.values()) if original else None,
+        )
         if merged_into is not None:
             line.update(merged_into=merged_into, target_key=target_key)
         report.write(**line)
@@ -178,11 +201,13 @@ def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner) 
         if added:
             say(f"schema: created {', '.join(added)} from schema_postgres.sql")
         owner_id = load.ensure_owner(cur, args.user, create=not args.verify_only)
-        missing_owner = [f"the owner user {args.user or load.PLACEHOLDER_USER!r} does not exist in "
-                         "the target"] if owner_id is None else []
+        missing_owner = (
+            [f"the owner user {args.user or load.PLACEHOLDER_USER!r} does not exist in the target"]
+            if owner_id is None
+            else []
+        )
         load.create_staging(cur, [spec.staging for spec in source.tables])
-        stats = {spec.staging: stage_table(cur, source, spec, report, cleaner)
-                 for spec in source.tables}
+        stats = {spec.staging: stage_table(cur, source, spec, report, cleaner) for spec in source.tables}
         step = time.monotonic()
         resolved = load.resolve(cur, source.layout, owner_id)
         say(f"resolved duplicates, references and orphans in {time.monotonic() - step:.1f} s")
@@ -192,14 +217,18 @@ def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner) 
             filled_from_empty = upsert.load(cur, source.layout, owner_id)
             say(f"loaded into the target in {time.monotonic() - step:.1f} s")
         step = time.monotonic()
-        checks = {spec.staging: verify.check_table(
-                      cur, spec.staging, source.layout, owner_id,
-                      verify.TARGET_TABLE[spec.staging] in filled_from_empty)
-                  for spec in source.tables}
+        checks = {
+            spec.staging: verify.check_table(
+                cur, spec.staging, source.layout, owner_id, verify.TARGET_TABLE[spec.staging] in filled_from_empty
+            )
+            for spec in source.tables
+        }
         problems, how = verify.check_database(cur)
         enforced = sum("enforced" in note for note in how)
-        say(f"integrity: {enforced} JSON-object and foreign-key invariants enforced by validated "
-            f"constraints, {len(how) - enforced} checked row by row")
+        say(
+            f"integrity: {enforced} JSON-object and foreign-key invariants enforced by validated "
+            f"constraints, {len(how) - enforced} checked row by row"
+        )
         write_pg_report(cur, source, report)
         say(f"verified in {time.monotonic() - step:.1f} s")
         problems += missing_owner + print_reconciliation(source, stats, resolved, checks, args, owner_id)
@@ -213,25 +242,30 @@ def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner) 
         return EXIT_UNRECONCILED
     if args.strict and lossy:
         conn.rollback()
-        print(f"--strict: {report.counts['rejected']} row(s) rejected and "
-              f"{report.counts['repaired']} row(s) with cleared values; nothing was committed")
+        print(
+            f"--strict: {report.counts['rejected']} row(s) rejected and "
+            f"{report.counts['repaired']} row(s) with cleared values; nothing was committed"
+        )
         return EXIT_STRICT
     if args.dry_run or args.verify_only:
         conn.rollback()
-        print(("dry run: nothing was written" if args.dry_run else "verified: the target matches "
-               "the source") + f" ({elapsed:.1f} s)")
+        print(
+            ("dry run: nothing was written" if args.dry_run else "verified: the target matches the source")
+            + f" ({elapsed:.1f} s)"
+        )
         return EXIT_OK
-    return COMMIT   # main() commits: the one place that knows whether it happened
+    return COMMIT  # main() commits: the one place that knows whether it happened
 
 
 def print_reconciliation(source, stats, resolved, checks, args, owner_id) -> list[str]:
     """Print the per-table reconciliation; return what does not add up."""
     problems = []
     verb = "present" if args.verify_only else "landed"
-    print(f"\n{source.path} (layout {source.layout}) -> owner user id {owner_id}"
-          f"{' [dry run]' if args.dry_run else ''}")
-    header = (f"{'table':<16}{'source':>10}{verb:>10}{'new':>10}{'merged':>9}{'rejected':>10}"
-              f"{'repaired':>10}{'cleared':>9}{'checksums':>11}")
+    print(f"\n{source.path} (layout {source.layout}) -> owner user id {owner_id}{' [dry run]' if args.dry_run else ''}")
+    header = (
+        f"{'table':<16}{'source':>10}{verb:>10}{'new':>10}{'merged':>9}{'rejected':>10}"
+        f"{'repaired':>10}{'cleared':>9}{'checksums':>11}"
+    )
     print(header + "\n" + "-" * len(header))
     for spec in source.tables:
         st, check = stats[spec.staging], checks[spec.staging]
@@ -241,29 +275,39 @@ def print_reconciliation(source, stats, resolved, checks, args, owner_id) -> lis
         landed = check.staged_ok - check.missing
         new = 0 if args.verify_only else landed - check.preexisting
         checksum = "ok" if not (check.mismatched or check.missing) else f"{check.mismatched} bad"
-        print(f"{spec.name:<16}{st.source:>10}{landed:>10}{max(new, 0):>10}{merged:>9}{rejected:>10}"
-              f"{st.repaired:>10}{st.cleared + counts.get('cleared_refs', 0):>9}{checksum:>11}")
+        print(
+            f"{spec.name:<16}{st.source:>10}{landed:>10}{max(new, 0):>10}{merged:>9}{rejected:>10}"
+            f"{st.repaired:>10}{st.cleared + counts.get('cleared_refs', 0):>9}{checksum:>11}"
+        )
         if st.read != st.source:
             problems.append(f"{spec.name}: read {st.read} rows but SQLite counts {st.source}")
         if st.source != landed + merged + rejected:
-            problems.append(f"{spec.name}: source {st.source} != {verb} {landed} + merged {merged} "
-                            f"+ rejected {rejected} (missing: {', '.join(check.examples)})")
+            problems.append(
+                f"{spec.name}: source {st.source} != {verb} {landed} + merged {merged} "
+                f"+ rejected {rejected} (missing: {', '.join(check.examples)})"
+            )
         if check.unaccounted is None:
-            problems.append(f"{spec.name}: the target's checksum total differs from the source's "
-                            "although no single row does")
+            problems.append(
+                f"{spec.name}: the target's checksum total differs from the source's although no single row does"
+            )
         elif check.unaccounted:
-            problems.append(f"{spec.name}: the target holds {check.unaccounted} row(s) the source "
-                            "does not account for")
+            problems.append(f"{spec.name}: the target holds {check.unaccounted} row(s) the source does not account for")
         if check.mismatched:
-            problems.append(f"{spec.name}: {check.mismatched} row(s) differ from the source "
-                            f"(legacy keys {', '.join(check.examples)})")
-        for label, count in (("references do not follow the surviving row", check.reference_errors),
-                             ("raw_json->'album'->>'release_date' differs", check.nested_errors)):
+            problems.append(
+                f"{spec.name}: {check.mismatched} row(s) differ from the source "
+                f"(legacy keys {', '.join(check.examples)})"
+            )
+        for label, count in (
+            ("references do not follow the surviving row", check.reference_errors),
+            ("raw_json->'album'->>'release_date' differs", check.nested_errors),
+        ):
             if count:
                 problems.append(f"{spec.name}: {count} {label}")
         if check.kept_existing:
-            print(f"  {spec.name}: {check.kept_existing} row(s) already in the target with other "
-                  "values were kept (the target is never overwritten)")
+            print(
+                f"  {spec.name}: {check.kept_existing} row(s) already in the target with other "
+                "values were kept (the target is never overwritten)"
+            )
         for kind, count in st.repair_kinds.most_common(6):
             print(f"  repaired {count:>8} x {kind}")
     return problems
@@ -283,20 +327,21 @@ def main(argv=None) -> int:
         # the cleaning workers start before the PostgreSQL connection exists: a child holding
         # a copy of its socket would keep a killed migration's transaction (and lock) alive
         cleaner = Cleaner()
-        url = (db_config.normalize_database_url(args.database_url, "--database-url")
-               if args.database_url else db_config.database_url_from_env())
+        url = (
+            db_config.normalize_database_url(args.database_url, "--database-url")
+            if args.database_url
+            else db_config.database_url_from_env()
+        )
         try:
-            conn = psycopg2.connect(url, connect_timeout=10,
-                                    application_name="migrate_to_postgresql")
+            conn = psycopg2.connect(url, connect_timeout=10, application_name="migrate_to_postgresql")
         except psycopg2.OperationalError as exc:
-            raise load.TargetError(f"cannot connect to PostgreSQL at {db_config.describe_url(url)}: "
-                                   f"{db_config.first_line(exc)}") from None
-        rejects = args.rejects or (None if args.dry_run or args.verify_only
-                                   else args.sqlite_path + ".rejects.jsonl")
+            raise load.TargetError(
+                f"cannot connect to PostgreSQL at {db_config.describe_url(url)}: {db_config.first_line(exc)}"
+            ) from None
+        rejects = args.rejects or (None if args.dry_run or args.verify_only else args.sqlite_path + ".rejects.jsonl")
         report = Report(Path(rejects) if rejects else None)
         try:
-            say(f"migrating {source.path} (layout {source.layout}) into "
-                f"{db_config.describe_url(url)}")
+            say(f"migrating {source.path} (layout {source.layout}) into {db_config.describe_url(url)}")
             status = migrate(conn, source, args, report, cleaner)
             if status == COMMIT:
                 conn.commit()
@@ -314,13 +359,16 @@ def main(argv=None) -> int:
         print(f"error: {exc}; nothing was committed", file=sys.stderr)
     except psycopg2.Error as exc:
         where = db_config.describe_url(url) if url else "the target"
-        print(f"error: PostgreSQL at {where}: {db_config.first_line(exc)}; nothing was committed",
-              file=sys.stderr)
+        print(f"error: PostgreSQL at {where}: {db_config.first_line(exc)}; nothing was committed", file=sys.stderr)
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
-        print("interrupted after the commit: the migration is complete" if committed
-              else "interrupted: nothing was committed", file=sys.stderr)
+        print(
+            "interrupted after the commit: the migration is complete"
+            if committed
+            else "interrupted: nothing was committed",
+            file=sys.stderr,
+        )
         status = EXIT_OK if committed else EXIT_INTERRUPTED
     finally:
         if cleaner is not None:

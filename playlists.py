@@ -5,6 +5,7 @@ Each builder previews its tracks on GET and creates the playlist on POST: on Spo
 ``playlist_tracks`` in one transaction, with any tracks found by Spotify search upserted
 into the catalogue first.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,12 +22,17 @@ from database import transaction
 bp = Blueprint("playlists", __name__)
 
 FIRST_YEAR = 1900
-OWN_TRACKS_LIMIT = 150      # more than 100, so adding items really goes in chunks
-TOP_UP_TO = 30              # search fills a short era up to this many tracks
-SEARCH_CALLS = 3            # Spotify search answers at most 10 a call
+OWN_TRACKS_LIMIT = 150  # more than 100, so adding items really goes in chunks
+TOP_UP_TO = 30  # search fills a short era up to this many tracks
+SEARCH_CALLS = 3  # Spotify search answers at most 10 a call
 SPOTIFY_PLAYLIST_URL = "https://open.spotify.com/playlist/{}"
-KIND_LABELS = {"time_machine": "Time machine", "forgotten_gems": "Forgotten gems", "obsessed": "Currently obsessed",
-               "mood": "Mood", "legacy": "Imported"}
+KIND_LABELS = {
+    "time_machine": "Time machine",
+    "forgotten_gems": "Forgotten gems",
+    "obsessed": "Currently obsessed",
+    "mood": "Mood",
+    "legacy": "Imported",
+}
 
 
 class BadInput(ValueError):
@@ -68,8 +74,10 @@ def parse_era(year_raw: str | None, decade_raw: str | None) -> Era | None:
     if decade_text:
         digits = decade_text[:-1] if decade_text.lower().endswith("s") else decade_text
         if not digits.isascii() or not digits.isdigit() or int(digits) not in decades():
-            raise BadInput(f"There is no decade “{decade_text[:20]}”. Pick one from the list, "
-                           f"from the {FIRST_YEAR}s to the {decades()[-1]}s.")
+            raise BadInput(
+                f"There is no decade “{decade_text[:20]}”. Pick one from the list, "
+                f"from the {FIRST_YEAR}s to the {decades()[-1]}s."
+            )
         start = int(digits)
         return Era(start, start + 9, f"the {start}s", {"decade": start})
     return None
@@ -77,8 +85,8 @@ def parse_era(year_raw: str | None, decade_raw: str | None) -> Era | None:
 
 @dataclass
 class Selection:
-    tracks: list = field(default_factory=list)          # rows shown and added, in order
-    from_search: list = field(default_factory=list)     # Spotify track objects to upsert
+    tracks: list = field(default_factory=list)  # rows shown and added, in order
+    from_search: list = field(default_factory=list)  # Spotify track objects to upsert
     note: str | None = None
 
 
@@ -90,8 +98,7 @@ def select_era(era: Era, forgiving: bool) -> Selection:
     """The person's own tracks from the era, topped up from Spotify search when short.
     ``forgiving``: a Spotify failure becomes a note (preview) instead of an error page."""
     with transaction() as cur:
-        own = playlists_db.era_tracks(cur, current_user_id(), era.first_year, era.last_year,
-                                      limit=OWN_TRACKS_LIMIT)
+        own = playlists_db.era_tracks(cur, current_user_id(), era.first_year, era.last_year, limit=OWN_TRACKS_LIMIT)
     for row in own:
         row["source"] = "yours"
     selection = Selection(tracks=own)
@@ -126,9 +133,14 @@ def released_in(track: dict, era: Era) -> bool:
 
 def search_row(track: dict) -> dict:
     album = track.get("album") or {}
-    return {"spotify_id": track["id"], "name": track.get("name") or "",
-            "artist_name": ", ".join(a.get("name", "") for a in track.get("artists") or [] if isinstance(a, dict)),
-            "album_name": album.get("name"), "release_text": album.get("release_date"), "source": "search"}
+    return {
+        "spotify_id": track["id"],
+        "name": track.get("name") or "",
+        "artist_name": ", ".join(a.get("name", "") for a in track.get("artists") or [] if isinstance(a, dict)),
+        "album_name": album.get("name"),
+        "release_text": album.get("release_date"),
+        "source": "search",
+    }
 
 
 def build_on_spotify(kind: str, name: str, description: str, parameters: dict, selection: Selection) -> int:
@@ -140,8 +152,7 @@ def build_on_spotify(kind: str, name: str, description: str, parameters: dict, s
     with transaction() as cur:
         if selection.from_search:
             tracks_db.upsert_catalogue(cur, selection.from_search)
-        return playlists_db.record_playlist(cur, current_user_id(), kind, name, parameters, created["id"],
-                                            track_ids)
+        return playlists_db.record_playlist(cur, current_user_id(), kind, name, parameters, created["id"], track_ids)
 
 
 def created(playlist_id: int, name: str, count: int):
@@ -154,8 +165,13 @@ def created(playlist_id: int, name: str, count: int):
 @login_required
 def time_machine():
     values = request.form if request.method == "POST" else request.args
-    context = {"decades": decades(), "first_year": FIRST_YEAR, "last_year": last_year(),
-               "year": (values.get("year") or "").strip()[:20], "decade": (values.get("decade") or "").strip()[:20]}
+    context = {
+        "decades": decades(),
+        "first_year": FIRST_YEAR,
+        "last_year": last_year(),
+        "year": (values.get("year") or "").strip()[:20],
+        "decade": (values.get("decade") or "").strip()[:20],
+    }
     try:
         era = parse_era(values.get("year"), values.get("decade"))
     except BadInput as exc:
@@ -168,8 +184,8 @@ def time_machine():
     if request.method == "POST" and selection.tracks:
         name = f"Time machine: {era.label}"
         playlist_id = build_on_spotify(
-            "time_machine", name, f"Your music from {era.label}, by Music Time Machine.",
-            era.parameters, selection)
+            "time_machine", name, f"Your music from {era.label}, by Music Time Machine.", era.parameters, selection
+        )
         return created(playlist_id, name, len(selection.tracks))
     return render_template("playlists/time_machine.html", era=era, selection=selection, **context)
 
@@ -183,9 +199,13 @@ def forgotten_gems():
     selection = Selection(tracks=rows)
     if request.method == "POST" and rows:
         name = f"Forgotten gems · {date.today().isoformat()}"
-        playlist_id = build_on_spotify("forgotten_gems", name,
-                                       "Tracks you loved and have not played lately, by Music Time Machine.",
-                                       {"recent_days": 28, "top_n": 20}, selection)
+        playlist_id = build_on_spotify(
+            "forgotten_gems",
+            name,
+            "Tracks you loved and have not played lately, by Music Time Machine.",
+            {"recent_days": 28, "top_n": 20},
+            selection,
+        )
         return created(playlist_id, name, len(rows))
     return render_template("playlists/forgotten_gems.html", selection=selection)
 
@@ -198,9 +218,13 @@ def obsessed():
     selection = Selection(tracks=risers["rows"])
     if request.method == "POST" and risers["rows"]:
         name = f"Currently obsessed · {risers['latest']:%B %Y}"
-        playlist_id = build_on_spotify("obsessed", name, "This month's risers, by Music Time Machine.",
-                                       {"latest": risers["latest"].isoformat(),
-                                        "baseline": risers["baseline"].isoformat()}, selection)
+        playlist_id = build_on_spotify(
+            "obsessed",
+            name,
+            "This month's risers, by Music Time Machine.",
+            {"latest": risers["latest"].isoformat(), "baseline": risers["baseline"].isoformat()},
+            selection,
+        )
         return created(playlist_id, name, len(risers["rows"]))
     return render_template("playlists/obsessed.html", risers=risers, selection=selection)
 
@@ -213,19 +237,29 @@ def mood():
     with transaction() as cur:
         with_features = playlists_db.audio_feature_count(cur, current_user_id())
         if chosen and chosen not in playlists_db.MOODS:
-            return render_template("playlists/mood.html", moods=playlists_db.MOODS, chosen=None,
-                                   with_features=with_features,
-                                   error="Pick one of the moods in the list."), 400
+            return render_template(
+                "playlists/mood.html",
+                moods=playlists_db.MOODS,
+                chosen=None,
+                with_features=with_features,
+                error="Pick one of the moods in the list.",
+            ), 400
         rows = playlists_db.mood_tracks(cur, current_user_id(), chosen) if chosen and with_features else []
     selection = Selection(tracks=rows)
     if request.method == "POST" and rows:
         label = playlists_db.MOODS[chosen][0]
         name = f"Mood: {label}"
-        playlist_id = build_on_spotify("mood", name, f"{label}, from your own music, by Music Time Machine.",
-                                       {"mood": chosen}, selection)
+        playlist_id = build_on_spotify(
+            "mood", name, f"{label}, from your own music, by Music Time Machine.", {"mood": chosen}, selection
+        )
         return created(playlist_id, name, len(rows))
-    return render_template("playlists/mood.html", moods=playlists_db.MOODS, chosen=chosen or None,
-                           with_features=with_features, selection=selection)
+    return render_template(
+        "playlists/mood.html",
+        moods=playlists_db.MOODS,
+        chosen=chosen or None,
+        with_features=with_features,
+        selection=selection,
+    )
 
 
 # -- what the app built -------------------------------------------------------------
@@ -234,8 +268,9 @@ def mood():
 def index():
     with transaction() as cur:
         playlists = playlists_db.user_playlists(cur, current_user_id())
-    return render_template("playlists/index.html", playlists=playlists, labels=KIND_LABELS,
-                           spotify_url=SPOTIFY_PLAYLIST_URL)
+    return render_template(
+        "playlists/index.html", playlists=playlists, labels=KIND_LABELS, spotify_url=SPOTIFY_PLAYLIST_URL
+    )
 
 
 @bp.get("/playlists/<int:playlist_id>")
@@ -247,5 +282,6 @@ def show(playlist_id: int):
         playlist = playlists_db.user_playlist(cur, current_user_id(), playlist_id)
     if playlist is None:  # unknown or somebody else's: the same answer
         abort(404, "There is no such playlist among yours.")
-    return render_template("playlists/show.html", playlist=playlist, labels=KIND_LABELS,
-                           spotify_url=SPOTIFY_PLAYLIST_URL)
+    return render_template(
+        "playlists/show.html", playlist=playlist, labels=KIND_LABELS, spotify_url=SPOTIFY_PLAYLIST_URL
+    )

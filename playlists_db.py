@@ -3,6 +3,7 @@
 Selections (era, forgotten gems, currently obsessed, mood) read only the person's own
 data; ``record_playlist`` writes what was created on Spotify.
 """
+
 from __future__ import annotations
 
 from psycopg2.extras import Json
@@ -31,14 +32,17 @@ TRACK_COLUMNS = "t.spotify_id, t.name, t.artist_name, t.album_name, t.release_da
 def era_tracks(cur, user_id: int, first_year: int, last_year: int, limit: int = 150) -> list[dict]:
     """The person's tracks released in [first_year, last_year], the ones they cared about
     most first (most snapshot appearances, best rank, saved, most played)."""
-    cur.execute(f"""
+    cur.execute(
+        f"""
         SELECT {TRACK_COLUMNS}, a.snapshot_rows, a.best_rank, a.saved, a.plays
         FROM ({AFFINITY}) AS a JOIN tracks t ON t.spotify_id = a.track_id
         WHERE t.release_date >= make_date(%(first_year)s, 1, 1)
           AND t.release_date < make_date(%(last_year)s + 1, 1, 1)
         ORDER BY a.snapshot_rows DESC, a.best_rank NULLS LAST, a.saved DESC, a.plays DESC, t.name, t.spotify_id
         LIMIT %(limit)s
-    """, {"user_id": user_id, "first_year": first_year, "last_year": last_year, "limit": limit})
+    """,
+        {"user_id": user_id, "first_year": first_year, "last_year": last_year, "limit": limit},
+    )
     return fetch_all(cur)
 
 
@@ -47,7 +51,8 @@ def forgotten_gems(cur, user_id: int, recent_days: int = 28, top_n: int = 20, li
     in long-term lists, yet appear in none of the short-term snapshots of the last
     ``recent_days`` days (counted back from their latest short-term snapshot). Strongest
     past first: most appearances, then best rank."""
-    cur.execute(f"""
+    cur.execute(
+        f"""
         WITH latest AS (
             SELECT max(snapshot_date) AS day FROM snapshots
             WHERE user_id = %(user_id)s AND time_range = 'short_term'
@@ -70,7 +75,9 @@ def forgotten_gems(cur, user_id: int, recent_days: int = 28, top_n: int = 20, li
         WHERE r.track_id NOT IN (SELECT track_id FROM recent)
         ORDER BY r.appearances DESC, r.best_rank, t.name, t.spotify_id
         LIMIT %(limit)s
-    """, {"user_id": user_id, "recent_days": recent_days, "top_n": top_n, "limit": limit})
+    """,
+        {"user_id": user_id, "recent_days": recent_days, "top_n": top_n, "limit": limit},
+    )
     return fetch_all(cur)
 
 
@@ -82,7 +89,8 @@ def obsessed(cur, user_id: int, days: int = 28, limit: int = 30) -> dict:
     Returns {"latest", "baseline", "rows"}; rows carry rank, previous_rank (None when new)
     and climbed. No baseline (a single snapshot): no rows.
     """
-    cur.execute("""
+    cur.execute(
+        """
         WITH days AS (
             SELECT max(snapshot_date) AS latest FROM snapshots
             WHERE user_id = %(user_id)s AND time_range = 'short_term'
@@ -95,11 +103,14 @@ def obsessed(cur, user_id: int, days: int = 28, limit: int = 30) -> dict:
                           WHERE user_id = %(user_id)s AND time_range = 'short_term'
                             AND snapshot_date < days.latest)) AS baseline
         FROM days
-    """, {"user_id": user_id, "days": days})
+    """,
+        {"user_id": user_id, "days": days},
+    )
     span = fetch_one(cur)
     if span["baseline"] is None:
         return {**span, "rows": []}
-    cur.execute(f"""
+    cur.execute(
+        f"""
         WITH before AS (
             SELECT track_id, rank FROM snapshots
             WHERE user_id = %(user_id)s AND time_range = 'short_term' AND snapshot_date = %(baseline)s
@@ -117,7 +128,9 @@ def obsessed(cur, user_id: int, days: int = 28, limit: int = 30) -> dict:
         WHERE coalesce(b.rank, e.rank) > n.rank
         ORDER BY climbed DESC, n.rank, t.spotify_id
         LIMIT %(limit)s
-    """, {"user_id": user_id, "latest": span["latest"], "baseline": span["baseline"], "limit": limit})
+    """,
+        {"user_id": user_id, "latest": span["latest"], "baseline": span["baseline"], "limit": limit},
+    )
     return {**span, "rows": fetch_all(cur)}
 
 
@@ -131,10 +144,13 @@ MOODS = {
 
 
 def audio_feature_count(cur, user_id: int) -> int:
-    cur.execute(f"""
+    cur.execute(
+        f"""
         SELECT count(*) FROM tracks t
         WHERE t.audio_features IS NOT NULL AND t.spotify_id IN (SELECT track_id FROM ({AFFINITY}) a)
-    """, {"user_id": user_id})
+    """,
+        {"user_id": user_id},
+    )
     return cur.fetchone()[0]
 
 
@@ -142,7 +158,8 @@ def mood_tracks(cur, user_id: int, mood: str, limit: int = 50) -> list[dict]:
     """The person's tracks in one energy × valence quadrant, those they cared about most
     first. ``mood`` must be a key of MOODS (the condition is ours, never input)."""
     condition = MOODS[mood][1]
-    cur.execute(f"""
+    cur.execute(
+        f"""
         SELECT {TRACK_COLUMNS}, f.energy, f.valence
         FROM ({AFFINITY}) AS a JOIN tracks t ON t.spotify_id = a.track_id
         CROSS JOIN LATERAL (SELECT (t.audio_features->>'energy')::float AS energy,
@@ -151,52 +168,70 @@ def mood_tracks(cur, user_id: int, mood: str, limit: int = 50) -> list[dict]:
           AND {condition}
         ORDER BY a.snapshot_rows DESC, a.best_rank NULLS LAST, a.saved DESC, t.name, t.spotify_id
         LIMIT %(limit)s
-    """, {"user_id": user_id, "limit": limit})
+    """,
+        {"user_id": user_id, "limit": limit},
+    )
     return fetch_all(cur)
 
 
 # -- what the app built -------------------------------------------------------------
-def record_playlist(cur, user_id: int, kind: str, name: str, parameters: dict, spotify_id: str | None,
-                    track_ids: list) -> int:
+def record_playlist(
+    cur, user_id: int, kind: str, name: str, parameters: dict, spotify_id: str | None, track_ids: list
+) -> int:
     """Store a built playlist and its entries in order (a repeated track keeps its first
     position). The tracks must already be in ``tracks``."""
-    cur.execute("""
+    cur.execute(
+        """
         INSERT INTO playlists (user_id, kind, name, parameters, spotify_id)
         VALUES (%s, %s, %s, %s, %s) RETURNING id
-    """, (user_id, kind, name, Json(parameters), spotify_id))
+    """,
+        (user_id, kind, name, Json(parameters), spotify_id),
+    )
     playlist_id = cur.fetchone()[0]
-    cur.execute("""
+    cur.execute(
+        """
         INSERT INTO playlist_tracks (playlist_id, track_id, position, added_at)
         SELECT %s, track_id, min(position)::int - 1, now()
         FROM unnest(%s::text[]) WITH ORDINALITY AS x(track_id, position)
         GROUP BY track_id
-    """, (playlist_id, track_ids))
+    """,
+        (playlist_id, track_ids),
+    )
     return playlist_id
 
 
 def user_playlists(cur, user_id: int) -> list[dict]:
-    cur.execute("""
+    cur.execute(
+        """
         SELECT p.id, p.kind, p.name, p.parameters, p.spotify_id, p.legacy_key, p.created_at,
                (SELECT count(*) FROM playlist_tracks pt WHERE pt.playlist_id = p.id) AS tracks
         FROM playlists p WHERE p.user_id = %s
         ORDER BY p.created_at DESC, p.id DESC
-    """, (user_id,))
+    """,
+        (user_id,),
+    )
     return fetch_all(cur)
 
 
 def user_playlist(cur, user_id: int, playlist_id: int) -> dict | None:
     """The playlist with its tracks in order; None unless it is the person's."""
-    cur.execute("""
+    cur.execute(
+        """
         SELECT id, kind, name, parameters, spotify_id, legacy_key, created_at
         FROM playlists WHERE id = %s AND user_id = %s
-    """, (playlist_id, user_id))
+    """,
+        (playlist_id, user_id),
+    )
     playlist = fetch_one(cur)
     if playlist is None:
         return None
-    cur.execute(f"""
+    cur.execute(
+        f"""
         SELECT pt.position, {TRACK_COLUMNS}
         FROM playlist_tracks pt JOIN tracks t ON t.spotify_id = pt.track_id
         WHERE pt.playlist_id = %s ORDER BY pt.position, t.spotify_id
-    """, (playlist_id,))
+    """,
+        (playlist_id,),
+    )
     playlist["tracks"] = fetch_all(cur)
     return playlist

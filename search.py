@@ -1,4 +1,5 @@
 """Search the person's own tracks: full text first, a typo-tolerant fallback second."""
+
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
@@ -29,6 +30,14 @@ def index():
         with transaction() as cur:
             result = search_db.search_tracks(cur, current_user_id(), q, page)
     pages = -(-result["total"] // search_db.PAGE_SIZE) if result else 0
-    return render_template("search/index.html", q=q, was_cut=was_cut, page=page, pages=pages,
-                           result=result, page_size=search_db.PAGE_SIZE,
-                           max_chars=search_db.MAX_QUERY_CHARS, highlight=search_db.highlight)
+    return render_template(
+        "search/index.html",
+        q=q,
+        was_cut=was_cut,
+        page=page,
+        pages=pages,
+        result=result,
+        page_size=search_db.PAGE_SIZE,
+        max_chars=search_db.MAX_QUERY_CHARS,
+        highlight=search_db.highlight,
+    )

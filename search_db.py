@@ -11,6 +11,7 @@ Highlights come from ``ts_headline`` with private-use sentinels instead of HTML 
 template escapes the whole text and only then turns the sentinels into ``<mark>``, so a
 track called ``<script>`` stays text.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,7 +25,7 @@ START_MARK, STOP_MARK = "\ue000", "\ue001"
 # websearch syntax: "a phrase", -excluded, either OR other
 _SEARCH_OPERATORS = re.compile(r'"|(?:^|\s)-\S|\sor\s', re.IGNORECASE)
 HEADLINE_OPTIONS = f"StartSel={START_MARK}, StopSel={STOP_MARK}, HighlightAll=true"
-MAX_QUERY_CHARS = 200   # longer queries are cut: nobody types more, and it bounds the work
+MAX_QUERY_CHARS = 200  # longer queries are cut: nobody types more, and it bounds the work
 PAGE_SIZE = 20
 
 # The fallback. Each typed word (the first MAX_WIDENED_WORDS, three letters or more, not a
@@ -52,7 +53,7 @@ _WORD = re.compile(r"\w+")
 
 def deletion_variants(word: str) -> set[str]:
     """The word and every string left by deleting one of its letters (as word_variants() in SQL)."""
-    return {word, *(word[:i] + word[i + 1:] for i in range(len(word)))} if len(word) > 1 else {word}
+    return {word, *(word[:i] + word[i + 1 :] for i in range(len(word)))} if len(word) > 1 else {word}
 
 
 LEFT_OUT, SWAPPED, WRONG, EXTRA = range(4)  # how a typed word slipped from a real one
@@ -70,8 +71,12 @@ def slip(typed: str, real: str) -> int | None:
     diffs = [i for i, (x, y) in enumerate(zip(typed, real)) if x != y]
     if len(diffs) == 1:
         return WRONG
-    if (len(diffs) == 2 and diffs[1] == diffs[0] + 1
-            and typed[diffs[0]] == real[diffs[1]] and typed[diffs[1]] == real[diffs[0]]):
+    if (
+        len(diffs) == 2
+        and diffs[1] == diffs[0] + 1
+        and typed[diffs[0]] == real[diffs[1]]
+        and typed[diffs[1]] == real[diffs[0]]
+    ):
         return SWAPPED
     return None
 
@@ -83,8 +88,7 @@ def similar_words_tsquery(cur, q: str) -> str | None:
     words = list(dict.fromkeys(_WORD.findall(q.lower())))
     if not words or _SEARCH_OPERATORS.search(q):
         return None
-    widened = [n < MAX_WIDENED_WORDS and len(w) >= MIN_WIDENED_LENGTH and not w.isdigit()
-               for n, w in enumerate(words)]
+    widened = [n < MAX_WIDENED_WORDS and len(w) >= MIN_WIDENED_LENGTH and not w.isdigit() for n, w in enumerate(words)]
     variants = set().union(*(deletion_variants(w) for w, widen in zip(words, widened) if widen))
     cur.execute(STOP_WORDS_AND_NEIGHBOURS, {"typed": words, "variants": sorted(variants)})
     found = cur.fetchall()
@@ -167,13 +171,28 @@ def search_tracks(cur, user_id: int, q: str, page: int = 1, page_size: int = PAG
     ``name_hl``/``artist_hl``/``album_hl`` with sentinel marks around the matched words.
     A page past the end has no rows but the real total.
     """
-    cur.execute(SEARCH, {"q": q, "similar": similar_words_tsquery(cur, q), "user_id": user_id,
-                         "limit": page_size, "offset": (page - 1) * page_size, "options": HEADLINE_OPTIONS})
+    cur.execute(
+        SEARCH,
+        {
+            "q": q,
+            "similar": similar_words_tsquery(cur, q),
+            "user_id": user_id,
+            "limit": page_size,
+            "offset": (page - 1) * page_size,
+            "options": HEADLINE_OPTIONS,
+        },
+    )
     rows = fetch_all(cur)
     totals = rows[0]
-    return {"method": totals["method"], "total": totals["total"],
-            "rows": [{k: v for k, v in row.items() if k not in ("method", "total")}
-                     for row in rows if row["spotify_id"] is not None]}
+    return {
+        "method": totals["method"],
+        "total": totals["total"],
+        "rows": [
+            {k: v for k, v in row.items() if k not in ("method", "total")}
+            for row in rows
+            if row["spotify_id"] is not None
+        ],
+    }
 
 
 _MARKED = re.compile(re.escape(START_MARK) + "(.*?)" + re.escape(STOP_MARK), re.S)

@@ -4,6 +4,7 @@
 refuses a missing or weak FLASK_SECRET_KEY, cookies are Secure, HSTS is sent, and
 Railway's proxy headers (X-Forwarded-Proto/For/Host) are trusted, one hop deep.
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -15,8 +16,18 @@ import db_config
 import spotify
 
 # Values seen in tutorials and .env examples: a key anyone can read is no key.
-KNOWN_WEAK_KEYS = {"dev", "development", "secret", "changeme", "change-me", "your-secret-key",
-                   "supersecretkey", "super-secret-key", "replace-me", "test"}
+KNOWN_WEAK_KEYS = {
+    "dev",
+    "development",
+    "secret",
+    "changeme",
+    "change-me",
+    "your-secret-key",
+    "supersecretkey",
+    "super-secret-key",
+    "replace-me",
+    "test",
+}
 MIN_KEY_LENGTH = 32
 
 
@@ -33,15 +44,20 @@ def check_production_settings(app, secret_key: str | None) -> None:
     if not is_production(app):
         return
     if db_config.uses_embedded_server(database.database_environ(app.config)):
-        raise InsecureConfiguration("DATABASE_URL is not set: production needs a persistent PostgreSQL "
-                                    "(an embedded one inside a container is lost on every deploy)")
+        raise InsecureConfiguration(
+            "DATABASE_URL is not set: production needs a persistent PostgreSQL "
+            "(an embedded one inside a container is lost on every deploy)"
+        )
     key = secret_key or ""
     if not key:
-        raise InsecureConfiguration("FLASK_SECRET_KEY is not set: production needs a random key of at least "
-                                    f"{MIN_KEY_LENGTH} characters (python -c 'import secrets; print(secrets.token_hex(32))')")
+        raise InsecureConfiguration(
+            "FLASK_SECRET_KEY is not set: production needs a random key of at least "
+            f"{MIN_KEY_LENGTH} characters (python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
     if key.lower() in KNOWN_WEAK_KEYS or len(key) < MIN_KEY_LENGTH:
-        raise InsecureConfiguration(f"FLASK_SECRET_KEY is a default or too short: use a random key of at least "
-                                    f"{MIN_KEY_LENGTH} characters")
+        raise InsecureConfiguration(
+            f"FLASK_SECRET_KEY is a default or too short: use a random key of at least {MIN_KEY_LENGTH} characters"
+        )
 
 
 def origin(url: str) -> str:
@@ -59,7 +75,8 @@ def content_security_policy(app) -> str:
     app.extensions["csp"] = (
         "default-src 'self'; script-src 'self'; style-src 'self'; "
         f"img-src 'self' data: https://i.scdn.co {spotify_origins}; "
-        f"form-action 'self' {spotify_origins}; frame-ancestors 'none'; base-uri 'self'; object-src 'none'")
+        f"form-action 'self' {spotify_origins}; frame-ancestors 'none'; base-uri 'self'; object-src 'none'"
+    )
     return app.extensions["csp"]
 
 
@@ -77,8 +94,7 @@ def add_security_headers(response, app, production: bool):
 def init_app(app) -> None:
     """Call after check_production_settings (create_app runs it before any fallback key exists)."""
     production = is_production(app)
-    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                      SESSION_COOKIE_SECURE=production)
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=production)
     if production:
         app.config["PREFERRED_URL_SCHEME"] = "https"
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)

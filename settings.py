@@ -1,12 +1,12 @@
 """The person's account: sync status, token expiry, export everything, delete everything."""
+
 from __future__ import annotations
 
 import csv
 import io
 from datetime import date, datetime
 
-from flask import (Blueprint, Response, flash, redirect, render_template, request, session,
-                   stream_with_context, url_for)
+from flask import Blueprint, Response, flash, redirect, render_template, request, session, stream_with_context, url_for
 
 import account_db
 import sync_runs_db
@@ -53,8 +53,10 @@ def export_json():
     def generate():
         # One read transaction for the whole file, so every section is the same moment.
         with transaction() as cur:
-            yield '{"exported_at": "%s", "user": %s' % (datetime.now().astimezone().isoformat(),
-                                                       account_db.export_user_row(cur, user_id))
+            yield '{"exported_at": "%s", "user": %s' % (
+                datetime.now().astimezone().isoformat(),
+                account_db.export_user_row(cur, user_id),
+            )
             for section in account_db.EXPORT_SECTIONS:
                 yield f',\n"{section}": ['
                 first = True
@@ -98,8 +100,13 @@ def delete_account():
         account = account_db.account_status(cur, user_id)
         if request.form.get("confirm", "").strip() != CONFIRM_WORD:
             run = sync_runs_db.latest_run(cur, user_id)
-            return render_template("settings/index.html", account=account, run=run, confirm_word=CONFIRM_WORD,
-                                   delete_error=f"Type {CONFIRM_WORD} in the box to confirm."), 400
+            return render_template(
+                "settings/index.html",
+                account=account,
+                run=run,
+                confirm_word=CONFIRM_WORD,
+                delete_error=f"Type {CONFIRM_WORD} in the box to confirm.",
+            ), 400
         account_db.delete_account(cur, user_id)
     session.clear()
     flash("Your account and all its data were deleted. Playlists already on Spotify stay there.")

@@ -1,4 +1,5 @@
 """SQL for dated, ranked snapshots of a user's top tracks. Connection-first, never commits."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -49,17 +50,19 @@ def store_top_tracks(cur, user_id: int, day: date, time_range: str, track_ids: l
     the same day, and says how the list moved since the last snapshot. Running it again
     with the same list changes nothing.
     """
-    cur.execute(STORE_TOP_TRACKS, {"track_ids": track_ids, "user_id": user_id, "day": day,
-                                   "time_range": time_range})
+    cur.execute(STORE_TOP_TRACKS, {"track_ids": track_ids, "user_id": user_id, "day": day, "time_range": time_range})
     return fetch_one(cur)
 
 
 def snapshot_dates(cur, user_id: int) -> list[dict]:
-    cur.execute("""
+    cur.execute(
+        """
         SELECT snapshot_date, time_range, count(*) AS tracks
         FROM snapshots WHERE user_id = %s
         GROUP BY snapshot_date, time_range ORDER BY snapshot_date DESC, time_range
-    """, (user_id,))
+    """,
+        (user_id,),
+    )
     return fetch_all(cur)
 
 
@@ -74,14 +77,17 @@ def has_snapshots(cur, user_id: int) -> bool:
 
 
 def latest_top_tracks(cur, user_id: int, time_range: str, limit: int = 10) -> list[dict]:
-    cur.execute("""
+    cur.execute(
+        """
         SELECT s.rank, t.spotify_id, t.name, t.artist_name, s.snapshot_date
         FROM snapshots s JOIN tracks t ON t.spotify_id = s.track_id
         WHERE s.user_id = %(user_id)s AND s.time_range = %(time_range)s
           AND s.snapshot_date = (SELECT max(snapshot_date) FROM snapshots
                                  WHERE user_id = %(user_id)s AND time_range = %(time_range)s)
         ORDER BY s.rank LIMIT %(limit)s
-    """, {"user_id": user_id, "time_range": time_range, "limit": limit})
+    """,
+        {"user_id": user_id, "time_range": time_range, "limit": limit},
+    )
     return fetch_all(cur)
 
 

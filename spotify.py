@@ -12,6 +12,7 @@
   Spotify wants; 5xx and timeouts get two quick retries, then ``SpotifyUnavailable``.
 - Answers come back as plain dicts and lists; nothing outside this file sees spotipy.
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,7 +20,7 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import requests
 import spotipy
@@ -31,11 +32,10 @@ from spotipy.exceptions import SpotifyException, SpotifyOauthError
 import users_db
 from database import transaction
 
-SCOPES = ("user-top-read user-library-read user-read-recently-played "
-          "playlist-modify-private playlist-modify-public")
+SCOPES = "user-top-read user-library-read user-read-recently-played playlist-modify-private playlist-modify-public"
 TIME_RANGES = ("short_term", "medium_term", "long_term")
-RATE_LIMIT_WAIT_CAP = 10       # seconds a request may spend waiting out 429s
-REQUEST_TIMEOUT = 10           # seconds per HTTP call to Spotify
+RATE_LIMIT_WAIT_CAP = 10  # seconds a request may spend waiting out 429s
+REQUEST_TIMEOUT = 10  # seconds per HTTP call to Spotify
 REFRESH_MARGIN = timedelta(seconds=60)
 SERVER_ERROR_RETRIES = 2
 REFRESH_TOKEN_LIFETIME = timedelta(days=182)  # Spotify: 6 months after consent
@@ -99,9 +99,15 @@ class SpotifySettings:
 # -- OAuth ------------------------------------------------------------------------
 def oauth_manager(settings: SpotifySettings, state: str | None = None) -> spotipy.SpotifyOAuth:
     manager = spotipy.SpotifyOAuth(
-        client_id=settings.client_id, client_secret=settings.client_secret,
-        redirect_uri=settings.redirect_uri, scope=SCOPES, state=state, open_browser=False,
-        cache_handler=spotipy.MemoryCacheHandler(), requests_timeout=settings.timeout)
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        redirect_uri=settings.redirect_uri,
+        scope=SCOPES,
+        state=state,
+        open_browser=False,
+        cache_handler=spotipy.MemoryCacheHandler(),
+        requests_timeout=settings.timeout,
+    )
     manager.OAUTH_AUTHORIZE_URL = settings.accounts_url + "/authorize"
     manager.OAUTH_TOKEN_URL = settings.accounts_url + "/api/token"
     return manager
@@ -119,8 +125,9 @@ def exchange_code(settings: SpotifySettings, code: str) -> dict:
             warnings.simplefilter("ignore", DeprecationWarning)
             info = manager.get_access_token(code, as_dict=True, check_cache=False)
     except SpotifyOauthError as exc:
-        raise AuthorizationFailed(f"Spotify refused the login ({exc.error or 'unknown error'}). "
-                                  "Please try logging in again.") from None
+        raise AuthorizationFailed(
+            f"Spotify refused the login ({exc.error or 'unknown error'}). Please try logging in again."
+        ) from None
     except requests.RequestException:
         raise SpotifyUnavailable("Spotify did not answer while logging you in. Please try again.") from None
     return token_record(info)
@@ -129,15 +136,19 @@ def exchange_code(settings: SpotifySettings, code: str) -> dict:
 def token_record(info: dict) -> dict:
     if not isinstance(info, dict) or not info.get("access_token"):
         raise SpotifyUnavailable("Spotify sent a login answer we could not read.")
-    return {"access_token": info["access_token"], "refresh_token": info.get("refresh_token"),
-            "expires_at": datetime.fromtimestamp(int(info["expires_at"]), timezone.utc),
-            "scope": info.get("scope") or SCOPES}
+    return {
+        "access_token": info["access_token"],
+        "refresh_token": info.get("refresh_token"),
+        "expires_at": datetime.fromtimestamp(int(info["expires_at"]), UTC),
+        "scope": info.get("scope") or SCOPES,
+    }
 
 
 # -- token storage ------------------------------------------------------------------
 def _fernet(settings: SpotifySettings) -> Fernet:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-               info=b"music-time-machine refresh tokens").derive(settings.secret_key.encode())
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"music-time-machine refresh tokens").derive(
+        settings.secret_key.encode()
+    )
     return Fernet(base64.urlsafe_b64encode(key))
 
 
@@ -156,10 +167,14 @@ def decrypt_refresh_token(settings: SpotifySettings, blob) -> str | None:
 
 def store_tokens(cur, settings: SpotifySettings, user_id: int, record: dict, consented: bool) -> None:
     users_db.save_tokens(
-        cur, user_id, access_token=record["access_token"],
+        cur,
+        user_id,
+        access_token=record["access_token"],
         refresh_token_encrypted=encrypt_refresh_token(settings, record.get("refresh_token")),
-        expires_at=record["expires_at"], scope=record["scope"],
-        refresh_token_expires_at=(datetime.now(timezone.utc) + REFRESH_TOKEN_LIFETIME) if consented else None)
+        expires_at=record["expires_at"],
+        scope=record["scope"],
+        refresh_token_expires_at=(datetime.now(UTC) + REFRESH_TOKEN_LIFETIME) if consented else None,
+    )
 
 
 def access_token_for(settings: SpotifySettings, user_id: int) -> str:
@@ -176,7 +191,7 @@ def _current_or_refreshed_token(cur, settings: SpotifySettings, user_id: int):
     tokens = users_db.lock_tokens(cur, user_id)  # FOR UPDATE: one refresh at a time per user
     if tokens is None:
         return LoginRequired("Please log in with Spotify.")
-    if tokens["expires_at"] - REFRESH_MARGIN > datetime.now(timezone.utc):
+    if tokens["expires_at"] - REFRESH_MARGIN > datetime.now(UTC):
         return tokens["access_token"]
     refresh_token = decrypt_refresh_token(settings, tokens["refresh_token_encrypted"])
     if refresh_token is None:
@@ -187,8 +202,10 @@ def _current_or_refreshed_token(cur, settings: SpotifySettings, user_id: int):
     except SpotifyOauthError as exc:
         if exc.error == "invalid_grant":
             users_db.delete_tokens(cur, user_id)
-            return LoginRequired("Spotify no longer accepts this app's access to your account "
-                                 "(it was revoked or is older than six months). Please log in again.")
+            return LoginRequired(
+                "Spotify no longer accepts this app's access to your account "
+                "(it was revoked or is older than six months). Please log in again."
+            )
         return SpotifyUnavailable("Spotify refused to renew your session. Please try again later.")
     except requests.RequestException:
         return SpotifyUnavailable("Spotify did not answer while renewing your session.")
@@ -206,12 +223,13 @@ class SpotifyClient:
         self._sleep = sleep
         # A plain session: spotipy's own retrying session sleeps through a whole
         # Retry-After and then reports a 429 without its headers.
-        self._sp = spotipy.Spotify(auth=access_token, requests_session=requests.Session(),
-                                   requests_timeout=settings.timeout)
+        self._sp = spotipy.Spotify(
+            auth=access_token, requests_session=requests.Session(), requests_timeout=settings.timeout
+        )
         self._sp.prefix = settings.api_url + "/v1/"
 
     @classmethod
-    def for_user(cls, settings: SpotifySettings, user_id: int) -> "SpotifyClient":
+    def for_user(cls, settings: SpotifySettings, user_id: int) -> SpotifyClient:
         return cls(settings, access_token_for(settings, user_id))
 
     def _call(self, method, *args, **kwargs):
@@ -242,8 +260,9 @@ class SpotifyClient:
                     server_errors += 1
                     self._sleep(0.5 * server_errors)
                     continue
-                raise SpotifyUnavailable(f"Spotify answered with an error ({exc.http_status}). "
-                                         "Please try again later.") from None
+                raise SpotifyUnavailable(
+                    f"Spotify answered with an error ({exc.http_status}). Please try again later."
+                ) from None
             except requests.RequestException:
                 if server_errors < 1:  # once: a timeout already cost a whole REQUEST_TIMEOUT
                     server_errors += 1
@@ -286,13 +305,16 @@ class SpotifyClient:
     def saved_tracks(self, on_page=None) -> list:
         """The whole library, page by page; ``on_page(done, total)`` after each page."""
         first = self._call(self._sp.current_user_saved_tracks, limit=50)
-        return self._all_pages(first, lambda i: isinstance(i, dict) and "added_at" in i
-                               and is_track_object(i.get("track")), on_page)
+        return self._all_pages(
+            first, lambda i: isinstance(i, dict) and "added_at" in i and is_track_object(i.get("track")), on_page
+        )
 
     def recently_played(self) -> list:
         page = self._call(self._sp.current_user_recently_played, limit=50)
-        return self._all_pages({**page, "next": None}, lambda i: isinstance(i, dict) and "played_at" in i
-                               and is_track_object(i.get("track")))
+        return self._all_pages(
+            {**page, "next": None},
+            lambda i: isinstance(i, dict) and "played_at" in i and is_track_object(i.get("track")),
+        )
 
     def audio_features(self, track_ids: list) -> list:
         """Audio features for the tracks, or [] when Spotify forbids them (new apps)."""
@@ -302,7 +324,7 @@ class SpotifyClient:
         found = []
         for start in range(0, len(track_ids), 100):
             try:
-                answer = self._call(self._sp.audio_features, track_ids[start:start + 100])
+                answer = self._call(self._sp.audio_features, track_ids[start : start + 100])
             except SpotifyForbidden:
                 flag["value"] = True
                 log.info("audio features are forbidden for this Spotify app; not asking again")
@@ -319,7 +341,7 @@ class SpotifyClient:
 
     def add_to_playlist(self, playlist_id: str, uris: list) -> None:
         for start in range(0, len(uris), 100):  # Spotify takes at most 100 per request
-            self._call(self._sp.playlist_add_items, playlist_id, uris[start:start + 100])
+            self._call(self._sp.playlist_add_items, playlist_id, uris[start : start + 100])
 
 
 def is_track_object(value) -> bool:
@@ -346,18 +368,28 @@ def settings_from_config(config) -> SpotifySettings:
     timeout = float(config.get("SPOTIFY_REQUEST_TIMEOUT") or REQUEST_TIMEOUT)
     if config.get("SPOTIPY_CLIENT_ID"):
         return SpotifySettings(
-            client_id=config["SPOTIPY_CLIENT_ID"], client_secret=config.get("SPOTIPY_CLIENT_SECRET") or "",
+            client_id=config["SPOTIPY_CLIENT_ID"],
+            client_secret=config.get("SPOTIPY_CLIENT_SECRET") or "",
             redirect_uri=config.get("SPOTIPY_REDIRECT_URI") or "http://127.0.0.1:5000/callback",
             secret_key=config["SECRET_KEY"],
             accounts_url=config.get("SPOTIFY_ACCOUNTS_URL") or "https://accounts.spotify.com",
-            api_url=config.get("SPOTIFY_API_URL") or "https://api.spotify.com", timeout=timeout)
-    import spotify_emulator
+            api_url=config.get("SPOTIFY_API_URL") or "https://api.spotify.com",
+            timeout=timeout,
+        )
+    from emulator import server as spotify_emulator
+
     emulator_url = config.get("SPOTIFY_EMULATOR_URL") or demo_emulator_url()
     return SpotifySettings(
-        client_id=spotify_emulator.DEMO_CLIENT_ID, client_secret=spotify_emulator.DEMO_CLIENT_SECRET,
-        redirect_uri=config.get("SPOTIPY_REDIRECT_URI") or "", secret_key=config["SECRET_KEY"],
-        accounts_url=emulator_url, api_url=emulator_url, demo=True, timeout=timeout,
-        demo_backfill_weeks=int(config.get("DEMO_BACKFILL_WEEKS") or 26))
+        client_id=spotify_emulator.DEMO_CLIENT_ID,
+        client_secret=spotify_emulator.DEMO_CLIENT_SECRET,
+        redirect_uri=config.get("SPOTIPY_REDIRECT_URI") or "",
+        secret_key=config["SECRET_KEY"],
+        accounts_url=emulator_url,
+        api_url=emulator_url,
+        demo=True,
+        timeout=timeout,
+        demo_backfill_weeks=int(config.get("DEMO_BACKFILL_WEEKS") or 26),
+    )
 
 
 _demo_emulator = None
@@ -370,9 +402,12 @@ def demo_emulator_url() -> str:
     global _demo_emulator
     if _demo_emulator is None:
         import os
-        import spotify_emulator
+
+        from emulator import server as spotify_emulator
+
         _demo_emulator = spotify_emulator.serve_in_thread(
-            host="127.0.0.1", port=int(os.environ.get("SPOTIFY_EMULATOR_PORT", "0")))
+            host="127.0.0.1", port=int(os.environ.get("SPOTIFY_EMULATOR_PORT", "0"))
+        )
         log.info("demo mode: Spotify emulator at %s", _demo_emulator.base_url)
     return _demo_emulator.base_url
 

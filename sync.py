@@ -6,6 +6,7 @@ per thousand rows, never one per row. A failure anywhere leaves the database as 
 outcome go to ``sync_runs`` in small transactions of their own, so another worker can show
 them while the sync runs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,7 +31,6 @@ import users_db
 from database import DatabaseUnavailable, analyze_tables, transaction
 from spotify import TIME_RANGES, SpotifyClient, SpotifyError, SpotifySettings, settings_for
 
-
 log = logging.getLogger(__name__)
 
 
@@ -40,10 +40,10 @@ class SyncAlreadyRunning(Exception):
 
 @dataclass
 class Fetched:
-    top: dict = field(default_factory=dict)            # time range -> track objects, best first
-    saved: list = field(default_factory=list)          # {added_at, track}
-    plays: list = field(default_factory=list)          # {played_at, track}
-    history: dict = field(default_factory=dict)        # (day, range) -> track objects (demo backfill)
+    top: dict = field(default_factory=dict)  # time range -> track objects, best first
+    saved: list = field(default_factory=list)  # {added_at, track}
+    plays: list = field(default_factory=list)  # {played_at, track}
+    history: dict = field(default_factory=dict)  # (day, range) -> track objects (demo backfill)
 
 
 def fetch_everything(client: SpotifyClient, report, backfill_from: date | None, backfill_weeks: int = 0) -> Fetched:
@@ -52,7 +52,8 @@ def fetch_everything(client: SpotifyClient, report, backfill_from: date | None, 
         report(f"Reading your {time_range.replace('_', ' ')} top tracks")
         fetched.top[time_range] = client.top_tracks(time_range)
     fetched.saved = client.saved_tracks(
-        on_page=lambda done, total: report(f"Reading your library: {done} of {total or '?'} tracks"))
+        on_page=lambda done, total: report(f"Reading your library: {done} of {total or '?'} tracks")
+    )
     report("Reading what you played recently")
     fetched.plays = client.recently_played()
     if backfill_from is not None:
@@ -71,23 +72,34 @@ def track_id(track) -> str | None:
 def store_everything(cur, user_id: int, day: date, fetched: Fetched) -> dict:
     """Write one sync in one transaction: the shared catalogue first (in a global lock
     order, see tracks_db), then this user's snapshots, library and plays."""
-    every_track = [*(t for ts in [*fetched.top.values(), *fetched.history.values()] for t in ts),
-                   *(i.get("track") for i in fetched.saved), *(i.get("track") for i in fetched.plays)]
+    every_track = [
+        *(t for ts in [*fetched.top.values(), *fetched.history.values()] for t in ts),
+        *(i.get("track") for i in fetched.saved),
+        *(i.get("track") for i in fetched.plays),
+    ]
     new = tracks_db.upsert_catalogue(cur, every_track)
-    summary = {"day": day.isoformat(), "top": {}, "new_tracks": new["tracks"], "new_artists": new["artists"],
-               # local files and tracks Spotify withdrew come without an id: counted, not stored
-               "skipped_without_id": sum(1 for t in every_track if track_id(t) is None)}
+    summary = {
+        "day": day.isoformat(),
+        "top": {},
+        "new_tracks": new["tracks"],
+        "new_artists": new["artists"],
+        # local files and tracks Spotify withdrew come without an id: counted, not stored
+        "skipped_without_id": sum(1 for t in every_track if track_id(t) is None),
+    }
 
     for time_range, tracks in fetched.top.items():
         summary["top"][time_range] = snapshots.store_top_tracks(
-            cur, user_id, day, time_range, [track_id(t) for t in tracks])
+            cur, user_id, day, time_range, [track_id(t) for t in tracks]
+        )
     for (past_day, time_range), tracks in sorted(fetched.history.items()):
         snapshots.store_top_tracks(cur, user_id, past_day, time_range, [track_id(t) for t in tracks])
     summary["backfilled_snapshots"] = len({d for d, _ in fetched.history})
 
     saved = [(track_id(i.get("track")), i["added_at"]) for i in fetched.saved if track_id(i.get("track"))]
-    newly_saved = sum(library_db.store_saved_tracks(cur, user_id, [s[0] for s in chunk], [s[1] for s in chunk])
-                      for chunk in tracks_db.chunks(saved))
+    newly_saved = sum(
+        library_db.store_saved_tracks(cur, user_id, [s[0] for s in chunk], [s[1] for s in chunk])
+        for chunk in tracks_db.chunks(saved)
+    )
     removed = library_db.forget_unsaved(cur, user_id, [s[0] for s in saved])
     summary["library"] = {"saved": len({s[0] for s in saved}), "newly_saved": newly_saved, "removed": removed}
 
@@ -119,8 +131,12 @@ def sync_user(settings: SpotifySettings, user_id: int, day: date | None = None, 
     client = SpotifyClient.for_user(settings, user_id)
     with transaction() as cur:
         first_sync = not snapshots.has_snapshots(cur, user_id)
-    fetched = fetch_everything(client, report, backfill_from=day if settings.demo and first_sync else None,
-                               backfill_weeks=settings.demo_backfill_weeks)
+    fetched = fetch_everything(
+        client,
+        report,
+        backfill_from=day if settings.demo and first_sync else None,
+        backfill_weeks=settings.demo_backfill_weeks,
+    )
     report("Saving")
     with transaction() as cur:
         summary = store_everything(cur, user_id, day, fetched)
@@ -135,6 +151,7 @@ def sync_user(settings: SpotifySettings, user_id: int, day: date | None = None, 
 
 def run_sync(settings: SpotifySettings, user_id: int, run_id: int, day: date | None = None) -> dict:
     """Run a recorded sync to its end, recording success or a message a person can read."""
+
     def report(stage: str) -> None:
         with transaction() as cur:
             sync_runs_db.set_stage(cur, run_id, stage)
@@ -210,8 +227,7 @@ def sync_now(settings: SpotifySettings, user_id: int, day: date | None = None) -
 def sync_in_background(settings: SpotifySettings, user_id: int) -> int:
     """Start a sync on a thread of its own; the page polls its sync_runs row."""
     run_id = start_run(user_id)
-    threading.Thread(target=run_sync, args=(settings, user_id, run_id), name=f"sync-{run_id}",
-                     daemon=True).start()
+    threading.Thread(target=run_sync, args=(settings, user_id, run_id), name=f"sync-{run_id}", daemon=True).start()
     return run_id
 
 
@@ -241,11 +257,15 @@ def snapshot_command():
 
 
 def describe(summary: dict) -> str:
-    top = ", ".join(f"{r.split('_')[0]} {v['ranked']} ({v['entered']} new, {v['moved_up']} up, "
-                    f"{v['moved_down']} down)" for r, v in summary["top"].items())
+    top = ", ".join(
+        f"{r.split('_')[0]} {v['ranked']} ({v['entered']} new, {v['moved_up']} up, {v['moved_down']} down)"
+        for r, v in summary["top"].items()
+    )
     library = summary["library"]
-    return (f"top tracks {top}; library {library['saved']} (+{library['newly_saved']}, "
-            f"-{library['removed']}); {summary['new_tracks']} new tracks; {summary['new_plays']} new plays")
+    return (
+        f"top tracks {top}; library {library['saved']} (+{library['newly_saved']}, "
+        f"-{library['removed']}); {summary['new_tracks']} new tracks; {summary['new_plays']} new plays"
+    )
 
 
 def init_app(app) -> None:

@@ -1,4 +1,5 @@
 """The track page: what the catalogue knows, how the person ranked it, and what is like it."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,11 +30,24 @@ def show(track_id: str):
         similar = tracks_db.similar_tracks(cur, user_id, track_id)
     chart_data = {
         "dates": sorted({h["snapshot_date"].isoformat() for h in history}),
-        "series": [{"label": label, "time_range": key,
-                    "points": [{"x": h["snapshot_date"].isoformat(), "y": h["rank"]}
-                               for h in history if h["time_range"] == key]}
-                   for key, label in TIME_RANGE_LABELS.items()],
+        "series": [
+            {
+                "label": label,
+                "time_range": key,
+                "points": [
+                    {"x": h["snapshot_date"].isoformat(), "y": h["rank"]} for h in history if h["time_range"] == key
+                ],
+            }
+            for key, label in TIME_RANGE_LABELS.items()
+        ],
     }
     chart_js = Path(current_app.static_folder, CHART_JS).exists()
-    return render_template("tracks/show.html", track=track, history=history, similar=similar,
-                           chart_data=chart_data, chart_js=chart_js, labels=TIME_RANGE_LABELS)
+    return render_template(
+        "tracks/show.html",
+        track=track,
+        history=history,
+        similar=similar,
+        chart_data=chart_data,
+        chart_js=chart_js,
+        labels=TIME_RANGE_LABELS,
+    )

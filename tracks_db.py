@@ -8,6 +8,7 @@ Tracks and artists are shared by every user, so two users syncing at once write 
 rows. Each transaction takes their row locks in one global order (all artists, then all
 tracks, each sorted by id), which makes deadlocks between concurrent syncs impossible.
 """
+
 from __future__ import annotations
 
 from psycopg2.extras import Json
@@ -79,7 +80,7 @@ SELECT count(*) FILTER (WHERE inserted) AS inserted FROM upserted
 
 def chunks(items: list, size: int = CHUNK):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def upsert_catalogue(cur, track_objects) -> dict:
@@ -89,8 +90,12 @@ def upsert_catalogue(cur, track_objects) -> dict:
     count, not here. Sorted, de-duplicated, chunked: see the module docstring.
     """
     tracks = {t["id"]: t for t in track_objects if isinstance(t, dict) and isinstance(t.get("id"), str)}
-    artists = {a["id"]: a for t in tracks.values() for a in (t.get("artists") or [])
-               if isinstance(a, dict) and isinstance(a.get("id"), str)}
+    artists = {
+        a["id"]: a
+        for t in tracks.values()
+        for a in (t.get("artists") or [])
+        if isinstance(a, dict) and isinstance(a.get("id"), str)
+    }
     new = {"artists": 0, "tracks": 0}
     for chunk in chunks([artists[k] for k in sorted(artists)]):
         cur.execute(UPSERT_ARTISTS, (Json(chunk),))
@@ -103,27 +108,32 @@ def upsert_catalogue(cur, track_objects) -> dict:
 
 def store_audio_features(cur, features) -> int:
     """Attach audio features (a Json list of Spotify audio-feature objects) to known tracks."""
-    cur.execute("""
+    cur.execute(
+        """
         UPDATE tracks t SET audio_features = f.value
         FROM jsonb_array_elements(%s) AS f
         WHERE jsonb_typeof(f.value) = 'object' AND t.spotify_id = f.value->>'id'
           AND t.audio_features IS DISTINCT FROM f.value
-    """, (features,))
+    """,
+        (features,),
+    )
     return cur.rowcount
 
 
 def tracks_without_audio_features(cur, track_ids: list) -> list:
-    cur.execute("SELECT spotify_id FROM tracks WHERE spotify_id = ANY(%s) AND audio_features IS NULL",
-                (track_ids,))
+    cur.execute("SELECT spotify_id FROM tracks WHERE spotify_id = ANY(%s) AND audio_features IS NULL", (track_ids,))
     return [row[0] for row in cur.fetchall()]
 
 
 def get_track(cur, track_id: str) -> dict | None:
-    cur.execute("""
+    cur.execute(
+        """
         SELECT spotify_id, name, artist_name, album_name, duration_ms, release_date, release_date_precision,
                explicit, spotify_url, raw_json->'external_ids'->>'isrc' AS isrc
         FROM tracks WHERE spotify_id = %s
-    """, (track_id,))
+    """,
+        (track_id,),
+    )
     return fetch_one(cur)
 
 
@@ -140,7 +150,8 @@ USER_TRACK_IDS = """
 def user_track(cur, user_id: int, track_id: str) -> dict | None:
     """The track's clean columns, the facts only raw_json holds, and what the person did
     with it; None unless the track is in their own data."""
-    cur.execute(f"""
+    cur.execute(
+        f"""
         SELECT t.spotify_id, t.name, t.artist_name, t.primary_artist_id, t.album_name, t.duration_ms,
                t.release_date, t.release_date_precision, t.explicit, t.popularity, t.spotify_url,
                t.raw_json->'album'->>'release_date' AS release_date_text,
@@ -167,17 +178,22 @@ def user_track(cur, user_id: int, track_id: str) -> dict | None:
                  WHERE user_id = %(user_id)s AND track_id = t.spotify_id) AS best_rank
         FROM tracks t
         WHERE t.spotify_id = %(track_id)s AND t.spotify_id IN ({USER_TRACK_IDS})
-    """, {"user_id": user_id, "track_id": track_id})
+    """,
+        {"user_id": user_id, "track_id": track_id},
+    )
     return fetch_one(cur)
 
 
 def rank_history(cur, user_id: int, track_id: str) -> list[dict]:
     """Every snapshot of the person's that ranked the track, oldest first."""
-    cur.execute("""
+    cur.execute(
+        """
         SELECT snapshot_date, time_range, rank FROM snapshots
         WHERE user_id = %s AND track_id = %s
         ORDER BY snapshot_date, time_range
-    """, (user_id, track_id))
+    """,
+        (user_id, track_id),
+    )
     return fetch_all(cur)
 
 
@@ -199,18 +215,22 @@ def similar_tracks(cur, user_id: int, track_id: str, limit: int = 8) -> dict:
     Returns {"method": "audio_features" | "artist_and_era", "rows": [...]}.
     """
     params = {"user_id": user_id, "track_id": track_id, "limit": limit}
-    cur.execute(f"""
+    cur.execute(
+        f"""
         SELECT o.spotify_id, o.name, o.artist_name, o.release_date, {FEATURE_DISTANCE} AS distance
         FROM tracks me JOIN tracks o ON o.spotify_id <> me.spotify_id AND o.audio_features IS NOT NULL
         WHERE me.spotify_id = %(track_id)s AND me.audio_features IS NOT NULL
           AND o.spotify_id IN ({USER_TRACK_IDS})
         ORDER BY distance, o.name, o.spotify_id
         LIMIT %(limit)s
-    """, params)
+    """,
+        params,
+    )
     rows = fetch_all(cur)
     if rows:
         return {"method": "audio_features", "rows": rows}
-    cur.execute(f"""
+    cur.execute(
+        f"""
         SELECT o.spotify_id, o.name, o.artist_name, o.release_date,
                (o.primary_artist_id = me.primary_artist_id OR o.artist_name = me.artist_name) AS same_artist
         FROM tracks me JOIN tracks o ON o.spotify_id <> me.spotify_id
@@ -221,5 +241,7 @@ def similar_tracks(cur, user_id: int, track_id: str, limit: int = 8) -> dict:
         ORDER BY (o.primary_artist_id = me.primary_artist_id OR o.artist_name = me.artist_name) DESC NULLS LAST,
                  abs(o.release_date - me.release_date) NULLS LAST, o.name, o.spotify_id
         LIMIT %(limit)s
-    """, params)
+    """,
+        params,
+    )
     return {"method": "artist_and_era", "rows": fetch_all(cur)}

@@ -10,6 +10,7 @@ snapshots with ``ON CONFLICT ... DO UPDATE``. Not for real use: it trusts its in
 
     python bench/book_migration.py SQLITE_PATH DATABASE_URL
 """
+
 from __future__ import annotations
 
 import json
@@ -63,9 +64,11 @@ def migrate_v1(sqlite_conn, pg_conn):
     migrated = errors = 0
     for artist_id, spotify_id, name, created_at in artists:
         try:
-            cur.execute("""INSERT INTO artists (id, spotify_id, name, created_at) VALUES (%s, %s, %s, %s)
+            cur.execute(
+                """INSERT INTO artists (id, spotify_id, name, created_at) VALUES (%s, %s, %s, %s)
                            ON CONFLICT (spotify_id) DO NOTHING""",
-                        (artist_id, spotify_id, name, timestamp(created_at)))
+                (artist_id, spotify_id, name, timestamp(created_at)),
+            )
             migrated += 1
             if migrated % 100 == 0:
                 print(f"  Progress: {migrated}/{len(artists)} artists")
@@ -78,8 +81,18 @@ def migrate_v1(sqlite_conn, pg_conn):
     tracks = sqlite_conn.execute("""SELECT id, spotify_id, name, artist_id, album_name, release_date,
                                     duration_ms, popularity, audio_features, created_at FROM tracks""").fetchall()
     migrated = 0
-    for (track_id, spotify_id, name, artist_id, album_name, release_date, duration_ms, popularity,
-         audio_features, created_at) in tracks:
+    for (
+        track_id,
+        spotify_id,
+        name,
+        artist_id,
+        album_name,
+        release_date,
+        duration_ms,
+        popularity,
+        audio_features,
+        created_at,
+    ) in tracks:
         try:
             release = None
             if release_date:
@@ -99,12 +112,24 @@ def migrate_v1(sqlite_conn, pg_conn):
                     features = json.loads(audio_features)
                 except json.JSONDecodeError as exc:
                     print(f"  Warning: Invalid JSON for track {spotify_id}: {exc}")
-            cur.execute("""INSERT INTO tracks (id, spotify_id, name, artist_id, album_name, release_date,
+            cur.execute(
+                """INSERT INTO tracks (id, spotify_id, name, artist_id, album_name, release_date,
                                duration_ms, popularity, audio_features, created_at)
                            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                            ON CONFLICT (spotify_id) DO NOTHING""",
-                        (track_id, spotify_id, name, artist_id, album_name, release, duration_ms,
-                         popularity, json.dumps(features) if features else None, timestamp(created_at)))
+                (
+                    track_id,
+                    spotify_id,
+                    name,
+                    artist_id,
+                    album_name,
+                    release,
+                    duration_ms,
+                    popularity,
+                    json.dumps(features) if features else None,
+                    timestamp(created_at),
+                ),
+            )
             migrated += 1
             if migrated % 200 == 0:
                 print(f"  Progress: {migrated}/{len(tracks)} tracks")
@@ -114,13 +139,16 @@ def migrate_v1(sqlite_conn, pg_conn):
     cur.execute("SELECT setval('tracks_id_seq', (SELECT MAX(id) FROM tracks))")
     pg_conn.commit()
     entries = sqlite_conn.execute(
-        "SELECT id, playlist_id, track_id, position, created_at FROM playlist_tracks").fetchall()
+        "SELECT id, playlist_id, track_id, position, created_at FROM playlist_tracks"
+    ).fetchall()
     migrated = 0
     for entry_id, playlist_id, track_id, position, created_at in entries:
         try:
-            cur.execute("""INSERT INTO playlist_tracks (id, playlist_id, track_id, position, created_at)
+            cur.execute(
+                """INSERT INTO playlist_tracks (id, playlist_id, track_id, position, created_at)
                            VALUES (%s, %s, %s, %s, %s) ON CONFLICT (playlist_id, track_id) DO NOTHING""",
-                        (entry_id, playlist_id, track_id, position, timestamp(created_at)))
+                (entry_id, playlist_id, track_id, position, timestamp(created_at)),
+            )
             migrated += 1
             if migrated % 300 == 0:
                 print(f"  Progress: {migrated}/{len(entries)} entries")
@@ -140,23 +168,26 @@ def migrate_v2(sqlite_conn, pg_conn):
     tracks = sqlite_conn.execute("""SELECT track_id, name, artist_name, album_name, duration_ms,
                                     spotify_url, raw_json FROM tracks""").fetchall()
     for n, (track_id, name, artist, album, duration, url, raw_json) in enumerate(tracks, 1):
-        cur.execute("""INSERT INTO tracks (track_id, name, artist_name, album_name, duration_ms,
+        cur.execute(
+            """INSERT INTO tracks (track_id, name, artist_name, album_name, duration_ms,
                            spotify_url, raw_json) VALUES (%s, %s, %s, %s, %s, %s, %s)
                        ON CONFLICT (track_id) DO UPDATE SET name = EXCLUDED.name,
                            artist_name = EXCLUDED.artist_name, album_name = EXCLUDED.album_name,
                            duration_ms = EXCLUDED.duration_ms, spotify_url = EXCLUDED.spotify_url,
                            raw_json = EXCLUDED.raw_json, updated_at = NOW()""",
-                    (track_id, name, artist, album, duration, url,
-                     Json(json.loads(raw_json)) if raw_json else None))
+            (track_id, name, artist, album, duration, url, Json(json.loads(raw_json)) if raw_json else None),
+        )
         if n % 200 == 0:
             print(f"  Progress: {n}/{len(tracks)} tracks")
     pg_conn.commit()
-    snapshots = sqlite_conn.execute(
-        "SELECT track_id, snapshot_date, time_range, rank FROM snapshots").fetchall()
+    snapshots = sqlite_conn.execute("SELECT track_id, snapshot_date, time_range, rank FROM snapshots").fetchall()
     for n, row in enumerate(snapshots, 1):
-        cur.execute("""INSERT INTO snapshots (track_id, snapshot_date, time_range, rank)
+        cur.execute(
+            """INSERT INTO snapshots (track_id, snapshot_date, time_range, rank)
                        VALUES (%s, %s, %s, %s) ON CONFLICT (track_id, snapshot_date, time_range)
-                       DO UPDATE SET rank = EXCLUDED.rank""", row)
+                       DO UPDATE SET rank = EXCLUDED.rank""",
+            row,
+        )
         if n % 300 == 0:
             print(f"  Progress: {n}/{len(snapshots)} snapshots")
     pg_conn.commit()

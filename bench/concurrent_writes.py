@@ -26,6 +26,7 @@ A write is one snapshot row (track, day, time range, rank) in its own transactio
 writer has its own keys, so after the run the table must hold exactly one row per
 successful write. Prints a Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,8 +84,9 @@ class SQLiteBackend:
         conn.executescript(SQLITE_SCHEMA)
         if self.wal:
             conn.execute("PRAGMA journal_mode=WAL")  # persistent: stays on for every connection
-        conn.executemany("INSERT INTO tracks (track_id, name) VALUES (?, ?)",
-                         [(track_id(i), f"Track {i}") for i in range(tracks)])
+        conn.executemany(
+            "INSERT INTO tracks (track_id, name) VALUES (?, ?)", [(track_id(i), f"Track {i}") for i in range(tracks)]
+        )
         conn.commit()
         conn.close()
 
@@ -96,8 +98,10 @@ class SQLiteBackend:
         try:
             if self.wal:
                 conn.execute("PRAGMA busy_timeout = 30000")
-            conn.execute("INSERT OR REPLACE INTO snapshots (track_id, snapshot_date, time_range, rank) "
-                         "VALUES (?, ?, ?, ?)", (track_id(i), writer_day(writer), TIME_RANGE, i + 1))
+            conn.execute(
+                "INSERT OR REPLACE INTO snapshots (track_id, snapshot_date, time_range, rank) VALUES (?, ?, ?, ?)",
+                (track_id(i), writer_day(writer), TIME_RANGE, i + 1),
+            )
             conn.commit()
         finally:
             conn.close()
@@ -125,10 +129,14 @@ class PostgresBackend:
         with psycopg2.connect(self.url) as conn, conn.cursor() as cur:
             database.apply_schema(conn)
             cur.execute("TRUNCATE snapshots, users, tracks, artists RESTART IDENTITY CASCADE")
-            cur.execute("INSERT INTO tracks (spotify_id, name) SELECT unnest(%s::text[]), 'Track'",
-                        ([track_id(i) for i in range(tracks)],))
-            cur.execute("INSERT INTO users (spotify_id) SELECT 'bench-writer-' || n FROM generate_series(0, %s) n",
-                        (writers - 1,))
+            cur.execute(
+                "INSERT INTO tracks (spotify_id, name) SELECT unnest(%s::text[]), 'Track'",
+                ([track_id(i) for i in range(tracks)],),
+            )
+            cur.execute(
+                "INSERT INTO users (spotify_id) SELECT 'bench-writer-' || n FROM generate_series(0, %s) n",
+                (writers - 1,),
+            )
             cur.execute("SELECT id FROM users ORDER BY id")
             self.users = [r[0] for r in cur.fetchall()]
         conn.close()
@@ -141,11 +149,13 @@ class PostgresBackend:
         conn = self.pool.getconn()
         try:
             with conn.cursor() as cur:
-                cur.execute("""INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
+                cur.execute(
+                    """INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
                                VALUES (%s, %s, %s, %s, %s)
                                ON CONFLICT (user_id, track_id, snapshot_date, time_range)
                                DO UPDATE SET rank = EXCLUDED.rank""",
-                            (self.users[writer], track_id(i), writer_day(writer), TIME_RANGE, i + 1))
+                    (self.users[writer], track_id(i), writer_day(writer), TIME_RANGE, i + 1),
+                )
             conn.commit()
         finally:
             self.pool.putconn(conn)  # rolls back whatever a failed write left open
@@ -215,8 +225,9 @@ def run_load(backend, processes: int, threads: int, writes: int) -> dict:
     else:
         ctx = multiprocessing.get_context("spawn")  # nothing of the parent's SQLite or libpq state crosses
         go, results = ctx.Event(), ctx.Queue()
-        children = [ctx.Process(target=run_process, args=(backend, p, threads, writes, go, results))
-                    for p in range(processes)]
+        children = [
+            ctx.Process(target=run_process, args=(backend, p, threads, writes, go, results)) for p in range(processes)
+        ]
         for child in children:
             child.start()
     for _ in range(processes):
@@ -237,16 +248,24 @@ def run_load(backend, processes: int, threads: int, writes: int) -> dict:
     def pct(q):
         return latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000 if latencies else float("nan")
 
-    return {"ok": len(latencies), "errors": dict(errors), "elapsed": elapsed,
-            "per_s": len(latencies) / elapsed if elapsed else float("nan"),
-            "p50": pct(0.50), "p99": pct(0.99), "max": latencies[-1] * 1000 if latencies else float("nan"),
-            "rows": backend.count(), "attempted": processes * threads * writes}
+    return {
+        "ok": len(latencies),
+        "errors": dict(errors),
+        "elapsed": elapsed,
+        "per_s": len(latencies) / elapsed if elapsed else float("nan"),
+        "p50": pct(0.50),
+        "p99": pct(0.99),
+        "max": latencies[-1] * 1000 if latencies else float("nan"),
+        "rows": backend.count(),
+        "attempted": processes * threads * writes,
+    }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="multiplies the hard load's 500 writes per thread (default 1.0)")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiplies the hard load's 500 writes per thread (default 1.0)"
+    )
     parser.add_argument("--only", choices=("book", "hard"), help="run one of the two loads")
     args = parser.parse_args()
     hard_writes = max(1, round(500 * args.scale))
@@ -259,18 +278,26 @@ def main():
         server = db_config.EmbeddedPostgres(Path(tmp), cleanup_mode="delete")
         try:
             for load, processes, threads, writes in loads:
-                for n, backend in enumerate((SQLiteBackend(Path(tmp) / f"{load[:4]}-default.db", wal=False),
-                                             SQLiteBackend(Path(tmp) / f"{load[:4]}-wal.db", wal=True),
-                                             PostgresBackend(server.url(f"bench_{load[:4]}")))):
+                for n, backend in enumerate(
+                    (
+                        SQLiteBackend(Path(tmp) / f"{load[:4]}-default.db", wal=False),
+                        SQLiteBackend(Path(tmp) / f"{load[:4]}-wal.db", wal=True),
+                        PostgresBackend(server.url(f"bench_{load[:4]}")),
+                    )
+                ):
                     print(f"{load}: {backend.label} ...", file=sys.stderr, flush=True)
                     rows.append((load, backend.label, run_load(backend, processes, threads, writes)))
         finally:
             server.server().cleanup()
 
-    print(f"\nConcurrent snapshot writes, one transaction each; {os.cpu_count()} CPUs; "
-          f"PostgreSQL pool per process: DB_POOL_MAX {POOL_MAX}, DB_POOL_TIMEOUT {POOL_TIMEOUT:g} s\n")
-    print("| load (processes x threads x writes) | backend | successes | failures (by error) | writes/s "
-          "| p50 ms | p99 ms | max ms | rows in table | nothing lost |")
+    print(
+        f"\nConcurrent snapshot writes, one transaction each; {os.cpu_count()} CPUs; "
+        f"PostgreSQL pool per process: DB_POOL_MAX {POOL_MAX}, DB_POOL_TIMEOUT {POOL_TIMEOUT:g} s\n"
+    )
+    print(
+        "| load (processes x threads x writes) | backend | successes | failures (by error) | writes/s "
+        "| p50 ms | p99 ms | max ms | rows in table | nothing lost |"
+    )
     print("|---|---|---:|---|---:|---:|---:|---:|---:|---|")
     verdict, notes = True, []
     for load, label, r in rows:
@@ -280,10 +307,14 @@ def main():
         if label.startswith("postgresql"):  # ours must be perfect; SQLite's faults are the finding
             verdict &= intact and failures == 0
         elif not intact:
-            notes.append(f"{label} ({load}): the table holds {r['rows']} rows for {r['ok']} reported successes "
-                         f"— a write reported as failed had in fact been committed, or the reverse")
-        print(f"| {load} | {label} | {r['ok']} | {failures} ({kinds}) | {r['per_s']:.0f} | {r['p50']:.1f} "
-              f"| {r['p99']:.1f} | {r['max']:.0f} | {r['rows']} | {'yes' if intact else 'NO'} |")
+            notes.append(
+                f"{label} ({load}): the table holds {r['rows']} rows for {r['ok']} reported successes "
+                f"— a write reported as failed had in fact been committed, or the reverse"
+            )
+        print(
+            f"| {load} | {label} | {r['ok']} | {failures} ({kinds}) | {r['per_s']:.0f} | {r['p50']:.1f} "
+            f"| {r['p99']:.1f} | {r['max']:.0f} | {r['rows']} | {'yes' if intact else 'NO'} |"
+        )
     for note in notes:
         print(f"\nSQLite: {note}.")
     print("\nPostgreSQL: zero failures and a row count equal to its successes: " + ("PASS" if verdict else "FAIL"))

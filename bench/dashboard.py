@@ -14,6 +14,7 @@ Markdown table for the README.
 ``generate()`` is also what tests/test_dashboard_explain.py uses, at a small size, to
 check the query plans.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,18 +38,21 @@ import insights_db  # noqa: E402
 import search_db  # noqa: E402
 import snapshots  # noqa: E402
 
-POOL = 300          # tracks each user's list of one time range cycles through
+POOL = 300  # tracks each user's list of one time range cycles through
 MARKETS = ["AR", "AU", "BR", "CA", "DE", "ES", "FR", "GB", "IT", "JP", "MX", "NL", "SE", "US"]
 
-GENERATE = ["""
+GENERATE = [
+    """
 INSERT INTO users (spotify_id, display_name)
 SELECT 'bench-user-' || g, 'Bench user ' || g FROM generate_series(1, %(users)s) g
-""", """
+""",
+    """
 INSERT INTO artists (spotify_id, name, raw_json)
 SELECT 'ba' || g, 'Bench Artist ' || g,
        jsonb_build_object('id', 'ba' || g, 'name', 'Bench Artist ' || g, 'type', 'artist')
 FROM generate_series(1, %(artists)s) g
-""", """
+""",
+    """
 INSERT INTO tracks (spotify_id, name, artist_name, primary_artist_id, album_name, duration_ms,
                     release_date, release_date_precision, explicit, raw_json, audio_features)
 SELECT id, name, 'Bench Artist ' || artist_no, 'ba' || artist_no, album, duration_ms,
@@ -92,7 +96,8 @@ CROSS JOIN LATERAL (SELECT CASE precision
                                WHEN 'month' THEN year || '-' || lpad(month::text, 2, '0')
                                WHEN 'day' THEN year || '-' || lpad(month::text, 2, '0') || '-' || lpad(day::text, 2, '0')
                                ELSE '0000' END AS release_text) r
-""", """
+""",
+    """
 -- Each (user, range) cycles through POOL tracks, a few places a week (short term fastest):
 -- every list holds distinct tracks, and ranks move from one week to the next.
 INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
@@ -104,23 +109,46 @@ FROM (SELECT id, (substring(spotify_id FROM 12)::bigint * 104729) %% %(tracks)s 
 CROSS JOIN (VALUES ('short_term', 12, 0), ('medium_term', 4, 1000), ('long_term', 1, 2000)) AS r(name, step, shift)
 CROSS JOIN generate_series(0, %(weeks)s - 1) w
 CROSS JOIN generate_series(1, %(ranks)s) k
-""", """
+""",
+    """
 INSERT INTO saved_tracks (user_id, track_id, added_at)
 SELECT u.id, 'bt' || (1 + (u.base * 3 + j * 13) %% %(tracks)s),
        %(end)s::timestamptz - random() * interval '3650 days'
 FROM (SELECT id, (substring(spotify_id FROM 12)::bigint * 104729) %% %(tracks)s AS base
       FROM users WHERE spotify_id LIKE 'bench-user-%%') u
 CROSS JOIN generate_series(0, %(saved)s - 1) j
-"""]
+""",
+]
 
 
-def generate(cur, *, users: int, tracks: int, weeks: int, ranks: int, saved: int, end: date,
-             features: float = 0.6, seed: float = 0.42, report=None) -> None:
+def generate(
+    cur,
+    *,
+    users: int,
+    tracks: int,
+    weeks: int,
+    ranks: int,
+    saved: int,
+    end: date,
+    features: float = 0.6,
+    seed: float = 0.42,
+    report=None,
+) -> None:
     """Fill an empty schema with bench data, all in SQL. Does not commit."""
     if tracks % 13 == 0 or tracks < max(POOL + 2000, saved) or ranks > POOL:
         raise ValueError("tracks must not be a multiple of 13 and must exceed the pools and libraries")
-    params = {"users": users, "tracks": tracks, "weeks": weeks, "ranks": ranks, "saved": saved, "end": end,
-              "features": features, "artists": max(tracks // 8, 1), "pool": POOL, "markets": json.dumps(MARKETS)}
+    params = {
+        "users": users,
+        "tracks": tracks,
+        "weeks": weeks,
+        "ranks": ranks,
+        "saved": saved,
+        "end": end,
+        "features": features,
+        "artists": max(tracks // 8, 1),
+        "pool": POOL,
+        "markets": json.dumps(MARKETS),
+    }
     cur.execute("SELECT setseed(%s)", (seed,))
     for statement, what in zip(GENERATE, ("users", "artists", "tracks", "snapshots", "saved_tracks")):
         started = time.perf_counter()
@@ -136,23 +164,31 @@ LOADED_TABLES = ("tracks", "snapshots", "saved_tracks")
 def drop_secondary(cur) -> list[str]:
     """Drop foreign keys, unique constraints and non-primary indexes of the loaded tables;
     returns the statements that put them back exactly as the schema made them."""
-    cur.execute("""
+    cur.execute(
+        """
         SELECT format('ALTER TABLE %%I ADD CONSTRAINT %%I %%s', conrelid::regclass, conname, pg_get_constraintdef(oid)),
                format('ALTER TABLE %%I DROP CONSTRAINT %%I', conrelid::regclass, conname), contype
         FROM pg_constraint WHERE conrelid::regclass::text = ANY(%s) AND contype IN ('f', 'u')
-        ORDER BY contype DESC""", (list(LOADED_TABLES),))  # unique first back, then foreign keys
+        ORDER BY contype DESC""",
+        (list(LOADED_TABLES),),
+    )  # unique first back, then foreign keys
     constraints = cur.fetchall()
-    cur.execute("""
+    cur.execute(
+        """
         SELECT indexdef, format('DROP INDEX %%I', indexname) FROM pg_indexes
         WHERE tablename = ANY(%s) AND indexname NOT IN (SELECT conname FROM pg_constraint)""",
-                (list(LOADED_TABLES),))
+        (list(LOADED_TABLES),),
+    )
     indexes = cur.fetchall()
     for _, drop, _ in sorted(constraints, key=lambda c: c[2]):  # foreign keys go first
         cur.execute(drop)
     for _, drop in indexes:
         cur.execute(drop)
-    return [i[0] for i in indexes] + [c[0] for c in constraints if c[2] == "u"] + \
-           [c[0] for c in constraints if c[2] == "f"]
+    return (
+        [i[0] for i in indexes]
+        + [c[0] for c in constraints if c[2] == "u"]
+        + [c[0] for c in constraints if c[2] == "f"]
+    )
 
 
 def load(url: str, args, report) -> None:
@@ -161,8 +197,16 @@ def load(url: str, args, report) -> None:
         with conn.cursor() as cur:
             cur.execute("SET maintenance_work_mem = '1GB'; SET synchronous_commit = off")
             restore = drop_secondary(cur)
-            generate(cur, users=args.users, tracks=args.tracks, weeks=args.weeks, ranks=args.ranks, saved=args.saved,
-                     end=date.today(), report=report)
+            generate(
+                cur,
+                users=args.users,
+                tracks=args.tracks,
+                weeks=args.weeks,
+                ranks=args.ranks,
+                saved=args.saved,
+                end=date.today(),
+                report=report,
+            )
             started = time.perf_counter()
             for statement in restore:
                 cur.execute(statement)
@@ -213,18 +257,26 @@ def book_durations(cur, user_id, f):
 
 
 def book_energy(cur, user_id, f):
-    return Counter(min(max(int(features["energy"] * 10) + 1, 1), 10)
-                   for _, features in my_tracks(cur, user_id, f.since) if features and "energy" in features)
+    return Counter(
+        min(max(int(features["energy"] * 10) + 1, 1), 10)
+        for _, features in my_tracks(cur, user_id, f.since)
+        if features and "energy" in features
+    )
 
 
 def book_mood(cur, user_id, f):
-    return Counter((features["energy"] >= 0.5, features["valence"] >= 0.5)
-                   for _, features in my_tracks(cur, user_id, f.since) if features and "energy" in features)
+    return Counter(
+        (features["energy"] >= 0.5, features["valence"] >= 0.5)
+        for _, features in my_tracks(cur, user_id, f.since)
+        if features and "energy" in features
+    )
 
 
 def snapshot_rows(cur, user_id, time_range):
-    cur.execute("SELECT snapshot_date, track_id, rank FROM snapshots WHERE user_id = %s AND time_range = %s",
-                (user_id, time_range))
+    cur.execute(
+        "SELECT snapshot_date, track_id, rank FROM snapshots WHERE user_id = %s AND time_range = %s",
+        (user_id, time_range),
+    )
     days = defaultdict(dict)
     for day, track_id, rank in cur.fetchall():
         days[day][track_id] = rank
@@ -235,8 +287,11 @@ def book_turnover(cur, user_id, f):
     days = snapshot_rows(cur, user_id, f.time_range)
     ordered = sorted(days)
     since = f.since or date.min
-    return [(day, sum(1 for t in days[day] if t not in days[previous]))
-            for previous, day in zip(ordered, ordered[1:]) if day >= since]
+    return [
+        (day, sum(1 for t in days[day] if t not in days[previous]))
+        for previous, day in zip(ordered, ordered[1:])
+        if day >= since
+    ]
 
 
 def book_rank_movement(cur, user_id, f):
@@ -251,14 +306,23 @@ def book_rank_movement(cur, user_id, f):
     return [(names[t], [days[d].get(t) for d in shown]) for _, t in top]
 
 
-BOOK = {"rank-movement": book_rank_movement, "turnover": book_turnover, "release-years": book_release_years,
-        "explicit": book_explicit, "durations": book_durations, "energy": book_energy, "mood": book_mood}
+BOOK = {
+    "rank-movement": book_rank_movement,
+    "turnover": book_turnover,
+    "release-years": book_release_years,
+    "explicit": book_explicit,
+    "durations": book_durations,
+    "energy": book_energy,
+    "mood": book_mood,
+}
 
 
 WORD_LIST = Path("/usr/share/dict/words")  # Debian: apt-get install -y wamerican-huge
-SYLLABLES = ("a an ar as at ba be bi bo bu ca ce ch co cu da de di do du el en er es fa fe fi fo ga ge go "
-             "ha he hi ho in ing is it ka la le li lo lu ma me mi mo mu na ne ni no nu on or ou pa pe pi po "
-             "ra re ri ro ru sa se sh si so st su ta te th ti to tr tu un ve vi wa we wi ya yo za").split()
+SYLLABLES = (
+    "a an ar as at ba be bi bo bu ca ce ch co cu da de di do du el en er es fa fe fi fo ga ge go "
+    "ha he hi ho in ing is it ka la le li lo lu ma me mi mo mu na ne ni no nu on or ou pa pe pi po "
+    "ra re ri ro ru sa se sh si so st su ta te th ti to tr tu un ve vi wa we wi ya yo za"
+).split()
 
 
 def vocabulary(size: int) -> tuple[list[str], str]:
@@ -310,10 +374,15 @@ def percentile(values: list, share: float) -> float:
 
 # the statements behind each chart, for the plans column
 CHART_SQL = {
-    "rank-movement": [snapshots.RANK_MOVEMENT], "turnover": [snapshots.TURNOVER], "discovery": [snapshots.DISCOVERY],
-    "artist-diversity": [snapshots.ARTIST_DIVERSITY], "consistent-artists": [snapshots.CONSISTENT_ARTISTS],
-    "library-growth": [insights_db.LIBRARY_GROWTH], "release-years": [insights_db.RELEASE_YEARS],
-    "decades": [insights_db.RELEASE_DECADES], "explicit": [insights_db.EXPLICIT_SHARE],
+    "rank-movement": [snapshots.RANK_MOVEMENT],
+    "turnover": [snapshots.TURNOVER],
+    "discovery": [snapshots.DISCOVERY],
+    "artist-diversity": [snapshots.ARTIST_DIVERSITY],
+    "consistent-artists": [snapshots.CONSISTENT_ARTISTS],
+    "library-growth": [insights_db.LIBRARY_GROWTH],
+    "release-years": [insights_db.RELEASE_YEARS],
+    "decades": [insights_db.RELEASE_DECADES],
+    "explicit": [insights_db.EXPLICIT_SHARE],
     "durations": [insights_db.DURATIONS],
     "energy": [insights_db.AUDIO_FEATURE_COVERAGE, insights_db.ENERGY],
     "mood": [insights_db.AUDIO_FEATURE_COVERAGE, insights_db.MOOD_QUADRANTS],
@@ -327,8 +396,10 @@ def plan_summary(cur, user_id: int) -> dict:
     for name, statements in CHART_SQL.items():
         indexes, seq_scans = set(), set()
         for statement in statements:
-            cur.execute("EXPLAIN (FORMAT JSON) " + statement,
-                        {"user_id": user_id, "time_range": "medium_term", "since": None, "limit": 10})
+            cur.execute(
+                "EXPLAIN (FORMAT JSON) " + statement,
+                {"user_id": user_id, "time_range": "medium_term", "since": None, "limit": 10},
+            )
             stack = [cur.fetchone()[0][0]["Plan"]]
             while stack:
                 node = stack.pop()
@@ -337,8 +408,9 @@ def plan_summary(cur, user_id: int) -> dict:
                     indexes.add(node["Index Name"])
                 if node["Node Type"] == "Seq Scan" and node.get("Relation Name") in BIG_TABLES:
                     seq_scans.add(node["Relation Name"])
-        summary[name] = ", ".join(sorted(indexes)) + (f"; SEQ SCAN of {', '.join(sorted(seq_scans))}"
-                                                      if seq_scans else "")
+        summary[name] = ", ".join(sorted(indexes)) + (
+            f"; SEQ SCAN of {', '.join(sorted(seq_scans))}" if seq_scans else ""
+        )
     return summary
 
 
@@ -355,7 +427,9 @@ def measure(url: str, samples: int, warmup: int = 20, seed: int = 7) -> tuple[di
             if sample == 0:
                 timings.clear()
             user_id = rng.choice(ids)
-            filters = dashboard.Filters(rng.choice(list(dashboard.TIME_RANGE_LABELS)), rng.choice(list(dashboard.PERIODS)))
+            filters = dashboard.Filters(
+                rng.choice(list(dashboard.TIME_RANGE_LABELS)), rng.choice(list(dashboard.PERIODS))
+            )
             for name in dashboard.CHARTS:
                 started = time.perf_counter()
                 dashboard.build_charts(cur, user_id, filters, [name])  # one /api/charts/<name> call's SQL
@@ -384,10 +458,12 @@ def search_queries(rng: random.Random) -> list[tuple[str, str]]:
     """Searches a person might type: a word in every one of their tracks (the most rows to
     rank), one artist (usually not theirs: nothing found, even after the typo fallback),
     and typos whose corrections match every track."""
-    return [("a word in every track (\"track\")", "track"),
-            ("one artist (\"artist 1234\")", f"artist {rng.randint(1, 25_000)}"),
-            ("a typo matching every track (\"bench trak\")", "bench trak"),
-            ("two typos (\"bnech atrist\")", "bnech atrist")]
+    return [
+        ('a word in every track ("track")', "track"),
+        ('one artist ("artist 1234")', f"artist {rng.randint(1, 25_000)}"),
+        ('a typo matching every track ("bench trak")', "bench trak"),
+        ('two typos ("bnech atrist")', "bnech atrist"),
+    ]
 
 
 def main():
@@ -407,8 +483,9 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         # --data-dir keeps the loaded server for another run (same sizes); default: deleted
-        server = db_config.EmbeddedPostgres(Path(args.data_dir or tmp),
-                                            cleanup_mode="stop" if args.data_dir else "delete")
+        server = db_config.EmbeddedPostgres(
+            Path(args.data_dir or tmp), cleanup_mode="stop" if args.data_dir else "delete"
+        )
         try:
             url = server.url("bench")
             started = time.perf_counter()
@@ -419,9 +496,11 @@ def main():
             load_seconds = time.perf_counter() - started
             words_note = add_vocabulary(url, args.vocabulary, report)
             with psycopg2.connect(url) as conn, conn.cursor() as cur:
-                cur.execute("SELECT (SELECT count(*) FROM snapshots), (SELECT count(*) FROM tracks), "
-                            "(SELECT count(*) FROM saved_tracks), (SELECT count(*) FROM users), "
-                            "current_setting('server_version')")
+                cur.execute(
+                    "SELECT (SELECT count(*) FROM snapshots), (SELECT count(*) FROM tracks), "
+                    "(SELECT count(*) FROM saved_tracks), (SELECT count(*) FROM users), "
+                    "current_setting('server_version')"
+                )
                 snapshot_rows_total, tracks_total, saved_total, users_total, version = cur.fetchone()
             conn.close()
             report("measuring…")
@@ -429,30 +508,44 @@ def main():
         finally:
             server.server().cleanup()
 
-    print(f"\n{users_total:,} users x {args.weeks} weekly snapshots x 3 ranges x {args.ranks} ranks = "
-          f"{snapshot_rows_total:,} snapshot rows; {tracks_total:,} tracks; {saved_total:,} saved tracks; "
-          f"{'loaded in ' + format(load_seconds, '.0f') + ' s' if loaded_now else 'loaded earlier (--data-dir)'}. PostgreSQL {version} (embedded), {args.samples} random "
-          "(user, time range, period) draws per query after 20 warm-up draws, one connection, 2 cores.\n")
-    print("| chart (`/api/charts/<name>`) | SQL p50 ms | SQL p95 ms | book's way p50 ms | book's way p95 ms "
-          "| book ÷ SQL (p50) | indexes in the plan |")
+    print(
+        f"\n{users_total:,} users x {args.weeks} weekly snapshots x 3 ranges x {args.ranks} ranks = "
+        f"{snapshot_rows_total:,} snapshot rows; {tracks_total:,} tracks; {saved_total:,} saved tracks; "
+        f"{'loaded in ' + format(load_seconds, '.0f') + ' s' if loaded_now else 'loaded earlier (--data-dir)'}. PostgreSQL {version} (embedded), {args.samples} random "
+        "(user, time range, period) draws per query after 20 warm-up draws, one connection, 2 cores.\n"
+    )
+    print(
+        "| chart (`/api/charts/<name>`) | SQL p50 ms | SQL p95 ms | book's way p50 ms | book's way p95 ms "
+        "| book ÷ SQL (p50) | indexes in the plan |"
+    )
     print("|---|---:|---:|---:|---:|---:|---|")
     for name in [*dashboard.CHARTS, "all charts (page)"]:
         sql = timings[("sql", name)]
         book = timings.get(("book", name))
-        book_cells = (f"{percentile(book, .5):.1f} | {percentile(book, .95):.1f} | "
-                      f"{percentile(book, .5) / percentile(sql, .5):.1f}x") if book else "– | – | –"
-        print(f"| {name} | {percentile(sql, .5):.1f} | {percentile(sql, .95):.1f} | {book_cells} "
-              f"| {plans.get(name, '')} |")
-    worst = max(percentile(timings[("sql", n)], .95) for n in dashboard.CHARTS)
+        book_cells = (
+            (
+                f"{percentile(book, 0.5):.1f} | {percentile(book, 0.95):.1f} | "
+                f"{percentile(book, 0.5) / percentile(sql, 0.5):.1f}x"
+            )
+            if book
+            else "– | – | –"
+        )
+        print(
+            f"| {name} | {percentile(sql, 0.5):.1f} | {percentile(sql, 0.95):.1f} | {book_cells} "
+            f"| {plans.get(name, '')} |"
+        )
+    worst = max(percentile(timings[("sql", n)], 0.95) for n in dashboard.CHARTS)
     print(f"\nWorst per-chart p95: {worst:.1f} ms (target < 50 ms).\n")
     print("| search (`/search?q=`, first page of 20) | p50 ms | p95 ms | median matches |")
     print("|---|---:|---:|---:|")
     kinds = [kind for source, kind in timings if source == "search"]
     for kind in kinds:
         times = timings[("search", kind)]
-        print(f"| {kind} | {percentile(times, .5):.1f} | {percentile(times, .95):.1f} "
-              f"| {statistics.median(timings[('search hits', kind)]):.0f} |")
-    worst_search = max(percentile(timings[("search", kind)], .95) for kind in kinds)
+        print(
+            f"| {kind} | {percentile(times, 0.5):.1f} | {percentile(times, 0.95):.1f} "
+            f"| {statistics.median(timings[('search hits', kind)]):.0f} |"
+        )
+    worst_search = max(percentile(timings[("search", kind)], 0.95) for kind in kinds)
     print(f"\nSearch vocabulary: {words_note}.")
     print(f"\nWorst search p95: {worst_search:.1f} ms (target < 20 ms).")
 

@@ -24,6 +24,7 @@ on an embedded PostgreSQL of the benchmark's own (so it can be restarted):
 
 Fast, deterministic counterparts live in tests/test_faults.py and tests/test_spotify_sync.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,13 +54,22 @@ def verdict(name: str, ok: bool, numbers: str):
 
 
 def snapshot_integrity(db_url: str) -> tuple[bool, str]:
-    dupes = lib.query(db_url, """SELECT count(*) FROM (SELECT 1 FROM snapshots GROUP BY user_id, track_id,
-                                 snapshot_date, time_range HAVING count(*) > 1) d""")[0][0]
-    ranks = lib.query(db_url, """SELECT count(*) FROM (SELECT 1 FROM snapshots GROUP BY user_id, time_range,
-                                 snapshot_date, rank HAVING count(*) > 1) d""")[0][0]
+    dupes = lib.query(
+        db_url,
+        """SELECT count(*) FROM (SELECT 1 FROM snapshots GROUP BY user_id, track_id,
+                                 snapshot_date, time_range HAVING count(*) > 1) d""",
+    )[0][0]
+    ranks = lib.query(
+        db_url,
+        """SELECT count(*) FROM (SELECT 1 FROM snapshots GROUP BY user_id, time_range,
+                                 snapshot_date, rank HAVING count(*) > 1) d""",
+    )[0][0]
     # every (user, day, range) list is whole: ranks 1..n without a gap
-    gaps = lib.query(db_url, """SELECT count(*) FROM (SELECT user_id, snapshot_date, time_range FROM snapshots
-                                GROUP BY 1, 2, 3 HAVING max(rank) <> count(*)) g""")[0][0]
+    gaps = lib.query(
+        db_url,
+        """SELECT count(*) FROM (SELECT user_id, snapshot_date, time_range FROM snapshots
+                                GROUP BY 1, 2, 3 HAVING max(rank) <> count(*)) g""",
+    )[0][0]
     stuck = lib.query(db_url, "SELECT count(*) FROM sync_runs WHERE status = 'running'")[0][0]
     ok = dupes == 0 and ranks == 0 and gaps == 0 and stuck == 0
     return ok, f"duplicate keys {dupes}, duplicate ranks {ranks}, lists with a gap {gaps}, runs left running {stuck}"
@@ -95,10 +105,17 @@ def fault_restart(stack, browsers):
             n += 1
             started = time.monotonic()
             try:
-                r = s.get(app.url + path, headers={"Cookie": f"session={cookies[i % len(cookies)]}"},
-                          allow_redirects=False, timeout=15)
-                ok, what = r.status_code == 200, str(r.status_code) + (
-                    "+Retry-After" if r.status_code == 503 and "Retry-After" in r.headers else "")
+                r = s.get(
+                    app.url + path,
+                    headers={"Cookie": f"session={cookies[i % len(cookies)]}"},
+                    allow_redirects=False,
+                    timeout=15,
+                )
+                ok, what = (
+                    r.status_code == 200,
+                    str(r.status_code)
+                    + ("+Retry-After" if r.status_code == 503 and "Retry-After" in r.headers else ""),
+                )
             except requests.RequestException as exc:
                 ok, what = False, type(exc).__name__
             with lock:
@@ -125,9 +142,12 @@ def fault_restart(stack, browsers):
     kinds = Counter(e[3] for e in failures)
     after = [e for e in events if e[0] > back + 2]
     recovered = bool(after) and all(e[2] for e in after)
-    verdict("restart: failed requests only during the outage (+2 s)", not outside and recovered,
-            f"outage {outage:.1f} s, {len(events)} requests, {len(failures)} failed ({dict(kinds)}), "
-            f"{len(outside)} outside the outage, {len(after)} requests after it all 200: {recovered}")
+    verdict(
+        "restart: failed requests only during the outage (+2 s)",
+        not outside and recovered,
+        f"outage {outage:.1f} s, {len(events)} requests, {len(failures)} failed ({dict(kinds)}), "
+        f"{len(outside)} outside the outage, {len(after)} requests after it all 200: {recovered}",
+    )
 
     # syncs caught by the restart may have failed (with a message); the retry must complete
     first = {}
@@ -147,16 +167,23 @@ def fault_restart(stack, browsers):
     if not ok_sync:  # show why in the bench output
         lines = app.process.log.read_text(errors="replace").splitlines()
         print("\n".join(line for line in lines if not line.startswith("127.0.0.1 "))[-4000:], file=sys.stderr)
-    verdict("restart: syncs caught by it end cleanly and the retry completes", ok_sync,
-            "during: " + ", ".join(f"{k} {v['status']}" + (f" ({v['error']})" if v.get("error") else "")
-                                   for k, v in first.items())
-            + "; retry: " + ", ".join(f"{k} {v}" for k, v in retried.items()))
+    verdict(
+        "restart: syncs caught by it end cleanly and the retry completes",
+        ok_sync,
+        "during: "
+        + ", ".join(f"{k} {v['status']}" + (f" ({v['error']})" if v.get("error") else "") for k, v in first.items())
+        + "; retry: "
+        + ", ".join(f"{k} {v}" for k, v in retried.items()),
+    )
     time.sleep(1)
     pools = pool_counts(app)
     free = bool(pools) and all(p["in_use"] == 0 and p["waiting"] == 0 for p in pools)
-    verdict("restart: every pool slot free afterwards, no app restart", free and app.process.alive(),
-            f"/healthz pool samples: in_use {sorted({p['in_use'] for p in pools})}, "
-            f"replaced connections {sorted({p['replaced'] for p in pools})}, gunicorn master pid unchanged")
+    verdict(
+        "restart: every pool slot free afterwards, no app restart",
+        free and app.process.alive(),
+        f"/healthz pool samples: in_use {sorted({p['in_use'] for p in pools})}, "
+        f"replaced connections {sorted({p['replaced'] for p in pools})}, gunicorn master pid unchanged",
+    )
     ok, numbers = snapshot_integrity(stack.db_url)
     verdict("restart: no duplicate or lost snapshot rows", ok, numbers)
     app.process.stop()
@@ -189,20 +216,33 @@ def fault_pool(stack, browsers):
     retry_after = all(r[1] for r in results if r[0] == 503)
     client_max = max(r[2] for r in results)
     time.sleep(1)
-    served = [(int(m.group(1)), int(m.group(2))) for m in
-              re.finditer(r'"GET /api/sync/status" (\d{3}) \S+ (\d+)ms', app.process.log.read_text())]
+    served = [
+        (int(m.group(1)), int(m.group(2)))
+        for m in re.finditer(r'"GET /api/sync/status" (\d{3}) \S+ (\d+)ms', app.process.log.read_text())
+    ]
     server_503 = [ms for status, ms in served if status == 503]
-    ok = (set(statuses) <= {200, 503} and statuses[503] > 0 and retry_after and server_503
-          and max(server_503) <= timeout * 1000 + 500)
-    verdict("pool exhausted: a connection or a 503 + Retry-After within DB_POOL_TIMEOUT", bool(ok),
-            f"DB_POOL_MAX 4 x 2 workers, DB_POOL_TIMEOUT {timeout:g} s, 40 requests while 8 slots are blocked "
-            f"6 s: statuses {dict(statuses)}, every 503 has Retry-After: {retry_after}; app time per 503 "
-            f"max {max(server_503, default=0)} ms (median {sorted(server_503)[len(server_503) // 2] if server_503 else 0} ms); "
-            f"client time incl. gunicorn queue max {client_max:.1f} s")
+    ok = (
+        set(statuses) <= {200, 503}
+        and statuses[503] > 0
+        and retry_after
+        and server_503
+        and max(server_503) <= timeout * 1000 + 500
+    )
+    verdict(
+        "pool exhausted: a connection or a 503 + Retry-After within DB_POOL_TIMEOUT",
+        bool(ok),
+        f"DB_POOL_MAX 4 x 2 workers, DB_POOL_TIMEOUT {timeout:g} s, 40 requests while 8 slots are blocked "
+        f"6 s: statuses {dict(statuses)}, every 503 has Retry-After: {retry_after}; app time per 503 "
+        f"max {max(server_503, default=0)} ms (median {sorted(server_503)[len(server_503) // 2] if server_503 else 0} ms); "
+        f"client time incl. gunicorn queue max {client_max:.1f} s",
+    )
     pools = pool_counts(app)
-    verdict("pool exhausted: every slot free afterwards", bool(pools) and all(p["in_use"] == 0 for p in pools),
-            f"/healthz pool samples in_use {sorted({p['in_use'] for p in pools})}, "
-            f"timeouts counted {sorted({p['timeouts'] for p in pools})}")
+    verdict(
+        "pool exhausted: every slot free afterwards",
+        bool(pools) and all(p["in_use"] == 0 for p in pools),
+        f"/healthz pool samples in_use {sorted({p['in_use'] for p in pools})}, "
+        f"timeouts counted {sorted({p['timeouts'] for p in pools})}",
+    )
     app.process.stop()
 
 
@@ -212,9 +252,11 @@ def fault_spotify(stack, browsers):
     app = stack.gunicorn("spotify", workers=2, threads=8, extra_env={"SPOTIFY_REQUEST_TIMEOUT": str(request_timeout)})
     browser = browsers["emeka"]
     browser.app_url = app.url
-    faults = [("slow (6 s per call, timeout 2 s)", {"slow": {"delay": 6, "path_prefix": "/v1/"}}, 30),
-              ("5xx (503 on every call)", {"server_error": {"status": 503}}, 15),
-              ("429 with Retry-After: 3600", {"rate_limit": {"retry_after": 3600}}, 5)]
+    faults = [
+        ("slow (6 s per call, timeout 2 s)", {"slow": {"delay": 6, "path_prefix": "/v1/"}}, 30),
+        ("5xx (503 on every call)", {"server_error": {"status": 503}}, 15),
+        ("429 with Retry-After: 3600", {"rate_limit": {"retry_after": 3600}}, 5),
+    ]
     for name, body, bound in faults:
         app.faults(reset=True)
         app.faults(body)
@@ -231,12 +273,23 @@ def fault_spotify(stack, browsers):
         retry = browser.wait_for_sync(timeout=120)
         worker_timeouts = app.process.log.read_text().count("WORKER TIMEOUT")
         message = status.get("error") or ""
-        ok = (code == 302 and status["status"] == "failed" and "Spotify" in message and took <= bound
-              and retry_code == 302 and retry["status"] == "succeeded" and worker_timeouts == 0 and page == 200)
-        verdict(f"spotify {name}: clear message, no hang, the retry completes", ok,
-                f"POST /sync answered in {posted:.2f} s; sync failed after {took:.1f} s (bound {bound} s) with "
-                f"\"{message}\"; /dashboard meanwhile {page} in {page_time:.2f} s; gunicorn WORKER TIMEOUTs "
-                f"{worker_timeouts}; after clearing: {retry['status']}")
+        ok = (
+            code == 302
+            and status["status"] == "failed"
+            and "Spotify" in message
+            and took <= bound
+            and retry_code == 302
+            and retry["status"] == "succeeded"
+            and worker_timeouts == 0
+            and page == 200
+        )
+        verdict(
+            f"spotify {name}: clear message, no hang, the retry completes",
+            ok,
+            f"POST /sync answered in {posted:.2f} s; sync failed after {took:.1f} s (bound {bound} s) with "
+            f'"{message}"; /dashboard meanwhile {page} in {page_time:.2f} s; gunicorn WORKER TIMEOUTs '
+            f"{worker_timeouts}; after clearing: {retry['status']}",
+        )
     app.process.stop()
 
 
@@ -244,18 +297,27 @@ def fault_spotify(stack, browsers):
 def fault_kill(stack):
     app = stack.gunicorn("kill", workers=1, threads=8)  # one worker: the one running the sync
     listener = "dana"
-    before = {t: lib.query(stack.db_url, f"SELECT count(*) FROM {t}")[0][0] for t in ("tracks", "snapshots", "saved_tracks")}
+    before = {
+        t: lib.query(stack.db_url, f"SELECT count(*) FROM {t}")[0][0] for t in ("tracks", "snapshots", "saved_tracks")
+    }
     blocker = psycopg2.connect(stack.db_url)
     with blocker.cursor() as cur:
         cur.execute("LOCK TABLE saved_tracks IN ACCESS EXCLUSIVE MODE")  # the sync's write will wait here
     browser = lib.Browser(app.url, listener).log_in()  # the first sync starts in the background
 
     def sync_waiting_on_lock():
-        return lib.query(stack.db_url, """SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
-                                          AND state = 'active' AND datname = current_database()""")[0][0]
+        return lib.query(
+            stack.db_url,
+            """SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+                                          AND state = 'active' AND datname = current_database()""",
+        )[0][0]
+
     lib.wait_until(sync_waiting_on_lock, 120, "the sync to reach its write transaction")
-    open_writes = lib.query(stack.db_url, """SELECT count(*) FROM pg_stat_activity WHERE xact_start IS NOT NULL
-                                             AND wait_event_type = 'Lock'""")[0][0]
+    open_writes = lib.query(
+        stack.db_url,
+        """SELECT count(*) FROM pg_stat_activity WHERE xact_start IS NOT NULL
+                                             AND wait_event_type = 'Lock'""",
+    )[0][0]
     [worker] = app.worker_pids()
     os.kill(worker, signal.SIGKILL)
     killed_at = time.monotonic()
@@ -265,32 +327,53 @@ def fault_kill(stack):
     lib.wait_until(lambda: requests.get(app.url + "/healthz", timeout=5).ok, 30, "the new worker")
     time.sleep(1)  # the server notices the dead client and rolls back
     user_id = lib.query(stack.db_url, "SELECT id FROM users WHERE spotify_id = %s", (listener,))[0][0]
-    left = {t: lib.query(stack.db_url, f"SELECT count(*) FROM {t}" + ("" if t == "tracks" else " WHERE user_id = %s"),
-                         () if t == "tracks" else (user_id,))[0][0] for t in ("tracks", "snapshots", "saved_tracks")}
+    left = {
+        t: lib.query(
+            stack.db_url,
+            f"SELECT count(*) FROM {t}" + ("" if t == "tracks" else " WHERE user_id = %s"),
+            () if t == "tracks" else (user_id,),
+        )[0][0]
+        for t in ("tracks", "snapshots", "saved_tracks")
+    }
     rolled_back = left["snapshots"] == 0 and left["saved_tracks"] == 0 and left["tracks"] == before["tracks"]
-    verdict("worker SIGKILLed mid-sync: the transaction rolls back", rolled_back,
-            f"{open_writes} write transaction(s) open at the kill; afterwards {listener}'s snapshots "
-            f"{left['snapshots']}, saved tracks {left['saved_tracks']}, catalogue tracks {before['tracks']} -> "
-            f"{left['tracks']}; new worker up {time.monotonic() - killed_at:.1f} s after the kill")
+    verdict(
+        "worker SIGKILLed mid-sync: the transaction rolls back",
+        rolled_back,
+        f"{open_writes} write transaction(s) open at the kill; afterwards {listener}'s snapshots "
+        f"{left['snapshots']}, saved tracks {left['saved_tracks']}, catalogue tracks {before['tracks']} -> "
+        f"{left['tracks']}; new worker up {time.monotonic() - killed_at:.1f} s after the kill",
+    )
 
     status = browser.status()
     code = browser.start_sync()
     page = browser.session.get(app.url + "/dashboard", timeout=30).text
     refused = "already running" in page
     after = browser.wait_for_sync(timeout=10) if not refused else browser.status()
-    verdict("worker SIGKILLed mid-sync: the next sync starts at once and completes",
-            not refused and after["status"] == "succeeded",
-            f"status right after the kill: {status['status']} (stage {status.get('stage')!r}); POST /sync -> {code}, "
-            + ("refused: \"A sync is already running for you.\" — the dead worker's run row stays 'running' until "
-               "sync_runs_db.SILENT_AFTER" if refused else f"then {after['status']}"))
+    verdict(
+        "worker SIGKILLed mid-sync: the next sync starts at once and completes",
+        not refused and after["status"] == "succeeded",
+        f"status right after the kill: {status['status']} (stage {status.get('stage')!r}); POST /sync -> {code}, "
+        + (
+            "refused: \"A sync is already running for you.\" — the dead worker's run row stays 'running' until "
+            "sync_runs_db.SILENT_AFTER"
+            if refused
+            else f"then {after['status']}"
+        ),
+    )
     if refused:
         # what the person gets once the run counts as stale
-        lib.query(stack.db_url, "UPDATE sync_runs SET started_at = now() - interval '16 minutes' "
-                                "WHERE user_id = %s AND status = 'running'", (user_id,))
+        lib.query(
+            stack.db_url,
+            "UPDATE sync_runs SET started_at = now() - interval '16 minutes' WHERE user_id = %s AND status = 'running'",
+            (user_id,),
+        )
         browser.start_sync()
         later = browser.wait_for_sync(timeout=180)
-        verdict("worker SIGKILLed mid-sync: once the run is stale (aged 16 min by hand) the sync completes",
-                later["status"] == "succeeded", f"then {later['status']}")
+        verdict(
+            "worker SIGKILLed mid-sync: once the run is stale (aged 16 min by hand) the sync completes",
+            later["status"] == "succeeded",
+            f"then {later['status']}",
+        )
     ok, numbers = snapshot_integrity(stack.db_url)
     verdict("kill: no duplicate or partial snapshot lists", ok, numbers)
     app.process.stop()
@@ -316,10 +399,12 @@ def main():
                 assert b.wait_for_sync(timeout=300)["status"] == "succeeded"
             stack.analyze()
             setup.process.stop()
-            for name, run in (("restart", lambda: fault_restart(stack, browsers)),
-                              ("pool", lambda: fault_pool(stack, browsers)),
-                              ("spotify", lambda: fault_spotify(stack, browsers)),
-                              ("kill", lambda: fault_kill(stack))):
+            for name, run in (
+                ("restart", lambda: fault_restart(stack, browsers)),
+                ("pool", lambda: fault_pool(stack, browsers)),
+                ("spotify", lambda: fault_spotify(stack, browsers)),
+                ("kill", lambda: fault_kill(stack)),
+            ):
                 if name in chosen:
                     try:
                         run()

@@ -23,6 +23,7 @@ wrk runs with bench/wrk_status.lua (status counts, Retry-After on every 503) and
 request timeout: a "timeout" is a request without an answer for 10 s. Prints Markdown
 tables and a verdict.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,12 @@ import http_load_lib as lib  # noqa: E402
 LEVELS = (16, 64, 256)
 DEFAULTS = {"workers": 2, "threads": 8, "pool_max": 10}
 CONSTRAINED = {"workers": 2, "threads": 8, "pool_max": 4}
-CANDIDATE_PAGES = [("/healthz", "healthz"), ("/dashboard", "dashboard"),
-                   ("/api/charts/rank-movement", "chart API"), ("/search?q=love", "search")]
+CANDIDATE_PAGES = [
+    ("/healthz", "healthz"),
+    ("/dashboard", "dashboard"),
+    ("/api/charts/rank-movement", "chart API"),
+    ("/search?q=love", "search"),
+]
 FALLBACK_PAGE = ("/api/sync/status", "sync status API")
 
 
@@ -60,7 +65,9 @@ def log_everyone_in(app_url: str) -> dict:
 def pages_that_exist(app_url: str, cookie: str) -> list:
     pages = []
     for path, label in CANDIDATE_PAGES:
-        answer = requests.get(app_url + path, headers={"Cookie": f"session={cookie}"}, allow_redirects=False, timeout=60)
+        answer = requests.get(
+            app_url + path, headers={"Cookie": f"session={cookie}"}, allow_redirects=False, timeout=60
+        )
         if answer.status_code == 200:
             pages.append((path, label))
         else:
@@ -82,6 +89,7 @@ def load_run(urls: list, pages: list, connections: int, seconds: int, cookies: l
 
         def one(i):
             parts[i] = lib.wrk(urls[i] + path, share, seconds, cookies=cookies)
+
         threads = [threading.Thread(target=one, args=(i,)) for i in range(len(urls))]
         for t in threads:
             t.start()
@@ -91,8 +99,12 @@ def load_run(urls: list, pages: list, connections: int, seconds: int, cookies: l
         for k in ("p50_ms", "p99_ms", "max_ms"):
             total[k] = max(p[k] for p in parts)
         results[label] = total
-        print(f"  {connections:>3} connections {label}: {total['rps']:.0f} req/s, non-2xx {total['non2xx']:.0f}, "
-              f"timeouts {total['timeouts']:.0f}", file=sys.stderr, flush=True)
+        print(
+            f"  {connections:>3} connections {label}: {total['rps']:.0f} req/s, non-2xx {total['non2xx']:.0f}, "
+            f"timeouts {total['timeouts']:.0f}",
+            file=sys.stderr,
+            flush=True,
+        )
     return results
 
 
@@ -111,10 +123,12 @@ def drain(url: str, limit: float = 60):
 
 
 def table(title: str, settings: str, runs: dict) -> tuple[str, bool]:
-    lines = [f"\n**{title}** — {settings}\n",
-             "| connections | page | requests/s | p50 ms | p99 ms | max ms | non-2xx | of which 503 (with Retry-After) "
-             "| other non-2xx | wrk timeouts | socket errors | requests/s vs /healthz |",
-             "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    lines = [
+        f"\n**{title}** — {settings}\n",
+        "| connections | page | requests/s | p50 ms | p99 ms | max ms | non-2xx | of which 503 (with Retry-After) "
+        "| other non-2xx | wrk timeouts | socket errors | requests/s vs /healthz |",
+        "|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
     ok = True
     for connections, results in runs.items():
         health = results.get("healthz", {}).get("rps") or float("nan")
@@ -122,9 +136,11 @@ def table(title: str, settings: str, runs: dict) -> tuple[str, bool]:
             other = r["non2xx"] - r["s503"]
             sockets = r["connect_errors"] + r["read_errors"] + r["write_errors"]
             ratio = r["rps"] / health if health == health and health else float("nan")
-            lines.append(f"| {connections} | {label} | {r['rps']:.0f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} "
-                         f"| {r['max_ms']:.0f} | {r['non2xx']:.0f} | {r['s503']:.0f} ({r['s503_retry_after']:.0f}) "
-                         f"| {other:.0f} | {r['timeouts']:.0f} | {sockets:.0f} | {ratio:.2f} |")
+            lines.append(
+                f"| {connections} | {label} | {r['rps']:.0f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} "
+                f"| {r['max_ms']:.0f} | {r['non2xx']:.0f} | {r['s503']:.0f} ({r['s503_retry_after']:.0f}) "
+                f"| {other:.0f} | {r['timeouts']:.0f} | {sockets:.0f} | {ratio:.2f} |"
+            )
             ok &= r["requests"] > 0
             if connections <= 64:
                 ok &= r["non2xx"] == 0 and r["timeouts"] == 0
@@ -134,8 +150,10 @@ def table(title: str, settings: str, runs: dict) -> tuple[str, bool]:
 
 
 def settings_text(s: dict) -> str:
-    return (f"WEB_CONCURRENCY={s['WEB_CONCURRENCY']}, GUNICORN_THREADS={s['GUNICORN_THREADS']}, "
-            f"DB_POOL_MAX={s['DB_POOL_MAX']}, DB_POOL_TIMEOUT={s['DB_POOL_TIMEOUT']:g} s")
+    return (
+        f"WEB_CONCURRENCY={s['WEB_CONCURRENCY']}, GUNICORN_THREADS={s['GUNICORN_THREADS']}, "
+        f"DB_POOL_MAX={s['DB_POOL_MAX']}, DB_POOL_TIMEOUT={s['DB_POOL_TIMEOUT']:g} s"
+    )
 
 
 def mixed_run(app, browsers: dict, seconds: int, connections: int = 64) -> str:
@@ -175,32 +193,45 @@ def mixed_run(app, browsers: dict, seconds: int, connections: int = 64) -> str:
     ok = sum(s["ok"] for s in syncs.values())
     failed = sum(s["failed"] + s["refused"] for s in syncs.values())
     errors = "; ".join(sorted({e for s in syncs.values() for e in s["errors"]})) or "-"
-    return {"reads": reads, "syncs_ok": ok, "syncs_failed": failed, "errors": errors,
-            "sync_p50": statistics.median(durations) if durations else float("nan"),
-            "sync_max": max(durations) if durations else float("nan"),
-            "per_listener": {n: s["ok"] for n, s in syncs.items()}}
+    return {
+        "reads": reads,
+        "syncs_ok": ok,
+        "syncs_failed": failed,
+        "errors": errors,
+        "sync_p50": statistics.median(durations) if durations else float("nan"),
+        "sync_max": max(durations) if durations else float("nan"),
+        "per_listener": {n: s["ok"] for n, s in syncs.items()},
+    }
 
 
 def mixed_table(m: dict, reads_alone: dict | None, settings: str) -> tuple[str, bool]:
     r = m["reads"]
     alone = f"{r['rps'] / reads_alone['rps']:.2f}" if reads_alone and reads_alone["rps"] else "n/a"
-    lines = [f"\n**Mixed: five listeners syncing in a loop while 64 connections read their dashboards** — {settings}\n",
-             "| side | done | failed | rate | p50 | p99 / max | notes |",
-             "|---|---:|---:|---:|---:|---:|---|",
-             f"| reads: GET /dashboard (5 cookies in turn) | {r['requests']:.0f} | {r['non2xx']:.0f} non-2xx, "
-             f"{r['timeouts']:.0f} timeouts | {r['rps']:.1f} req/s ({alone} x read-only run) | {r['p50_ms']:.0f} ms "
-             f"| {r['p99_ms']:.0f} / {r['max_ms']:.0f} ms | 503s: {r['s503']:.0f} |",
-             f"| writes: POST /sync + wait (same-day re-sync) | {m['syncs_ok']} | {m['syncs_failed']} | "
-             f"per listener {m['per_listener']} | {m['sync_p50']:.1f} s | max {m['sync_max']:.1f} s | errors: {m['errors']} |"]
+    lines = [
+        f"\n**Mixed: five listeners syncing in a loop while 64 connections read their dashboards** — {settings}\n",
+        "| side | done | failed | rate | p50 | p99 / max | notes |",
+        "|---|---:|---:|---:|---:|---:|---|",
+        f"| reads: GET /dashboard (5 cookies in turn) | {r['requests']:.0f} | {r['non2xx']:.0f} non-2xx, "
+        f"{r['timeouts']:.0f} timeouts | {r['rps']:.1f} req/s ({alone} x read-only run) | {r['p50_ms']:.0f} ms "
+        f"| {r['p99_ms']:.0f} / {r['max_ms']:.0f} ms | 503s: {r['s503']:.0f} |",
+        f"| writes: POST /sync + wait (same-day re-sync) | {m['syncs_ok']} | {m['syncs_failed']} | "
+        f"per listener {m['per_listener']} | {m['sync_p50']:.1f} s | max {m['sync_max']:.1f} s | errors: {m['errors']} |",
+    ]
     ok = r["non2xx"] == 0 and r["timeouts"] == 0 and m["syncs_failed"] == 0 and m["syncs_ok"] > 0
     return "\n".join(lines), ok
 
 
 def check_snapshots(db_url: str) -> str:
-    dupes = lib.query(db_url, """SELECT count(*) FROM (SELECT 1 FROM snapshots GROUP BY user_id, track_id, snapshot_date,
-                                 time_range HAVING count(*) > 1) d""")[0][0]
-    rank_dupes = lib.query(db_url, """SELECT count(*) FROM (SELECT 1 FROM snapshots GROUP BY user_id, time_range,
-                                      snapshot_date, rank HAVING count(*) > 1) d""")[0][0]
+    dupes = lib.query(
+        db_url,
+        """SELECT count(*) FROM (SELECT 1 FROM snapshots GROUP BY user_id, track_id, snapshot_date,
+                                 time_range HAVING count(*) > 1) d""",
+    )[0][0]
+    rank_dupes = lib.query(
+        db_url,
+        """SELECT count(*) FROM (SELECT 1 FROM snapshots GROUP BY user_id, time_range,
+                                      snapshot_date, rank HAVING count(*) > 1) d""",
+    )[0][0]
     return f"duplicate snapshot keys {dupes}, duplicate ranks {rank_dupes}"
 
 
@@ -252,8 +283,10 @@ def main():
                 print("scale-out through PgBouncer ...", file=sys.stderr, flush=True)
                 bouncer_url = stack.pgbouncer(pool_size=20)
                 emulator = stack.emulator()
-                apps = [stack.gunicorn(f"app-bouncer-{i}", database_url=bouncer_url, emulator_url=emulator,
-                                       **DEFAULTS) for i in (1, 2)]
+                apps = [
+                    stack.gunicorn(f"app-bouncer-{i}", database_url=bouncer_url, emulator_url=emulator, **DEFAULTS)
+                    for i in (1, 2)
+                ]
                 # log in and sync through the bouncer on both instances: writes must work too
                 bouncer_browsers = {}
                 for i, listener in enumerate(lib.LISTENERS):
@@ -267,14 +300,21 @@ def main():
                 stack.analyze()
                 bouncer_cookies = [b.cookie for b in bouncer_browsers.values()]
                 runs = {n: load_run([a.url for a in apps], pages, n, args.seconds, bouncer_cookies) for n in LEVELS[:2]}
-                text, ok = table("Two instances through PgBouncer (transaction pooling, default_pool_size 20)",
-                                 "each instance " + settings_text(apps[0].settings), runs)
+                text, ok = table(
+                    "Two instances through PgBouncer (transaction pooling, default_pool_size 20)",
+                    "each instance " + settings_text(apps[0].settings),
+                    runs,
+                )
                 out.append(text)
                 verdicts["PgBouncer, 16 and 64 connections: zero non-2xx, zero timeouts"] = ok
-                server_conns = lib.query(stack.db_url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")[0][0]
-                out.append(f"\nThrough PgBouncer: sign-in and a sync per listener worked on both instances; "
-                           f"server connections to the database at the end: {server_conns} "
-                           f"(the apps' pools hold up to 2 x 2 x {DEFAULTS['pool_max']} client connections).")
+                server_conns = lib.query(
+                    stack.db_url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                )[0][0]
+                out.append(
+                    f"\nThrough PgBouncer: sign-in and a sync per listener worked on both instances; "
+                    f"server connections to the database at the end: {server_conns} "
+                    f"(the apps' pools hold up to 2 x 2 x {DEFAULTS['pool_max']} client connections)."
+                )
                 for a in apps:
                     a.process.stop()
 
@@ -283,8 +323,10 @@ def main():
         finally:
             stack.close()
 
-    print(f"\nwrk 4.1, 2 threads, {args.seconds} s per run, --timeout 10s; embedded PostgreSQL 18; "
-          f"machine: 2 CPUs shared with other benchmarks.")
+    print(
+        f"\nwrk 4.1, 2 threads, {args.seconds} s per run, --timeout 10s; embedded PostgreSQL 18; "
+        f"machine: 2 CPUs shared with other benchmarks."
+    )
     print("\n".join(out))
     print()
     for name, ok in verdicts.items():

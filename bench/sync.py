@@ -14,6 +14,7 @@ the benchmark's own embedded PostgreSQL:
 Both are run twice (a first sync, then the same day again). Round trips are statements
 plus commits sent to the server; database time is the time spent waiting for them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import database  # noqa: E402
 import db_config  # noqa: E402
 import spotify  # noqa: E402
-import spotify_emulator  # noqa: E402
 import sync  # noqa: E402
+from emulator import server as spotify_emulator  # noqa: E402
 
 DAY = date(2026, 11, 23)
 
@@ -71,9 +72,14 @@ class MeteredConnection(database.Connection):
 def fetch(listener: str) -> tuple[sync.Fetched, float]:
     emulator = spotify_emulator.serve_in_thread()
     settings = spotify.SpotifySettings(
-        client_id=emulator.client_id, client_secret=emulator.client_secret,
-        redirect_uri="http://127.0.0.1:5000/callback", secret_key="bench",
-        accounts_url=emulator.base_url, api_url=emulator.base_url, demo=True)
+        client_id=emulator.client_id,
+        client_secret=emulator.client_secret,
+        redirect_uri="http://127.0.0.1:5000/callback",
+        secret_key="bench",
+        accounts_url=emulator.base_url,
+        api_url=emulator.base_url,
+        demo=True,
+    )
     code = emulator.state.issue_code(emulator.client_id, settings.redirect_uri, listener, spotify.SCOPES.split())
     client = spotify.SpotifyClient(settings, spotify.exchange_code(settings, code)["access_token"])
     started = time.perf_counter()
@@ -109,13 +115,23 @@ BOOK_TRACK = """
 
 def book(pool, user_id: int, fetched: sync.Fetched) -> None:
     """The chapter's save_track / save_snapshot_row, faithfully: a commit per track."""
+
     def save_track(track):
         conn = pool.getconn()
         try:
             with conn.cursor() as cur:
-                cur.execute(BOOK_TRACK, (track["id"], track["name"], track["artists"][0]["name"],
-                                         track["album"]["name"], track["duration_ms"],
-                                         track.get("external_urls", {}).get("spotify"), Json(track)))
+                cur.execute(
+                    BOOK_TRACK,
+                    (
+                        track["id"],
+                        track["name"],
+                        track["artists"][0]["name"],
+                        track["album"]["name"],
+                        track["duration_ms"],
+                        track.get("external_urls", {}).get("spotify"),
+                        Json(track),
+                    ),
+                )
             conn.commit()
         finally:
             pool.putconn(conn)
@@ -129,13 +145,18 @@ def book(pool, user_id: int, fetched: sync.Fetched) -> None:
     with conn.cursor() as cur:
         for time_range, tracks in fetched.top.items():
             for rank, track in enumerate(tracks, 1):
-                cur.execute("""INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
+                cur.execute(
+                    """INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
                                VALUES (%s, %s, %s, %s, %s) ON CONFLICT (user_id, track_id, snapshot_date, time_range)
-                               DO UPDATE SET rank = EXCLUDED.rank""", (user_id, track["id"], DAY, time_range, rank))
+                               DO UPDATE SET rank = EXCLUDED.rank""",
+                    (user_id, track["id"], DAY, time_range, rank),
+                )
         for item in fetched.saved:
-            cur.execute("""INSERT INTO saved_tracks (user_id, track_id, added_at) VALUES (%s, %s, %s)
+            cur.execute(
+                """INSERT INTO saved_tracks (user_id, track_id, added_at) VALUES (%s, %s, %s)
                            ON CONFLICT (user_id, track_id) DO UPDATE SET added_at = EXCLUDED.added_at""",
-                        (user_id, item["track"]["id"], item["added_at"]))
+                (user_id, item["track"]["id"], item["added_at"]),
+            )
     conn.commit()
     pool.putconn(conn)
 
@@ -163,6 +184,7 @@ def main():
             conn.close()
         users = {name: new_user(url, args.listener) for name, url in urls.items()}
         from psycopg2.pool import ThreadedConnectionPool
+
         pool = ThreadedConnectionPool(1, 4, urls["book"], connection_factory=MeteredConnection)
         rows = []
         for run in ("first sync", "same day again"):
@@ -171,15 +193,19 @@ def main():
         pool.closeall()
         server.server().cleanup()
 
-    print(f"\nListener {args.listener}: top tracks {top}, library {len(fetched.saved)} tracks; "
-          f"fetching it from the emulator took {fetch_seconds:.1f} s (not counted below)\n")
+    print(
+        f"\nListener {args.listener}: top tracks {top}, library {len(fetched.saved)} tracks; "
+        f"fetching it from the emulator took {fetch_seconds:.1f} s (not counted below)\n"
+    )
     print("| writer | round trips | database time s | wall time s |")
     print("|---|---:|---:|---:|")
     for r in rows:
         print(f"| {r['label']} | {r['trips']} | {r['db']:.2f} | {r['wall']:.2f} |")
     first_ours, first_book = rows[0], rows[1]
-    print(f"\nfirst sync: {first_book['trips'] / first_ours['trips']:.0f}x fewer round trips, "
-          f"{first_book['db'] / first_ours['db']:.1f}x less database time")
+    print(
+        f"\nfirst sync: {first_book['trips'] / first_ours['trips']:.0f}x fewer round trips, "
+        f"{first_book['db'] / first_ours['db']:.1f}x less database time"
+    )
 
 
 if __name__ == "__main__":

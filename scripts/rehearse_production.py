@@ -14,6 +14,7 @@
 
 Exits non-zero with the reason on the first failure. CI runs it.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import db_config  # noqa: E402
-import spotify_emulator  # noqa: E402
+from emulator import server as spotify_emulator  # noqa: E402
 
 LISTENER = "chen"
 
@@ -66,8 +67,10 @@ def wait_for(url: str, seconds: float = 60) -> requests.Response:
         except requests.RequestException:
             pass
         time.sleep(0.5)
-    raise RehearsalFailed(f"{url} did not answer 200 within {seconds:.0f} s (last: "
-                          f"{last.status_code if last is not None else 'no answer'})")
+    raise RehearsalFailed(
+        f"{url} did not answer 200 within {seconds:.0f} s (last: "
+        f"{last.status_code if last is not None else 'no answer'})"
+    )
 
 
 class BehindHttpsProxy(requests.Session):
@@ -97,14 +100,22 @@ def log_in(base: str) -> requests.Session:
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     check(token, "the login page has no CSRF token")
     authorize = session.post(base + "/login", data={"csrf_token": token.group(1)}, allow_redirects=False, timeout=10)
-    check(authorize.status_code == 302, f"POST /login answered {authorize.status_code}: {re.sub(r'<[^>]+>', ' ', authorize.text)[-300:].split()}")
+    check(
+        authorize.status_code == 302,
+        f"POST /login answered {authorize.status_code}: {re.sub(r'<[^>]+>', ' ', authorize.text)[-300:].split()}",
+    )
     location = authorize.headers["Location"]
-    consent = requests.post(location.split("?")[0], allow_redirects=False, timeout=10,
-                            data={**dict(parse_qsl(urlsplit(location).query)), "action": "approve",
-                                  "user_id": LISTENER})
+    consent = requests.post(
+        location.split("?")[0],
+        allow_redirects=False,
+        timeout=10,
+        data={**dict(parse_qsl(urlsplit(location).query)), "action": "approve", "user_id": LISTENER},
+    )
     callback = session.get(consent.headers["Location"], allow_redirects=False, timeout=30)
-    check(callback.status_code == 302 and callback.headers["Location"].endswith("/dashboard"),
-          f"/callback answered {callback.status_code}: {callback.text[:200]}")
+    check(
+        callback.status_code == 302 and callback.headers["Location"].endswith("/dashboard"),
+        f"/callback answered {callback.status_code}: {callback.text[:200]}",
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         status = session.get(base + "/api/sync/status", timeout=10).json()
@@ -120,14 +131,17 @@ def example_values(session: requests.Session, base: str) -> dict:
     time-machine playlist the rehearsal builds on (emulated) Spotify for the occasion."""
     values = {"name": next(iter(session.get(base + "/api/charts", timeout=30).json()["charts"]))}
     page = session.get(base + "/time-machine?decade=2010s", timeout=30).text
-    track = re.search(r'/tracks/([A-Za-z0-9]+)', page)
+    track = re.search(r"/tracks/([A-Za-z0-9]+)", page)
     check(track, "the time machine preview lists no track")
     values["track_id"] = track.group(1)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    created = session.post(base + "/time-machine", data={"csrf_token": token, "decade": "2010s"},
-                           allow_redirects=False, timeout=60)
-    check(created.status_code == 302 and "/playlists/" in created.headers.get("Location", ""),
-          f"creating a time-machine playlist answered {created.status_code}")
+    created = session.post(
+        base + "/time-machine", data={"csrf_token": token, "decade": "2010s"}, allow_redirects=False, timeout=60
+    )
+    check(
+        created.status_code == 302 and "/playlists/" in created.headers.get("Location", ""),
+        f"creating a time-machine playlist answered {created.status_code}",
+    )
     values["playlist_id"] = int(created.headers["Location"].rstrip("/").rsplit("/", 1)[1])
     print(f"  built playlist {values['playlist_id']} on Spotify from the 2010s")
     return values
@@ -136,8 +150,14 @@ def example_values(session: requests.Session, base: str) -> dict:
 def pages_to_visit(session: requests.Session, base: str) -> list[str]:
     """Every GET route of the app, routes with a parameter filled with real values."""
     from app import create_app
-    app = create_app({"TESTING": True, "DATABASE_URL": "postgresql://unused@127.0.0.1:1/none",
-                      "SPOTIFY_EMULATOR_URL": "http://127.0.0.1:1"})
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": "postgresql://unused@127.0.0.1:1/none",
+            "SPOTIFY_EMULATOR_URL": "http://127.0.0.1:1",
+        }
+    )
     values = example_values(session, base)
     paths = []
     for rule in app.url_map.iter_rules():
@@ -185,30 +205,52 @@ def main() -> int:
         try:
             database_url = server.url("production")
             emulator_port = free_port()
-            processes.append(subprocess.Popen([sys.executable, "spotify_emulator.py", "--port", str(emulator_port)],
-                                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                              start_new_session=True))
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "emulator", "--port", str(emulator_port)],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
             emulator = f"http://127.0.0.1:{emulator_port}"
             app_port = free_port()
             secret = secrets.token_hex(32)
-            env = {**os.environ, "DATABASE_URL": database_url, "FLASK_SECRET_KEY": secret,
-                   "SPOTIPY_CLIENT_ID": spotify_emulator.DEMO_CLIENT_ID,
-                   "SPOTIPY_CLIENT_SECRET": spotify_emulator.DEMO_CLIENT_SECRET,
-                   "SPOTIPY_REDIRECT_URI": f"http://127.0.0.1:{app_port}/callback",
-                   "SPOTIFY_ACCOUNTS_URL": emulator, "SPOTIFY_API_URL": emulator,
-                   "PORT": str(app_port), "HOST": "127.0.0.1", "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"}
+            env = {
+                **os.environ,
+                "DATABASE_URL": database_url,
+                "FLASK_SECRET_KEY": secret,
+                "SPOTIPY_CLIENT_ID": spotify_emulator.DEMO_CLIENT_ID,
+                "SPOTIPY_CLIENT_SECRET": spotify_emulator.DEMO_CLIENT_SECRET,
+                "SPOTIPY_REDIRECT_URI": f"http://127.0.0.1:{app_port}/callback",
+                "SPOTIFY_ACCOUNTS_URL": emulator,
+                "SPOTIFY_API_URL": emulator,
+                "PORT": str(app_port),
+                "HOST": "127.0.0.1",
+                "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}",
+            }
             env.pop("SPOTIFY_EMULATOR_URL", None)
             wait_for(emulator + "/_emulator/users", 30)
 
             for attempt in ("first", "second"):
                 for command in railway["preDeployCommand"]:
-                    done = subprocess.run(shlex.split(command), cwd=ROOT, env=env, capture_output=True, text=True,
-                                          timeout=120)
+                    done = subprocess.run(
+                        shlex.split(command), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+                    )
                     check(done.returncode == 0, f"pre-deploy ({attempt} run) `{command}` failed: {done.stderr.strip()}")
                     print(f"pre-deploy ({attempt} run): {done.stdout.strip()}")
 
-            processes.append(subprocess.Popen(shlex.split(railway["startCommand"]), cwd=ROOT, env=env,
-                                              stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True))
+            processes.append(
+                subprocess.Popen(
+                    shlex.split(railway["startCommand"]),
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
             health = wait_for(f"http://127.0.0.1:{app_port}{railway['healthcheckPath']}", railway["healthcheckTimeout"])
             print(f"health check {railway['healthcheckPath']}: {health.json()}")
 
@@ -220,13 +262,18 @@ def main() -> int:
             log_file.flush()
             log_text = Path(log_file.name).read_text()
             import psycopg2
+
             with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
                 cur.execute("SELECT access_token FROM spotify_tokens")
                 access_tokens = [row[0] for row in cur.fetchall()]
             conn.close()
             check(access_tokens, "no token was stored")
-            secrets_to_hide = [("FLASK_SECRET_KEY", secret), ("the client secret", spotify_emulator.DEMO_CLIENT_SECRET),
-                               *(("an access token", token) for token in access_tokens), ("a Bearer header", "Bearer ")]
+            secrets_to_hide = [
+                ("FLASK_SECRET_KEY", secret),
+                ("the client secret", spotify_emulator.DEMO_CLIENT_SECRET),
+                *(("an access token", token) for token in access_tokens),
+                ("a Bearer header", "Bearer "),
+            ]
             leaked = [name for name, value in secrets_to_hide if value in log_text]
             check(not leaked, f"the app's log contains {', '.join(leaked)}")
             print(f"app log: {len(log_text.splitlines())} lines, no secret or token in it")

@@ -8,16 +8,16 @@ Fixtures, after Flask's tutorial: ``app``, ``client``, ``runner``. Database fixt
 ``postgres_admin_url``, ``db_url`` (a session database with the schema), ``make_database``
 (a fresh database per call), ``conn`` (one transaction per test, rolled back at the end).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
 import shutil
-import sys
 import threading
 import time
-from datetime import datetime, timezone
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,17 +25,16 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import database
+import db_config
+import spotify
+from app import create_app
+from emulator import server as spotify_emulator
 
-import database  # noqa: E402
-import spotify  # noqa: E402
-import spotify_emulator  # noqa: E402
-import db_config  # noqa: E402
-from app import create_app  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 # The emulator's "now": frozen, so top tracks and libraries are the same in every run.
-FROZEN_NOW = datetime(2026, 11, 2, 18, 30, tzinfo=timezone.utc)
+FROZEN_NOW = datetime(2026, 11, 2, 18, 30, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +67,11 @@ def create_database(admin_url: str, schema: bool, template: str | None = None) -
     conn.autocommit = True
     with conn.cursor() as cur:
         if schema and template:
-            cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY WAL_LOG").format(
-                sql.Identifier(name), sql.Identifier(template)))
+            cur.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY WAL_LOG").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
         else:
             cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     conn.close()
@@ -137,12 +139,20 @@ def conn(db_url):
 @pytest.fixture
 def app(db_url, conn, emulator):
     """The app on the session database; each request uses the test's rolled-back ``conn``."""
-    application = create_app({"TESTING": True, "DATABASE_URL": db_url, "SECRET_KEY": "test",
-                              "DB_POOL_MIN": 0, "SPOTIFY_EMULATOR_URL": emulator.base_url})
+    application = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": db_url,
+            "SECRET_KEY": "test",
+            "DB_POOL_MIN": 0,
+            "SPOTIFY_EMULATOR_URL": emulator.base_url,
+        }
+    )
 
     @application.before_request
     def use_test_connection():
         from flask import g
+
         g.db_conn = conn
 
     yield application
@@ -189,10 +199,18 @@ def spotify_app(db, clean_emulator, request):
     weeks for more (``@pytest.mark.parametrize("spotify_app", [26], indirect=True)``).
     """
     weeks = getattr(request, "param", 2)
-    application = create_app({"TESTING": True, "DATABASE_URL": db, "SECRET_KEY": "test-secret",
-                              "DB_POOL_MIN": 0, "SPOTIFY_EMULATOR_URL": clean_emulator.base_url,
-                              "SPOTIPY_REDIRECT_URI": "http://127.0.0.1:5000/callback",
-                              "SPOTIFY_REQUEST_TIMEOUT": 1, "DEMO_BACKFILL_WEEKS": weeks})
+    application = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": db,
+            "SECRET_KEY": "test-secret",
+            "DB_POOL_MIN": 0,
+            "SPOTIFY_EMULATOR_URL": clean_emulator.base_url,
+            "SPOTIPY_REDIRECT_URI": "http://127.0.0.1:5000/callback",
+            "SPOTIFY_REQUEST_TIMEOUT": 1,
+            "DEMO_BACKFILL_WEEKS": weeks,
+        }
+    )
     yield application
     deadline = time.monotonic() + 10
     while database.get_pool().stats()["in_use"] and time.monotonic() < deadline:
@@ -216,6 +234,7 @@ def logged_in(spotify_app, emulator):
 def live_server(spotify_app):
     """The app served over real HTTP on a free port (for the browser); yields its base URL."""
     from werkzeug.serving import make_server
+
     # the callback must come back to this server, so let demo mode derive it from the request
     spotify_app.extensions["spotify"] = dataclasses.replace(spotify.settings_for(spotify_app), redirect_uri="")
     server = make_server("127.0.0.1", 0, spotify_app, threaded=True)
@@ -235,11 +254,21 @@ def browser():
     if not os.path.exists(CHROMIUM):
         pytest.fail("chromium is not installed: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield chromium
         chromium.close()
 

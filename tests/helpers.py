@@ -1,4 +1,5 @@
 """Helpers for tests that log in through the Spotify emulator like a person would."""
+
 from __future__ import annotations
 
 import re
@@ -31,8 +32,12 @@ def start_login(client) -> dict:
 
 def approve(emulator, params: dict, listener: str) -> dict:
     """The person clicks "Agree" on Spotify's page; returns the callback's query."""
-    answer = requests.post(emulator.authorize_url, data={**params, "action": "approve", "user_id": listener},
-                           allow_redirects=False, timeout=5)
+    answer = requests.post(
+        emulator.authorize_url,
+        data={**params, "action": "approve", "user_id": listener},
+        allow_redirects=False,
+        timeout=5,
+    )
     assert answer.status_code == 303
     return dict(parse_qsl(urlsplit(answer.headers["Location"]).query))
 

@@ -7,6 +7,7 @@ fields the description does not declare or marks deprecated (gone for a 2026
 development-mode app). Token-endpoint answers are checked against Spotify's
 documented token and OAuth-error shapes.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,13 +21,23 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_schema_validator import OAS30Validator
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "shared/spotify-web-api/fixed-spotify-open-api.yml"
-TOKEN_SCHEMA = {"type": "object", "required": ["access_token", "token_type", "expires_in", "scope"],
-                "properties": {"access_token": {"type": "string", "minLength": 20},
-                               "token_type": {"enum": ["Bearer"]}, "expires_in": {"enum": [3600]},
-                               "refresh_token": {"type": "string", "minLength": 20},
-                               "scope": {"type": "string"}}, "additionalProperties": False}
-OAUTH_ERROR_SCHEMA = {"type": "object", "required": ["error", "error_description"],
-                      "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}}}
+TOKEN_SCHEMA = {
+    "type": "object",
+    "required": ["access_token", "token_type", "expires_in", "scope"],
+    "properties": {
+        "access_token": {"type": "string", "minLength": 20},
+        "token_type": {"enum": ["Bearer"]},
+        "expires_in": {"enum": [3600]},
+        "refresh_token": {"type": "string", "minLength": 20},
+        "scope": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+OAUTH_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "error_description"],
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
+}
 
 
 def load_spec(api_url: str) -> tuple:
@@ -46,7 +57,9 @@ def load_spec(api_url: str) -> tuple:
         schemas["CursorPagingObject"]["properties"][field]["nullable"] = True
     for field in ("item", "track"):
         schemas["PlaylistTrackObject"]["properties"][field]["discriminator"]["mapping"] = {
-            "track": "#/components/schemas/TrackObject", "episode": "#/components/schemas/EpisodeObject"}
+            "track": "#/components/schemas/TrackObject",
+            "episode": "#/components/schemas/EpisodeObject",
+        }
     return spec, OpenAPI.from_dict(spec)
 
 
@@ -76,8 +89,9 @@ def undeclared_fields(value, schema: dict, spec: dict, where: str = "$") -> list
     if "oneOf" in schema:
         return min((undeclared_fields(value, option, spec, where) for option in schema["oneOf"]), key=len)
     if isinstance(value, list):
-        items = schema.get("items") or next((_resolve(p, spec).get("items") for p in schema.get("allOf", [])
-                                             if _resolve(p, spec).get("items")), {})
+        items = schema.get("items") or next(
+            (_resolve(p, spec).get("items") for p in schema.get("allOf", []) if _resolve(p, spec).get("items")), {}
+        )
         return [p for i, v in enumerate(value) for p in undeclared_fields(v, items, spec, f"{where}[{i}]")]
     if not isinstance(value, dict):
         return []
@@ -99,28 +113,30 @@ def response_problems(openapi_spec, response) -> list:
     path = requests.utils.urlparse(response.url).path
     label = f"{response.request.method} {path} {response.status_code}"
     if response.headers.get("X-Emulator-Fault") == "garbage":
-        return []   # deliberately broken
+        return []  # deliberately broken
     if path in ("/api/token",):
         schema = TOKEN_SCHEMA if response.ok else OAUTH_ERROR_SCHEMA
         return [f"{label}: {e.message}" for e in OAS30Validator(schema).iter_errors(response.json())]
     if not path.startswith("/v1/"):
         return []
     request = response.request.copy()
-    request.url = request.url.replace(path, path.rstrip("/"))   # spotipy's "me/" spelling
+    request.url = request.url.replace(path, path.rstrip("/"))  # spotipy's "me/" spelling
     try:
         openapi.validate_response(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(response))
     except (ResponseNotFound, PathNotFound):
         # a status or path the description does not list (e.g. 400): still Spotify's error shape
         assert not response.ok, f"{label}: success on an undocumented path or status"
         return [f"{label}: {problem}" for problem in _error_shape_problems(response.json(), spec)]
-    except Exception as error:   # openapi-core raises one of several validation errors
+    except Exception as error:  # openapi-core raises one of several validation errors
         causes = getattr(error, "schema_errors", None) or getattr(error.__cause__, "schema_errors", None)
-        details = "; ".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in causes or []) \
+        details = (
+            "; ".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in causes or [])
             or str(error.__cause__ or error)[:500]
+        )
         return [f"{label}: {type(error).__name__}: {details}"]
     if not response.ok:
         return []
-    operation = find_operation(spec, path.rstrip("/")[len("/v1"):], response.request.method.lower())
+    operation = find_operation(spec, path.rstrip("/")[len("/v1") :], response.request.method.lower())
     body_schema = _resolve(operation["responses"][str(response.status_code)], spec)
     body_schema = body_schema["content"]["application/json"]["schema"]
     return [f"{label}: {problem}" for problem in undeclared_fields(response.json(), body_schema, spec)]

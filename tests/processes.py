@@ -1,5 +1,6 @@
 """The process tree as Linux's /proc shows it (tests that follow worker processes, and the
 migration bench that adds up their memory)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,7 @@ def children_by_parent() -> dict[int, list[int]]:
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             parent = int(_stat_fields(stat.parent.name)[1])
-        except OSError:   # the process ended while we looked
+        except OSError:  # the process ended while we looked
             continue
         children.setdefault(parent, []).append(int(stat.parent.name))
     return children

@@ -1,4 +1,5 @@
 """The app answers, says clearly when its database cannot serve, and never shows a traceback."""
+
 from __future__ import annotations
 
 import subprocess
@@ -144,13 +145,23 @@ def test_unknown_page_is_a_404_page(client):
 
 
 def run_cli(*args, env):
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_init_db_with_a_broken_url_exits_non_zero_with_one_clear_line():
-    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://u:topsecret@127.0.0.1:1/x",
-           "FLASK_SECRET_KEY": "x", "HOME": "/tmp"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": "postgresql://u:topsecret@127.0.0.1:1/x",
+        "FLASK_SECRET_KEY": "x",
+        "HOME": "/tmp",
+    }
     result = run_cli("init-db", env=env)
     assert result.returncode == 1
     assert "Error: cannot connect to the database in DATABASE_URL (postgresql://u:***@127.0.0.1:1/x)" in result.stderr
@@ -179,8 +190,14 @@ EMBEDDED_CLIENT = textwrap.dedent("""
 
 def test_embedded_default_is_shared_by_processes_and_keeps_data_across_restarts(tmp_path):
     def start_client():
-        process = subprocess.Popen([sys.executable, "-c", EMBEDDED_CLIENT, str(tmp_path)], cwd=ROOT,
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-c", EMBEDDED_CLIENT, str(tmp_path)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         count, started = process.stdout.readline().strip().split("|")
         return process, int(count), started
 
@@ -188,7 +205,7 @@ def test_embedded_default_is_shared_by_processes_and_keeps_data_across_restarts(
         process.communicate("", timeout=60)
         assert process.returncode == 0
 
-    app_process, first_count, server_start = start_client()   # "the running app"
+    app_process, first_count, server_start = start_client()  # "the running app"
     cli_process, second_count, cli_server_start = start_client()  # "a CLI command next to it"
     assert (first_count, second_count) == (1, 2)
     assert cli_server_start == server_start  # the same server, not a second one

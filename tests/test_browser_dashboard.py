@@ -6,15 +6,15 @@ audio features the mood charts give way to a one-line explanation.
 
 also writes docs/dashboard.png (the README's screenshot); otherwise it goes to a temp dir.
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import dashboard
 from conftest import browser_log_in
 from helpers import query
-
-import dashboard
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -31,20 +31,24 @@ CHART_STATE = """() => Object.fromEntries([...document.querySelectorAll('[data-c
 
 def test_every_chart_draws_and_mood_charts_explain_themselves(live_server, page, clean_emulator, db, tmp_path):
     clean_emulator.faults.set_audio_features(True)  # as for an app that still has audio features
-    page.emulate_media(reduced_motion="reduce")     # no animation: the screenshot shows finished charts
+    page.emulate_media(reduced_motion="reduce")  # no animation: the screenshot shows finished charts
     browser_log_in(page, live_server, "ava")
     page.goto(live_server + "/dashboard")
     page.wait_for_function("() => typeof Chart !== 'undefined' && Chart.getChart(document.querySelector('canvas'))")
 
     charts = page.evaluate(CHART_STATE)
     assert set(charts) == set(dashboard.CHARTS)
-    not_drawn = {name: state for name, state in charts.items()
-                 if not (state["shown"] and state["values"] > 0 and state["drawn"] > 0)}
+    not_drawn = {
+        name: state
+        for name, state in charts.items()
+        if not (state["shown"] and state["values"] > 0 and state["drawn"] > 0)
+    }
     assert not_drawn == {}
     assert page.locator("#sync-status").inner_text().startswith("Last synced")
     assert page.get_by_role("button", name="Sync now").is_visible()
-    page.screenshot(path=str((DOCS if os.environ.get("MTM_SCREENSHOTS") else tmp_path) / "dashboard.png"),
-                    full_page=True)
+    page.screenshot(
+        path=str((DOCS if os.environ.get("MTM_SCREENSHOTS") else tmp_path) / "dashboard.png"), full_page=True
+    )
 
     # No track has audio features any more: after the filter changes (fetched from /api/charts,
     # no reload) the mood charts are replaced by their explanation, the rest still draw.

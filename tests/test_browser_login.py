@@ -1,4 +1,5 @@
 """A person logs in through the (emulated) Spotify consent page in a real browser."""
+
 from conftest import browser_log_in
 
 

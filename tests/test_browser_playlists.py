@@ -1,5 +1,6 @@
 """In a real browser: search with highlights, a track's rank chart, and a time-machine
 playlist built on (emulated) Spotify and listed on /playlists."""
+
 from __future__ import annotations
 
 import re
@@ -17,9 +18,13 @@ def test_search_track_chart_and_time_machine_playlist(live_server, page, db, emu
     user_id = listener_id(db, "ava")
 
     # search: a word from ava's current number one, highlighted in the results
-    top_id, top_name = query(db, """SELECT t.spotify_id, t.name FROM snapshots s JOIN tracks t ON t.spotify_id = s.track_id
+    top_id, top_name = query(
+        db,
+        """SELECT t.spotify_id, t.name FROM snapshots s JOIN tracks t ON t.spotify_id = s.track_id
                                     WHERE s.user_id = %s AND s.time_range = 'short_term' AND s.rank = 1
-                                    ORDER BY s.snapshot_date DESC LIMIT 1""", (user_id,))[0]
+                                    ORDER BY s.snapshot_date DESC LIMIT 1""",
+        (user_id,),
+    )[0]
     word = max(re.findall(r"[A-Za-z]{3,}", top_name), key=len)
     page.get_by_role("link", name="Search").click()
     page.fill("#q", word)
@@ -30,14 +35,20 @@ def test_search_track_chart_and_time_machine_playlist(live_server, page, db, emu
 
     # the track page draws its rank history
     page.goto(f"{live_server}/tracks/{top_id}")
-    points = page.evaluate("() => Chart.getChart(document.getElementById('rank-history-chart'))"
-                           ".data.datasets.reduce((n, d) => n + d.data.length, 0)")
+    points = page.evaluate(
+        "() => Chart.getChart(document.getElementById('rank-history-chart'))"
+        ".data.datasets.reduce((n, d) => n + d.data.length, 0)"
+    )
     assert points > 0
 
     # time machine: ava's best-stocked decade, so the playlist passes 100 items (two chunks)
-    decade = query(db, """SELECT (extract(year FROM t.release_date)::int / 10 * 10) AS decade
+    decade = query(
+        db,
+        """SELECT (extract(year FROM t.release_date)::int / 10 * 10) AS decade
                           FROM saved_tracks s JOIN tracks t ON t.spotify_id = s.track_id WHERE s.user_id = %s
-                          GROUP BY 1 ORDER BY count(*) DESC LIMIT 1""", (user_id,))[0][0]
+                          GROUP BY 1 ORDER BY count(*) DESC LIMIT 1""",
+        (user_id,),
+    )[0][0]
     page.set_viewport_size({"width": 375, "height": 800})
     page.get_by_role("link", name="Time machine", exact=True).click()
     page.select_option("#decade", f"{decade}s")
@@ -54,9 +65,13 @@ def test_search_track_chart_and_time_machine_playlist(live_server, page, db, emu
     page.get_by_role("link", name="Playlists", exact=True).click()
     listing = page.inner_text("#playlists")
     assert f"Time machine: the {decade}s" in listing
-    spotify_id, entries = query(db, """SELECT p.spotify_id, count(pt.track_id) FROM playlists p
+    spotify_id, entries = query(
+        db,
+        """SELECT p.spotify_id, count(pt.track_id) FROM playlists p
                                        JOIN playlist_tracks pt ON pt.playlist_id = p.id
-                                       WHERE p.user_id = %s GROUP BY p.id""", (user_id,))[0]
+                                       WHERE p.user_id = %s GROUP BY p.id""",
+        (user_id,),
+    )[0]
     assert page.locator(f'a[href="https://open.spotify.com/playlist/{spotify_id}"]').count() == 1
     recorded = emulator.state.playlists[spotify_id]
     assert recorded.owner_id == "ava" and recorded.name == f"Time machine: the {decade}s"

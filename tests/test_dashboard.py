@@ -1,5 +1,6 @@
 """The dashboard's views and /api/charts on the hand-made data set of test_insights:
 labels and numbers as Chart.js gets them, filters, bad input, and privacy."""
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,10 @@ def test_api_serves_every_chart_from_the_aggregates(signed_in):
     rank = charts["rank-movement"]
     assert rank["labels"] == ["2026-01-05", "2026-01-12", "2026-02-02"] and rank["y_reverse"] is True
     assert [(d["label"], d["data"]) for d in rank["datasets"]] == [
-        ("#1 Four — Beta", [None, 3, 1]), ("#2 Three — Beta", [3, None, 2]), ("#3 Six — Gamma feat. X", [None, None, 3])]
+        ("#1 Four — Beta", [None, 3, 1]),
+        ("#2 Three — Beta", [3, None, 2]),
+        ("#3 Six — Gamma feat. X", [None, None, 3]),
+    ]
     assert charts["turnover"]["datasets"][0]["data"] == [33.3, 66.7]
     assert "66.7% (2 of 3 tracks)" in charts["turnover"]["summary"]
     assert charts["discovery"]["datasets"][0]["data"] == [1, 1]
@@ -52,7 +56,10 @@ def test_api_serves_every_chart_from_the_aggregates(signed_in):
     assert "1 tracks without a usable release date" in charts["release-years"]["summary"]
     assert charts["decades"]["labels"] == ["1990s", "2000s", "2010s", "2020s"]
     assert dict(zip(charts["explicit"]["labels"], charts["explicit"]["datasets"][0]["data"])) == {
-        "Explicit": 2, "Clean": 3, "Not known": 1}
+        "Explicit": 2,
+        "Clean": 3,
+        "Not known": 1,
+    }
     assert charts["durations"]["labels"][-1] == "10+ min" and "Median length 3:12" in charts["durations"]["summary"]
     assert charts["energy"]["datasets"][0]["data"] == [1, 0, 1, 0, 0, 0, 0, 0, 1, 2]
     assert charts["mood"]["datasets"][0]["data"] == [40.0, 20.0, 20.0, 20.0]
@@ -77,14 +84,25 @@ def test_a_new_user_with_one_snapshot_gets_explanations_not_empty_axes(signed_in
     cur = conn.cursor()
     cur.execute("INSERT INTO users (spotify_id, display_name) VALUES ('newbie', 'Newbie') RETURNING id")
     newbie = cur.fetchone()[0]
-    cur.execute("INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank) "
-                "VALUES (%s, 't5', %s, 'short_term', 1)", (newbie, D3))  # t5: no date, no features
+    cur.execute(
+        "INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank) "
+        "VALUES (%s, 't5', %s, 'short_term', 1)",
+        (newbie, D3),
+    )  # t5: no date, no features
     with client.session_transaction() as session:
         session["user_id"] = newbie
     charts = charts_of(client, "?time_range=short_term")
     empty = {name for name, c in charts.items() if c["empty"]}
-    assert empty == {"rank-movement", "turnover", "discovery", "library-growth", "release-years", "decades",
-                     "energy", "mood"}
+    assert empty == {
+        "rank-movement",
+        "turnover",
+        "discovery",
+        "library-growth",
+        "release-years",
+        "decades",
+        "energy",
+        "mood",
+    }
     assert charts["rank-movement"]["empty"] == dashboard.NEEDS_TWO_SNAPSHOTS
     assert "audio features" in charts["mood"]["empty"] and charts["mood"]["labels"] == []
     page = client.get("/dashboard?time_range=short_term").get_data(as_text=True)
@@ -110,8 +128,9 @@ def test_dashboard_page_embeds_the_chart_data_without_inline_script(signed_in):
     embedded = json.loads(block)
     assert embedded["charts"] == charts_of(client, "?time_range=short_term&period=all")
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
-    assert all('type="application/json"' in attrs or ("src=" in attrs and not body.strip())
-               for attrs, body in scripts), "inline JavaScript would break the CSP"
+    assert all(
+        'type="application/json"' in attrs or ("src=" in attrs and not body.strip()) for attrs, body in scripts
+    ), "inline JavaScript would break the CSP"
     for asset in ("vendor/chart.umd.min.js", "charts.js", "sync_status.js", "dashboard.css"):
         assert f"/static/{asset}" in page
     assert 'id="sync-status"' in page and "Sync now" in page
@@ -119,14 +138,17 @@ def test_dashboard_page_embeds_the_chart_data_without_inline_script(signed_in):
     assert '<option value="short_term" selected>' in page and '<option value="all" selected>' in page
 
 
-@pytest.mark.parametrize("query, message", [
-    ("?time_range=forever", "Unknown time range 'forever'"),
-    ("?time_range=", "Unknown time range ''"),
-    ("?period=2y", "Unknown period '2y'"),
-    ("?period=" + "9" * 10_000, "Unknown period '99999"),
-    ("?period=1y%27%3B%20DROP%20TABLE%20snapshots%3B--", "Unknown period"),
-    ("?time_range=%00%FF%E2%82", "Unknown time range"),
-])
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("?time_range=forever", "Unknown time range 'forever'"),
+        ("?time_range=", "Unknown time range ''"),
+        ("?period=2y", "Unknown period '2y'"),
+        ("?period=" + "9" * 10_000, "Unknown period '99999"),
+        ("?period=1y%27%3B%20DROP%20TABLE%20snapshots%3B--", "Unknown period"),
+        ("?time_range=%00%FF%E2%82", "Unknown time range"),
+    ],
+)
 def test_bad_filters_are_a_400_with_a_message(signed_in, query, message):
     client, _ = signed_in
     for path in ("/api/charts", "/api/charts/turnover"):

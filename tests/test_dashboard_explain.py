@@ -1,6 +1,7 @@
 """The dashboard's queries use their indexes on a data set big enough for the planner to
 care: bench/dashboard.py's generator at a small size (tens of thousands of snapshot rows),
 inside the rolled-back test transaction, then ANALYZE and EXPLAIN every query."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -12,13 +13,14 @@ import snapshots
 
 # bench/dashboard.py, under another name: "dashboard" is the app's blueprint
 _spec = importlib.util.spec_from_file_location(
-    "bench_dashboard", Path(__file__).resolve().parents[1] / "bench" / "dashboard.py")
+    "bench_dashboard", Path(__file__).resolve().parents[1] / "bench" / "dashboard.py"
+)
 bench_dashboard = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_dashboard)
 generate = bench_dashboard.generate
 
 BIG_TABLES = {"snapshots", "saved_tracks", "tracks"}
-TASTE = "snapshots_one_track_per_rank"   # (user_id, time_range, snapshot_date, rank)
+TASTE = "snapshots_one_track_per_rank"  # (user_id, time_range, snapshot_date, rank)
 BY_TRACK = "snapshots_one_row_per_track"  # (user_id, track_id, snapshot_date, time_range)
 
 # query -> indexes of which at least one must appear in the plan
@@ -58,8 +60,10 @@ def test_dashboard_queries_use_their_indexes(conn):
     problems = []
     for name, (query, indexes) in EXPECTED.items():
         for since in (None, date(2026, 10, 1)):
-            cur.execute("EXPLAIN (FORMAT JSON) " + query,
-                        {"user_id": user_id, "time_range": "short_term", "since": since, "limit": 10})
+            cur.execute(
+                "EXPLAIN (FORMAT JSON) " + query,
+                {"user_id": user_id, "time_range": "short_term", "since": since, "limit": 10},
+            )
             nodes = list(plan_nodes(cur.fetchone()[0][0]["Plan"]))
             seq_scans = {n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"} & BIG_TABLES
             used = {n.get("Index Name") for n in nodes}

@@ -2,6 +2,7 @@
 
 Spotify slow / 5xx / 429 are covered in test_spotify_sync.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,17 @@ from helpers import user_id as listener_id
 
 
 def test_pool_exhausted_request_gets_503_with_retry_after_within_pool_timeout(db, clean_emulator):
-    app = create_app({"TESTING": True, "DATABASE_URL": db, "SECRET_KEY": "test-secret", "DB_POOL_MIN": 0,
-                      "DB_POOL_MAX": 1, "DB_POOL_TIMEOUT": 0.3, "SPOTIFY_EMULATOR_URL": clean_emulator.base_url})
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": db,
+            "SECRET_KEY": "test-secret",
+            "DB_POOL_MIN": 0,
+            "DB_POOL_MAX": 1,
+            "DB_POOL_TIMEOUT": 0.3,
+            "SPOTIFY_EMULATOR_URL": clean_emulator.base_url,
+        }
+    )
     client = app.test_client()
     with client.session_transaction() as session:
         session["user_id"] = 1
@@ -45,13 +55,23 @@ def _backend_waiting_on(db_url: str, table: str, timeout: float = 10) -> int:
     while time.monotonic() < deadline:
         # the only statement that can wait on a lock here is the sync's (the text may be cut
         # before the table name: track_activity_query_size)
-        rows = query(db_url, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND state = 'active' "
-                             "AND datname = current_database()")
+        rows = query(
+            db_url,
+            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND state = 'active' "
+            "AND datname = current_database()",
+        )
         if rows:
             return rows[0][0]
         time.sleep(0.02)
-    raise AssertionError(f"no sync waited on {table}: " + repr(query(
-        db_url, "SELECT state, wait_event_type, left(query, 80) FROM pg_stat_activity WHERE datname = current_database()")))
+    raise AssertionError(
+        f"no sync waited on {table}: "
+        + repr(
+            query(
+                db_url,
+                "SELECT state, wait_event_type, left(query, 80) FROM pg_stat_activity WHERE datname = current_database()",
+            )
+        )
+    )
 
 
 def test_sync_whose_connection_dies_mid_write_changes_nothing_and_can_be_retried(spotify_app, emulator, db):
@@ -86,6 +106,7 @@ def test_a_run_left_by_a_killed_worker_does_not_block_the_next_sync(spotify_app,
             conn = psycopg2.connect(db)
             with conn.cursor() as cur:
                 import sync_runs_db
+
                 sync_runs_db.start_run(cur, user_id, sync.this_worker(), sync.worker_alive)
             conn.commit()
         finally:
@@ -94,8 +115,10 @@ def test_a_run_left_by_a_killed_worker_does_not_block_the_next_sync(spotify_app,
     with spotify_app.app_context():
         run_id = sync.start_run(user_id)  # the dead worker's run does not block it
     assert run_id
-    assert query(db, "SELECT status, error FROM sync_runs WHERE user_id = %s AND id <> %s", (user_id, run_id))[-1] == \
-        ("failed", "The sync was interrupted (the server restarted or the worker died). Please run it again.")
+    assert query(db, "SELECT status, error FROM sync_runs WHERE user_id = %s AND id <> %s", (user_id, run_id))[-1] == (
+        "failed",
+        "The sync was interrupted (the server restarted or the worker died). Please run it again.",
+    )
 
 
 def test_concurrent_syncs_of_one_person_run_once(spotify_app, emulator, db):

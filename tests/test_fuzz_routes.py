@@ -4,6 +4,7 @@ Whatever comes in — Unicode, NUL, quotes, SQL, 10 kB strings, numbers too big 
 column — the answer is a page or JSON with a 2xx/3xx/4xx status, never a 500 and never a
 traceback; and nothing is written (these are all GET requests, checked by counting rows).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -16,12 +17,41 @@ from test_tracks_data import log_in_as, seed
 # classics that break naive code.
 NASTY = st.one_of(
     st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300),
-    st.sampled_from(["", " ", "0", "-1", "1e309", "99999999999999999999", "NaN", "null", "'", '"', "\\",
-                     "' OR 1=1 --", "%00", "\x00", "../../etc/passwd", "<script>alert(1)</script>",
-                     "x" * 10_000, "🎵" * 500, "2020-13-45", "1899", "2999", "1990s", "10s", "tracks"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "0",
+            "-1",
+            "1e309",
+            "99999999999999999999",
+            "NaN",
+            "null",
+            "'",
+            '"',
+            "\\",
+            "' OR 1=1 --",
+            "%00",
+            "\x00",
+            "../../etc/passwd",
+            "<script>alert(1)</script>",
+            "x" * 10_000,
+            "🎵" * 500,
+            "2020-13-45",
+            "1899",
+            "2999",
+            "1990s",
+            "10s",
+            "tracks",
+        ]
+    ),
 )
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 # Each route with the parameters it reads: (path template, query parameter names).
 ROUTES = [

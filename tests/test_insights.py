@@ -1,5 +1,6 @@
 """Every dashboard aggregate (snapshots.py, insights_db.py) on a small hand-made data set
 with answers worked out by hand. Runs in the rolled-back ``conn`` fixture."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -15,8 +16,19 @@ D1, D2, D3 = date(2026, 1, 5), date(2026, 1, 12), date(2026, 2, 2)
 
 def track(tid, name, artist_id, artist_name, release, precision, duration_ms, explicit, features=None):
     raw = {} if explicit is None else {"id": tid, "name": name, "explicit": explicit}
-    return (tid, name, artist_name, artist_id, "Album " + name, duration_ms, release, precision,
-            explicit, Json(raw), Json(features) if features is not None else None)
+    return (
+        tid,
+        name,
+        artist_name,
+        artist_id,
+        "Album " + name,
+        duration_ms,
+        release,
+        precision,
+        explicit,
+        Json(raw),
+        Json(features) if features is not None else None,
+    )
 
 
 # id, name, primary artist, credited names, release date, precision, ms, explicit, audio features
@@ -28,7 +40,9 @@ TRACKS = [
     # a legacy import: no payload, no release date, features without a usable energy
     track("t5", "Five", "a3", "Gamma", None, None, 700_000, None, {"energy": None, "valence": 0.3}),
     # primary artist unknown: the credited names stand in for it
-    track("t6", "Six", None, "Gamma feat. X", date(2020, 5, 5), "day", 125_000, False, {"energy": 0.05, "valence": 0.1}),
+    track(
+        "t6", "Six", None, "Gamma feat. X", date(2020, 5, 5), "day", 125_000, False, {"energy": 0.05, "valence": 0.1}
+    ),
     track("t7", "Secret", "a3", "Gamma", date(1960, 1, 1), "year", 300_000, True, {"energy": 0.5, "valence": 0.5}),
 ]
 
@@ -36,24 +50,42 @@ TRACKS = [
 def load_fixed_data(cur) -> dict:
     """Two users; ``me`` has three short-term snapshots, one medium-term one and four saved
     tracks; ``other`` owns t7, which must never show up in ``me``'s numbers."""
-    cur.execute("INSERT INTO users (spotify_id, display_name) VALUES ('me', 'Me'), ('other', 'Other') "
-                "RETURNING id")
+    cur.execute("INSERT INTO users (spotify_id, display_name) VALUES ('me', 'Me'), ('other', 'Other') RETURNING id")
     me, other = [row[0] for row in cur.fetchall()]
     cur.execute("INSERT INTO artists (spotify_id, name) VALUES ('a1', 'Alpha'), ('a2', 'Beta'), ('a3', 'Gamma')")
-    cur.executemany("""INSERT INTO tracks (spotify_id, name, artist_name, primary_artist_id, album_name, duration_ms,
+    cur.executemany(
+        """INSERT INTO tracks (spotify_id, name, artist_name, primary_artist_id, album_name, duration_ms,
                                           release_date, release_date_precision, explicit, raw_json, audio_features)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""", TRACKS)
-    rows = [(me, "t1", D1, "short_term", 1), (me, "t2", D1, "short_term", 2), (me, "t3", D1, "short_term", 3),
-            (me, "t2", D2, "short_term", 1), (me, "t1", D2, "short_term", 2), (me, "t4", D2, "short_term", 3),
-            (me, "t4", D3, "short_term", 1), (me, "t3", D3, "short_term", 2), (me, "t6", D3, "short_term", 3),
-            (me, "t1", D3, "medium_term", 1),
-            (other, "t7", D1, "short_term", 1), (other, "t1", D1, "short_term", 2),
-            (other, "t7", D2, "short_term", 1), (other, "t5", D2, "short_term", 2)]
-    cur.executemany("INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank) "
-                    "VALUES (%s, %s, %s, %s, %s)", rows)
-    saved = [(me, "t1", "2025-11-10T12:00:00Z"), (me, "t2", "2025-11-20T08:00:00Z"),
-             (me, "t5", "2026-01-03T23:30:00Z"), (me, "t3", "2026-01-25T00:10:00Z"),
-             (other, "t7", "2025-12-01T10:00:00Z"), (other, "t6", "2024-06-01T10:00:00Z")]
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+        TRACKS,
+    )
+    rows = [
+        (me, "t1", D1, "short_term", 1),
+        (me, "t2", D1, "short_term", 2),
+        (me, "t3", D1, "short_term", 3),
+        (me, "t2", D2, "short_term", 1),
+        (me, "t1", D2, "short_term", 2),
+        (me, "t4", D2, "short_term", 3),
+        (me, "t4", D3, "short_term", 1),
+        (me, "t3", D3, "short_term", 2),
+        (me, "t6", D3, "short_term", 3),
+        (me, "t1", D3, "medium_term", 1),
+        (other, "t7", D1, "short_term", 1),
+        (other, "t1", D1, "short_term", 2),
+        (other, "t7", D2, "short_term", 1),
+        (other, "t5", D2, "short_term", 2),
+    ]
+    cur.executemany(
+        "INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank) VALUES (%s, %s, %s, %s, %s)", rows
+    )
+    saved = [
+        (me, "t1", "2025-11-10T12:00:00Z"),
+        (me, "t2", "2025-11-20T08:00:00Z"),
+        (me, "t5", "2026-01-03T23:30:00Z"),
+        (me, "t3", "2026-01-25T00:10:00Z"),
+        (other, "t7", "2025-12-01T10:00:00Z"),
+        (other, "t6", "2024-06-01T10:00:00Z"),
+    ]
     cur.executemany("INSERT INTO saved_tracks (user_id, track_id, added_at) VALUES (%s, %s, %s)", saved)
     return {"me": me, "other": other}
 
@@ -70,12 +102,17 @@ def test_rank_movement_follows_the_latest_top_tracks(fixed):
     cur, me, _ = fixed
     rows = snapshots.rank_movement(cur, me, "short_term", None)
     assert [(r["track_id"], r["name"], r["current_rank"], r["ranks"]) for r in rows] == [
-        ("t4", "Four", 1, [None, 3, 1]), ("t3", "Three", 2, [3, None, 2]), ("t6", "Six", 3, [None, None, 3])]
+        ("t4", "Four", 1, [None, 3, 1]),
+        ("t3", "Three", 2, [3, None, 2]),
+        ("t6", "Six", 3, [None, None, 3]),
+    ]
     assert rows[0]["dates"] == [D1, D2, D3]
     assert {(r["days"], r["tracks_shown"]) for r in rows} == {(3, 3)}
     since_d2 = snapshots.rank_movement(cur, me, "short_term", D2, limit=2)
     assert [(r["track_id"], r["ranks"], r["dates"]) for r in since_d2] == [
-        ("t4", [3, 1], [D2, D3]), ("t3", [None, 2], [D2, D3])]
+        ("t4", [3, 1], [D2, D3]),
+        ("t3", [None, 2], [D2, D3]),
+    ]
     assert [r["ranks"] for r in snapshots.rank_movement(cur, me, "medium_term", None)] == [[1]]
     assert snapshots.rank_movement(cur, me, "long_term", None) == []
 
@@ -84,10 +121,13 @@ def test_turnover_is_the_share_absent_from_the_previous_snapshot(fixed):
     cur, me, _ = fixed
     rows = snapshots.turnover(cur, me, "short_term", None)
     assert [(r["snapshot_date"], r["previous_date"], r["tracks"], r["entered"], r["turnover_pct"]) for r in rows] == [
-        (D2, D1, 3, 1, 33.3), (D3, D2, 3, 2, 66.7)]
+        (D2, D1, 3, 1, 33.3),
+        (D3, D2, 3, 2, 66.7),
+    ]
     # the period cuts the days shown, not the comparison with the day before it
     assert [(r["snapshot_date"], r["previous_date"]) for r in snapshots.turnover(cur, me, "short_term", D3)] == [
-        (D3, D2)]
+        (D3, D2)
+    ]
     assert snapshots.turnover(cur, me, "medium_term", None) == []  # one snapshot: nothing to compare
 
 
@@ -96,7 +136,9 @@ def test_discovery_counts_tracks_never_seen_before_in_the_range(fixed):
     rows = snapshots.discovery(cur, me, "short_term", None)
     # D2: t4 is new. D3: t6 is new; t3 comes back (seen on D1), so it is no discovery.
     assert [(r["snapshot_date"], r["tracks"], r["discovered"], r["discovery_pct"]) for r in rows] == [
-        (D2, 3, 1, 33.3), (D3, 3, 1, 33.3)]
+        (D2, 3, 1, 33.3),
+        (D3, 3, 1, 33.3),
+    ]
     assert snapshots.discovery(cur, me, "medium_term", None) == []
 
 
@@ -104,7 +146,9 @@ def test_artist_diversity_per_month(fixed):
     cur, me, _ = fixed
     rows = snapshots.artist_diversity(cur, me, "short_term", None)
     assert [(r["month"], r["artists"], r["tracks"], r["artists_per_100_tracks"]) for r in rows] == [
-        (date(2026, 1, 1), 2, 4, 50.0), (date(2026, 2, 1), 2, 3, 66.7)]
+        (date(2026, 1, 1), 2, 4, 50.0),
+        (date(2026, 2, 1), 2, 3, 66.7),
+    ]
     assert [r["month"] for r in snapshots.artist_diversity(cur, me, "short_term", D3)] == [date(2026, 2, 1)]
 
 
@@ -112,10 +156,15 @@ def test_most_consistent_artists(fixed):
     cur, me, _ = fixed
     rows = snapshots.consistent_artists(cur, me, "short_term", None)
     assert [(r["artist_name"], r["snapshot_days"], r["entries"], r["total_days"], r["presence_pct"]) for r in rows] == [
-        ("Beta", 3, 4, 3, 100.0), ("Alpha", 2, 4, 3, 66.7), ("Gamma feat. X", 1, 1, 3, 33.3)]
+        ("Beta", 3, 4, 3, 100.0),
+        ("Alpha", 2, 4, 3, 66.7),
+        ("Gamma feat. X", 1, 1, 3, 33.3),
+    ]
     assert [r["artist_name"] for r in snapshots.consistent_artists(cur, me, "short_term", None, limit=1)] == ["Beta"]
-    assert [(r["artist_name"], r["presence_pct"]) for r in snapshots.consistent_artists(cur, me, "short_term", D3)] \
-        == [("Beta", 100.0), ("Gamma feat. X", 100.0)]
+    assert [(r["artist_name"], r["presence_pct"]) for r in snapshots.consistent_artists(cur, me, "short_term", D3)] == [
+        ("Beta", 100.0),
+        ("Gamma feat. X", 100.0),
+    ]
 
 
 # -- library and track profile (insights_db.py) ------------------------------------
@@ -123,10 +172,15 @@ def test_library_growth_fills_empty_months_and_keeps_the_running_total(fixed):
     cur, me, other = fixed
     rows = insights_db.library_growth(cur, me, None)
     assert [(r["month"], r["added"], r["library_size"]) for r in rows] == [
-        (date(2025, 11, 1), 2, 2), (date(2025, 12, 1), 0, 2), (date(2026, 1, 1), 2, 4)]
+        (date(2025, 11, 1), 2, 2),
+        (date(2025, 12, 1), 0, 2),
+        (date(2026, 1, 1), 2, 4),
+    ]
     # a later start keeps the total counted from the first saved track
     assert [(r["month"], r["library_size"]) for r in insights_db.library_growth(cur, me, date(2025, 12, 15))] == [
-        (date(2025, 12, 1), 2), (date(2026, 1, 1), 4)]
+        (date(2025, 12, 1), 2),
+        (date(2026, 1, 1), 4),
+    ]
     assert len(insights_db.library_growth(cur, other, None)) == 19  # 2024-06 .. 2025-12
 
 
@@ -143,23 +197,50 @@ def test_release_years_with_gaps_filled_and_unknown_dates_apart(fixed):
 def test_release_decades(fixed):
     cur, me, _ = fixed
     assert [(r["decade"], r["tracks"]) for r in insights_db.release_decades(cur, me, None)] == [
-        (1990, 2), (2000, 1), (2010, 0), (2020, 2)]
+        (1990, 2),
+        (2000, 1),
+        (2010, 0),
+        (2020, 2),
+    ]
 
 
 def test_explicit_share_reads_the_payload(fixed):
     cur, me, _ = fixed
     assert insights_db.explicit_share(cur, me, None) == {
-        "tracks": 6, "explicit": 2, "clean": 3, "known": 5, "unknown": 1, "explicit_pct": 40.0}
+        "tracks": 6,
+        "explicit": 2,
+        "clean": 3,
+        "known": 5,
+        "unknown": 1,
+        "explicit_pct": 40.0,
+    }
     # from 10 January: saved t3, snapshots D2 and D3 (t1 t2 t4 t3 t6): t5 drops out
     assert insights_db.explicit_share(cur, me, date(2026, 1, 10)) == {
-        "tracks": 5, "explicit": 2, "clean": 3, "known": 5, "unknown": 0, "explicit_pct": 40.0}
+        "tracks": 5,
+        "explicit": 2,
+        "clean": 3,
+        "known": 5,
+        "unknown": 0,
+        "explicit_pct": 40.0,
+    }
 
 
 def test_durations_per_minute_with_median(fixed):
     cur, me, _ = fixed
     rows = insights_db.durations(cur, me, None)
     assert [(r["minute"], r["tracks"]) for r in rows] == [
-        (0, 1), (1, 0), (2, 1), (3, 2), (4, 1), (5, 0), (6, 0), (7, 0), (8, 0), (9, 0), (10, 1)]
+        (0, 1),
+        (1, 0),
+        (2, 1),
+        (3, 2),
+        (4, 1),
+        (5, 0),
+        (6, 0),
+        (7, 0),
+        (8, 0),
+        (9, 0),
+        (10, 1),
+    ]
     assert {r["median_ms"] for r in rows} == {192_500}
 
 
@@ -172,18 +253,31 @@ def test_audio_features_energy_and_mood(fixed):
     assert [r["tracks"] for r in energy] == [1, 0, 1, 0, 0, 0, 0, 0, 1, 2]
     mood = insights_db.mood_quadrants(cur, me, None)
     assert [(r["quadrant"], r["tracks"], r["share_pct"]) for r in mood] == [
-        ("Upbeat", 2, 40.0), ("Intense", 1, 20.0), ("Peaceful", 1, 20.0), ("Melancholic", 1, 20.0)]
+        ("Upbeat", 2, 40.0),
+        ("Intense", 1, 20.0),
+        ("Peaceful", 1, 20.0),
+        ("Melancholic", 1, 20.0),
+    ]
 
 
 def test_a_user_without_data_gets_empty_answers(fixed):
     cur, *_ = fixed
     cur.execute("INSERT INTO users (spotify_id) VALUES ('new') RETURNING id")
     new = cur.fetchone()[0]
-    for function in (snapshots.rank_movement, snapshots.turnover, snapshots.discovery, snapshots.artist_diversity,
-                     snapshots.consistent_artists):
+    for function in (
+        snapshots.rank_movement,
+        snapshots.turnover,
+        snapshots.discovery,
+        snapshots.artist_diversity,
+        snapshots.consistent_artists,
+    ):
         assert function(cur, new, "short_term", None) == []
-    for function in (insights_db.library_growth, insights_db.release_years, insights_db.release_decades,
-                     insights_db.durations):
+    for function in (
+        insights_db.library_growth,
+        insights_db.release_years,
+        insights_db.release_decades,
+        insights_db.durations,
+    ):
         assert function(cur, new, None) == []
     assert insights_db.explicit_share(cur, new, None)["tracks"] == 0
     assert insights_db.audio_feature_coverage(cur, new, None) == {"tracks": 0, "with_features": 0}

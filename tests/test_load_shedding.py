@@ -1,6 +1,7 @@
 """Load shedding: a request's wait for a database connection is bounded by DB_POOL_TIMEOUT
 counted from when gunicorn queued it, so under overload late requests get a quick 503 +
 Retry-After instead of an answer their client stopped waiting for."""
+
 from __future__ import annotations
 
 import os
@@ -22,14 +23,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def one_slot_app(db: str, pool_timeout: float):
     """The app with a one-connection pool and a route that needs the database."""
-    application = create_app({"TESTING": True, "DATABASE_URL": db, "SECRET_KEY": "test-secret", "DB_POOL_MIN": 0,
-                              "DB_POOL_MAX": 1, "DB_POOL_TIMEOUT": pool_timeout,
-                              "SPOTIFY_EMULATOR_URL": "http://127.0.0.1:9"})
+    application = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": db,
+            "SECRET_KEY": "test-secret",
+            "DB_POOL_MIN": 0,
+            "DB_POOL_MAX": 1,
+            "DB_POOL_TIMEOUT": pool_timeout,
+            "SPOTIFY_EMULATOR_URL": "http://127.0.0.1:9",
+        }
+    )
 
     @application.get("/test-uses-db")
     def uses_db():
         database.get_db().cursor().execute("SELECT 1")
         return "served"
+
     return application
 
 
@@ -113,12 +123,24 @@ def one_thread_gunicorn(db, tmp_path):
     (tmp_path / "slow_app.py").write_text(SLOW_APP)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "GUNICORN_", "SPOTIFY", "WEB_CONC"))}
-    env.update(DATABASE_URL=db, HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY="1", GUNICORN_THREADS="1",
-               DB_POOL_TIMEOUT="1", SPOTIFY_EMULATOR_URL="http://127.0.0.1:9",
-               PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}")
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                                "slow_app:make()"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env.update(
+        DATABASE_URL=db,
+        HOST="127.0.0.1",
+        PORT=str(port),
+        WEB_CONCURRENCY="1",
+        GUNICORN_THREADS="1",
+        DB_POOL_TIMEOUT="1",
+        SPOTIFY_EMULATOR_URL="http://127.0.0.1:9",
+        PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "slow_app:make()"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -148,9 +170,11 @@ def test_gunicorn_sheds_requests_that_queued_past_the_budget_and_serves_the_rest
 
     # The only thread sleeps 2.5 s; "late" queues behind it for ~2.3 s (> 1 s budget),
     # "early" arrives 0.4 s before the thread frees up (within the budget).
-    calls = [threading.Thread(target=get, args=("slow", "/test-slow?seconds=2.5", 0)),
-             threading.Thread(target=get, args=("late", "/test-uses-db", 0.2)),
-             threading.Thread(target=get, args=("early", "/test-uses-db", 2.1))]
+    calls = [
+        threading.Thread(target=get, args=("slow", "/test-slow?seconds=2.5", 0)),
+        threading.Thread(target=get, args=("late", "/test-uses-db", 0.2)),
+        threading.Thread(target=get, args=("early", "/test-uses-db", 2.1)),
+    ]
     for call in calls:
         call.start()
     for call in calls:

@@ -1,4 +1,5 @@
 """migrate_to_postgresql.py end to end: dirty files of both layouts into real databases."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ import psycopg2
 import pytest
 
 import migrate_to_postgresql as cli
-import migration_clean
 from legacy_factory import make_v1, make_v2
+from migration import workers as migration_clean
 from processes import children_by_parent, is_running
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,16 +35,23 @@ def fetch(url, query, params=None):
 
 def database_checksum(url) -> dict:
     """Every migrated table's full content, hashed (ids and timestamps included)."""
-    tables = {"users": "spotify_id", "artists": "spotify_id", "tracks": "spotify_id",
-              "playlists": "legacy_key", "playlist_tracks": "playlist_id, track_id",
-              "snapshots": "user_id, track_id, snapshot_date, time_range"}
+    tables = {
+        "users": "spotify_id",
+        "artists": "spotify_id",
+        "tracks": "spotify_id",
+        "playlists": "legacy_key",
+        "playlist_tracks": "playlist_id, track_id",
+        "snapshots": "user_id, track_id, snapshot_date, time_range",
+    }
     columns_to_skip = {"tracks": "search_vector"}
     result = {}
     for table, order in tables.items():
         skip = columns_to_skip.get(table)
         select = f"to_jsonb(t) - '{skip}'" if skip else "t::text"
-        rows = fetch(url, f"SELECT count(*), md5(coalesce(string_agg(({select})::text, '|' ORDER BY {order}), '')) "
-                          f"FROM {table} t")
+        rows = fetch(
+            url,
+            f"SELECT count(*), md5(coalesce(string_agg(({select})::text, '|' ORDER BY {order}), '')) FROM {table} t",
+        )
         result[table] = rows[0]
     return result
 
@@ -78,7 +86,7 @@ def assert_accounted(url, manifest, report, table, target_count):
 
 def test_v1_dirty_file_into_an_empty_database(make_database, v1_file, capsys):
     path, manifest = v1_file
-    url = make_database(schema=False)   # the tool creates the schema itself
+    url = make_database(schema=False)  # the tool creates the schema itself
     rejects = path.with_suffix(".jsonl")
     assert migrate(path, "--database-url", url, "--rejects", rejects) == cli.EXIT_OK
     out = capsys.readouterr()
@@ -91,35 +99,52 @@ def test_v1_dirty_file_into_an_empty_database(make_database, v1_file, capsys):
     assert_accounted(url, manifest, report, "tracks", tracks)
     assert_accounted(url, manifest, report, "playlist_tracks", entries)
     # the duplicate track's playlist entries follow the surviving row: once in the playlist
-    rows = fetch(url, """SELECT pt.track_id, pt.position, pt.added_at FROM playlist_tracks pt
+    rows = fetch(
+        url,
+        """SELECT pt.track_id, pt.position, pt.added_at FROM playlist_tracks pt
                          JOIN playlists p ON p.id = pt.playlist_id
-                         WHERE p.legacy_key = 'playlist_dirty' ORDER BY pt.position""")
+                         WHERE p.legacy_key = 'playlist_dirty' ORDER BY pt.position""",
+    )
     assert [r[0] for r in rows].count(manifest["duplicate_track"]) == 1
-    assert rows[0][2].isoformat() == "2023-11-14T22:13:20+00:00"   # epoch 1700000000, UTC
+    assert rows[0][2].isoformat() == "2023-11-14T22:13:20+00:00"  # epoch 1700000000, UTC
     # tracks that pointed at the duplicate artist row point at the survivor
-    [(dangling,)] = fetch(url, """SELECT count(*) FROM tracks WHERE primary_artist_id IS NOT NULL
-                                  AND primary_artist_id NOT IN (SELECT spotify_id FROM artists)""")
+    [(dangling,)] = fetch(
+        url,
+        """SELECT count(*) FROM tracks WHERE primary_artist_id IS NOT NULL
+                                  AND primary_artist_id NOT IN (SELECT spotify_id FROM artists)""",
+    )
     assert dangling == 0
     [(artist,)] = fetch(url, "SELECT primary_artist_id FROM tracks WHERE name = 'Double'")
     assert artist == manifest["duplicate_artist"]
-    [(orphan_ref, orphan_name)] = fetch(url, "SELECT primary_artist_id, artist_name FROM tracks "
-                                             "WHERE spotify_id = %s", (manifest["orphan_artist_track"],))
+    [(orphan_ref, orphan_name)] = fetch(
+        url,
+        "SELECT primary_artist_id, artist_name FROM tracks WHERE spotify_id = %s",
+        (manifest["orphan_artist_track"],),
+    )
     assert orphan_ref is None and orphan_name is None
     assert any("reference cleared" in line["reason"] for line in report)
     # JSON: double-encoded unwrapped, NaN / \u0000 sanitised, everything an object
-    [(kind, energy)] = fetch(url, "SELECT jsonb_typeof(audio_features), audio_features->>'energy' "
-                                  "FROM tracks WHERE spotify_id = %s", (manifest["double_encoded_track"],))
+    [(kind, energy)] = fetch(
+        url,
+        "SELECT jsonb_typeof(audio_features), audio_features->>'energy' FROM tracks WHERE spotify_id = %s",
+        (manifest["double_encoded_track"],),
+    )
     assert kind == "object" and float(energy) >= 0
     [(nan_features,)] = fetch(url, "SELECT audio_features FROM tracks WHERE name = 'Nan'")
     assert nan_features == {"energy": None, "tempo": 120}
-    [(names,)] = fetch(url, "SELECT array_agg(name) FROM tracks WHERE name LIKE 'Zero%%' "
-                            "OR name LIKE 'Caf%%' OR name LIKE 'bad%%'")
+    [(names,)] = fetch(
+        url, "SELECT array_agg(name) FROM tracks WHERE name LIKE 'Zero%%' OR name LIKE 'Caf%%' OR name LIKE 'bad%%'"
+    )
     assert sorted(names) == ["Café", "ZeroByte", "bad \ufffd utf8"]
-    [(release, precision)] = fetch(url, "SELECT release_date::text, release_date_precision FROM tracks "
-                                        "WHERE name = 'Orphan artist'")
+    [(release, precision)] = fetch(
+        url, "SELECT release_date::text, release_date_precision FROM tracks WHERE name = 'Orphan artist'"
+    )
     assert (release, precision) == ("2020-03-01", "month")
-    [(bad_dates,)] = fetch(url, "SELECT count(*) FROM tracks WHERE name IN ('Malformed', 'Array') "
-                                "AND release_date IS NULL AND duration_ms IS DISTINCT FROM -5")
+    [(bad_dates,)] = fetch(
+        url,
+        "SELECT count(*) FROM tracks WHERE name IN ('Malformed', 'Array') "
+        "AND release_date IS NULL AND duration_ms IS DISTINCT FROM -5",
+    )
     assert bad_dates == 2
     [(owner, placeholder)] = fetch(url, "SELECT spotify_id, is_placeholder FROM users")
     assert owner == "legacy-owner" and placeholder
@@ -129,7 +154,7 @@ def test_v2_dirty_file(make_database, v2_file):
     path, manifest = v2_file
     url = make_database()
     assert migrate(path, "--database-url", url, "--user", "alice") == cli.EXIT_OK
-    report = report_lines(str(path) + ".rejects.jsonl")   # the default report location
+    report = report_lines(str(path) + ".rejects.jsonl")  # the default report location
     [(tracks,)] = fetch(url, "SELECT count(*) FROM tracks")
     [(snapshots,)] = fetch(url, "SELECT count(*) FROM snapshots")
     assert_accounted(url, manifest, report, "tracks", tracks)
@@ -137,11 +162,14 @@ def test_v2_dirty_file(make_database, v2_file):
     [(bad_json,)] = fetch(url, "SELECT count(*) FROM tracks WHERE jsonb_typeof(raw_json) <> 'object'")
     assert bad_json == 0
     [(release, precision, explicit)] = fetch(
-        url, "SELECT raw_json->'album'->>'release_date', release_date_precision, explicit "
-             "FROM tracks WHERE spotify_id = %s", (manifest["double_encoded_track"],))
+        url,
+        "SELECT raw_json->'album'->>'release_date', release_date_precision, explicit FROM tracks WHERE spotify_id = %s",
+        (manifest["double_encoded_track"],),
+    )
     assert release and precision in ("year", "month", "day") and explicit is True
-    [(album,)] = fetch(url, "SELECT raw_json->'album'->>'name' FROM tracks WHERE spotify_id = %s",
-                       (manifest["nul_track"],))
+    [(album,)] = fetch(
+        url, "SELECT raw_json->'album'->>'name' FROM tracks WHERE spotify_id = %s", (manifest["nul_track"],)
+    )
     assert album == "Album"
     [(name,)] = fetch(url, "SELECT name FROM tracks WHERE spotify_id = %s", (manifest["payload_name_track"],))
     assert name == "From payload"
@@ -151,8 +179,11 @@ def test_v2_dirty_file(make_database, v2_file):
     [(tabbed,)] = fetch(url, "SELECT name FROM tracks WHERE name LIKE 'Tab%%'")
     assert tabbed == "Tab\tand\nnewline \\ backslash"
     # both spellings of the duplicate track land on one row, with one snapshot that day
-    [(count,)] = fetch(url, "SELECT count(*) FROM snapshots WHERE track_id = %s AND snapshot_date = '2099-01-01'",
-                       (manifest["duplicate_track"],))
+    [(count,)] = fetch(
+        url,
+        "SELECT count(*) FROM snapshots WHERE track_id = %s AND snapshot_date = '2099-01-01'",
+        (manifest["duplicate_track"],),
+    )
     assert count == 1
     [(owner, placeholder)] = fetch(url, "SELECT spotify_id, is_placeholder FROM users")
     assert (owner, placeholder) == ("alice", False)
@@ -173,27 +204,42 @@ def test_rerun_gives_the_same_database(make_database, tmp_path, layout):
 # a row changed between the load and the verification of a table the run filled from empty
 # (checked as a whole, not row by row): the totals must catch it and the report name it
 DAMAGE = {  # case: (layout, table, damage, what the NOT RECONCILED line says)
-    "artist renamed": ("v1", "artists", "UPDATE artists SET name = name || '!' WHERE spotify_id = "
-                                        "(SELECT min(spotify_id) FROM artists)", "1 row(s) differ"),
+    "artist renamed": (
+        "v1",
+        "artists",
+        "UPDATE artists SET name = name || '!' WHERE spotify_id = (SELECT min(spotify_id) FROM artists)",
+        "1 row(s) differ",
+    ),
     "entry moved to another track": (
-        "v1", "playlist_tracks", """UPDATE playlist_tracks e SET track_id = (
+        "v1",
+        "playlist_tracks",
+        """UPDATE playlist_tracks e SET track_id = (
                                         SELECT t.spotify_id FROM tracks t WHERE NOT EXISTS (
                                             SELECT FROM playlist_tracks o WHERE o.playlist_id = e.playlist_id
                                             AND o.track_id = t.spotify_id) LIMIT 1)
                                     WHERE (playlist_id, track_id) = (SELECT playlist_id, track_id
-                                        FROM playlist_tracks ORDER BY 1, 2 LIMIT 1)""", "source "),
-    "snapshot re-ranked": ("v2", "snapshots", "UPDATE snapshots SET rank = rank + 100000 WHERE id = "
-                                              "(SELECT min(id) FROM snapshots)", "1 row(s) differ"),
-    "snapshot added": ("v2", "snapshots", """INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
+                                        FROM playlist_tracks ORDER BY 1, 2 LIMIT 1)""",
+        "source ",
+    ),
+    "snapshot re-ranked": (
+        "v2",
+        "snapshots",
+        "UPDATE snapshots SET rank = rank + 100000 WHERE id = (SELECT min(id) FROM snapshots)",
+        "1 row(s) differ",
+    ),
+    "snapshot added": (
+        "v2",
+        "snapshots",
+        """INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
                                              SELECT user_id, track_id, snapshot_date + 1000, time_range, rank
                                              FROM snapshots ORDER BY id LIMIT 1""",
-                       "holds 1 row(s) the source does not account for"),
+        "holds 1 row(s) the source does not account for",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", DAMAGE)
-def test_a_row_damaged_in_a_bulk_filled_table_is_caught(case, make_database, tmp_path, monkeypatch,
-                                                        capsys):
+def test_a_row_damaged_in_a_bulk_filled_table_is_caught(case, make_database, tmp_path, monkeypatch, capsys):
     layout, table, damage, problem = DAMAGE[case]
     path = tmp_path / "legacy.db"
     (make_v1 if layout == "v1" else make_v2)(path)
@@ -202,16 +248,16 @@ def test_a_row_damaged_in_a_bulk_filled_table_is_caught(case, make_database, tmp
 
     def load_then_damage(cur, *args, **kwargs):
         filled = real_load(cur, *args, **kwargs)
-        assert table in filled                     # the whole-table check applies
+        assert table in filled  # the whole-table check applies
         cur.execute(damage)
         assert cur.rowcount == 1
         return filled
+
     monkeypatch.setattr(cli.upsert, "load", load_then_damage)
     assert migrate(path, "--database-url", url) == cli.EXIT_UNRECONCILED
     out = capsys.readouterr().out
-    assert any(line.startswith(f"NOT RECONCILED: {table}: ") and problem in line
-               for line in out.splitlines()), out
-    assert fetch(url, f"SELECT count(*) FROM {table}") == [(0,)]   # nothing committed
+    assert any(line.startswith(f"NOT RECONCILED: {table}: ") and problem in line for line in out.splitlines()), out
+    assert fetch(url, f"SELECT count(*) FROM {table}") == [(0,)]  # nothing committed
 
 
 @pytest.mark.parametrize("layout", ["v1", "v2"])
@@ -236,9 +282,9 @@ TEST_PROCESS = os.getpid()
 
 
 def _die_in_worker(*_args):
-    if os.getpid() == TEST_PROCESS:   # cleaning fell back to in-process: never kill pytest
+    if os.getpid() == TEST_PROCESS:  # cleaning fell back to in-process: never kill pytest
         raise RuntimeError("expected the cleaning to run in worker processes")
-    os._exit(1)   # what the OOM killer does to a cleaning process
+    os._exit(1)  # what the OOM killer does to a cleaning process
 
 
 def test_a_dead_cleaning_process_stops_the_run_in_one_line(make_database, v2_file, monkeypatch, capsys):
@@ -261,10 +307,11 @@ def test_crash_mid_run_leaves_nothing_and_a_rerun_completes(make_database, v1_fi
 
     def crash(*_args, **_kwargs):
         raise RuntimeError("injected crash after the tables were loaded")
+
     monkeypatch.setattr(cli.verify, "check_database", crash)
     with pytest.raises(RuntimeError):
         migrate(path, "--database-url", url)
-    assert database_checksum(url) == before        # nothing half-written
+    assert database_checksum(url) == before  # nothing half-written
     monkeypatch.undo()
     assert migrate(path, "--database-url", url) == cli.EXIT_OK
     after = database_checksum(url)
@@ -278,9 +325,13 @@ def _start_migration_of_a_big_file(make_database, tmp_path, **popen):
     make_v2(path, tracks=1000, snapshots=20000, dirty=False)
     url = make_database(schema=False)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, str(ROOT / "migrate_to_postgresql.py"), str(path),
-                             "--database-url", url], stderr=subprocess.PIPE, text=True, env=env,
-                            **popen)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "migrate_to_postgresql.py"), str(path), "--database-url", url],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **popen,
+    )
     for line in proc.stderr:
         if line.strip().startswith("tracks:"):
             break
@@ -291,25 +342,24 @@ def _start_migration_of_a_big_file(make_database, tmp_path, **popen):
 
 def test_killed_process_then_rerun(make_database, tmp_path):
     proc, url, path, workers = _start_migration_of_a_big_file(make_database, tmp_path)
-    proc.send_signal(signal.SIGKILL)           # kill it while it is staging rows
-    assert proc.wait() == -signal.SIGKILL      # it was still running
-    deadline = time.monotonic() + 5           # its cleaning processes follow it
+    proc.send_signal(signal.SIGKILL)  # kill it while it is staging rows
+    assert proc.wait() == -signal.SIGKILL  # it was still running
+    deadline = time.monotonic() + 5  # its cleaning processes follow it
     while any(map(is_running, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(map(is_running, workers))
     proc.stderr.close()
     time.sleep(0.2)
     [(tables,)] = fetch(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
-    assert tables == 0                  # even the schema was in the killed transaction
+    assert tables == 0  # even the schema was in the killed transaction
     assert migrate(path, "--database-url", url) == cli.EXIT_OK
     [(snapshots,)] = fetch(url, "SELECT count(*) FROM snapshots")
     assert snapshots == 20000
 
 
 def test_ctrl_c_rolls_back_in_one_line(make_database, tmp_path):
-    proc, url, _, workers = _start_migration_of_a_big_file(make_database, tmp_path,
-                                                           start_new_session=True)
-    os.killpg(proc.pid, signal.SIGINT)         # Ctrl-C reaches the whole process group
+    proc, url, _, workers = _start_migration_of_a_big_file(make_database, tmp_path, start_new_session=True)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
     rest = proc.stderr.read()
     assert proc.wait() == 130
     assert rest.strip().splitlines()[-1] == "interrupted: nothing was committed"
@@ -336,10 +386,13 @@ def test_database_with_only_artists(make_database, tmp_path):
     assert fetch(url, "SELECT count(*) FROM artists") == [(30,)]
     # a file that has nothing but the artists table is v1 too; absent tables count as empty
     import sqlite3
+
     only = tmp_path / "only_artists.db"
     conn = sqlite3.connect(only)
-    conn.execute("CREATE TABLE artists (id INTEGER PRIMARY KEY, spotify_id TEXT NOT NULL, "
-                 "name TEXT NOT NULL, created_at TEXT NOT NULL)")
+    conn.execute(
+        "CREATE TABLE artists (id INTEGER PRIMARY KEY, spotify_id TEXT NOT NULL, "
+        "name TEXT NOT NULL, created_at TEXT NOT NULL)"
+    )
     conn.execute("INSERT INTO artists VALUES (1, 'onlyArtist000000000001', 'Solo', '2020-01-01 00:00:00')")
     conn.commit()
     conn.close()
@@ -354,6 +407,7 @@ def test_the_app_reads_migrated_data(make_database, v2_file):
     import snapshots as snapshots_db
     import tracks_db
     import users_db
+
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         claimed = users_db.claim_legacy_placeholder(cur, "real-listener", "Real Listener")
         assert claimed and not claimed["is_placeholder"]
@@ -368,8 +422,9 @@ def test_the_app_reads_migrated_data(make_database, v2_file):
                        WHERE t.search_vector @@ plainto_tsquery('english', 'track')
                        ORDER BY s.snapshot_date DESC, s.rank LIMIT 5""")
         assert len(cur.fetchall()) == 5
-        cur.execute("INSERT INTO playlists (user_id, kind, name) VALUES (%s, 'mood', 'new') RETURNING id",
-                    (claimed["id"],))   # identities still work after the migration
+        cur.execute(
+            "INSERT INTO playlists (user_id, kind, name) VALUES (%s, 'mood', 'new') RETURNING id", (claimed["id"],)
+        )  # identities still work after the migration
         assert cur.fetchone()[0]
     conn.close()
 
@@ -401,8 +456,9 @@ def test_verify_only_detects_a_changed_row(make_database, v2_file, capsys):
     assert migrate(path, "--database-url", url) == cli.EXIT_OK
     capsys.readouterr()
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("UPDATE tracks SET raw_json = raw_json - 'album' WHERE spotify_id = %s",
-                    (manifest["double_encoded_track"],))
+        cur.execute(
+            "UPDATE tracks SET raw_json = raw_json - 'album' WHERE spotify_id = %s", (manifest["double_encoded_track"],)
+        )
     conn.close()
     assert migrate(path, "--database-url", url, "--verify-only") == cli.EXIT_UNRECONCILED
     out = capsys.readouterr().out

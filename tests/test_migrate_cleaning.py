@@ -1,44 +1,65 @@
 """The repair rules for legacy values, one by one (no database needed)."""
+
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
-from legacy_cleaning import (Invalid, RowIssues, clean_day, clean_int, clean_json_object,
-                             clean_release_date, clean_spotify_id, clean_text, clean_timestamp)
+from migration.cleaning_rules import (
+    Invalid,
+    RowIssues,
+    clean_day,
+    clean_int,
+    clean_json_object,
+    clean_release_date,
+    clean_spotify_id,
+    clean_text,
+    clean_timestamp,
+)
 
-UTC = timezone.utc
+UTC = UTC
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("2021-03-04 05:06:07", datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),       # naive = UTC
-    ("2021-03-04T05:06:07Z", datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),
-    ("2021-03-04T07:06:07+02:00", datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),
-    ("2021-03-04T05:06:07.250000", datetime(2021, 3, 4, 5, 6, 7, 250000, tzinfo=UTC)),
-    ("2021-03-04 07:06+02:00", datetime(2021, 3, 4, 5, 6, tzinfo=UTC)),
-    ("2021-03-04 07:06+02", datetime(2021, 3, 4, 5, 6, tzinfo=UTC)),          # 19 characters
-    (1614834367, datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),                  # epoch seconds
-    ("1614834367", datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),
-    (1614834367000, datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),               # epoch ms
-    ("", None), (None, None),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2021-03-04 05:06:07", datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),  # naive = UTC
+        ("2021-03-04T05:06:07Z", datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),
+        ("2021-03-04T07:06:07+02:00", datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),
+        ("2021-03-04T05:06:07.250000", datetime(2021, 3, 4, 5, 6, 7, 250000, tzinfo=UTC)),
+        ("2021-03-04 07:06+02:00", datetime(2021, 3, 4, 5, 6, tzinfo=UTC)),
+        ("2021-03-04 07:06+02", datetime(2021, 3, 4, 5, 6, tzinfo=UTC)),  # 19 characters
+        (1614834367, datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),  # epoch seconds
+        ("1614834367", datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),
+        (1614834367000, datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),  # epoch ms
+        ("", None),
+        (None, None),
+    ],
+)
 def test_timestamps(value, expected):
     assert clean_timestamp(value, "t", RowIssues()) == expected
 
 
-@pytest.mark.parametrize("value", ["yesterday", "2021-13-01 00:00:00", "1800-01-01", float("nan"),
-                                   10**20, "2021", 2021])
+@pytest.mark.parametrize(
+    "value", ["yesterday", "2021-13-01 00:00:00", "1800-01-01", float("nan"), 10**20, "2021", 2021]
+)
 def test_impossible_timestamps(value):
     with pytest.raises(Invalid):
         clean_timestamp(value, "t", RowIssues())
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("2020", (date(2020, 1, 1), "year")), ("2020-03", (date(2020, 3, 1), "month")),
-    ("2020-03-15", (date(2020, 3, 15), "day")), (None, (None, None)), ("", (None, None)),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2020", (date(2020, 1, 1), "year")),
+        ("2020-03", (date(2020, 3, 1), "month")),
+        ("2020-03-15", (date(2020, 3, 15), "day")),
+        (None, (None, None)),
+        ("", (None, None)),
+    ],
+)
 def test_release_dates(value, expected):
     assert clean_release_date(value, "d", RowIssues()) == expected
 
@@ -78,7 +99,7 @@ def test_text():
     assert clean_text("a\x00b", "t", issues) == "ab" and issues.dropped
     assert clean_text(b"caf\xc3\xa9", "t", RowIssues()) == "café"
     assert clean_text(1999, "t", RowIssues()) == "1999"
-    assert clean_text("x" * 100_000, "t", RowIssues()) == "x" * 100_000   # no length limit
+    assert clean_text("x" * 100_000, "t", RowIssues()) == "x" * 100_000  # no length limit
     bad = b"a\xffb".decode("utf-8", "surrogateescape")
     issues = RowIssues()
     assert clean_text(bad, "t", issues) == "a\ufffdb" and issues.dropped
@@ -89,8 +110,10 @@ def test_text():
 def test_spotify_ids():
     assert clean_spotify_id("4uLU6hMCjMI75M1A2tKUQC", "id", RowIssues()) == "4uLU6hMCjMI75M1A2tKUQC"
     assert clean_spotify_id(" spotify:track:4uLU6hMCjMI75M1A2tKUQC ", "id", RowIssues()) == "4uLU6hMCjMI75M1A2tKUQC"
-    assert clean_spotify_id("https://open.spotify.com/track/4uLU6hMCjMI75M1A2tKUQC?si=x", "id",
-                            RowIssues()) == "4uLU6hMCjMI75M1A2tKUQC"
+    assert (
+        clean_spotify_id("https://open.spotify.com/track/4uLU6hMCjMI75M1A2tKUQC?si=x", "id", RowIssues())
+        == "4uLU6hMCjMI75M1A2tKUQC"
+    )
     for bad in ("", None, "two words"):
         with pytest.raises(Invalid):
             clean_spotify_id(bad, "id", RowIssues())

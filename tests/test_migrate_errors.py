@@ -1,4 +1,5 @@
 """Bad input for migrate_to_postgresql.py: one clear line, non-zero exit, nothing written."""
+
 from __future__ import annotations
 
 import functools
@@ -10,9 +11,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-import legacy_sqlite
 import migrate_to_postgresql as cli
 from legacy_factory import make_v1
+from migration import sqlite_source as legacy_sqlite
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,10 +45,14 @@ def test_not_a_sqlite_file(tmp_path, capsys, empty_url):
     empty = tmp_path / "empty.db"
     empty.touch()
     assert run_and_capture(capsys, empty, "--database-url", empty_url) == (
-        cli.EXIT_INPUT, f"error: {empty}: an empty file")
+        cli.EXIT_INPUT,
+        f"error: {empty}: an empty file",
+    )
     missing = tmp_path / "missing.db"
     assert run_and_capture(capsys, missing, "--database-url", empty_url) == (
-        cli.EXIT_INPUT, f"error: {missing}: no such file")
+        cli.EXIT_INPUT,
+        f"error: {missing}: no such file",
+    )
     assert public_tables(empty_url) == 0
 
 
@@ -67,7 +72,7 @@ def test_locked_file(tmp_path, capsys, empty_url, monkeypatch):
     path = tmp_path / "locked.db"
     make_v1(path, dirty=False)
     holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")        # the old app in the middle of a write
+    holder.execute("BEGIN EXCLUSIVE")  # the old app in the middle of a write
     monkeypatch.setattr(cli, "open_legacy", functools.partial(legacy_sqlite.open_legacy, busy_timeout=0.1))
     try:
         status, line = run_and_capture(capsys, path, "--database-url", empty_url)
@@ -81,8 +86,7 @@ def test_locked_file(tmp_path, capsys, empty_url, monkeypatch):
 def test_unreachable_target(tmp_path, capsys):
     path = tmp_path / "v1.db"
     make_v1(path, dirty=False)
-    status, line = run_and_capture(capsys, path, "--database-url",
-                                   "postgresql://nobody:secret@127.0.0.1:9/nowhere")
+    status, line = run_and_capture(capsys, path, "--database-url", "postgresql://nobody:secret@127.0.0.1:9/nowhere")
     assert status == cli.EXIT_INPUT
     assert line.startswith("error: cannot connect to PostgreSQL at postgresql://nobody:***@127.0.0.1:9/nowhere")
     assert "secret" not in line
@@ -91,7 +95,7 @@ def test_unreachable_target(tmp_path, capsys):
 
 
 def test_conflicting_schema(tmp_path, capsys, empty_url):
-    with psycopg2.connect(empty_url) as conn, conn.cursor() as cur:   # the book's schema
+    with psycopg2.connect(empty_url) as conn, conn.cursor() as cur:  # the book's schema
         cur.execute("""CREATE TABLE tracks (id SERIAL PRIMARY KEY, spotify_id VARCHAR(22) UNIQUE NOT NULL,
                        name VARCHAR(500) NOT NULL, audio_features JSONB)""")
     conn.close()
@@ -100,15 +104,24 @@ def test_conflicting_schema(tmp_path, capsys, empty_url):
     status, line = run_and_capture(capsys, path, "--database-url", empty_url)
     assert status == cli.EXIT_INPUT
     assert line.startswith("error: target database has a conflicting schema") and "tracks.spotify_id" in line
-    assert public_tables(empty_url) == 1      # nothing added next to it
+    assert public_tables(empty_url) == 1  # nothing added next to it
 
 
 def test_help_explains_every_option():
-    result = subprocess.run([sys.executable, str(ROOT / "migrate_to_postgresql.py"), "--help"],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "migrate_to_postgresql.py"), "--help"], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode == 0
-    for option in ("SQLITE_PATH", "--database-url", "--user", "--rejects", "--dry-run",
-                   "--verify-only", "--strict", "exit status"):
+    for option in (
+        "SQLITE_PATH",
+        "--database-url",
+        "--user",
+        "--rejects",
+        "--dry-run",
+        "--verify-only",
+        "--strict",
+        "exit status",
+    ):
         assert option in result.stdout
 
 

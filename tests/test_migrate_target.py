@@ -1,4 +1,5 @@
 """migrate_to_postgresql.py against targets that are not empty, and what bulk mode restores."""
+
 from __future__ import annotations
 
 import psycopg2
@@ -11,12 +12,16 @@ TABLES = ["users", "artists", "tracks", "playlists", "playlist_tracks", "snapsho
 
 def structure(url) -> tuple[set, set]:
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
-                    "AND tablename = ANY(%s)", (TABLES,))
+        cur.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = ANY(%s)", (TABLES,)
+        )
         indexes = set(cur.fetchall())
-        cur.execute("""SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), condeferrable,
+        cur.execute(
+            """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), condeferrable,
                               condeferred, convalidated FROM pg_constraint
-                       WHERE conrelid::regclass::text = ANY(%s)""", (TABLES,))
+                       WHERE conrelid::regclass::text = ANY(%s)""",
+            (TABLES,),
+        )
         constraints = set(cur.fetchall())
     conn.close()
     return indexes, constraints
@@ -38,13 +43,18 @@ def test_existing_rows_are_kept_and_gaps_filled(make_database, tmp_path, capsys)
     url = make_database()
     first, second = spotify_id("track", 1), spotify_id("track", 2)
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("""INSERT INTO tracks (spotify_id, name, raw_json) VALUES
+        cur.execute(
+            """INSERT INTO tracks (spotify_id, name, raw_json) VALUES
                        (%s, 'Name from the app', '{"fresh": true}'), (%s, 'Track 2', '{}')""",
-                    (first, second))
+            (first, second),
+        )
         cur.execute("INSERT INTO users (spotify_id, is_placeholder) VALUES ('legacy-owner', true) RETURNING id")
         owner = cur.fetchone()[0]
-        cur.execute("""INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
-                       VALUES (%s, %s, '1975-01-01', 'short_term', 1)""", (owner, second))
+        cur.execute(
+            """INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
+                       VALUES (%s, %s, '1975-01-01', 'short_term', 1)""",
+            (owner, second),
+        )
     conn.close()
     assert cli.main([str(path), "--database-url", url]) == cli.EXIT_OK
     out = capsys.readouterr().out
@@ -52,10 +62,12 @@ def test_existing_rows_are_kept_and_gaps_filled(make_database, tmp_path, capsys)
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("SELECT name, raw_json, album_name FROM tracks WHERE spotify_id = %s", (first,))
         name, raw_json, album = cur.fetchone()
-        assert (name, raw_json) == ("Name from the app", {"fresh": True})   # never overwritten
-        assert album == "Album 1"                                           # gap filled
-        cur.execute("SELECT track_id FROM snapshots WHERE snapshot_date = '1975-01-01' "
-                    "AND time_range = 'short_term' AND rank = 1")
+        assert (name, raw_json) == ("Name from the app", {"fresh": True})  # never overwritten
+        assert album == "Album 1"  # gap filled
+        cur.execute(
+            "SELECT track_id FROM snapshots WHERE snapshot_date = '1975-01-01' "
+            "AND time_range = 'short_term' AND rank = 1"
+        )
         assert cur.fetchall() == [(second,)]
     conn.close()
     # the legacy row that wanted rank 1 that day (track 1) went to the rejects report

@@ -1,5 +1,6 @@
 """Playlists from the past on fixed data with known answers: era selection, forgotten
 gems, currently obsessed, mood; recording; bad input; other people's playlists."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -43,7 +44,9 @@ def test_forgotten_gems(conn, people):
     # best #1) broken by name
     assert ids(gems) == ["tqueen", "tnight"]
     assert [(g["appearances"], g["best_rank"], g["last_ranked_on"]) for g in gems] == [
-        (2, 1, LATEST), (2, 1, date(2026, 10, 5))]
+        (2, 1, LATEST),
+        (2, 1, date(2026, 10, 5)),
+    ]
     with conn.cursor() as cur:
         assert ids(playlists_db.forgotten_gems(cur, people["bob"])) == []  # tbob still ranks for bob
 
@@ -54,7 +57,10 @@ def test_currently_obsessed_are_this_months_risers(conn, people):
     assert (risers["latest"], risers["baseline"]) == (LATEST, date(2026, 10, 5))
     # tdancing 3 -> 1; tdejavu and txss are new (counted from #5); tdance stayed at #2
     assert [(r["spotify_id"], r["previous_rank"], r["rank"], r["climbed"]) for r in risers["rows"]] == [
-        ("tdancing", 3, 1, 2), ("tdejavu", None, 3, 2), ("txss", None, 4, 1)]
+        ("tdancing", 3, 1, 2),
+        ("tdejavu", None, 3, 2),
+        ("txss", None, 4, 1),
+    ]
 
 
 def test_obsessed_needs_two_snapshot_days(conn):
@@ -67,9 +73,17 @@ def test_obsessed_needs_two_snapshot_days(conn):
 def test_mood_tracks_by_energy_and_valence_quadrant(conn, people):
     with conn.cursor() as cur:
         assert playlists_db.audio_feature_count(cur, people["ava"]) == 0
-        tracks_db.store_audio_features(cur, Json([
-            {"id": "tnight", "energy": 0.9, "valence": 0.9}, {"id": "tdancing", "energy": 0.7, "valence": 0.8},
-            {"id": "tqueen", "energy": 0.3, "valence": 0.2}, {"id": "tbob", "energy": 0.9, "valence": 0.9}]))
+        tracks_db.store_audio_features(
+            cur,
+            Json(
+                [
+                    {"id": "tnight", "energy": 0.9, "valence": 0.9},
+                    {"id": "tdancing", "energy": 0.7, "valence": 0.8},
+                    {"id": "tqueen", "energy": 0.3, "valence": 0.2},
+                    {"id": "tbob", "energy": 0.9, "valence": 0.9},
+                ]
+            ),
+        )
         assert playlists_db.audio_feature_count(cur, people["ava"]) == 3
         assert ids(playlists_db.mood_tracks(cur, people["ava"], "happy")) == ["tdancing", "tnight"]
         assert ids(playlists_db.mood_tracks(cur, people["ava"], "sad")) == ["tqueen"]
@@ -78,22 +92,42 @@ def test_mood_tracks_by_energy_and_valence_quadrant(conn, people):
 
 def test_record_playlist_keeps_order_and_first_position_of_repeats(conn, people):
     with conn.cursor() as cur:
-        playlist_id = playlists_db.record_playlist(cur, people["ava"], "time_machine", "Test", {"year": 1977},
-                                                   "sp123", ["tnight", "tqueen", "tnight", "tdancing"])
+        playlist_id = playlists_db.record_playlist(
+            cur,
+            people["ava"],
+            "time_machine",
+            "Test",
+            {"year": 1977},
+            "sp123",
+            ["tnight", "tqueen", "tnight", "tdancing"],
+        )
         playlist = playlists_db.user_playlist(cur, people["ava"], playlist_id)
         assert [(t["position"], t["spotify_id"]) for t in playlist["tracks"]] == [
-            (0, "tnight"), (1, "tqueen"), (3, "tdancing")]
+            (0, "tnight"),
+            (1, "tqueen"),
+            (3, "tdancing"),
+        ]
         assert playlist["parameters"] == {"year": 1977}
         assert playlists_db.user_playlist(cur, people["bob"], playlist_id) is None
         assert [p["name"] for p in playlists_db.user_playlists(cur, people["ava"])] == ["Test"]
 
 
-@pytest.mark.parametrize("year, decade, message", [
-    ("1899", "", "between 1900 and"), (str(NEXT_YEAR + 1), "", "between 1900 and"), ("nineteen", "", "is not a year"),
-    ("-1990", "", "is not a year"), ("1999.5", "", "is not a year"), ("१९९९", "", "is not a year"),
-    ("9" * 400, "", "between 1900 and"), ("", "1995s", "no decade"), ("", "2200s", "no decade"),
-    ("", "1890s", "no decade"), ("", "<script>", "no decade"),
-])
+@pytest.mark.parametrize(
+    "year, decade, message",
+    [
+        ("1899", "", "between 1900 and"),
+        (str(NEXT_YEAR + 1), "", "between 1900 and"),
+        ("nineteen", "", "is not a year"),
+        ("-1990", "", "is not a year"),
+        ("1999.5", "", "is not a year"),
+        ("१९९९", "", "is not a year"),
+        ("9" * 400, "", "between 1900 and"),
+        ("", "1995s", "no decade"),
+        ("", "2200s", "no decade"),
+        ("", "1890s", "no decade"),
+        ("", "<script>", "no decade"),
+    ],
+)
 def test_bad_years_and_decades_are_400_with_the_message_on_the_form(client, conn, people, year, decade, message):
     log_in_as(client, people["ava"])
     response = client.get("/time-machine", query_string={"year": year, "decade": decade})
@@ -105,6 +139,7 @@ def test_bad_years_and_decades_are_400_with_the_message_on_the_form(client, conn
 
 def test_bad_year_on_create_is_400_too(client, conn, people):
     from helpers import csrf_token
+
     log_in_as(client, people["ava"])
     token = csrf_token(client, "/time-machine")
     response = client.post("/time-machine", data={"csrf_token": token, "year": "1850"})
@@ -155,7 +190,7 @@ class FakeSpotify:
 
     def search_tracks(self, query, limit=10, offset=0):
         self.searches.append((query, limit, offset))
-        return self.found[offset:offset + limit]
+        return self.found[offset : offset + limit]
 
     def create_playlist(self, name, description):
         self.created.append(name)
@@ -168,10 +203,12 @@ class FakeSpotify:
 def test_a_short_era_is_topped_up_from_search_then_created_and_recorded(client, conn, people, monkeypatch):
     from helpers import csrf_token
     from test_tracks_data import track
-    found = [track("tnight", "Night Fever", "Bee Gees", "Saturday Night Fever", "1977", precision="year"),
-             track("tother", "Wrong Year", "Somebody", "Later", "1985-01-01"),  # search may stray: filtered
-             *[track(f"tsearch{n:02d}", f"Found {n}", "Searched Artist", "Found Album", "1977-06-01")
-               for n in range(40)]]
+
+    found = [
+        track("tnight", "Night Fever", "Bee Gees", "Saturday Night Fever", "1977", precision="year"),
+        track("tother", "Wrong Year", "Somebody", "Later", "1985-01-01"),  # search may stray: filtered
+        *[track(f"tsearch{n:02d}", f"Found {n}", "Searched Artist", "Found Album", "1977-06-01") for n in range(40)],
+    ]
     fake = FakeSpotify(found)
     monkeypatch.setattr(playlists, "spotify_client", lambda: fake)
     log_in_as(client, people["ava"])
@@ -188,9 +225,12 @@ def test_a_short_era_is_topped_up_from_search_then_created_and_recorded(client, 
     with conn.cursor() as cur:  # the searched tracks joined the catalogue, the playlist was recorded in order
         cur.execute("SELECT count(*) FROM tracks WHERE spotify_id LIKE 'tsearch%%'")
         assert cur.fetchone()[0] == 28
-        cur.execute("""SELECT p.kind, p.parameters, p.spotify_id, array_agg(pt.track_id ORDER BY pt.position)
+        cur.execute(
+            """SELECT p.kind, p.parameters, p.spotify_id, array_agg(pt.track_id ORDER BY pt.position)
                        FROM playlists p JOIN playlist_tracks pt ON pt.playlist_id = p.id
-                       WHERE p.user_id = %s GROUP BY p.id""", (people["ava"],))
+                       WHERE p.user_id = %s GROUP BY p.id""",
+            (people["ava"],),
+        )
         kind, parameters, spotify_id, track_ids = cur.fetchone()
     assert (kind, parameters, spotify_id) == ("time_machine", {"year": 1977}, "fakeplaylist")
     assert track_ids == [uri.rsplit(":", 1)[1] for uri in uris]

@@ -1,4 +1,5 @@
 """The pool waits, heals, never leaks a slot, and refuses to cross a fork."""
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,14 @@ def test_borrower_waits_for_a_free_connection_instead_of_failing(make_pool):
     waiter.join(5)
     assert 0.25 <= got["waited"] < 5
     pool.putconn(held.pop())
-    assert pool.stats() | {"idle": None} == {"size": 2, "in_use": 0, "idle": None, "waiting": 0,
-                                              "replaced": 0, "timeouts": 0}
+    assert pool.stats() | {"idle": None} == {
+        "size": 2,
+        "in_use": 0,
+        "idle": None,
+        "waiting": 0,
+        "replaced": 0,
+        "timeouts": 0,
+    }
 
 
 def test_borrower_gets_a_clear_timeout_when_every_slot_stays_busy(make_pool):
@@ -231,8 +238,12 @@ def test_get_pool_builds_a_fresh_pool_in_a_forked_child(db_url):
 
 
 def test_unreachable_server_raises_database_unavailable_naming_the_source(make_pool):
-    pool = make_pool(url="postgresql://nobody@127.0.0.1:1/none", maxconn=1, timeout=1,
-                     description="the database in DATABASE_URL (postgresql://nobody@127.0.0.1:1/none)")
+    pool = make_pool(
+        url="postgresql://nobody@127.0.0.1:1/none",
+        maxconn=1,
+        timeout=1,
+        description="the database in DATABASE_URL (postgresql://nobody@127.0.0.1:1/none)",
+    )
     with pytest.raises(database.DatabaseUnavailable, match="cannot connect to the database in DATABASE_URL"):
         pool.getconn()
     assert pool.stats()["in_use"] == 0  # the failed connect did not take the slot
@@ -309,6 +320,7 @@ def test_a_restarted_embedded_server_is_the_one_its_cleanup_stops(tmp_path):
 
 def test_a_process_killed_without_cleaning_up_does_not_keep_the_embedded_server_alive(tmp_path):
     import subprocess
+
     server = db_config.EmbeddedPostgres(tmp_path, cleanup_mode="stop")
     server.url("x")
     handle = server.server()

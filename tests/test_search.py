@@ -1,5 +1,6 @@
 """Search: full text with stemming and weights, highlighting, the similar-words fallback,
 pagination, scoping to the person's own tracks, hostile input, and index use."""
+
 from __future__ import annotations
 
 import json
@@ -67,15 +68,19 @@ def test_typo_results_mark_the_real_words_they_matched(conn, people):
 
 
 def test_stop_words_in_a_typo_query_stay_ignorable(conn, people):
-    """"the" must not turn into a required "thee" or "then", nor "now" into "snow"."""
+    """ "the" must not turn into a required "thee" or "then", nor "now" into "snow"."""
     with conn.cursor() as cur:
         cur.execute("""INSERT INTO tracks (spotify_id, name, artist_name) VALUES
                        ('stop1', 'Thee Song', 'Nobody'), ('stop2', 'Snow Song', 'Nobody')""")
-        cur.execute("INSERT INTO saved_tracks (user_id, track_id, added_at) VALUES (%s, 'stop1', now()), "
-                    "(%s, 'stop2', now())", (people["ava"], people["ava"]))
+        cur.execute(
+            "INSERT INTO saved_tracks (user_id, track_id, added_at) VALUES (%s, 'stop1', now()), (%s, 'stop2', now())",
+            (people["ava"], people["ava"]),
+        )
     found = search(conn, people["ava"], "the dancng queen")
     assert found["method"] == "similar" and names(found) == ["Dancing Queen"]
-    assert search(conn, people["ava"], "now abb")["rows"] and "Snow Song" not in names(search(conn, people["ava"], "now abb"))
+    assert search(conn, people["ava"], "now abb")["rows"] and "Snow Song" not in names(
+        search(conn, people["ava"], "now abb")
+    )
 
 
 def test_half_typed_last_word_matches_as_a_prefix(conn, people):
@@ -83,10 +88,18 @@ def test_half_typed_last_word_matches_as_a_prefix(conn, people):
     assert found["method"] == "similar" and names(found) == ["Bohemian Rhapsody"]
 
 
-@pytest.mark.parametrize("typed, real, kind", [
-    ("trak", "track", search_db.LEFT_OUT), ("bnech", "bench", search_db.SWAPPED),
-    ("gess", "gees", search_db.WRONG), ("queeen", "queen", search_db.EXTRA),
-    ("trak", "tracks", None), ("abcd", "badc", None), ("rack", "trak", None)])
+@pytest.mark.parametrize(
+    "typed, real, kind",
+    [
+        ("trak", "track", search_db.LEFT_OUT),
+        ("bnech", "bench", search_db.SWAPPED),
+        ("gess", "gees", search_db.WRONG),
+        ("queeen", "queen", search_db.EXTRA),
+        ("trak", "tracks", None),
+        ("abcd", "badc", None),
+        ("rack", "trak", None),
+    ],
+)
 def test_slips_are_one_edit_of_a_known_kind(typed, real, kind):
     assert search_db.slip(typed, real) == kind
 
@@ -130,11 +143,30 @@ def test_search_page_renders_highlights_safely_and_paginates(client, conn, peopl
     assert "closest spellings" in client.get("/search?q=Bee+Gess").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("q", [
-    "", "   ", "x" * 10_000, "love " * 2000, '"""', "'; DROP TABLE tracks; --", "a' OR '1'='1",
-    "!!&&||((<>))::**", "-", '"unterminated', "Déjà 🎵 日本語 ☃", "\u0000nul", "\ue000\ue001", "a:b:c",
-    "<script>alert(1)</script>", "%_\\", "love AND OR NOT", "(((", "title:\"x\"",
-])
+@pytest.mark.parametrize(
+    "q",
+    [
+        "",
+        "   ",
+        "x" * 10_000,
+        "love " * 2000,
+        '"""',
+        "'; DROP TABLE tracks; --",
+        "a' OR '1'='1",
+        "!!&&||((<>))::**",
+        "-",
+        '"unterminated',
+        "Déjà 🎵 日本語 ☃",
+        "\u0000nul",
+        "\ue000\ue001",
+        "a:b:c",
+        "<script>alert(1)</script>",
+        "%_\\",
+        "love AND OR NOT",
+        "(((",
+        'title:"x"',
+    ],
+)
 def test_hostile_queries_answer_results_or_nothing_found_never_500(client, conn, people, q):
     log_in_as(client, people["ava"])
     response = client.get("/search", query_string={"q": q, "page": "abc"})
@@ -167,20 +199,32 @@ def test_full_text_search_uses_its_gin_index_on_a_big_catalogue(conn, people):
                    'Artist ' || (g % 3000), 'Album ' || (g % 9000)
             FROM generate_series(1, 20000) AS g
         """)
-        cur.execute("""INSERT INTO saved_tracks (user_id, track_id, added_at)
-                       SELECT %s, 'bench' || g, now() FROM generate_series(1, 20000) AS g""", (people["ava"],))
+        cur.execute(
+            """INSERT INTO saved_tracks (user_id, track_id, added_at)
+                       SELECT %s, 'bench' || g, now() FROM generate_series(1, 20000) AS g""",
+            (people["ava"],),
+        )
         # rows inserted in this transaction wait in the GIN pending lists, which the planner
         # rightly counts as slow to scan: merge them, as autovacuum would in production
         cur.execute("SELECT gin_clean_pending_list('tracks_search_vector_idx')")
-        cur.execute("ANALYZE tracks; ANALYZE saved_tracks; ANALYZE snapshots; ANALYZE plays; "
-                    "ANALYZE search_word_variants")
-        params = {"q": "zebra", "similar": search_db.similar_words_tsquery(cur, "zebra"), "user_id": people["ava"],
-                  "limit": 20, "offset": 0, "options": search_db.HEADLINE_OPTIONS}
+        cur.execute(
+            "ANALYZE tracks; ANALYZE saved_tracks; ANALYZE snapshots; ANALYZE plays; ANALYZE search_word_variants"
+        )
+        params = {
+            "q": "zebra",
+            "similar": search_db.similar_words_tsquery(cur, "zebra"),
+            "user_id": people["ava"],
+            "limit": 20,
+            "offset": 0,
+            "options": search_db.HEADLINE_OPTIONS,
+        }
         cur.execute("EXPLAIN (FORMAT JSON) " + search_db.SEARCH, params)
         plan = json.dumps(cur.fetchone()[0])
         assert "tracks_search_vector_idx" in plan, plan
-        cur.execute("EXPLAIN (FORMAT JSON) " + search_db.STOP_WORDS_AND_NEIGHBOURS,
-                    {"typed": ["zebar"], "variants": sorted(search_db.deletion_variants("zebar"))})
+        cur.execute(
+            "EXPLAIN (FORMAT JSON) " + search_db.STOP_WORDS_AND_NEIGHBOURS,
+            {"typed": ["zebar"], "variants": sorted(search_db.deletion_variants("zebar"))},
+        )
         plan = json.dumps(cur.fetchone()[0])
         assert "search_word_variants_variant_idx" in plan, plan
         zebar = search_db.search_tracks(cur, people["ava"], "zebar")

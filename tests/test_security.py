@@ -1,4 +1,5 @@
 """Secure by default: secret key policy, cookie flags, security headers."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,15 +7,22 @@ import pytest
 from app import create_app
 from security import InsecureConfiguration
 
-PRODUCTION = {"SPOTIPY_CLIENT_ID": "real-client", "SPOTIPY_CLIENT_SECRET": "s", "DB_POOL_MIN": 0,
-              "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+PRODUCTION = {
+    "SPOTIPY_CLIENT_ID": "real-client",
+    "SPOTIPY_CLIENT_SECRET": "s",
+    "DB_POOL_MIN": 0,
+    "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+}
 
 
-@pytest.mark.parametrize("key, message", [
-    (None, "FLASK_SECRET_KEY is not set"),
-    ("dev", "FLASK_SECRET_KEY is a default or too short"),
-    ("short-but-not-default", "FLASK_SECRET_KEY is a default or too short"),
-])
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        (None, "FLASK_SECRET_KEY is not set"),
+        ("dev", "FLASK_SECRET_KEY is a default or too short"),
+        ("short-but-not-default", "FLASK_SECRET_KEY is a default or too short"),
+    ],
+)
 def test_production_refuses_a_missing_or_weak_secret_key(key, message, monkeypatch):
     monkeypatch.delenv("FLASK_SECRET_KEY", raising=False)
     with pytest.raises(InsecureConfiguration, match=message):
@@ -46,10 +54,12 @@ def test_behind_railways_proxy_the_app_builds_https_urls_for_the_public_host():
     @application.get("/where-am-i")
     def where_am_i():
         from flask import url_for
+
         return url_for("home.index", _external=True)
 
-    response = application.test_client().get("/where-am-i", headers={
-        "X-Forwarded-Proto": "https", "X-Forwarded-Host": "mtm.up.railway.app"})
+    response = application.test_client().get(
+        "/where-am-i", headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "mtm.up.railway.app"}
+    )
     assert response.get_data(as_text=True) == "https://mtm.up.railway.app/"
 
 

@@ -1,5 +1,6 @@
 """Settings: status, the streamed JSON and CSV exports, and deleting an account (all of
 the person's rows, none of anybody else's)."""
+
 from __future__ import annotations
 
 import csv
@@ -20,14 +21,24 @@ USER_TABLES = ("snapshots", "saved_tracks", "plays", "playlists", "sync_runs", "
 def people(conn):
     ids = seed(conn)
     with conn.cursor() as cur:  # a sync run, a token and a playlist for ava too
-        cur.execute("INSERT INTO sync_runs (user_id, status, stage, finished_at) VALUES (%s, 'succeeded', 'done', now())",
-                    (ids["ava"],))
-        cur.execute("INSERT INTO spotify_tokens (user_id, access_token, expires_at, refresh_token_expires_at) "
-                    "VALUES (%s, 'x', '2026-11-02 19:30+00', '2027-05-03 18:30+00')", (ids["ava"],))
-        cur.execute("INSERT INTO playlists (user_id, kind, name, spotify_id) VALUES (%s, 'obsessed', 'Ava obsessed', 'avapl') "
-                    "RETURNING id", (ids["ava"],))
-        cur.execute("INSERT INTO playlist_tracks (playlist_id, track_id, position) VALUES (%s, 'tdance', 0), (%s, 'tnight', 1)",
-                    (cur.fetchone()[0],) * 2)
+        cur.execute(
+            "INSERT INTO sync_runs (user_id, status, stage, finished_at) VALUES (%s, 'succeeded', 'done', now())",
+            (ids["ava"],),
+        )
+        cur.execute(
+            "INSERT INTO spotify_tokens (user_id, access_token, expires_at, refresh_token_expires_at) "
+            "VALUES (%s, 'x', '2026-11-02 19:30+00', '2027-05-03 18:30+00')",
+            (ids["ava"],),
+        )
+        cur.execute(
+            "INSERT INTO playlists (user_id, kind, name, spotify_id) VALUES (%s, 'obsessed', 'Ava obsessed', 'avapl') "
+            "RETURNING id",
+            (ids["ava"],),
+        )
+        cur.execute(
+            "INSERT INTO playlist_tracks (playlist_id, track_id, position) VALUES (%s, 'tdance', 0), (%s, 'tnight', 1)",
+            (cur.fetchone()[0],) * 2,
+        )
     return ids
 
 
@@ -38,6 +49,7 @@ def streamed_on_test_connection(conn, monkeypatch):
     fixture only pins in before_request."""
     import database
     import settings
+
     monkeypatch.setattr(settings, "transaction", lambda given=None: database.transaction(given or conn))
 
 
@@ -47,8 +59,10 @@ def counts(conn, user_id):
         for table in USER_TABLES:
             cur.execute(f"SELECT count(*) FROM {table} WHERE user_id = %s", (user_id,))
             found[table] = cur.fetchone()[0]
-        cur.execute("SELECT count(*) FROM playlist_tracks pt JOIN playlists p ON p.id = pt.playlist_id "
-                    "WHERE p.user_id = %s", (user_id,))
+        cur.execute(
+            "SELECT count(*) FROM playlist_tracks pt JOIN playlists p ON p.id = pt.playlist_id WHERE p.user_id = %s",
+            (user_id,),
+        )
         found["playlist_tracks"] = cur.fetchone()[0]
         cur.execute("SELECT count(*) FROM users WHERE id = %s", (user_id,))
         found["users"] = cur.fetchone()[0]
@@ -63,8 +77,9 @@ def test_settings_page_shows_status_token_expiry_and_last_snapshot(client, conn,
     assert 'action="/settings/delete"' in html and 'name="csrf_token"' in html
 
 
-def test_json_export_holds_every_row_of_the_person_and_nothing_of_others(client, conn, people,
-                                                                       streamed_on_test_connection):
+def test_json_export_holds_every_row_of_the_person_and_nothing_of_others(
+    client, conn, people, streamed_on_test_connection
+):
     log_in_as(client, people["ava"])
     response = client.get("/settings/export.json")
     assert response.status_code == 200 and response.is_streamed
@@ -72,9 +87,19 @@ def test_json_export_holds_every_row_of_the_person_and_nothing_of_others(client,
     data = json.loads(response.get_data(as_text=True))
     assert data["user"]["spotify_id"] == "ava-test"
     assert {k: len(v) for k, v in data.items() if isinstance(v, list)} == {
-        "snapshots": 12, "saved_tracks": 26, "plays": 1, "playlists": 1, "sync_runs": 1, "tracks": 31}
-    assert data["snapshots"][0] == {"snapshot_date": "2026-09-07", "time_range": "short_term", "rank": 1,
-                                    "track_id": "tnight"}
+        "snapshots": 12,
+        "saved_tracks": 26,
+        "plays": 1,
+        "playlists": 1,
+        "sync_runs": 1,
+        "tracks": 31,
+    }
+    assert data["snapshots"][0] == {
+        "snapshot_date": "2026-09-07",
+        "time_range": "short_term",
+        "rank": 1,
+        "track_id": "tnight",
+    }
     assert data["playlists"][0]["track_ids"] == ["tdance", "tnight"]
     assert "tbob" not in json.dumps(data) and "Bob 1984" not in json.dumps(data)
 
@@ -106,8 +131,9 @@ def test_delete_removes_everything_of_the_person_and_nothing_of_others_then_logs
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM tracks")
         tracks_before = cur.fetchone()[0]
-    response = client.post("/settings/delete", data={"csrf_token": csrf_token(client, "/settings"),
-                                                     "confirm": "DELETE"})
+    response = client.post(
+        "/settings/delete", data={"csrf_token": csrf_token(client, "/settings"), "confirm": "DELETE"}
+    )
     assert response.status_code == 302 and response.headers["Location"].endswith("/")
     assert set(counts(conn, people["ava"]).values()) == {0}
     assert counts(conn, people["bob"]) == bob_before

@@ -5,6 +5,7 @@ published OpenAPI description (openapi-core), and its body is walked for
 fields the description does not declare or marks deprecated (what a 2026
 development-mode app no longer gets). No PostgreSQL needed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,21 +20,23 @@ import requests
 import spotipy
 from spotipy.oauth2 import SpotifyOauthError
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from conftest import FROZEN_NOW
+from emulator import catalogue as emulator_catalogue
+from emulator import listeners as emulator_listeners
+from emulator.server import DEMO_USERS
+from openapi_contract import find_operation, load_spec, response_problems
 
-import emulator_catalogue  # noqa: E402
-import emulator_listeners  # noqa: E402
-from spotify_emulator import DEMO_USERS  # noqa: E402
-from conftest import FROZEN_NOW  # noqa: E402
-from openapi_contract import find_operation, load_spec, response_problems  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 REDIRECT_URI = "http://127.0.0.1:5000/callback"
-ALL_SCOPES = ("user-read-private user-top-read user-library-read user-read-recently-played "
-              "playlist-modify-private playlist-modify-public")
+ALL_SCOPES = (
+    "user-read-private user-top-read user-library-read user-read-recently-played "
+    "playlist-modify-private playlist-modify-public"
+)
 
 
 # ----------------------------------------------------------------- fixtures
+
 
 @pytest.fixture(autouse=True)
 def clean_faults(emulator):
@@ -59,16 +62,23 @@ def recorded(openapi_spec):
 @pytest.fixture
 def make_oauth(emulator, recorded):
     """SpotifyOAuth pointed at the emulator: a per-test subclass, memory cache only."""
+
     class EmulatorOAuth(spotipy.SpotifyOAuth):
         OAUTH_AUTHORIZE_URL = emulator.authorize_url
         OAUTH_TOKEN_URL = emulator.token_url
 
     def build(scope=ALL_SCOPES, redirect_uri=REDIRECT_URI, client_secret=None):
-        oauth = EmulatorOAuth(client_id=emulator.client_id, client_secret=client_secret or emulator.client_secret,
-                              redirect_uri=redirect_uri, scope=scope, open_browser=False,
-                              cache_handler=spotipy.MemoryCacheHandler())
+        oauth = EmulatorOAuth(
+            client_id=emulator.client_id,
+            client_secret=client_secret or emulator.client_secret,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            open_browser=False,
+            cache_handler=spotipy.MemoryCacheHandler(),
+        )
         oauth._session.hooks["response"].append(lambda response, **_: recorded.append(response))
         return oauth
+
     return build
 
 
@@ -76,8 +86,15 @@ def approve(emulator, oauth, user_id="ava", state="s3cret-state", action="approv
     """What a person does in the browser: open /authorize, pick a listener, press a button."""
     page = requests.get(oauth.get_authorize_url(state=state), timeout=5)
     assert page.status_code == 200 and '<form method="post"' in page.text
-    form = {"client_id": oauth.client_id, "response_type": "code", "redirect_uri": oauth.redirect_uri,
-            "scope": oauth.scope, "state": state, "user_id": user_id, "action": action}
+    form = {
+        "client_id": oauth.client_id,
+        "response_type": "code",
+        "redirect_uri": oauth.redirect_uri,
+        "scope": oauth.scope,
+        "state": state,
+        "user_id": user_id,
+        "action": action,
+    }
     answer = requests.post(emulator.authorize_url, data=form, allow_redirects=False, timeout=5)
     assert answer.status_code == 303
     return answer.headers["Location"]
@@ -86,11 +103,13 @@ def approve(emulator, oauth, user_id="ava", state="s3cret-state", action="approv
 @pytest.fixture
 def login(emulator, make_oauth):
     """Full authorization-code flow for a demo user: (oauth manager, token info)."""
+
     def run(user_id="ava", scope=ALL_SCOPES):
         oauth = make_oauth(scope=scope)
         code = oauth.parse_response_code(approve(emulator, oauth, user_id))
         oauth.get_access_token(code, as_dict=False, check_cache=False)
         return oauth, oauth.cache_handler.get_cached_token()
+
     return run
 
 
@@ -98,14 +117,17 @@ def login(emulator, make_oauth):
 def make_spotify(emulator, login, recorded):
     """A logged-in spotipy client. Without `retries` it has a plain requests session,
     so a 429 or 5xx surfaces with its headers instead of spotipy's urllib3 retry."""
+
     def build(user_id="ava", scope=ALL_SCOPES, retries=0, **kwargs):
         oauth, _ = login(user_id, scope)
         session = requests.Session() if retries == 0 else True
-        sp = spotipy.Spotify(auth_manager=oauth, requests_session=session, retries=retries,
-                             status_retries=retries, **kwargs)
+        sp = spotipy.Spotify(
+            auth_manager=oauth, requests_session=session, retries=retries, status_retries=retries, **kwargs
+        )
         sp.prefix = emulator.api_url + "/v1/"
         sp._session.hooks["response"].append(lambda response, **_: recorded.append(response))
         return sp
+
     return build
 
 
@@ -128,6 +150,7 @@ def all_pages(sp, first: dict, key: str | None = None) -> list:
 
 
 # ------------------------------------------------------------- accounts
+
 
 def test_authorize_page_lists_scopes_and_demo_users(emulator, make_oauth):
     page = requests.get(make_oauth().get_authorize_url(state="abc"), timeout=5)
@@ -185,9 +208,17 @@ def test_wrong_client_secret_is_invalid_client(emulator, make_oauth):
 def test_client_may_authenticate_with_form_fields(emulator, make_oauth):
     oauth = make_oauth()
     code = oauth.parse_response_code(approve(emulator, oauth))
-    answer = requests.post(emulator.token_url, timeout=5, data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
-        "client_id": emulator.client_id, "client_secret": emulator.client_secret})
+    answer = requests.post(
+        emulator.token_url,
+        timeout=5,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "client_id": emulator.client_id,
+            "client_secret": emulator.client_secret,
+        },
+    )
     assert answer.status_code == 200 and answer.json()["refresh_token"]
 
 
@@ -202,7 +233,7 @@ def test_refresh_gives_a_working_access_token(emulator, login, recorded):
     assert expired.value.http_status == 401 and "expired" in expired.value.msg
     fresh = oauth.refresh_access_token(token["refresh_token"])
     assert fresh["access_token"] != token["access_token"]
-    assert fresh["refresh_token"] == token["refresh_token"]   # spotipy keeps the old one
+    assert fresh["refresh_token"] == token["refresh_token"]  # spotipy keeps the old one
     stale.set_auth(fresh["access_token"])
     assert stale.me()["id"] == "chen"
 
@@ -236,6 +267,7 @@ def test_missing_scope_is_403(make_spotify):
 
 
 # -------------------------------------------------------------- Web API
+
 
 def test_me_has_no_fields_gone_in_2026(sp):
     me = sp.me()
@@ -290,12 +322,17 @@ def test_search_limit_above_ten_is_rejected(sp):
     with pytest.raises(spotipy.SpotifyException) as refused:
         sp.search("heart", limit=11)
     assert refused.value.http_status == 400
-    assert sp._get("search", q="heart", type="track")["tracks"]["limit"] == 5   # Spotify's default
+    assert sp._get("search", q="heart", type="track")["tracks"]["limit"] == 5  # Spotify's default
 
 
-@pytest.mark.parametrize("query, low, high, word", [("year:1999", 1999, 1999, ""),
-                                                    ("heart year:1990-1999", 1990, 1999, "heart"),
-                                                    ('year:1965 artist:"the"', 1965, 1965, "the")])
+@pytest.mark.parametrize(
+    "query, low, high, word",
+    [
+        ("year:1999", 1999, 1999, ""),
+        ("heart year:1990-1999", 1990, 1999, "heart"),
+        ('year:1965 artist:"the"', 1965, 1965, "the"),
+    ],
+)
 def test_search_year_filter(sp, query, low, high, word):
     result = sp.search(query, limit=10)["tracks"]
     tracks = all_pages(sp, result, key="tracks")
@@ -318,10 +355,14 @@ def test_playlist_create_and_add_items(emulator, sp, make_spotify, recorded):
     uris = [t["uri"] for t in sp.current_user_top_tracks(limit=50, time_range="long_term")["items"]]
     playlist = sp.current_user_playlist_create("Time machine 1999", public=False, description="from the past")
     assert playlist["owner"]["id"] == "ava" and playlist["items"]["total"] == 0 and playlist["public"] is False
-    assert sp.playlist_add_items(playlist["id"], uris[:30])["snapshot_id"]          # spotipy's bare array
+    assert sp.playlist_add_items(playlist["id"], uris[:30])["snapshot_id"]  # spotipy's bare array
     headers = {"Authorization": sp._auth_headers()["Authorization"]}
-    wrapped = requests.post(f"{emulator.api_url}/v1/playlists/{playlist['id']}/items", timeout=5,
-                            headers=headers, json={"uris": uris[30:40], "position": 0})
+    wrapped = requests.post(
+        f"{emulator.api_url}/v1/playlists/{playlist['id']}/items",
+        timeout=5,
+        headers=headers,
+        json={"uris": uris[30:40], "position": 0},
+    )
     recorded.append(wrapped)
     assert wrapped.status_code == 201
     with pytest.raises(spotipy.SpotifyException) as too_many:
@@ -347,15 +388,16 @@ def test_audio_features_forbidden_until_switched_on(emulator, sp):
 
 # ---------------------------------------------------------------- faults
 
+
 def test_rate_limit_carries_retry_after(emulator, sp, make_spotify):
     emulator.faults.rate_limit(retry_after=30, path_prefix="/v1/me/top")
     with pytest.raises(spotipy.SpotifyException) as limited:
         sp.current_user_top_tracks()
     assert limited.value.http_status == 429 and limited.value.headers["Retry-After"] == "30"
-    assert sp.me()["id"] == "ava"   # other paths are not limited
+    assert sp.me()["id"] == "ava"  # other paths are not limited
     emulator.faults.reset()
     emulator.faults.rate_limit(retry_after=0, times=1)
-    patient = make_spotify(retries=3)   # spotipy's own retry honours Retry-After
+    patient = make_spotify(retries=3)  # spotipy's own retry honours Retry-After
     assert patient.current_user_top_tracks(limit=1)["total"] == 99
 
 
@@ -375,7 +417,7 @@ def test_slow_answers_and_garbage_bodies(emulator, sp):
     sp.me()
     assert time.monotonic() - started >= 0.3
     emulator.faults.garbage(times=1)
-    assert sp.me() is None   # spotipy swallows an unparsable body: callers must check
+    assert sp.me() is None  # spotipy swallows an unparsable body: callers must check
     assert sp.me()["id"] == "ava"
 
 
@@ -383,15 +425,22 @@ def test_token_endpoint_can_be_rate_limited(emulator, make_oauth):
     oauth = make_oauth()
     code = oauth.parse_response_code(approve(emulator, oauth))
     emulator.faults.rate_limit(retry_after=7, times=1, path_prefix="/api/token")
-    answer = requests.post(emulator.token_url, auth=(emulator.client_id, emulator.client_secret), timeout=5,
-                           data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI})
+    answer = requests.post(
+        emulator.token_url,
+        auth=(emulator.client_id, emulator.client_secret),
+        timeout=5,
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI},
+    )
     assert answer.status_code == 429 and answer.headers["Retry-After"] == "7"
 
 
 def test_admin_endpoint_sets_shows_and_resets_faults(emulator):
     url = emulator.base_url + "/_emulator/faults"
-    shown = requests.post(url, timeout=5, json={"rate_limit": {"retry_after": 5, "times": 2},
-                                                "slow": [{"delay": 0.01}], "audio_features": True}).json()
+    shown = requests.post(
+        url,
+        timeout=5,
+        json={"rate_limit": {"retry_after": 5, "times": 2}, "slow": [{"delay": 0.01}], "audio_features": True},
+    ).json()
     assert [r["kind"] for r in shown["rules"]] == ["rate_limit", "slow"] and shown["audio_features"] is True
     assert requests.post(url, json={"bogus": 1}, timeout=5).status_code == 400
     assert requests.delete(url, timeout=5).json()["rules"] == []
@@ -399,6 +448,7 @@ def test_admin_endpoint_sets_shows_and_resets_faults(emulator):
 
 
 # ------------------------------------------------- determinism and drift
+
 
 def _fingerprint() -> str:
     catalogue = emulator_catalogue.get_catalogue()
@@ -412,10 +462,17 @@ def _fingerprint() -> str:
 
 
 def test_same_data_in_every_process(sp):
-    code = "import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2]); " \
-           "import test_spotify_emulator as t; print(t._fingerprint())"
-    other = subprocess.run([sys.executable, "-c", code, str(ROOT), str(Path(__file__).parent)],
-                           capture_output=True, text=True, timeout=60, check=True)
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2]); "
+        "import test_spotify_emulator as t; print(t._fingerprint())"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert other.stdout.strip() == _fingerprint()
     assert len(emulator_catalogue.get_catalogue().tracks) > 3000
     assert sp.current_user_top_tracks(limit=50) == sp.current_user_top_tracks(limit=50)
@@ -433,11 +490,12 @@ def test_catalogue_spans_six_decades_with_date_precisions():
 def test_taste_drifts_over_months_but_not_totally(sp):
     def top(as_of, time_range="short_term"):
         return {t["id"] for t in sp._get("me/top/tracks", limit=50, time_range=time_range, as_of=as_of)["items"]}
+
     for time_range in ("short_term", "medium_term"):
         overlap = len(top("2026-05-01", time_range) & top("2026-10-01", time_range))
         assert 2 <= overlap <= 40, (time_range, overlap)
     week = len(top("2026-10-01") & top("2026-10-08"))
-    assert week > len(top("2026-05-01") & top("2026-10-01"))   # a week moves less than five months
+    assert week > len(top("2026-05-01") & top("2026-10-01"))  # a week moves less than five months
 
 
 def test_python_backfill_matches_the_as_of_extension(emulator, sp):
@@ -467,8 +525,9 @@ def test_extras_users_images_unknown_routes(emulator, sp, recorded):
 
 
 def test_runs_standalone_from_the_command_line():
-    process = subprocess.Popen([sys.executable, str(ROOT / "spotify_emulator.py"), "--port", "0"],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         banner = process.stdout.readline()
         base_url = banner.split()[3]
@@ -480,23 +539,36 @@ def test_runs_standalone_from_the_command_line():
 
 def test_every_served_endpoint_is_in_the_description_and_checked(emulator, sp, openapi_spec, recorded):
     """One call per served operation; the `recorded` teardown validates each answer."""
-    import spotify_emulator
+    from emulator import server as spotify_emulator
+
     spec, _ = openapi_spec
-    served = {(method.lower(), rule.rule[len("/v1"):].replace("<", "{").replace(">", "}"))
-              for rule in spotify_emulator.create_app().url_map.iter_rules() if rule.rule.startswith("/v1/")
-              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    served = {
+        (method.lower(), rule.rule[len("/v1") :].replace("<", "{").replace(">", "}"))
+        for rule in spotify_emulator.create_app().url_map.iter_rules()
+        if rule.rule.startswith("/v1/")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
     for method, path in served:
-        find_operation(spec, path, method)   # raises for a route Spotify does not have
+        find_operation(spec, path, method)  # raises for a route Spotify does not have
     emulator.faults.set_audio_features(True)
     track_id = sp.current_user_top_tracks(limit=2)["items"][0]["id"]
     playlist = sp.current_user_playlist_create("Checked", public=True)
     sp.playlist_add_items(playlist["id"], [f"spotify:track:{track_id}"])
-    calls = [sp.me(), sp.current_user_saved_tracks(limit=2), sp.current_user_recently_played(limit=2),
-             sp.search("year:1984", limit=2), sp.track(track_id), sp._get(f"playlists/{playlist['id']}/items"),
-             sp._get("audio-features", ids=track_id)]
+    calls = [
+        sp.me(),
+        sp.current_user_saved_tracks(limit=2),
+        sp.current_user_recently_played(limit=2),
+        sp.search("year:1984", limit=2),
+        sp.track(track_id),
+        sp._get(f"playlists/{playlist['id']}/items"),
+        sp._get("audio-features", ids=track_id),
+    ]
     assert all(calls)
-    seen = {(r.request.method.lower(), requests.utils.urlparse(r.url).path.rstrip("/")[len("/v1"):])
-            for r in recorded if r.ok and "/v1/" in r.url}
+    seen = {
+        (r.request.method.lower(), requests.utils.urlparse(r.url).path.rstrip("/")[len("/v1") :])
+        for r in recorded
+        if r.ok and "/v1/" in r.url
+    }
     covered = {(m, p) for m, p in served if any(m == sm and _same_template(p, sp_) for sm, sp_ in seen)}
     assert covered == served
 
@@ -512,8 +584,9 @@ def test_many_threads_share_one_emulator(emulator, make_oauth):
     def session(n):
         oauth = make_oauth()
         user = list(DEMO_USERS)[n % len(DEMO_USERS)]
-        oauth.get_access_token(oauth.parse_response_code(approve(emulator, oauth, user)), as_dict=False,
-                               check_cache=False)
+        oauth.get_access_token(
+            oauth.parse_response_code(approve(emulator, oauth, user)), as_dict=False, check_cache=False
+        )
         client = spotipy.Spotify(auth_manager=oauth, requests_session=requests.Session())
         client.prefix = emulator.api_url + "/v1/"
         uris = [t["uri"] for t in client.current_user_top_tracks(limit=10)["items"]]

@@ -1,10 +1,11 @@
 """Log in, call back, sync, snapshot: the real spotipy over real HTTP to the emulator, a real
 PostgreSQL, and the app's own routes. Each test gets a fresh database: syncs commit, and
 run on threads of their own, as in production."""
+
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -16,8 +17,7 @@ TODAY = date(2026, 11, 23)
 
 
 def expire_access_token(db, uid):
-    query(db, "UPDATE spotify_tokens SET expires_at = now() - interval '1 hour' WHERE user_id = %s RETURNING 1",
-          (uid,))
+    query(db, "UPDATE spotify_tokens SET expires_at = now() - interval '1 hour' WHERE user_id = %s RETURNING 1", (uid,))
 
 
 @pytest.mark.parametrize("spotify_app", [26], indirect=True)
@@ -30,8 +30,13 @@ def test_login_callback_first_sync_records_history(spotify_app, emulator, db):
     uid = user_id(db, "ava")
 
     today = date.today()
-    per_range = dict(query(db, "SELECT time_range, count(*) FROM snapshots WHERE user_id = %s AND snapshot_date = %s "
-                               "GROUP BY 1", (uid, today)))
+    per_range = dict(
+        query(
+            db,
+            "SELECT time_range, count(*) FROM snapshots WHERE user_id = %s AND snapshot_date = %s GROUP BY 1",
+            (uid, today),
+        )
+    )
     expected = {r: len(emulator.top_tracks_as_of("ava", r, FROZEN_DAY)) for r in spotify.TIME_RANGES}
     assert per_range == expected and all(n > 50 for n in per_range.values())  # paged past 50
     # demo mode: six months of weekly history at once, so the dashboards move on day one
@@ -48,10 +53,15 @@ def test_login_callback_first_sync_records_history(spotify_app, emulator, db):
     assert "access_token" not in str(client.get_cookie("session").value if client.get_cookie("session") else "")
 
     page = client.get("/dashboard").get_data(as_text=True)
-    first_track = query(db, "SELECT t.name FROM snapshots s JOIN tracks t ON t.spotify_id = s.track_id "
-                            "WHERE s.user_id = %s AND s.snapshot_date = %s AND s.time_range = 'short_term' "
-                            "AND s.rank = 1", (uid, today))[0][0]
+    first_track = query(
+        db,
+        "SELECT t.name FROM snapshots s JOIN tracks t ON t.spotify_id = s.track_id "
+        "WHERE s.user_id = %s AND s.snapshot_date = %s AND s.time_range = 'short_term' "
+        "AND s.rank = 1",
+        (uid, today),
+    )[0][0]
     from markupsafe import escape
+
     assert str(escape(first_track)) in page and "Demo mode" in page
 
 
@@ -59,11 +69,14 @@ FROZEN_DAY = date(2026, 11, 2)
 
 
 def fingerprint(db):
-    return query(db, """
+    return query(
+        db,
+        """
         SELECT (SELECT count(*) FROM snapshots), (SELECT sum(rank) FROM snapshots),
                (SELECT count(*) FROM saved_tracks), (SELECT count(*) FROM tracks),
                (SELECT max(updated_at) FROM tracks), (SELECT count(*) FROM artists),
-               (SELECT sum(xmin::text::bigint) FROM snapshots)""")[0]
+               (SELECT sum(xmin::text::bigint) FROM snapshots)""",
+    )[0]
 
 
 def test_second_sync_the_same_day_changes_nothing(spotify_app, emulator, db):
@@ -86,10 +99,14 @@ def test_two_users_never_see_each_others_rows(spotify_app, emulator, db):
     assert "Hello, Ava" in ava_page and "Dana" not in ava_page.split("<main>")[1]
     assert "Hello, Dana" in dana_page
     uid_ava, uid_dana = user_id(db, "ava"), user_id(db, "dana")
-    assert ava.get("/api/sync/status").get_json()["summary"]["library"]["saved"] == \
-        query(db, "SELECT count(*) FROM saved_tracks WHERE user_id = %s", (uid_ava,))[0][0]
-    assert dana.get("/api/sync/status").get_json()["summary"]["library"]["saved"] == \
-        query(db, "SELECT count(*) FROM saved_tracks WHERE user_id = %s", (uid_dana,))[0][0]
+    assert (
+        ava.get("/api/sync/status").get_json()["summary"]["library"]["saved"]
+        == query(db, "SELECT count(*) FROM saved_tracks WHERE user_id = %s", (uid_ava,))[0][0]
+    )
+    assert (
+        dana.get("/api/sync/status").get_json()["summary"]["library"]["saved"]
+        == query(db, "SELECT count(*) FROM saved_tracks WHERE user_id = %s", (uid_dana,))[0][0]
+    )
 
 
 def logged_in_user(spotify_app, emulator, db, listener):
@@ -105,7 +122,7 @@ def test_expired_access_token_is_refreshed_before_use(spotify_app, emulator, db)
     expire_access_token(db, uid)
     assert "summary" in sync.sync_now(settings, uid)
     new, expires = query(db, "SELECT access_token, expires_at FROM spotify_tokens WHERE user_id = %s", (uid,))[0]
-    assert new != old and expires > datetime.now(timezone.utc)
+    assert new != old and expires > datetime.now(UTC)
 
 
 @pytest.mark.parametrize("kill", ["revoke_refresh_tokens", "expire_refresh_tokens"])
@@ -116,7 +133,9 @@ def test_dead_refresh_token_clears_the_token_and_asks_to_log_in(spotify_app, emu
     outcome = sync.sync_now(settings, uid)
     assert "log in again" in outcome["error"]
     assert query(db, "SELECT count(*) FROM spotify_tokens WHERE user_id = %s", (uid,))[0][0] == 0
-    assert query(db, "SELECT status FROM sync_runs WHERE user_id = %s ORDER BY id DESC LIMIT 1", (uid,))[0][0] == "failed"
+    assert (
+        query(db, "SELECT status FROM sync_runs WHERE user_id = %s ORDER BY id DESC LIMIT 1", (uid,))[0][0] == "failed"
+    )
 
 
 def snapshot_rows(db):
@@ -181,8 +200,11 @@ def test_audio_features_403_never_fails_a_sync_and_are_stored_when_allowed(spoti
     fresh = spotify.SpotifySettings(**{**settings.__dict__, "audio_features_forbidden": {"value": False}})
     outcome = sync.sync_now(fresh, uid, day=TODAY + timedelta(days=1))
     assert outcome["summary"]["audio_features"].startswith("added for ")
-    stored = query(db, "SELECT count(*), bool_and(jsonb_typeof(audio_features) = 'object') FROM tracks "
-                       "WHERE audio_features IS NOT NULL")[0]
+    stored = query(
+        db,
+        "SELECT count(*), bool_and(jsonb_typeof(audio_features) = 'object') FROM tracks "
+        "WHERE audio_features IS NOT NULL",
+    )[0]
     assert stored[0] > 50 and stored[1]
 
 
@@ -190,11 +212,14 @@ def users_count(db):
     return query(db, "SELECT count(*) FROM users")[0][0]
 
 
-@pytest.mark.parametrize("callback_query, message", [
-    ({"error": "access_denied", "state": "x"}, "did not let you in (access_denied)"),
-    ({"code": "abc", "state": "forged"}, "state mismatch"),
-    ({"code": "abc"}, "state mismatch"),
-])
+@pytest.mark.parametrize(
+    "callback_query, message",
+    [
+        ({"error": "access_denied", "state": "x"}, "did not let you in (access_denied)"),
+        ({"code": "abc", "state": "forged"}, "state mismatch"),
+        ({"code": "abc"}, "state mismatch"),
+    ],
+)
 def test_bad_callbacks_get_a_clear_400_and_store_nothing(spotify_app, emulator, db, callback_query, message):
     client = spotify_app.test_client()
     start_login(client)

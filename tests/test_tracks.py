@@ -1,5 +1,6 @@
 """The track page: raw_json facts read in SQL, rank history, similar tracks, and 404 for
 anything outside the person's own data."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -28,14 +29,19 @@ def test_track_facts_come_from_columns_and_raw_json(conn, people):
         assert tracks_db.user_track(cur, people["ava"], "tdejavu")["plays"] == 1
         history = tracks_db.rank_history(cur, people["ava"], "tqueen")
         assert [(h["snapshot_date"], h["time_range"], h["rank"]) for h in history] == [
-            (date(2026, 10, 5), "short_term", 4), (LATEST, "long_term", 1)]
+            (date(2026, 10, 5), "short_term", 4),
+            (LATEST, "long_term", 1),
+        ]
 
 
 def test_similar_tracks_by_artist_and_era_without_audio_features(conn, people):
     with conn.cursor() as cur:
-        tracks_db.upsert_catalogue(cur, [track("tstayin", "Stayin' Alive 2010 Remix", "Bee Gees", "Remixes", "2010", precision="year")])
-        cur.execute("INSERT INTO saved_tracks (user_id, track_id, added_at) VALUES (%s, 'tstayin', now())",
-                    (people["ava"],))
+        tracks_db.upsert_catalogue(
+            cur, [track("tstayin", "Stayin' Alive 2010 Remix", "Bee Gees", "Remixes", "2010", precision="year")]
+        )
+        cur.execute(
+            "INSERT INTO saved_tracks (user_id, track_id, added_at) VALUES (%s, 'tstayin', now())", (people["ava"],)
+        )
         similar = tracks_db.similar_tracks(cur, people["ava"], "tnight")
         assert similar["method"] == "artist_and_era"
         # the same artist whatever the year, then released within 3 years of 1977, nearest
@@ -44,10 +50,12 @@ def test_similar_tracks_by_artist_and_era_without_audio_features(conn, people):
 
 
 def test_similar_tracks_by_audio_features_when_present(conn, people):
-    features = [{"id": "tnight", "energy": 0.8, "valence": 0.9, "danceability": 0.8, "acousticness": 0.1, "tempo": 110},
-                {"id": "tdancing", "energy": 0.75, "valence": 0.85, "danceability": 0.8, "acousticness": 0.1, "tempo": 100},
-                {"id": "tqueen", "energy": 0.3, "valence": 0.2, "danceability": 0.3, "acousticness": 0.6, "tempo": 70},
-                {"id": "tbob", "energy": 0.8, "valence": 0.9, "danceability": 0.8, "acousticness": 0.1, "tempo": 110}]
+    features = [
+        {"id": "tnight", "energy": 0.8, "valence": 0.9, "danceability": 0.8, "acousticness": 0.1, "tempo": 110},
+        {"id": "tdancing", "energy": 0.75, "valence": 0.85, "danceability": 0.8, "acousticness": 0.1, "tempo": 100},
+        {"id": "tqueen", "energy": 0.3, "valence": 0.2, "danceability": 0.3, "acousticness": 0.6, "tempo": 70},
+        {"id": "tbob", "energy": 0.8, "valence": 0.9, "danceability": 0.8, "acousticness": 0.1, "tempo": 110},
+    ]
     with conn.cursor() as cur:
         tracks_db.store_audio_features(cur, Json(features))
         similar = tracks_db.similar_tracks(cur, people["ava"], "tnight")

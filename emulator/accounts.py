@@ -5,6 +5,7 @@ single-use code bound to its client and redirect URI, the refresh-token grant,
 client authentication by HTTP Basic or form fields, and OAuth errors as
 `{"error": "invalid_grant", "error_description": ...}` with status 400.
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,8 +15,8 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 
-from emulator_listeners import DEMO_USERS
-from emulator_state import EmulatorState, GrantError
+from .listeners import DEMO_USERS
+from .state import EmulatorState, GrantError
 
 accounts = Blueprint("emulator_accounts", __name__)
 
@@ -51,8 +52,7 @@ def _state() -> EmulatorState:
 
 
 def _error_page(message: str) -> Response:
-    return Response(f"<!doctype html><title>Error</title><h1>{html.escape(message)}</h1>",
-                    400, mimetype="text/html")
+    return Response(f"<!doctype html><title>Error</title><h1>{html.escape(message)}</h1>", 400, mimetype="text/html")
 
 
 def valid_redirect_uri(uri: str) -> bool:
@@ -84,14 +84,22 @@ def authorize_page():
         params = _authorize_params(request.args)
     except AuthorizeError as error:
         return _error_page(str(error))
-    scopes = "".join(f"<li>{html.escape(SCOPE_TEXT.get(s, s))} <code>{html.escape(s)}</code></li>"
-                     for s in params["scope"].split()) or "<li>See your public profile</li>"
+    scopes = (
+        "".join(
+            f"<li>{html.escape(SCOPE_TEXT.get(s, s))} <code>{html.escape(s)}</code></li>"
+            for s in params["scope"].split()
+        )
+        or "<li>See your public profile</li>"
+    )
     hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in params.items())
     users = "".join(
         f'<label><input type="radio" name="user_id" value="{u.id}"{" checked" if i == 0 else ""}> '
-        f"{html.escape(u.display_name)}</label><br>" for i, u in enumerate(DEMO_USERS.values()))
-    return _AUTHORIZE_PAGE.format(client=html.escape(params["client_id"]), scopes=scopes,
-                                  action="/authorize", hidden=hidden, users=users)
+        f"{html.escape(u.display_name)}</label><br>"
+        for i, u in enumerate(DEMO_USERS.values())
+    )
+    return _AUTHORIZE_PAGE.format(
+        client=html.escape(params["client_id"]), scopes=scopes, action="/authorize", hidden=hidden, users=users
+    )
 
 
 @accounts.post("/authorize")
@@ -125,7 +133,7 @@ def token():
     except GrantError as error:
         return _oauth_error(error.error, error.description)
     response = jsonify(answer)
-    response.headers["Cache-Control"] = "no-store"   # tokens must not sit in caches
+    response.headers["Cache-Control"] = "no-store"  # tokens must not sit in caches
     return response
 
 

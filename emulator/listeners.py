@@ -11,46 +11,91 @@ weeks the listener is hooked on a few artists. Averaging affinity over the
 window of each time range gives short-term charts that churn and long-term
 charts that hold steady, like Spotify's.
 """
+
 from __future__ import annotations
 
 import math
 import random
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
-from emulator_catalogue import GENRES, get_catalogue, stable_unit
+from .catalogue import GENRES, get_catalogue, stable_unit
 
-TOP_TRACKS_MAX = 99          # Spotify pages top items up to 99 per time range
-RECENTLY_PLAYED_MAX = 50     # Spotify keeps only the last 50 plays
-LIBRARY_ANCHOR = date(2026, 3, 1)   # most saves happen before this day ...
+TOP_TRACKS_MAX = 99  # Spotify pages top items up to 99 per time range
+RECENTLY_PLAYED_MAX = 50  # Spotify keeps only the last 50 plays
+LIBRARY_ANCHOR = date(2026, 3, 1)  # most saves happen before this day ...
 LIBRARY_HORIZON = date(2028, 12, 31)  # ... then a trickle of new saves
 TIME_RANGES = ("short_term", "medium_term", "long_term")
+
 
 @dataclass(frozen=True)
 class DemoUser:
     id: str
     display_name: str
-    genres: dict          # base genre weights
-    era: int              # preferred release year
-    era_width: float      # years of tolerance around it
-    mood: tuple           # preferred (valence, energy)
+    genres: dict  # base genre weights
+    era: int  # preferred release year
+    era_width: float  # years of tolerance around it
+    mood: tuple  # preferred (valence, energy)
     library_size: int
     account_created: date
 
 
-DEMO_USERS = {u.id: u for u in (
-    DemoUser("ava", "Ava Lindqvist", {"soul": 5, "folk": 4, "jazz": 3, "pop": 1.5, "disco": 1.5},
-             1970, 9, (.70, .45), 600, date(2013, 5, 2)),
-    DemoUser("bruno", "Bruno Castillo", {"rock": 5, "metal": 4, "indie": 2.5, "electronic": 1},
-             1991, 10, (.40, .85), 900, date(2011, 9, 14)),
-    DemoUser("chen", "Chen Wei", {"pop": 5, "electronic": 4, "r&b": 3, "indie": 2, "hip-hop": 1},
-             2016, 6, (.60, .72), 350, date(2018, 1, 20)),
-    DemoUser("dana", "Dana Okafor", {"hip-hop": 6, "r&b": 4, "soul": 2, "electronic": 1},
-             2005, 11, (.50, .65), 1500, date(2012, 3, 8)),
-    DemoUser("emeka", "Emeka Hart", {g: 2 for g in GENRES} | {"jazz": 2.5, "soul": 2.5},
-             1988, 22, (.55, .60), 5000, date(2009, 11, 30)),
-)}
+DEMO_USERS = {
+    u.id: u
+    for u in (
+        DemoUser(
+            "ava",
+            "Ava Lindqvist",
+            {"soul": 5, "folk": 4, "jazz": 3, "pop": 1.5, "disco": 1.5},
+            1970,
+            9,
+            (0.70, 0.45),
+            600,
+            date(2013, 5, 2),
+        ),
+        DemoUser(
+            "bruno",
+            "Bruno Castillo",
+            {"rock": 5, "metal": 4, "indie": 2.5, "electronic": 1},
+            1991,
+            10,
+            (0.40, 0.85),
+            900,
+            date(2011, 9, 14),
+        ),
+        DemoUser(
+            "chen",
+            "Chen Wei",
+            {"pop": 5, "electronic": 4, "r&b": 3, "indie": 2, "hip-hop": 1},
+            2016,
+            6,
+            (0.60, 0.72),
+            350,
+            date(2018, 1, 20),
+        ),
+        DemoUser(
+            "dana",
+            "Dana Okafor",
+            {"hip-hop": 6, "r&b": 4, "soul": 2, "electronic": 1},
+            2005,
+            11,
+            (0.50, 0.65),
+            1500,
+            date(2012, 3, 8),
+        ),
+        DemoUser(
+            "emeka",
+            "Emeka Hart",
+            {g: 2 for g in GENRES} | {"jazz": 2.5, "soul": 2.5},
+            1988,
+            22,
+            (0.55, 0.60),
+            5000,
+            date(2009, 11, 30),
+        ),
+    )
+}
 
 
 def _genre_weights(user: DemoUser, day: date) -> dict:
@@ -76,8 +121,9 @@ def listening_pool(user_id: str) -> tuple:
     user, catalogue = DEMO_USERS[user_id], get_catalogue()
 
     def broad(track):
-        era = math.exp(-((track.year - user.era) / (user.era_width * 1.6)) ** 2)
+        era = math.exp(-(((track.year - user.era) / (user.era_width * 1.6)) ** 2))
         return user.genres.get(track.genre, 0.15) ** 0.5 * era * (0.3 + stable_unit(user_id, track.id, "pool"))
+
     ranked = sorted(catalogue.track_list, key=lambda t: (-broad(t), t.id))
     return tuple(ranked[:900])
 
@@ -100,16 +146,16 @@ def _affinities(user_id: str, day: date) -> tuple:
     """Affinity of the listener for each pool track on one day (same order as the pool)."""
     user = DEMO_USERS[user_id]
     # square root: a favourite genre leads the chart without filling all of it
-    genre_weights = {g: w ** 0.5 for g, w in _genre_weights(user, day).items()}
+    genre_weights = {g: w**0.5 for g, w in _genre_weights(user, day).items()}
     era, today = _era_center(user, day), day.toordinal()
-    hooked = set(_hooked_artists(user_id, today // 28))   # a new obsession every four weeks
+    hooked = set(_hooked_artists(user_id, today // 28))  # a new obsession every four weeks
     scores = []
     for track, steady, peak, heat in _personal_traits(user_id):
         if track.year > day.year:
-            scores.append(0.0)   # not released yet on that day
+            scores.append(0.0)  # not released yet on that day
             continue
-        era_fit = math.exp(-((track.year - era) / user.era_width) ** 2)
-        hot = heat * math.exp(-((today - peak) / 35) ** 2)
+        era_fit = math.exp(-(((track.year - era) / user.era_width) ** 2))
+        hot = heat * math.exp(-(((today - peak) / 35) ** 2))
         obsession = 2.5 if track.artist_ids[0] in hooked else 1.0
         scores.append(genre_weights[track.genre] * (0.3 + era_fit) * steady * (1 + hot) * obsession)
     return tuple(scores)
@@ -122,7 +168,7 @@ def _hooked_artists(user_id: str, phase: int) -> tuple:
     return tuple(rng.choice(pool).artist_ids[0] for _ in range(3))
 
 
-_RANGE_SAMPLES = {            # days back from the as-of date averaged per time range
+_RANGE_SAMPLES = {  # days back from the as-of date averaged per time range
     "short_term": (0, 7, 14, 21),
     "medium_term": (0, 30, 60, 90, 120, 150),
     "long_term": (0, 60, 120, 180, 240, 300, 360),
@@ -152,11 +198,13 @@ def _library(user_id: str) -> tuple:
     user, catalogue = DEMO_USERS[user_id], get_catalogue()
     rng = random.Random(f"{user_id}:library")
     tracks = catalogue.track_list
-    weights = [user.genres.get(t.genre, 0.1) * math.exp(-((t.year - user.era) / (user.era_width * 2)) ** 2)
-               + 0.01 for t in tracks]
+    weights = [
+        user.genres.get(t.genre, 0.1) * math.exp(-(((t.year - user.era) / (user.era_width * 2)) ** 2)) + 0.01
+        for t in tracks
+    ]
     chosen, seen = [], set()
     target = min(user.library_size + 150, len(tracks))
-    while len(chosen) < target:   # weighted sampling without replacement
+    while len(chosen) < target:  # weighted sampling without replacement
         for track in rng.choices(tracks, weights=weights, k=target):
             if track.id not in seen and len(chosen) < target:
                 seen.add(track.id)
@@ -168,7 +216,7 @@ def _library(user_id: str) -> tuple:
         if start >= end:
             continue
         day = start + timedelta(days=rng.randrange((end - start).days))
-        added = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(seconds=rng.randrange(86400))
+        added = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(seconds=rng.randrange(86400))
         saves.append((track.id, added))
     return tuple(sorted(saves, key=lambda s: (s[1], s[0]), reverse=True))
 
@@ -190,8 +238,7 @@ def recently_played(user_id: str, now: datetime) -> list:
         rng = random.Random(f"{user_id}:plays:{day.isoformat()}")
         chart = top_track_ids(user_id, "short_term", day)[:40]
         for _ in range(rng.randint(1, 3)):
-            at = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(
-                minutes=rng.randrange(7 * 60, 23 * 60))
+            at = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(minutes=rng.randrange(7 * 60, 23 * 60))
             for _ in range(rng.randint(4, 14)):
                 track_id = chart[min(int(rng.expovariate(1 / 8)), len(chart) - 1)]
                 plays.append((track_id, at))

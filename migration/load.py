@@ -9,6 +9,7 @@ and a rerun after success changes nothing (every insert is ``ON CONFLICT``).
    collapse onto the first row, references follow the survivor, orphans are rejected;
 3. ``migration_upsert.load`` upserts with ``INSERT ... SELECT ... ON CONFLICT``.
 """
+
 from __future__ import annotations
 
 import io
@@ -22,22 +23,47 @@ PLACEHOLDER_NAME = "Legacy SQLite owner (unclaimed)"
 
 # columns the migration writes, with the type it relies on
 EXPECTED_COLUMNS = {
-    "users": {"id": "bigint", "spotify_id": "text", "display_name": "text",
-              "is_placeholder": "boolean"},
-    "artists": {"spotify_id": "text", "name": "text", "raw_json": "jsonb",
-                "created_at": "timestamp with time zone"},
-    "tracks": {"spotify_id": "text", "name": "text", "artist_name": "text",
-               "primary_artist_id": "text", "album_name": "text", "duration_ms": "integer",
-               "release_date": "date", "release_date_precision": "text", "explicit": "boolean",
-               "popularity": "smallint", "spotify_url": "text", "raw_json": "jsonb",
-               "audio_features": "jsonb", "created_at": "timestamp with time zone",
-               "updated_at": "timestamp with time zone"},
-    "playlists": {"id": "bigint", "user_id": "bigint", "kind": "text", "name": "text",
-                  "legacy_key": "text", "created_at": "timestamp with time zone"},
-    "playlist_tracks": {"playlist_id": "bigint", "track_id": "text", "position": "integer",
-                        "added_at": "timestamp with time zone"},
-    "snapshots": {"id": "bigint", "user_id": "bigint", "track_id": "text",
-                  "snapshot_date": "date", "time_range": "text", "rank": "integer"},
+    "users": {"id": "bigint", "spotify_id": "text", "display_name": "text", "is_placeholder": "boolean"},
+    "artists": {"spotify_id": "text", "name": "text", "raw_json": "jsonb", "created_at": "timestamp with time zone"},
+    "tracks": {
+        "spotify_id": "text",
+        "name": "text",
+        "artist_name": "text",
+        "primary_artist_id": "text",
+        "album_name": "text",
+        "duration_ms": "integer",
+        "release_date": "date",
+        "release_date_precision": "text",
+        "explicit": "boolean",
+        "popularity": "smallint",
+        "spotify_url": "text",
+        "raw_json": "jsonb",
+        "audio_features": "jsonb",
+        "created_at": "timestamp with time zone",
+        "updated_at": "timestamp with time zone",
+    },
+    "playlists": {
+        "id": "bigint",
+        "user_id": "bigint",
+        "kind": "text",
+        "name": "text",
+        "legacy_key": "text",
+        "created_at": "timestamp with time zone",
+    },
+    "playlist_tracks": {
+        "playlist_id": "bigint",
+        "track_id": "text",
+        "position": "integer",
+        "added_at": "timestamp with time zone",
+    },
+    "snapshots": {
+        "id": "bigint",
+        "user_id": "bigint",
+        "track_id": "text",
+        "snapshot_date": "date",
+        "time_range": "text",
+        "rank": "integer",
+    },
     "search_words": {"word": "text"},  # filled by a trigger on tracks (schema version 4)
 }
 # columns schema_postgres.sql adds to an older copy of its own tables
@@ -64,9 +90,9 @@ STAGING_DDL = {
 STAGING_COLUMNS = {
     "artists": "seq, legacy_key, spotify_id, legacy_id, name, created_at, src_md5",
     "tracks": "seq, legacy_key, spotify_id, legacy_id, name, artist_ref, artist_name, album_name, "
-              "duration_ms, release_date, release_date_precision, explicit, popularity, "
-              "spotify_url, raw_json, audio_features, created_at, updated_at, "
-              "album_release_date, src_md5",
+    "duration_ms, release_date, release_date_precision, explicit, popularity, "
+    "spotify_url, raw_json, audio_features, created_at, updated_at, "
+    "album_release_date, src_md5",
     "entries": "seq, legacy_key, playlist_key, track_ref, position, added_at, src_md5",
     "snapshots": "seq, legacy_key, track_spotify_id, snapshot_date, time_range, rank, src_md5",
 }
@@ -87,6 +113,7 @@ class TargetError(Exception):
 
 # --- session and schema ----------------------------------------------------------------
 
+
 def prepare_session(cur) -> None:
     cur.execute("SHOW server_encoding")
     encoding = cur.fetchone()[0]
@@ -98,15 +125,19 @@ def prepare_session(cur) -> None:
     cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
     if not cur.fetchone()[0]:
         raise TargetError("another migrate_to_postgresql.py is running against this database")
-    cur.execute("SET LOCAL TIME ZONE 'UTC'; SET LOCAL datestyle = 'ISO, YMD';"
-                "SET LOCAL work_mem = '64MB'; SET LOCAL maintenance_work_mem = '256MB'")
+    cur.execute(
+        "SET LOCAL TIME ZONE 'UTC'; SET LOCAL datestyle = 'ISO, YMD';"
+        "SET LOCAL work_mem = '64MB'; SET LOCAL maintenance_work_mem = '256MB'"
+    )
 
 
 def schema_problems(cur) -> tuple[list[str], list[str]]:
     """(conflicts nothing can fix, pieces schema_postgres.sql would add)."""
-    cur.execute("""SELECT table_name, column_name, data_type FROM information_schema.columns
+    cur.execute(
+        """SELECT table_name, column_name, data_type FROM information_schema.columns
                    WHERE table_schema = current_schema() AND table_name = ANY(%s)""",
-                (list(EXPECTED_COLUMNS),))
+        (list(EXPECTED_COLUMNS),),
+    )
     found: dict[str, dict[str, str]] = {}
     for table, column, data_type in cur.fetchall():
         found.setdefault(table, {})[column] = data_type
@@ -130,8 +161,9 @@ def ensure_schema(cur) -> list[str]:
     """Apply schema_postgres.sql when anything is missing; refuse a conflicting schema."""
     conflicts, missing = schema_problems(cur)
     if conflicts:
-        raise TargetError("target database has a conflicting schema (not the app's "
-                          f"schema_postgres.sql): {'; '.join(conflicts[:4])}")
+        raise TargetError(
+            f"target database has a conflicting schema (not the app's schema_postgres.sql): {'; '.join(conflicts[:4])}"
+        )
     if missing:
         apply_schema(cur)
     return missing
@@ -140,6 +172,7 @@ def ensure_schema(cur) -> list[str]:
 def apply_schema(cur) -> None:
     # the app's own routine: same file, same advisory lock, no Flask needed to call it
     import database
+
     database.apply_schema(cur.connection)
 
 
@@ -147,15 +180,18 @@ def ensure_owner(cur, spotify_user: str | None, create: bool = True) -> int | No
     """The user every legacy row belongs to: --user, or the claimable placeholder."""
     spotify_id = spotify_user or PLACEHOLDER_USER
     if create:
-        cur.execute("""INSERT INTO users (spotify_id, display_name, is_placeholder)
+        cur.execute(
+            """INSERT INTO users (spotify_id, display_name, is_placeholder)
                        VALUES (%s, %s, %s) ON CONFLICT (spotify_id) DO NOTHING""",
-                    (spotify_id, None if spotify_user else PLACEHOLDER_NAME, not spotify_user))
+            (spotify_id, None if spotify_user else PLACEHOLDER_NAME, not spotify_user),
+        )
     cur.execute("SELECT id FROM users WHERE spotify_id = %s", (spotify_id,))
     row = cur.fetchone()
     return row[0] if row else None
 
 
 # --- staging ---------------------------------------------------------------------------
+
 
 def create_staging(cur, staging_names) -> None:
     for name in staging_names:
@@ -169,8 +205,7 @@ def _copy_field(value) -> str:
         return "\\N"
     if isinstance(value, str):
         if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-            value = (value.replace("\\", "\\\\").replace("\t", "\\t")
-                     .replace("\n", "\\n").replace("\r", "\\r"))
+            value = value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
         return value
     if value is True:
         return "t"
@@ -213,8 +248,7 @@ class CopyPipe:
         self._queue: queue.Queue = queue.Queue(maxsize=4)
         self._error: BaseException | None = None
         statement = f"COPY stg_{staging} ({STAGING_COLUMNS[staging]}) FROM STDIN"
-        self._thread = threading.Thread(target=self._run, args=(conn, statement), daemon=True,
-                                        name=f"copy-{staging}")
+        self._thread = threading.Thread(target=self._run, args=(conn, statement), daemon=True, name=f"copy-{staging}")
         self._thread.start()
 
     def _run(self, conn, statement: str) -> None:
@@ -246,7 +280,7 @@ class CopyPipe:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
-            self.send("")          # end of data
+            self.send("")  # end of data
             self._thread.join()
             if self._error is not None:
                 raise self._error
@@ -261,12 +295,14 @@ class CopyPipe:
 
 def copy_rejected_refs(cur, table: str, rejected: list[tuple[str, str]]) -> None:
     if rejected:
-        buffer = io.StringIO("".join(f"{table}\t{_copy_field(ref)}\t{_copy_field(reason)}\n"
-                                     for ref, reason in rejected))
+        buffer = io.StringIO(
+            "".join(f"{table}\t{_copy_field(ref)}\t{_copy_field(reason)}\n" for ref, reason in rejected)
+        )
         cur.copy_expert("COPY stg_rejected_refs (tbl, ref, reason) FROM STDIN", buffer)
 
 
 # --- resolution ------------------------------------------------------------------------
+
 
 def _merge_duplicates(cur, table: str, keys: tuple[str, ...], source: str | None = None) -> int:
     """Mark every row but the first (lowest seq) of each key as merged into that first row."""
@@ -319,8 +355,11 @@ def resolve(cur, layout: str, owner_id: int | None) -> dict[str, dict[str, int]]
             WHERE NOT EXISTS (SELECT 1 FROM map_track m WHERE m.legacy_id = s.track_ref)""")
         rejected = cur.rowcount
         merged = _merge_duplicates(
-            cur, "entries", ("s.playlist_key", "m.spotify_id"),
-            "stg_entries s JOIN map_track m ON m.legacy_id = s.track_ref")
+            cur,
+            "entries",
+            ("s.playlist_key", "m.spotify_id"),
+            "stg_entries s JOIN map_track m ON m.legacy_id = s.track_ref",
+        )
         counts["entries"] = {"merged": merged, "rejected": rejected}
     else:
         counts["tracks"] = {"merged": _merge_duplicates(cur, "tracks", ("s.spotify_id",))}
@@ -332,8 +371,7 @@ def resolve(cur, layout: str, owner_id: int | None) -> dict[str, dict[str, int]]
                 'orphan: track ' || s.track_spotify_id || ' does not exist in tracks')
             WHERE NOT EXISTS (SELECT 1 FROM stg_tracks t WHERE t.spotify_id = s.track_spotify_id)""")
         rejected = cur.rowcount
-        merged = _merge_duplicates(cur, "snapshots",
-                                   ("s.track_spotify_id", "s.snapshot_date", "s.time_range"))
+        merged = _merge_duplicates(cur, "snapshots", ("s.track_spotify_id", "s.snapshot_date", "s.time_range"))
         rejected += _reject_rank_collisions(cur, owner_id)
         counts["snapshots"] = {"merged": merged, "rejected": rejected}
     return counts
@@ -355,13 +393,16 @@ def _reject_rank_collisions(cur, owner_id: int | None) -> int:
         FROM ranked WHERE s.seq = ranked.seq AND ranked.n > 1""")
     rejected = cur.rowcount
     if owner_id is not None:
-        cur.execute("""
+        cur.execute(
+            """
             UPDATE stg_snapshots s SET status = 'rejected',
                 reason = format('rank %%s on %%s (%%s) is already held in the target by track %%s',
                                 s.rank, s.snapshot_date, s.time_range, t.track_id)
             FROM snapshots t
             WHERE s.status = 'ok' AND t.user_id = %s AND t.time_range = s.time_range
               AND t.snapshot_date = s.snapshot_date AND t.rank = s.rank
-              AND t.track_id <> s.track_spotify_id""", (owner_id,))
+              AND t.track_id <> s.track_spotify_id""",
+            (owner_id,),
+        )
         rejected += cur.rowcount
     return rejected

@@ -1,4 +1,5 @@
 """Progress for long table copies: a tqdm bar on a terminal, plain lines otherwise."""
+
 from __future__ import annotations
 
 import sys
@@ -25,8 +26,15 @@ class Progress:
         self.started = self.last_line = time.monotonic()
         self.bar = None
         if tqdm is not None and self.stream.isatty():
-            self.bar = tqdm(total=total, desc=f"{label:<16}", unit=" rows", unit_scale=True,
-                            file=self.stream, dynamic_ncols=True, mininterval=0.5)
+            self.bar = tqdm(
+                total=total,
+                desc=f"{label:<16}",
+                unit=" rows",
+                unit_scale=True,
+                file=self.stream,
+                dynamic_ncols=True,
+                mininterval=0.5,
+            )
 
     def update(self, rows: int) -> None:
         self.done += rows
@@ -39,12 +47,20 @@ class Progress:
             rate = self.done / max(now - self.started, 1e-9)
             eta = (self.total - self.done) / rate if rate else 0
             percent = 100 * self.done / self.total if self.total else 100
-            print(f"  {self.label}: {self.done:,}/{self.total:,} rows ({percent:.0f}%), "
-                  f"{rate:,.0f} rows/s, ETA {eta:,.0f} s", file=self.stream, flush=True)
+            print(
+                f"  {self.label}: {self.done:,}/{self.total:,} rows ({percent:.0f}%), "
+                f"{rate:,.0f} rows/s, ETA {eta:,.0f} s",
+                file=self.stream,
+                flush=True,
+            )
 
     def close(self) -> None:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         if self.bar is not None:
             self.bar.close()
-        print(f"  {self.label}: {self.done:,} rows read and staged in {elapsed:.1f} s "
-              f"({self.done / elapsed:,.0f} rows/s)", file=self.stream, flush=True)
+        print(
+            f"  {self.label}: {self.done:,} rows read and staged in {elapsed:.1f} s "
+            f"({self.done / elapsed:,.0f} rows/s)",
+            file=self.stream,
+            flush=True,
+        )

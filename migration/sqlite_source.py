@@ -6,19 +6,31 @@ may lack, and a cleaner that turns one raw row into one staging row (the shape
 ``migration_load`` copies into PostgreSQL) plus a checksum of the migrated content.
 Rows are read in rowid order with ``fetchmany``, so memory stays flat whatever the size.
 """
+
 from __future__ import annotations
 
 import functools
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
-
 from hashlib import md5
+from pathlib import Path
 
-from legacy_cleaning import (_BAD_TEXT_CHARS, FIELD_SEP, INT4_MAX, Invalid, RowIssues, clean_day, clean_int,
-                             clean_json_object, clean_release_date, clean_spotify_id,
-                             clean_text, clean_timestamp, row_checksum)
+from .cleaning_rules import (
+    _BAD_TEXT_CHARS,
+    FIELD_SEP,
+    INT4_MAX,
+    Invalid,
+    RowIssues,
+    clean_day,
+    clean_int,
+    clean_json_object,
+    clean_release_date,
+    clean_spotify_id,
+    clean_text,
+    clean_timestamp,
+    row_checksum,
+)
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 TIME_RANGES = ("short_term", "medium_term", "long_term")
@@ -31,12 +43,12 @@ class LegacyInputError(Exception):
 
 @dataclass
 class TableSpec:
-    name: str                       # table name in SQLite
-    staging: str                    # staging table it feeds
+    name: str  # table name in SQLite
+    staging: str  # staging table it feeds
     required: tuple[str, ...]
     optional: tuple[str, ...]
-    cleaner: Callable               # (row in `columns` order) -> (staging tuple, issues)
-    legacy_key: Callable            # (row, rowid) -> str
+    cleaner: Callable  # (row in `columns` order) -> (staging tuple, issues)
+    legacy_key: Callable  # (row, rowid) -> str
     present_columns: list[str] = field(default_factory=list)
 
     @property
@@ -48,7 +60,7 @@ class TableSpec:
 class LegacySource:
     path: Path
     conn: sqlite3.Connection
-    layout: str                     # "v1" or "v2"
+    layout: str  # "v1" or "v2"
     tables: list[TableSpec]
     missing_tables: list[str]
 
@@ -65,10 +77,8 @@ class LegacySource:
         """
         if spec.name in self.missing_tables:
             return
-        selected = ", ".join(f'"{c}"' if c in spec.present_columns else f'NULL AS "{c}"'
-                             for c in spec.columns)
-        query = (f'SELECT rowid, {selected} FROM "{spec.name}" WHERE rowid > ? '
-                 f'ORDER BY rowid LIMIT {int(chunk_size)}')
+        selected = ", ".join(f'"{c}"' if c in spec.present_columns else f'NULL AS "{c}"' for c in spec.columns)
+        query = f'SELECT rowid, {selected} FROM "{spec.name}" WHERE rowid > ? ORDER BY rowid LIMIT {int(chunk_size)}'
         last = -(2**63)
         while True:
             try:
@@ -120,17 +130,21 @@ def open_legacy(path: str | Path, busy_timeout: float = 2.0) -> LegacySource:
         what = "an empty file" if not header else "not a SQLite 3 database (wrong header)"
         raise LegacyInputError(f"{path}: {what}")
     try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True,
-                               timeout=busy_timeout, isolation_level=None,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            path.resolve().as_uri() + "?mode=ro",
+            uri=True,
+            timeout=busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
         conn.execute("BEGIN")  # one snapshot for every read, released only at close
         master = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     except sqlite3.DatabaseError as exc:
         message = str(exc)
         if "locked" in message or "busy" in message:
             raise LegacyInputError(
-                f"{path}: the database is locked by another process "
-                "(stop the old app or finish its write, then retry)") from None
+                f"{path}: the database is locked by another process (stop the old app or finish its write, then retry)"
+            ) from None
         raise LegacyInputError(f"{path}: not a readable SQLite database ({message})") from None
     columns = {}
     for (name,) in master:
@@ -153,8 +167,8 @@ def detect_layout(columns: dict[str, list[str]]):
         raise LegacyInputError(f"ambiguous layout: both v1 and v2 tables present (tables: {found})")
     if not (v1 or v2):
         raise LegacyInputError(
-            "unknown layout: expected artists/tracks/playlist_tracks (v1) or tracks/snapshots "
-            f"(v2) (tables: {found})")
+            f"unknown layout: expected artists/tracks/playlist_tracks (v1) or tracks/snapshots (v2) (tables: {found})"
+        )
     layout = "v1" if v1 else "v2"
     specs = v1_specs() if v1 else v2_specs()
     missing = []
@@ -165,8 +179,7 @@ def detect_layout(columns: dict[str, list[str]]):
         present = columns[spec.name]
         lacking = [c for c in spec.required if c not in present]
         if lacking:
-            raise LegacyInputError(
-                f"unknown layout: {layout} table {spec.name} lacks column(s) {', '.join(lacking)}")
+            raise LegacyInputError(f"unknown layout: {layout} table {spec.name} lacks column(s) {', '.join(lacking)}")
         spec.present_columns = present
     return layout, specs, missing
 
@@ -180,6 +193,7 @@ def detect_layout(columns: dict[str, list[str]]):
 #              album_release_date, src_md5
 #   entries:   playlist_key, track_ref, position, added_at, src_md5
 #   snapshots: track_spotify_id, snapshot_date, time_range, rank, src_md5
+
 
 def _legacy_id(value, issues):
     try:
@@ -199,8 +213,18 @@ def clean_v1_artist(row):
 
 
 def clean_v1_track(row):
-    (legacy_id, spotify_id, name, artist_id, album_name, release_date, duration_ms, popularity,
-     audio_features, created_at) = row
+    (
+        legacy_id,
+        spotify_id,
+        name,
+        artist_id,
+        album_name,
+        release_date,
+        duration_ms,
+        popularity,
+        audio_features,
+        created_at,
+    ) = row
     issues = RowIssues()
     spotify_id = clean_spotify_id(spotify_id, "spotify_id", issues)
     name = clean_text(name, "name", issues, required=True)
@@ -211,12 +235,44 @@ def clean_v1_track(row):
     popularity = _optional(clean_int, popularity, "popularity", issues, 0, 100)
     audio_features, _ = _optional_pair(clean_json_object, audio_features, "audio_features", issues)
     created_at = _optional(clean_timestamp, created_at, "created_at", issues)
-    checksum = row_checksum((spotify_id, name, None, album_name, duration_ms, release_date,
-                             precision, None, popularity, None, "{}", audio_features,
-                             created_at, None))
-    return (spotify_id, _legacy_id(legacy_id, issues), name, artist_ref, None, album_name,
-            duration_ms, release_date, precision, None, popularity, None, "{}",
-            audio_features, created_at, None, None, checksum), issues
+    checksum = row_checksum(
+        (
+            spotify_id,
+            name,
+            None,
+            album_name,
+            duration_ms,
+            release_date,
+            precision,
+            None,
+            popularity,
+            None,
+            "{}",
+            audio_features,
+            created_at,
+            None,
+        )
+    )
+    return (
+        spotify_id,
+        _legacy_id(legacy_id, issues),
+        name,
+        artist_ref,
+        None,
+        album_name,
+        duration_ms,
+        release_date,
+        precision,
+        None,
+        popularity,
+        None,
+        "{}",
+        audio_features,
+        created_at,
+        None,
+        None,
+        checksum,
+    ), issues
 
 
 def clean_v1_entry(row):
@@ -231,8 +287,7 @@ def clean_v1_entry(row):
 
 
 def clean_v2_track(row):
-    (track_id, name, artist_name, album_name, duration_ms, spotify_url, raw_json, created_at,
-     updated_at) = row
+    (track_id, name, artist_name, album_name, duration_ms, spotify_url, raw_json, created_at, updated_at) = row
     issues = RowIssues()
     spotify_id = clean_spotify_id(track_id, "track_id", issues)
     raw_json, payload = _optional_pair(clean_json_object, raw_json, "raw_json", issues)
@@ -252,8 +307,7 @@ def clean_v2_track(row):
         if isinstance(album, dict) and isinstance(album.get("release_date"), str):
             album_release_date = album["release_date"]
             try:  # derived columns: raw_json keeps the original either way
-                release_date, precision = clean_release_date(album_release_date, "release_date",
-                                                             RowIssues())
+                release_date, precision = clean_release_date(album_release_date, "release_date", RowIssues())
             except Invalid:
                 pass
         if isinstance(payload.get("explicit"), bool):
@@ -262,12 +316,44 @@ def clean_v2_track(row):
         if type(popularity_value) is int and 0 <= popularity_value <= 100:
             popularity = popularity_value
     raw_json = raw_json or "{}"
-    checksum = row_checksum((spotify_id, name, artist_name, album_name, duration_ms, release_date,
-                             precision, explicit, popularity, spotify_url, raw_json, None,
-                             created_at, updated_at))
-    return (spotify_id, None, name, None, artist_name, album_name, duration_ms, release_date,
-            precision, explicit, popularity, spotify_url, raw_json, None, created_at,
-            updated_at, album_release_date, checksum), issues
+    checksum = row_checksum(
+        (
+            spotify_id,
+            name,
+            artist_name,
+            album_name,
+            duration_ms,
+            release_date,
+            precision,
+            explicit,
+            popularity,
+            spotify_url,
+            raw_json,
+            None,
+            created_at,
+            updated_at,
+        )
+    )
+    return (
+        spotify_id,
+        None,
+        name,
+        None,
+        artist_name,
+        album_name,
+        duration_ms,
+        release_date,
+        precision,
+        explicit,
+        popularity,
+        spotify_url,
+        raw_json,
+        None,
+        created_at,
+        updated_at,
+        album_release_date,
+        checksum,
+    ), issues
 
 
 def clean_v2_snapshot(row):
@@ -284,8 +370,9 @@ def clean_v2_snapshot(row):
         time_range = normalised
     if type(rank) is not int or not 0 < rank <= INT4_MAX:
         rank = clean_int(rank, "rank", issues, 1, INT4_MAX, required=True)
-    checksum = md5(f"{track}{FIELD_SEP}{day.isoformat()}{FIELD_SEP}{time_range}{FIELD_SEP}{rank}"
-                   .encode(), usedforsecurity=False).hexdigest()   # row_checksum, unrolled for the biggest table
+    checksum = md5(
+        f"{track}{FIELD_SEP}{day.isoformat()}{FIELD_SEP}{time_range}{FIELD_SEP}{rank}".encode(), usedforsecurity=False
+    ).hexdigest()  # row_checksum, unrolled for the biggest table
     return (track, day, time_range, rank, checksum), issues
 
 
@@ -313,32 +400,54 @@ def _key(position):
             return f"rowid:{rowid}"
         text = value if value.__class__ is str else str(value)
         return ascii(text) if _BAD_TEXT_CHARS.search(text) else text  # NUL, bad UTF-8
+
     return legacy_key
 
 
 def v1_specs():
     return [
-        TableSpec("artists", "artists", ("id", "spotify_id", "name"), ("created_at",),
-                  clean_v1_artist, _key(0)),
-        TableSpec("tracks", "tracks", ("id", "spotify_id", "name"),
-                  ("artist_id", "album_name", "release_date", "duration_ms", "popularity",
-                   "audio_features", "created_at"), clean_v1_track, _key(0)),
-        TableSpec("playlist_tracks", "entries", ("id", "playlist_id", "track_id", "position"),
-                  ("created_at",), clean_v1_entry, _key(0)),
+        TableSpec("artists", "artists", ("id", "spotify_id", "name"), ("created_at",), clean_v1_artist, _key(0)),
+        TableSpec(
+            "tracks",
+            "tracks",
+            ("id", "spotify_id", "name"),
+            ("artist_id", "album_name", "release_date", "duration_ms", "popularity", "audio_features", "created_at"),
+            clean_v1_track,
+            _key(0),
+        ),
+        TableSpec(
+            "playlist_tracks",
+            "entries",
+            ("id", "playlist_id", "track_id", "position"),
+            ("created_at",),
+            clean_v1_entry,
+            _key(0),
+        ),
     ]
 
 
 def v2_specs():
     return [
-        TableSpec("tracks", "tracks", ("track_id", "name"),
-                  ("artist_name", "album_name", "duration_ms", "spotify_url", "raw_json",
-                   "created_at", "updated_at"), clean_v2_track, _key(0)),
-        TableSpec("snapshots", "snapshots", ("track_id", "snapshot_date", "time_range", "rank"),
-                  ("id",), clean_v2_snapshot, _key(4)),
+        TableSpec(
+            "tracks",
+            "tracks",
+            ("track_id", "name"),
+            ("artist_name", "album_name", "duration_ms", "spotify_url", "raw_json", "created_at", "updated_at"),
+            clean_v2_track,
+            _key(0),
+        ),
+        TableSpec(
+            "snapshots",
+            "snapshots",
+            ("track_id", "snapshot_date", "time_range", "rank"),
+            ("id",),
+            clean_v2_snapshot,
+            _key(4),
+        ),
     ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def specs_for(layout: str) -> dict[str, TableSpec]:
     """The table specs of a layout by SQLite table name (what cleaning workers look up)."""
     return {spec.name: spec for spec in (v1_specs() if layout == "v1" else v2_specs())}

@@ -5,6 +5,7 @@ costly part: JSON parsing, timestamps, checksums) run in worker processes, one c
 of rows at a time. Chunks come back in the order they were sent, so the rejects report
 and the staging tables see the rows in the same order as a single process would.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -17,11 +18,11 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
-from legacy_cleaning import Invalid, RowIssues, clean_spotify_id, original_values
-from legacy_sqlite import specs_for
-from migration_load import copy_line
+from .cleaning_rules import Invalid, RowIssues, clean_spotify_id, original_values
+from .load import copy_line
+from .sqlite_source import specs_for
 
-IN_FLIGHT_PER_WORKER = 2   # chunks queued per worker: enough to hide the hand-over
+IN_FLIGHT_PER_WORKER = 2  # chunks queued per worker: enough to hide the hand-over
 MAX_WORKERS = 4
 
 
@@ -33,21 +34,21 @@ class CleaningFailed(Exception):
 class CleanedChunk:
     rows: int
     copy_text: str
-    repaired: int = 0                  # rows with at least one lossless repair
+    repaired: int = 0  # rows with at least one lossless repair
     repair_kinds: Counter = field(default_factory=Counter)
     # report lines in row order: (action, legacy key, reason, original values)
     reports: list = field(default_factory=list)
-    rejected_refs: list = field(default_factory=list)   # (what references used, why)
+    rejected_refs: list = field(default_factory=list)  # (what references used, why)
 
 
 def _reference(layout: str, table: str, values: tuple) -> str:
     """What other tables use to point at this row (for naming why an orphan is one)."""
-    if layout == "v2" and table == "tracks":   # v2 references tracks by Spotify id
+    if layout == "v2" and table == "tracks":  # v2 references tracks by Spotify id
         try:
             return clean_spotify_id(values[0], "track_id", RowIssues())
         except Invalid:
             return str(values[0])
-    return str(values[0])                       # v1: the integer id
+    return str(values[0])  # v1: the integer id
 
 
 def clean_chunk(layout: str, table: str, chunk: list) -> CleanedChunk:
@@ -70,8 +71,7 @@ def clean_chunk(layout: str, table: str, chunk: list) -> CleanedChunk:
                 result.repaired += 1
                 result.repair_kinds.update(issues.repairs)
             if issues.dropped:
-                result.reports.append(("repaired", key, "; ".join(issues.dropped),
-                                       original_values(columns, values)))
+                result.reports.append(("repaired", key, "; ".join(issues.dropped), original_values(columns, values)))
         lines.append(copy_line((rowid, key) + cleaned))
     result.copy_text = "".join(lines)
     return result
@@ -111,8 +111,9 @@ class Cleaner:
         if self.workers:
             try:
                 # fork: the workers need no re-import, and see the cleaning rules as loaded
-                self._pool = ProcessPoolExecutor(self.workers, initializer=_start_worker,
-                                                 mp_context=multiprocessing.get_context("fork"))
+                self._pool = ProcessPoolExecutor(
+                    self.workers, initializer=_start_worker, mp_context=multiprocessing.get_context("fork")
+                )
                 # with fork, the first task starts every worker: do it now, while this
                 # process has no other thread (the COPY feeder) whose locks a child could
                 # inherit held
@@ -137,8 +138,7 @@ class Cleaner:
             while pending:
                 yield pending.popleft().result()
         except BrokenProcessPool:
-            raise CleaningFailed(f"a process cleaning {table} rows died (killed or out of "
-                                 "memory?)") from None
+            raise CleaningFailed(f"a process cleaning {table} rows died (killed or out of memory?)") from None
 
     def close(self) -> None:
         """Stop the workers now: they hold nothing worth waiting for (after an error or a

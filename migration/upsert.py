@@ -12,6 +12,7 @@ statement trigger derives (the search dictionary) is derived once from the finis
 table. Nobody sees the table without them: the table is locked until commit, and a
 failure rolls the whole thing back.
 """
+
 from __future__ import annotations
 
 from psycopg2 import sql
@@ -23,12 +24,17 @@ BULK_TABLES = ("artists", "tracks", "playlists", "playlist_tracks", "snapshots")
 TARGET_MATCH = {
     "artists": ("artists t", "t.spotify_id = s.spotify_id", "stg_artists s"),
     "tracks": ("tracks t", "t.spotify_id = s.spotify_id", "stg_tracks s"),
-    "entries": ("playlist_tracks t JOIN playlists p ON p.id = t.playlist_id",
-                "p.user_id = %(owner)s AND p.legacy_key = s.playlist_key AND t.track_id = m.spotify_id",
-                "stg_entries s JOIN map_track m ON m.legacy_id = s.track_ref"),
-    "snapshots": ("snapshots t", "t.user_id = %(owner)s AND t.track_id = s.track_spotify_id AND "
-                  "t.snapshot_date = s.snapshot_date AND t.time_range = s.time_range",
-                  "stg_snapshots s"),
+    "entries": (
+        "playlist_tracks t JOIN playlists p ON p.id = t.playlist_id",
+        "p.user_id = %(owner)s AND p.legacy_key = s.playlist_key AND t.track_id = m.spotify_id",
+        "stg_entries s JOIN map_track m ON m.legacy_id = s.track_ref",
+    ),
+    "snapshots": (
+        "snapshots t",
+        "t.user_id = %(owner)s AND t.track_id = s.track_spotify_id AND "
+        "t.snapshot_date = s.snapshot_date AND t.time_range = s.time_range",
+        "stg_snapshots s",
+    ),
 }
 STAGED_TABLES = {"v1": ("artists", "tracks", "entries"), "v2": ("tracks", "snapshots")}
 
@@ -37,9 +43,12 @@ def record_preexisting(cur, layout: str, owner_id: int) -> None:
     """Remember which survivors the target already had: those rows keep their values."""
     for name in STAGED_TABLES[layout]:
         target, match, source = TARGET_MATCH[name]
-        cur.execute(f"""CREATE TEMP TABLE pre_{name} ON COMMIT DROP AS
+        cur.execute(
+            f"""CREATE TEMP TABLE pre_{name} ON COMMIT DROP AS
                         SELECT s.seq FROM {source} WHERE s.status = 'ok'
-                        AND EXISTS (SELECT 1 FROM {target} WHERE {match})""", {"owner": owner_id})
+                        AND EXISTS (SELECT 1 FROM {target} WHERE {match})""",
+            {"owner": owner_id},
+        )
         cur.execute(f"ALTER TABLE pre_{name} ADD PRIMARY KEY (seq)")
 
 
@@ -49,10 +58,12 @@ def record_preexisting(cur, layout: str, owner_id: int) -> None:
 # from the three columns it needs: about 20% less for a million v2 tracks (two A/B runs:
 # 39.0 -> 31.1 s and 32.1 -> 25.6 s).
 DERIVED_BY_TRIGGER = {
-    "tracks": ("tracks_add_search_words_after_insert",  # schema_postgres.sql: search words
-               """SELECT remember_search_words(ARRAY(
+    "tracks": (
+        "tracks_add_search_words_after_insert",  # schema_postgres.sql: search words
+        """SELECT remember_search_words(ARRAY(
                       SELECT DISTINCT w.word FROM tracks t,
-                             track_words(t.name, t.artist_name, t.album_name) AS w(word)))"""),
+                             track_words(t.name, t.artist_name, t.album_name) AS w(word)))""",
+    ),
 }
 
 
@@ -61,14 +72,16 @@ def _defer_derived_data(cur, table: str) -> list:
     if table not in DERIVED_BY_TRIGGER:
         return []
     trigger, derive = DERIVED_BY_TRIGGER[table]
-    cur.execute("SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s "
-                "AND tgenabled = 'O'", (table, trigger))  # on, in the default mode
+    cur.execute(
+        "SELECT 1 FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname = %s AND tgenabled = 'O'", (table, trigger)
+    )  # on, in the default mode
     if cur.fetchone() is None:
         return []
-    cur.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(
-        sql.Identifier(table), sql.Identifier(trigger)))
-    return [sql.SQL(derive), sql.SQL("ALTER TABLE {} ENABLE TRIGGER {}").format(
-        sql.Identifier(table), sql.Identifier(trigger))]
+    cur.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(sql.Identifier(table), sql.Identifier(trigger)))
+    return [
+        sql.SQL(derive),
+        sql.SQL("ALTER TABLE {} ENABLE TRIGGER {}").format(sql.Identifier(table), sql.Identifier(trigger)),
+    ]
 
 
 def suspend_for_bulk_load(cur, table: str) -> list | None:
@@ -81,21 +94,27 @@ def suspend_for_bulk_load(cur, table: str) -> list | None:
     if cur.fetchone()[0]:
         return None
     restore_constraints, restore_indexes, restore_keys = [], [], []
-    cur.execute("""
+    cur.execute(
+        """
         SELECT c.conname, c.contype, pg_get_constraintdef(c.oid) FROM pg_constraint c
         WHERE c.conrelid = %s::regclass AND c.contype IN ('f', 'u', 'p')
           AND NOT EXISTS (SELECT 1 FROM pg_constraint r WHERE r.contype = 'f'
                           AND r.confrelid = c.conrelid AND r.conindid = c.conindid)
-        ORDER BY c.contype""", (table,))
+        ORDER BY c.contype""",
+        (table,),
+    )
     for name, kind, definition in cur.fetchall():
         restore = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(
-            sql.Identifier(table), sql.Identifier(name)) + sql.SQL(definition)
+            sql.Identifier(table), sql.Identifier(name)
+        ) + sql.SQL(definition)
         (restore_keys if kind == "f" else restore_constraints).append(restore)
-        cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-            sql.Identifier(table), sql.Identifier(name)))
-    cur.execute("""SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
+        cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(sql.Identifier(table), sql.Identifier(name)))
+    cur.execute(
+        """SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
                    WHERE i.indrelid = %s::regclass AND NOT EXISTS (
-                       SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)""", (table,))
+                       SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)""",
+        (table,),
+    )
     for name, definition in cur.fetchall():
         restore_indexes.append(sql.SQL(definition))
         cur.execute(f"DROP INDEX {name}")
@@ -106,16 +125,23 @@ def _fill(column: str) -> str:
     return f"{column} = coalesce(t.{column}, excluded.{column})"
 
 
-TRACK_FILL = ("artist_name", "primary_artist_id", "album_name", "duration_ms", "explicit",
-              "popularity", "spotify_url", "audio_features")
+TRACK_FILL = (
+    "artist_name",
+    "primary_artist_id",
+    "album_name",
+    "duration_ms",
+    "explicit",
+    "popularity",
+    "spotify_url",
+    "audio_features",
+)
 TRACK_CONFLICT = f"""
     ON CONFLICT (spotify_id) DO UPDATE SET {", ".join(_fill(c) for c in TRACK_FILL)},
         release_date = coalesce(t.release_date, excluded.release_date),
         release_date_precision = CASE WHEN t.release_date IS NULL
             THEN excluded.release_date_precision ELSE t.release_date_precision END,
         raw_json = CASE WHEN t.raw_json = '{{}}' THEN excluded.raw_json ELSE t.raw_json END
-    WHERE {" OR ".join(f"(t.{c} IS NULL AND excluded.{c} IS NOT NULL)"
-                       for c in TRACK_FILL + ("release_date",))}
+    WHERE {" OR ".join(f"(t.{c} IS NULL AND excluded.{c} IS NOT NULL)" for c in TRACK_FILL + ("release_date",))}
        OR (t.raw_json = '{{}}' AND excluded.raw_json <> '{{}}')"""
 
 
@@ -154,24 +180,31 @@ def load(cur, layout: str, owner_id: int, bulk: bool = True) -> set[str]:
                coalesce(s.updated_at, s.created_at, now())
         FROM stg_tracks s {artist_join} WHERE s.status = 'ok' {on_conflict("tracks", TRACK_CONFLICT)}""")
     if layout == "v1":
-        cur.execute(f"""INSERT INTO playlists (user_id, kind, name, legacy_key, created_at)
+        cur.execute(
+            f"""INSERT INTO playlists (user_id, kind, name, legacy_key, created_at)
                         SELECT %s, 'legacy', playlist_key, playlist_key, coalesce(min(added_at), now())
                         FROM stg_entries GROUP BY playlist_key ORDER BY playlist_key
                         {on_conflict("playlists", "ON CONFLICT (user_id, legacy_key) DO NOTHING")}""",
-                    (owner_id,))
-        cur.execute(f"""INSERT INTO playlist_tracks (playlist_id, track_id, position, added_at)
+            (owner_id,),
+        )
+        cur.execute(
+            f"""INSERT INTO playlist_tracks (playlist_id, track_id, position, added_at)
                         SELECT p.id, m.spotify_id, s.position, s.added_at
                         FROM stg_entries s JOIN map_track m ON m.legacy_id = s.track_ref
                         JOIN playlists p ON p.user_id = %s AND p.legacy_key = s.playlist_key
                         WHERE s.status = 'ok'
                         {on_conflict("playlist_tracks", "ON CONFLICT (playlist_id, track_id) DO NOTHING")}""",
-                    (owner_id,))
+            (owner_id,),
+        )
     else:
         conflict = "ON CONFLICT (user_id, track_id, snapshot_date, time_range) DO NOTHING"
-        cur.execute(f"""INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
+        cur.execute(
+            f"""INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
                         SELECT %s, track_spotify_id, snapshot_date, time_range, rank
                         FROM stg_snapshots WHERE status = 'ok'
-                        {on_conflict("snapshots", conflict)}""", (owner_id,))
+                        {on_conflict("snapshots", conflict)}""",
+            (owner_id,),
+        )
     for statement in restore:
         cur.execute(statement)
     reset_identity_sequences(cur)

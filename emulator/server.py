@@ -1,6 +1,6 @@
 """A faithful local Spotify: accounts service plus the Web API subset this app uses.
 
-Run it alone:    python spotify_emulator.py --port 8765
+Run it alone:    python -m emulator --port 8765
 Or in-process:   server = serve_in_thread()   # tests, the app's demo mode
                  server.faults.rate_limit(retry_after=30, times=1)
                  ...; server.stop()
@@ -18,10 +18,11 @@ Emulator-only extensions, which real Spotify never sends or accepts:
   * GET /_emulator/users: the demo listeners; /_emulator/images/...: cover art;
   * an `X-Emulator-Fault` header on every response a fault switch produced.
 
-Module map: emulator_catalogue (tracks), emulator_listeners (demo users, taste
-drift), emulator_state (tokens, playlists, clock, faults), emulator_objects
-(JSON shapes), emulator_accounts (/authorize, /api/token), emulator_web_api (/v1).
+Module map: catalogue (tracks), listeners (demo users, taste
+drift), state (tokens, playlists, clock, faults), objects
+(JSON shapes), accounts (/authorize, /api/token), web_api (/v1).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,15 +34,25 @@ from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-import emulator_objects as objects
-from emulator_accounts import accounts
-from emulator_catalogue import get_catalogue
-from emulator_listeners import DEMO_USERS, TIME_RANGES, top_track_ids
-from emulator_state import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorState, Faults
-from emulator_web_api import api_error, web_api
+from . import objects
+from .accounts import accounts
+from .catalogue import get_catalogue
+from .listeners import DEMO_USERS, TIME_RANGES, top_track_ids
+from .state import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorState, Faults
+from .web_api import api_error, web_api
 
-__all__ = ["create_app", "serve_in_thread", "EmulatorServer", "EmulatorState", "Faults",
-           "top_tracks_as_of", "DEMO_USERS", "DEMO_CLIENT_ID", "DEMO_CLIENT_SECRET", "TIME_RANGES"]
+__all__ = [
+    "create_app",
+    "serve_in_thread",
+    "EmulatorServer",
+    "EmulatorState",
+    "Faults",
+    "top_tracks_as_of",
+    "DEMO_USERS",
+    "DEMO_CLIENT_ID",
+    "DEMO_CLIENT_SECRET",
+    "TIME_RANGES",
+]
 
 
 def create_app(state: EmulatorState | None = None) -> Flask:
@@ -58,7 +69,7 @@ def create_app(state: EmulatorState | None = None) -> Flask:
     app.add_url_rule("/_emulator/images/<kind>/<obj_id>.svg", view_func=_image_view)
     app.add_url_rule("/favicon.ico", view_func=_favicon_view)  # browsers ask for it on the consent page
     app.wsgi_app = _TolerateTrailingSlash(app.wsgi_app)
-    get_catalogue()   # build now, not inside the first request
+    get_catalogue()  # build now, not inside the first request
     return app
 
 
@@ -80,7 +91,7 @@ def _state() -> EmulatorState:
 
 
 def _http_error(error: HTTPException):
-    if request.path.startswith("/v1/"):   # unknown API routes answer in Spotify's JSON shape
+    if request.path.startswith("/v1/"):  # unknown API routes answer in Spotify's JSON shape
         return api_error(error.code, "Service not found" if error.code == 404 else error.name)
     return error
 
@@ -92,14 +103,14 @@ def _apply_faults():
             continue
         if rule.kind == "rate_limit":
             # the July 2026 body; Retry-After is what clients must honour
-            response = jsonify({"error": {"status": 429, "message": "Too many requests",
-                                          "reason": "QUOTA_EXCEEDED"}})
+            response = jsonify({"error": {"status": 429, "message": "Too many requests", "reason": "QUOTA_EXCEEDED"}})
             response.status_code = 429
             response.headers["Retry-After"] = str(rule.retry_after)
         elif rule.kind == "server_error":
-            response = api_error(rule.status, {502: "Bad gateway.", 503: "Service unavailable"}.get(
-                rule.status, "Server error."))
-        else:   # garbage: a 200 whose JSON stops halfway, like a connection cut mid-body
+            response = api_error(
+                rule.status, {502: "Bad gateway.", 503: "Service unavailable"}.get(rule.status, "Server error.")
+            )
+        else:  # garbage: a 200 whose JSON stops halfway, like a connection cut mid-body
             response = Response('{"href": "https://api.spotify.com/v1/me/tr', 200, mimetype="application/json")
         response.headers["X-Emulator-Fault"] = rule.kind
         return response
@@ -114,8 +125,12 @@ def configure_from_json(state: EmulatorState, body: dict):
      "expire_refresh_tokens": ..., "expire_access_tokens": ..., "now": "2026-06-01T12:00:00Z" | null}
     Fault values may be one object or a list of them.
     """
-    adders = {"rate_limit": state.faults.rate_limit, "server_error": state.faults.server_error,
-              "slow": state.faults.slow, "garbage": state.faults.garbage}
+    adders = {
+        "rate_limit": state.faults.rate_limit,
+        "server_error": state.faults.server_error,
+        "slow": state.faults.slow,
+        "garbage": state.faults.garbage,
+    }
     for key, value in body.items():
         if key in adders:
             for options in value if isinstance(value, list) else [value]:
@@ -147,8 +162,12 @@ def _faults_view():
 
 
 def _users_view():
-    return jsonify({"users": [{"id": u.id, "display_name": u.display_name} for u in DEMO_USERS.values()],
-                    "client_id": DEMO_CLIENT_ID})
+    return jsonify(
+        {
+            "users": [{"id": u.id, "display_name": u.display_name} for u in DEMO_USERS.values()],
+            "client_id": DEMO_CLIENT_ID,
+        }
+    )
 
 
 def _image_view(kind: str, obj_id: str):
@@ -172,7 +191,7 @@ def top_tracks_as_of(user_id: str, time_range: str, as_of: date, base_url: str) 
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):   # tests and demo mode: no access log noise
+    def log_request(self, *args, **kwargs):  # tests and demo mode: no access log noise
         pass
 
 
@@ -183,8 +202,8 @@ class EmulatorServer:
         self.state, self._server, self._thread = state, server, thread
         host = server.host if ":" not in server.host else f"[{server.host}]"
         self.base_url = f"http://{host}:{server.port}"
-        self.accounts_url = self.base_url          # OAUTH_AUTHORIZE_URL = accounts_url + "/authorize"
-        self.api_url = self.base_url               # spotipy prefix = api_url + "/v1/"
+        self.accounts_url = self.base_url  # OAUTH_AUTHORIZE_URL = accounts_url + "/authorize"
+        self.api_url = self.base_url  # spotipy prefix = api_url + "/v1/"
         self.authorize_url = self.accounts_url + "/authorize"
         self.token_url = self.accounts_url + "/api/token"
         self.client_id, self.client_secret = DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
@@ -223,8 +242,11 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args(argv)
     server = make_server(args.host, args.port, create_app(), threaded=True)
-    print(f"Spotify emulator on http://{args.host}:{server.port}  "
-          f"client_id={DEMO_CLIENT_ID} client_secret={DEMO_CLIENT_SECRET}", flush=True)
+    print(
+        f"Spotify emulator on http://{args.host}:{server.port}  "
+        f"client_id={DEMO_CLIENT_ID} client_secret={DEMO_CLIENT_SECRET}",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

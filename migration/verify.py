@@ -6,16 +6,16 @@ row it actually stored, so a value that was truncated, re-typed, double-encoded 
 dropped anywhere between SQLite and the target shows up as a mismatch. JSON columns are
 also compared as JSONB values, and nested fields are read back through ``->``/``->>``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from migration_upsert import TARGET_MATCH
+from .upsert import TARGET_MATCH
 
 FOUND = {"artists": "spotify_id", "tracks": "spotify_id", "entries": "playlist_id", "snapshots": "id"}
-SOURCE_TABLE = {"artists": "artists", "tracks": "tracks", "entries": "playlist_tracks",
-                "snapshots": "snapshots"}
-TARGET_TABLE = SOURCE_TABLE   # the legacy tables and the app's share their names
+SOURCE_TABLE = {"artists": "artists", "tracks": "tracks", "entries": "playlist_tracks", "snapshots": "snapshots"}
+TARGET_TABLE = SOURCE_TABLE  # the legacy tables and the app's share their names
 
 
 def _utc_text(column: str) -> str:
@@ -40,8 +40,7 @@ def _md5(*fields: str) -> str:
 
     A date renders as YYYY-MM-DD because ``migration_load.prepare_session`` fixes DateStyle
     to ISO for the whole transaction (``::text`` is cheaper than ``to_char``)."""
-    return ("md5(concat_ws(chr(31), "
-            + ", ".join(f"coalesce(({f})::text, chr(30))" for f in fields) + "))")
+    return "md5(concat_ws(chr(31), " + ", ".join(f"coalesce(({f})::text, chr(30))" for f in fields) + "))"
 
 
 def _artist_digest(created_at: str) -> str:
@@ -61,13 +60,26 @@ def checksum_sql(name: str, layout: str) -> str:
         return f"s.src_md5 = {_artist_digest(_ts('created_at', 'created_at'))}"
     if name == "tracks":
         artist_name = "NULL" if layout == "v1" else "t.artist_name"
-        digest = _md5("t.spotify_id", "t.name", artist_name, "t.album_name", "t.duration_ms",
-                      "t.release_date", "t.release_date_precision",
-                      "t.explicit", "t.popularity", "t.spotify_url", "s.raw_json",
-                      "s.audio_features", _ts("created_at", "created_at"),
-                      _ts("updated_at", "updated_at"))
-        return (f"s.src_md5 = {digest} AND t.raw_json = s.raw_json::jsonb "
-                "AND t.audio_features IS NOT DISTINCT FROM s.audio_features::jsonb")
+        digest = _md5(
+            "t.spotify_id",
+            "t.name",
+            artist_name,
+            "t.album_name",
+            "t.duration_ms",
+            "t.release_date",
+            "t.release_date_precision",
+            "t.explicit",
+            "t.popularity",
+            "t.spotify_url",
+            "s.raw_json",
+            "s.audio_features",
+            _ts("created_at", "created_at"),
+            _ts("updated_at", "updated_at"),
+        )
+        return (
+            f"s.src_md5 = {digest} AND t.raw_json = s.raw_json::jsonb "
+            "AND t.audio_features IS NOT DISTINCT FROM s.audio_features::jsonb"
+        )
     if name == "entries":
         return f"s.src_md5 = {_entry_digest(_ts('added_at', 'added_at'))}"
     return f"s.src_md5 = {SNAPSHOT_DIGEST}"
@@ -75,13 +87,13 @@ def checksum_sql(name: str, layout: str) -> str:
 
 @dataclass
 class TableCheck:
-    staged_ok: int = 0          # surviving rows that must be in the target
-    missing: int = 0            # ... and are not
-    mismatched: int = 0         # new rows whose content differs from the source
-    kept_existing: int = 0      # rows the target already had, with other values
-    reference_errors: int = 0   # references that do not follow the surviving row
-    nested_errors: int = 0      # raw_json->'album'->>'release_date' differs from the source
-    preexisting: int = 0        # surviving rows the target had before this run
+    staged_ok: int = 0  # surviving rows that must be in the target
+    missing: int = 0  # ... and are not
+    mismatched: int = 0  # new rows whose content differs from the source
+    kept_existing: int = 0  # rows the target already had, with other values
+    reference_errors: int = 0  # references that do not follow the surviving row
+    nested_errors: int = 0  # raw_json->'album'->>'release_date' differs from the source
+    preexisting: int = 0  # surviving rows the target had before this run
     # a table filled from empty whose checksum totals differ with no row missing or
     # different: target rows beyond the source's (None: same count, other content)
     unaccounted: int | None = 0
@@ -95,15 +107,25 @@ class TableCheck:
 # when they differ does the row-by-row join below run, to name the rows.
 # name: ((staging digest, staging rows), (target digest, target rows))
 _WHOLE_TABLE = {
-    "artists": (("s.src_md5", "stg_artists s WHERE s.status = 'ok'"),
-                (_artist_digest(_landed_ts("created_at")), "artists t")),
+    "artists": (
+        ("s.src_md5", "stg_artists s WHERE s.status = 'ok'"),
+        (_artist_digest(_landed_ts("created_at")), "artists t"),
+    ),
     # the entry's checksum leaves out its track (the row-by-row check joins on it): add it
-    "entries": (("md5(s.src_md5 || chr(31) || m.spotify_id)",
-                 "stg_entries s JOIN map_track m ON m.legacy_id = s.track_ref WHERE s.status = 'ok'"),
-                (f"md5({_entry_digest(_landed_ts('added_at'))} || chr(31) || t.track_id)",
-                 "playlist_tracks t JOIN playlists p ON p.id = t.playlist_id WHERE p.user_id = %(owner)s")),
-    "snapshots": (("s.src_md5", "stg_snapshots s WHERE s.status = 'ok'"),
-                  (SNAPSHOT_DIGEST, "snapshots t WHERE t.user_id = %(owner)s")),
+    "entries": (
+        (
+            "md5(s.src_md5 || chr(31) || m.spotify_id)",
+            "stg_entries s JOIN map_track m ON m.legacy_id = s.track_ref WHERE s.status = 'ok'",
+        ),
+        (
+            f"md5({_entry_digest(_landed_ts('added_at'))} || chr(31) || t.track_id)",
+            "playlist_tracks t JOIN playlists p ON p.id = t.playlist_id WHERE p.user_id = %(owner)s",
+        ),
+    ),
+    "snapshots": (
+        ("s.src_md5", "stg_snapshots s WHERE s.status = 'ok'"),
+        (SNAPSHOT_DIGEST, "snapshots t WHERE t.user_id = %(owner)s"),
+    ),
 }
 
 
@@ -121,8 +143,7 @@ def whole_table_totals(cur, name: str, owner_id: int | None) -> tuple[tuple, tup
     return staged_total, cur.fetchone()
 
 
-def check_table(cur, name: str, layout: str, owner_id: int | None,
-                filled_from_empty: bool = False) -> TableCheck:
+def check_table(cur, name: str, layout: str, owner_id: int | None, filled_from_empty: bool = False) -> TableCheck:
     """Does every surviving staging row hold the same content in the target?"""
     if not (filled_from_empty and name in _WHOLE_TABLE):
         return check_rows(cur, name, layout, owner_id)
@@ -145,25 +166,32 @@ def check_rows(cur, name: str, layout: str, owner_id: int | None) -> TableCheck:
     extra_select, extra_join = "0, 0", ""
     if name == "tracks" and layout == "v1":
         extra_join = "LEFT JOIN map_artist ma ON ma.legacy_id = s.artist_ref"
-        extra_select = ("count(*) FILTER (WHERE found AND NOT is_pre AND ma.spotify_id IS NOT NULL "
-                        "AND primary_artist_id IS DISTINCT FROM ma.spotify_id), 0")
+        extra_select = (
+            "count(*) FILTER (WHERE found AND NOT is_pre AND ma.spotify_id IS NOT NULL "
+            "AND primary_artist_id IS DISTINCT FROM ma.spotify_id), 0"
+        )
     elif name == "tracks":
-        extra_select = ("0, count(*) FILTER (WHERE found AND NOT is_pre AND album_release_date "
-                        "IS NOT NULL AND nested IS DISTINCT FROM album_release_date)")
+        extra_select = (
+            "0, count(*) FILTER (WHERE found AND NOT is_pre AND album_release_date "
+            "IS NOT NULL AND nested IS DISTINCT FROM album_release_date)"
+        )
     nested = "t.raw_json->'album'->>'release_date'" if name == "tracks" else "NULL::text"
     artist_col = "t.primary_artist_id" if name == "tracks" else "NULL::text"
     album_col = "s.album_release_date" if name == "tracks" else "NULL::text"
     artist_ref = "s.artist_ref" if name == "tracks" else "NULL::bigint"
-    target_columns = (f"CASE WHEN t.{FOUND[name]} IS NOT NULL THEN true END AS found, "
-                      f"({checksum_sql(name, layout)}) AS same, {nested} AS nested, "
-                      f"{artist_col} AS primary_artist_id")
+    target_columns = (
+        f"CASE WHEN t.{FOUND[name]} IS NOT NULL THEN true END AS found, "
+        f"({checksum_sql(name, layout)}) AS same, {nested} AS nested, "
+        f"{artist_col} AS primary_artist_id"
+    )
     if name in ("artists", "tracks"):  # wide rows: one primary-key probe each, nothing spilled
-        lookup = (f"LEFT JOIN LATERAL (SELECT {target_columns} FROM {target} WHERE {match}) c ON true")
+        lookup = f"LEFT JOIN LATERAL (SELECT {target_columns} FROM {target} WHERE {match}) c ON true"
         target_columns = "c.found, c.same, c.nested, c.primary_artist_id"
-    else:                              # narrow rows: one hash or merge join
+    else:  # narrow rows: one hash or merge join
         lookup = f"LEFT JOIN {f'({target})' if ' JOIN ' in target else target} ON {match}"
     # a missing target row still counts: found is NULL then
-    cur.execute(f"""
+    cur.execute(
+        f"""
         WITH joined AS (
             SELECT s.legacy_key, {artist_ref} AS artist_ref, {album_col} AS album_release_date,
                    {pre} AS is_pre, {target_columns}
@@ -175,25 +203,42 @@ def check_rows(cur, name: str, layout: str, owner_id: int | None) -> TableCheck:
                {extra_select},
                (array_agg(legacy_key) FILTER (WHERE found IS NULL OR (NOT same AND NOT is_pre)))[1:5],
                count(*) FILTER (WHERE is_pre)
-        FROM joined s {extra_join}""", {"owner": owner_id})
+        FROM joined s {extra_join}""",
+        {"owner": owner_id},
+    )
     row = cur.fetchone()
     return TableCheck(row[0], row[1], row[2], row[3], row[4], row[5], row[7], list(row[6] or []))
 
 
 # (what, table, the column(s) a constraint guards, the condition of a bad row)
 FOREIGN_KEYS = (
-    ("tracks.primary_artist_id", "tracks", "primary_artist_id", "c.primary_artist_id IS NOT NULL "
-     "AND NOT EXISTS (SELECT 1 FROM artists p WHERE p.spotify_id = c.primary_artist_id)"),
-    ("snapshots.track_id", "snapshots", "track_id",
-     "NOT EXISTS (SELECT 1 FROM tracks p WHERE p.spotify_id = c.track_id)"),
-    ("snapshots.user_id", "snapshots", "user_id",
-     "NOT EXISTS (SELECT 1 FROM users p WHERE p.id = c.user_id)"),
-    ("playlist_tracks.track_id", "playlist_tracks", "track_id",
-     "NOT EXISTS (SELECT 1 FROM tracks p WHERE p.spotify_id = c.track_id)"),
-    ("playlist_tracks.playlist_id", "playlist_tracks", "playlist_id",
-     "NOT EXISTS (SELECT 1 FROM playlists p WHERE p.id = c.playlist_id)"),
-    ("playlists.user_id", "playlists", "user_id",
-     "NOT EXISTS (SELECT 1 FROM users p WHERE p.id = c.user_id)"),
+    (
+        "tracks.primary_artist_id",
+        "tracks",
+        "primary_artist_id",
+        "c.primary_artist_id IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM artists p WHERE p.spotify_id = c.primary_artist_id)",
+    ),
+    (
+        "snapshots.track_id",
+        "snapshots",
+        "track_id",
+        "NOT EXISTS (SELECT 1 FROM tracks p WHERE p.spotify_id = c.track_id)",
+    ),
+    ("snapshots.user_id", "snapshots", "user_id", "NOT EXISTS (SELECT 1 FROM users p WHERE p.id = c.user_id)"),
+    (
+        "playlist_tracks.track_id",
+        "playlist_tracks",
+        "track_id",
+        "NOT EXISTS (SELECT 1 FROM tracks p WHERE p.spotify_id = c.track_id)",
+    ),
+    (
+        "playlist_tracks.playlist_id",
+        "playlist_tracks",
+        "playlist_id",
+        "NOT EXISTS (SELECT 1 FROM playlists p WHERE p.id = c.playlist_id)",
+    ),
+    ("playlists.user_id", "playlists", "user_id", "NOT EXISTS (SELECT 1 FROM users p WHERE p.id = c.user_id)"),
 )
 JSON_OBJECTS = (
     ("tracks.raw_json", "tracks", "raw_json", "jsonb_typeof(c.raw_json) <> 'object'"),
@@ -209,7 +254,8 @@ def _enforced(cur, table: str, column: str, kind: str) -> bool:
     Then PostgreSQL itself guarantees the invariant and scanning millions of rows again
     proves nothing more; otherwise the rows are checked one by one.
     """
-    cur.execute("""
+    cur.execute(
+        """
         SELECT EXISTS (
             SELECT 1 FROM pg_constraint c JOIN pg_attribute a
                  ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
@@ -219,15 +265,15 @@ def _enforced(cur, table: str, column: str, kind: str) -> bool:
                   SELECT 1 FROM pg_trigger t WHERE t.tgconstraint = c.oid AND t.tgenabled = 'D'))
               AND (c.contype <> 'c' OR pg_get_constraintdef(c.oid) LIKE '%%jsonb_typeof%%object%%'))
           AND current_setting('session_replication_role') <> 'replica'""",
-                {"table": table, "column": column, "kind": kind})
+        {"table": table, "column": column, "kind": kind},
+    )
     return cur.fetchone()[0]
 
 
 def check_database(cur) -> tuple[list[str], list[str]]:
     """Whole-database invariants: (problems, how each was established)."""
     problems, notes = [], []
-    for checks, kind, failure in ((JSON_OBJECTS, "c", "are not JSON objects"),
-                                  (FOREIGN_KEYS, "f", "point at nothing")):
+    for checks, kind, failure in ((JSON_OBJECTS, "c", "are not JSON objects"), (FOREIGN_KEYS, "f", "point at nothing")):
         for label, table, column, bad in checks:
             if _enforced(cur, table, column, kind):
                 notes.append(f"{label}: enforced by a validated constraint")
@@ -242,9 +288,8 @@ def check_database(cur) -> tuple[list[str], list[str]]:
 
 def pg_report_rows(cur, layout: str):
     """Yield (staging name, rowid, legacy key, action, reason, merged_into, target key)."""
-    keys = {"artists": "spotify_id", "tracks": "spotify_id", "entries": "playlist_key",
-            "snapshots": "track_spotify_id"}
-    for name in (("artists", "tracks", "entries") if layout == "v1" else ("tracks", "snapshots")):
+    keys = {"artists": "spotify_id", "tracks": "spotify_id", "entries": "playlist_key", "snapshots": "track_spotify_id"}
+    for name in ("artists", "tracks", "entries") if layout == "v1" else ("tracks", "snapshots"):
         with cur.connection.cursor(name=f"report_{name}") as rows:
             rows.itersize = 2000
             rows.execute(f"""SELECT seq, legacy_key, status, reason, merged_into, {keys[name]}
@@ -263,6 +308,9 @@ def pg_report_rows(cur, layout: str):
                   AND NOT EXISTS (SELECT 1 FROM map_artist m WHERE m.legacy_id = s.artist_ref)
                 ORDER BY s.seq""")
             for seq, key, artist_ref, why in rows:
-                reason = (f"artist {artist_ref} was rejected ({why}); reference cleared" if why
-                          else f"artist_id {artist_ref} does not exist in artists; reference cleared")
+                reason = (
+                    f"artist {artist_ref} was rejected ({why}); reference cleared"
+                    if why
+                    else f"artist_id {artist_ref} does not exist in artists; reference cleared"
+                )
                 yield "tracks", seq, key, "repaired", reason, None, None

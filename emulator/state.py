@@ -4,20 +4,21 @@ Request threads of the emulator's server and the test or app thread that
 flips switches share one `EmulatorState`, so every read-modify-write happens
 under its lock. The catalogue itself is immutable and needs no lock.
 """
+
 from __future__ import annotations
 
 import secrets
 import threading
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from emulator_listeners import DEMO_USERS
+from .listeners import DEMO_USERS
 
 DEMO_CLIENT_ID = "mtm-demo-client"
 DEMO_CLIENT_SECRET = "mtm-demo-secret"  # nosec B105: the emulator's public demo credentials
 ACCESS_TOKEN_SECONDS = 3600
 CODE_SECONDS = 600
-REFRESH_TOKEN_LIFETIME = timedelta(days=182)   # Spotify: six months from consent
+REFRESH_TOKEN_LIFETIME = timedelta(days=182)  # Spotify: six months from consent
 
 
 class GrantError(Exception):
@@ -30,9 +31,9 @@ class GrantError(Exception):
 
 @dataclass
 class FaultRule:
-    kind: str                    # rate_limit | server_error | slow | garbage
+    kind: str  # rate_limit | server_error | slow | garbage
     path_prefix: str = "/v1/"
-    times: int | None = None     # None: every matching request until reset
+    times: int | None = None  # None: every matching request until reset
     retry_after: int = 1
     status: int = 500
     delay: float = 0.0
@@ -48,7 +49,7 @@ class Faults:
     def reset(self):
         with self._lock:
             self._rules: list[FaultRule] = []
-            self.audio_features_enabled = False   # 403 like a 2026 development-mode app
+            self.audio_features_enabled = False  # 403 like a 2026 development-mode app
 
     def rate_limit(self, retry_after: int = 1, times: int | None = None, path_prefix: str = "/v1/"):
         self._add(FaultRule("rate_limit", path_prefix, times, retry_after=retry_after))
@@ -80,7 +81,7 @@ class Faults:
                 if not path.startswith(rule.path_prefix):
                     continue
                 if rule.kind != "slow" and any(r.kind != "slow" for r in fired):
-                    continue   # one failure per request; the next rule waits its turn
+                    continue  # one failure per request; the next rule waits its turn
                 fired.append(rule)
                 if rule.times is not None:
                     rule.times -= 1
@@ -90,8 +91,7 @@ class Faults:
 
     def describe(self) -> dict:
         with self._lock:
-            return {"rules": [asdict(r) for r in self._rules],
-                    "audio_features": self.audio_features_enabled}
+            return {"rules": [asdict(r) for r in self._rules], "audio_features": self.audio_features_enabled}
 
 
 @dataclass
@@ -99,8 +99,8 @@ class _Token:
     user_id: str
     client_id: str
     scopes: frozenset
-    expires_at: datetime | None = None        # access tokens
-    consented_at: datetime | None = None      # refresh tokens: their 6-month clock
+    expires_at: datetime | None = None  # access tokens
+    consented_at: datetime | None = None  # refresh tokens: their 6-month clock
     revoked: bool = False
 
 
@@ -112,7 +112,7 @@ class Playlist:
     description: str | None
     public: bool
     collaborative: bool
-    items: list = field(default_factory=list)   # (uri, added_at)
+    items: list = field(default_factory=list)  # (uri, added_at)
     version: int = 1
 
 
@@ -131,11 +131,11 @@ class EmulatorState:
 
     # -- clock: tests freeze it so "today's" top tracks are reproducible
     def now(self) -> datetime:
-        return self._frozen_now or datetime.now(timezone.utc)
+        return self._frozen_now or datetime.now(UTC)
 
     def set_now(self, when: datetime | None):
         if when is not None and when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         self._frozen_now = when
 
     def register_client(self, client_id: str, client_secret: str):
@@ -143,8 +143,7 @@ class EmulatorState:
             self.clients[client_id] = client_secret
 
     def client_ok(self, client_id: str | None, client_secret: str | None) -> bool:
-        return client_id in self.clients and secrets.compare_digest(
-            self.clients[client_id], client_secret or "")
+        return client_id in self.clients and secrets.compare_digest(self.clients[client_id], client_secret or "")
 
     # -- authorization codes
     def issue_code(self, client_id: str, redirect_uri: str, user_id: str, scopes) -> str:
@@ -152,24 +151,30 @@ class EmulatorState:
             raise KeyError(user_id)
         code = "AQ" + secrets.token_urlsafe(48)
         with self._lock:
-            self._codes[code] = {"client_id": client_id, "redirect_uri": redirect_uri,
-                                 "user_id": user_id, "scopes": frozenset(scopes),
-                                 "issued_at": self.now()}
+            self._codes[code] = {
+                "client_id": client_id,
+                "redirect_uri": redirect_uri,
+                "user_id": user_id,
+                "scopes": frozenset(scopes),
+                "issued_at": self.now(),
+            }
         return code
 
     def redeem_code(self, code: str, client_id: str, redirect_uri: str | None) -> dict:
         with self._lock:
             # pop: a code works once, whatever the outcome (RFC 6749 4.1.2)
             grant = self._codes.pop(code, None)
-        if grant is None or grant["client_id"] != client_id or \
-                self.now() - grant["issued_at"] > timedelta(seconds=CODE_SECONDS):
+        if (
+            grant is None
+            or grant["client_id"] != client_id
+            or self.now() - grant["issued_at"] > timedelta(seconds=CODE_SECONDS)
+        ):
             raise GrantError("invalid_grant", "Invalid authorization code")
         if redirect_uri != grant["redirect_uri"]:
             raise GrantError("invalid_grant", "Invalid redirect URI")
         refresh = secrets.token_urlsafe(96)
         with self._lock:
-            self._refresh[refresh] = _Token(grant["user_id"], client_id, grant["scopes"],
-                                            consented_at=self.now())
+            self._refresh[refresh] = _Token(grant["user_id"], client_id, grant["scopes"], consented_at=self.now())
         return self._new_access(grant["user_id"], client_id, grant["scopes"]) | {"refresh_token": refresh}
 
     def refresh(self, refresh_token: str, client_id: str) -> dict:
@@ -185,10 +190,15 @@ class EmulatorState:
     def _new_access(self, user_id: str, client_id: str, scopes) -> dict:
         access = "BQ" + secrets.token_urlsafe(96)
         with self._lock:
-            self._access[access] = _Token(user_id, client_id, frozenset(scopes),
-                                          expires_at=self.now() + timedelta(seconds=ACCESS_TOKEN_SECONDS))
-        return {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TOKEN_SECONDS,  # nosec B105
-                "scope": " ".join(sorted(scopes))}
+            self._access[access] = _Token(
+                user_id, client_id, frozenset(scopes), expires_at=self.now() + timedelta(seconds=ACCESS_TOKEN_SECONDS)
+            )
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_SECONDS,  # nosec B105
+            "scope": " ".join(sorted(scopes)),
+        }
 
     def access_token_user(self, access_token: str) -> tuple[_Token | None, str]:
         """(token, problem): problem is '' when the token may be used."""
@@ -222,8 +232,7 @@ class EmulatorState:
 
     # -- playlists
     def create_playlist(self, owner_id: str, name: str, description, public: bool, collaborative: bool) -> Playlist:
-        playlist = Playlist(_base62(22), owner_id, name,
-                            description, public, collaborative)
+        playlist = Playlist(_base62(22), owner_id, name, description, public, collaborative)
         with self._lock:
             self.playlists[playlist.id] = playlist
         return playlist

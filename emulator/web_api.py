@@ -6,19 +6,21 @@ error shape when missing, unknown or expired) and answers errors as
 `next`/`previous` URLs back to this emulator. Emulator extension: `as_of=`
 on /me/top/tracks and /me/tracks (see spotify_emulator.py).
 """
+
 from __future__ import annotations
 
 import functools
 import re
-from datetime import date, datetime, time as day_time, timezone
+from datetime import UTC, date, datetime
+from datetime import time as day_time
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-import emulator_objects as objects
-from emulator_catalogue import get_catalogue, search_tracks
-from emulator_listeners import TIME_RANGES, recently_played, saved_tracks, top_track_ids
-from emulator_state import EmulatorState
+from . import objects
+from .catalogue import get_catalogue, search_tracks
+from .listeners import TIME_RANGES, recently_played, saved_tracks, top_track_ids
+from .state import EmulatorState
 
 web_api = Blueprint("emulator_web_api", __name__, url_prefix="/v1")
 
@@ -58,21 +60,27 @@ def _authenticate():
         return api_error(401, "No token provided")
     token, problem = _state().access_token_user(header[7:].strip())
     if token is None:
-        return api_error(401, problem, **{"WWW-Authenticate": f'Bearer realm="spotify", error="invalid_token", '
-                                                              f'error_description="{problem}"'})
+        return api_error(
+            401,
+            problem,
+            **{"WWW-Authenticate": f'Bearer realm="spotify", error="invalid_token", error_description="{problem}"'},
+        )
     g.token = token
     return None
 
 
 def requires_scope(*any_of: str):
     """403 like Spotify when the token was granted none of these scopes."""
+
     def decorate(view):
         @functools.wraps(view)
         def checked(*args, **kwargs):
             if not g.token.scopes.intersection(any_of):
                 raise ApiError(403, "Insufficient client scope")
             return view(*args, **kwargs)
+
         return checked
+
     return decorate
 
 
@@ -101,7 +109,7 @@ def _as_of_day() -> date:
 
 
 def _end_of(day: date) -> datetime:
-    return min(_state().now(), datetime.combine(day, day_time.max, tzinfo=timezone.utc))
+    return min(_state().now(), datetime.combine(day, day_time.max, tzinfo=UTC))
 
 
 @web_api.get("/me")
@@ -117,9 +125,19 @@ def top_tracks():
         raise ApiError(400, "Invalid time range")
     limit, offset = _int_arg("limit", 20, 1, 50), _int_arg("offset", 0, 0, 10**6)
     ids = top_track_ids(g.token.user_id, time_range, _as_of_day())
-    items = [objects.track_object(_base(), i) for i in ids[offset:offset + limit]]
-    return jsonify(objects.page(_base(), request.path, items, offset, limit, len(ids),
-                                time_range=time_range, as_of=request.args.get("as_of")))
+    items = [objects.track_object(_base(), i) for i in ids[offset : offset + limit]]
+    return jsonify(
+        objects.page(
+            _base(),
+            request.path,
+            items,
+            offset,
+            limit,
+            len(ids),
+            time_range=time_range,
+            as_of=request.args.get("as_of"),
+        )
+    )
 
 
 @web_api.get("/me/tracks")
@@ -127,10 +145,13 @@ def top_tracks():
 def saved():
     limit, offset = _int_arg("limit", 20, 1, 50), _int_arg("offset", 0, 0, 10**6)
     library = saved_tracks(g.token.user_id, _end_of(_as_of_day()))
-    items = [{"added_at": objects.timestamp(added), "track": objects.track_object(_base(), i)}
-             for i, added in library[offset:offset + limit]]
-    return jsonify(objects.page(_base(), request.path, items, offset, limit, len(library),
-                                as_of=request.args.get("as_of")))
+    items = [
+        {"added_at": objects.timestamp(added), "track": objects.track_object(_base(), i)}
+        for i, added in library[offset : offset + limit]
+    ]
+    return jsonify(
+        objects.page(_base(), request.path, items, offset, limit, len(library), as_of=request.args.get("as_of"))
+    )
 
 
 @web_api.get("/me/player/recently-played")
@@ -162,8 +183,7 @@ def create_playlist():
     public, collaborative = bool(body.get("public", True)), bool(body.get("collaborative", False))
     if public and collaborative:
         raise ApiError(400, "Collaborative playlists can only be private.")
-    playlist = _state().create_playlist(g.token.user_id, body["name"], body.get("description"),
-                                        public, collaborative)
+    playlist = _state().create_playlist(g.token.user_id, body["name"], body.get("description"), public, collaborative)
     return jsonify(objects.playlist_object(_base(), playlist)), 201
 
 
@@ -179,8 +199,7 @@ def add_items(playlist_id):
 def playlist_items(playlist_id):
     playlist = _owned_playlist(playlist_id, "Forbidden")
     limit, offset = _int_arg("limit", 20, 1, 50), _int_arg("offset", 0, 0, 10**6)
-    items = [objects.playlist_item(_base(), playlist, uri, at)
-             for uri, at in playlist.items[offset:offset + limit]]
+    items = [objects.playlist_item(_base(), playlist, uri, at) for uri, at in playlist.items[offset : offset + limit]]
     return jsonify(objects.page(_base(), request.path, items, offset, limit, len(playlist.items)))
 
 
@@ -194,8 +213,9 @@ def audio_features():
     if len(ids) > 100:
         raise ApiError(400, "Too many ids requested")
     tracks = get_catalogue().tracks
-    return jsonify({"audio_features": [objects.audio_features_object(_base(), i) if i in tracks else None
-                                       for i in ids]})
+    return jsonify(
+        {"audio_features": [objects.audio_features_object(_base(), i) if i in tracks else None for i in ids]}
+    )
 
 
 def _owned_playlist(playlist_id: str, forbidden: str):
@@ -210,9 +230,9 @@ def _owned_playlist(playlist_id: str, forbidden: str):
 def _uris_and_position() -> tuple:
     body = request.get_json(silent=True)
     position = request.args.get("position")
-    if request.args.get("uris"):   # the query string wins over the body, as documented
+    if request.args.get("uris"):  # the query string wins over the body, as documented
         uris = request.args["uris"].split(",")
-    elif isinstance(body, list):   # spotipy sends a bare JSON array
+    elif isinstance(body, list):  # spotipy sends a bare JSON array
         uris = body
     elif isinstance(body, dict) and isinstance(body.get("uris"), list):
         uris, position = body["uris"], body.get("position", position)
@@ -235,26 +255,42 @@ def _recently_played_page() -> dict:
     after, before = _int_arg("after", -1, 0, 10**15), _int_arg("before", -1, 0, 10**15)
     if after >= 0 and before >= 0:
         raise ApiError(400, "Only one of the cursors 'after' and 'before' can be specified")
-    plays = [(track_id, at, int(at.timestamp() * 1000))
-             for track_id, at in recently_played(g.token.user_id, _state().now())]
+    plays = [
+        (track_id, at, int(at.timestamp() * 1000)) for track_id, at in recently_played(g.token.user_id, _state().now())
+    ]
     window = [p for p in plays if p[2] > after and (before < 0 or p[2] < before)]
     shown, base = window[:limit], _base()
     query = {"after": after} if after >= 0 else {}
-    older = f"{base}{request.path}?" + urlencode(query | {"before": shown[-1][2], "limit": limit}) \
-        if len(window) > limit else None
+    older = (
+        f"{base}{request.path}?" + urlencode(query | {"before": shown[-1][2], "limit": limit})
+        if len(window) > limit
+        else None
+    )
     href_query = query | ({"before": before} if before >= 0 else {}) | {"limit": limit}
-    return {"href": f"{base}{request.path}?{urlencode(href_query)}",
-            "items": [{"track": objects.track_object(base, track_id), "played_at": objects.timestamp(at, True),
-                       "context": _album_context(base, track_id)} for track_id, at, _ in shown],
-            "next": older, "limit": limit,
-            "cursors": {"after": str(shown[0][2]), "before": str(shown[-1][2])} if shown else None}
+    return {
+        "href": f"{base}{request.path}?{urlencode(href_query)}",
+        "items": [
+            {
+                "track": objects.track_object(base, track_id),
+                "played_at": objects.timestamp(at, True),
+                "context": _album_context(base, track_id),
+            }
+            for track_id, at, _ in shown
+        ],
+        "next": older,
+        "limit": limit,
+        "cursors": {"after": str(shown[0][2]), "before": str(shown[-1][2])} if shown else None,
+    }
 
 
 def _album_context(base: str, track_id: str) -> dict:
     album_id = get_catalogue().tracks[track_id].album_id
-    return {"type": "album", "href": f"{base}/v1/albums/{album_id}",
-            "external_urls": {"spotify": f"https://open.spotify.com/album/{album_id}"},
-            "uri": f"spotify:album:{album_id}"}
+    return {
+        "type": "album",
+        "href": f"{base}/v1/albums/{album_id}",
+        "external_urls": {"spotify": f"https://open.spotify.com/album/{album_id}"},
+        "uri": f"spotify:album:{album_id}",
+    }
 
 
 _QUERY_TOKEN = re.compile(r'(\w+):"([^"]*)"|(\w+):(\S+)|"([^"]*)"|(\S+)')
@@ -290,7 +326,6 @@ def _search_results() -> dict:
     for kind in wanted:
         # only tracks are catalogued; other types answer an empty page, as for a miss
         hits = search_tracks(*parse_search_query(q)) if kind == "track" else []
-        items = [objects.track_object(base, t.id) for t in hits[offset:offset + limit]]
-        answer[kind + "s"] = objects.page(base, request.path, items, offset, limit, len(hits),
-                                          q=q, type=kind)
+        items = [objects.track_object(base, t.id) for t in hits[offset : offset + limit]]
+        answer[kind + "s"] = objects.page(base, request.path, items, offset, limit, len(hits), q=q, type=kind)
     return answer

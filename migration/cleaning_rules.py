@@ -11,21 +11,22 @@ Timestamps follow one explicit rule: a timestamp without a zone is UTC (SQLite's
 ``CURRENT_TIMESTAMP`` writes UTC), ``Z`` and offsets are honoured, numbers are epoch
 seconds (or milliseconds when too large to be seconds).
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import math
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
-UTC = timezone.utc
-NULL_MARK = "\x1e"      # stands for NULL inside a row checksum
-FIELD_SEP = "\x1f"      # separates fields inside a row checksum
+UTC = UTC
+NULL_MARK = "\x1e"  # stands for NULL inside a row checksum
+FIELD_SEP = "\x1f"  # separates fields inside a row checksum
 EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC)
 INT4_MAX = 2**31 - 1
-EPOCH_FLOOR = 1e8       # 1973-03-03: smaller numbers are not timestamps this app wrote
+EPOCH_FLOOR = 1e8  # 1973-03-03: smaller numbers are not timestamps this app wrote
 
 _BAD_TEXT_CHARS = re.compile("[\x00\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -45,15 +46,16 @@ class RowIssues:
     __slots__ = ("repairs", "dropped", "reject")
 
     def __init__(self):
-        self.repairs: list[str] = []       # lossless, counted only
-        self.dropped: list[str] = []       # value sanitised or cleared; original reported
-        self.reject: str | None = None     # the whole row cannot land
+        self.repairs: list[str] = []  # lossless, counted only
+        self.dropped: list[str] = []  # value sanitised or cleared; original reported
+        self.reject: str | None = None  # the whole row cannot land
 
     def __bool__(self):
         return bool(self.repairs or self.dropped or self.reject)
 
 
 # --- text ------------------------------------------------------------------------------
+
 
 def clean_text(value, field: str, issues: RowIssues, required: bool = False):
     """Text as PostgreSQL can store it: no NUL, valid UTF-8."""
@@ -119,6 +121,7 @@ def clean_spotify_id(value, field: str, issues: RowIssues) -> str:
 
 # --- numbers ---------------------------------------------------------------------------
 
+
 def clean_int(value, field: str, issues: RowIssues, low: int, high: int, required: bool = False):
     """An integer in [low, high]; text and integral floats are converted losslessly."""
     if value is None:
@@ -159,6 +162,7 @@ def _coerce_int(value, field: str) -> int:
 
 
 # --- dates and timestamps --------------------------------------------------------------
+
 
 def clean_release_date(value, field: str, issues: RowIssues):
     """(date padded to the first day, precision) from YYYY, YYYY-MM or YYYY-MM-DD."""
@@ -248,6 +252,7 @@ def _in_range(moment: datetime, field: str, original) -> datetime:
 
 # --- JSON ------------------------------------------------------------------------------
 
+
 def clean_json_object(value, field: str, issues: RowIssues):
     """(JSON text of an object ready for JSONB, the object); (None, None) when absent.
 
@@ -329,6 +334,7 @@ def _sanitise_string(text: str, notes: list) -> str:
 
 
 # --- checksums and report values -------------------------------------------------------
+
 
 def canonical(value) -> str:
     """One field as the row checksum sees it; PostgreSQL renders the same text
