@@ -36,11 +36,13 @@ def forget_unsaved(cur, user_id: int, saved_ids: list) -> int:
 
 
 def store_plays(cur, user_id: int, track_ids: list, played_at: list) -> int:
-    """Record recently-played tracks; plays already seen are skipped. Returns new plays."""
+    """Record recently-played tracks; plays already seen are skipped. Returns new plays.
+
+    End times are truncated to the second: that is a play's identity (see schema_postgres.sql)."""
     cur.execute(
         """
         INSERT INTO plays (user_id, played_at, track_id)
-        SELECT %(user_id)s, played_at, track_id
+        SELECT %(user_id)s, date_trunc('second', played_at), track_id
         FROM unnest(%(track_ids)s::text[], %(played_at)s::timestamptz[]) AS x(track_id, played_at)
         ON CONFLICT (user_id, played_at) DO NOTHING
     """,

@@ -21,7 +21,8 @@ INSERT INTO schema_version (version, description)
 VALUES (1, 'users, tokens, artists, tracks, snapshots, library, plays, playlists'),
        (2, 'sync_runs; parse_release_date(), release_date_precision()'),
        (3, 'sync_runs.worker and heartbeat_at; playlist_tracks.added_at'),
-       (4, 'search_words: the catalogue''s words, for typo-tolerant search')
+       (4, 'search_words: the catalogue''s words, for typo-tolerant search'),
+       (5, 'plays: every play with its facts and source; tracks.needs_enrichment')
 ON CONFLICT (version) DO NOTHING;
 
 -- Keeps updated_at true without every writer remembering to set it.
@@ -238,14 +239,52 @@ CREATE TABLE IF NOT EXISTS saved_tracks (
 CREATE INDEX IF NOT EXISTS saved_tracks_added_idx ON saved_tracks (user_id, added_at);
 CREATE INDEX IF NOT EXISTS saved_tracks_track_idx ON saved_tracks (track_id);
 
--- Recently played: Spotify only remembers the last 50, so each sync keeps what it sees.
+-- One row per play a person made, whoever learnt of it: a Spotify data export (years of
+-- history) or the capture of recently played (Spotify only remembers the last 50).
+--
+-- Identity: a person finishes at most one play per second, so (user_id, played_at) is the
+-- play. played_at is when playback ENDED, in UTC, truncated to the second (an export's `ts`
+-- and recently played's `played_at` both mark the end). Writers truncate before insert, so
+-- the same play from two sources collides on the key instead of being counted twice; a
+-- basic export (minute precision, names only) is matched to a known play by the importer.
+-- track_id is NULL for a local file or a row no track is known for yet: the names then say
+-- what it was. Nothing private from an export (IP address, user agent, username) is kept.
 CREATE TABLE IF NOT EXISTS plays (
     user_id   bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     played_at timestamptz NOT NULL,
-    track_id  text NOT NULL REFERENCES tracks (spotify_id),
+    track_id  text REFERENCES tracks (spotify_id),
     PRIMARY KEY (user_id, played_at)
 );
 CREATE INDEX IF NOT EXISTS plays_track_idx ON plays (track_id);
+-- version 5: the facts of a play, for databases created before it (all nullable: a
+-- captured play knows only its track and end time)
+ALTER TABLE plays ALTER COLUMN track_id DROP NOT NULL;
+ALTER TABLE plays ADD COLUMN IF NOT EXISTS ms_played    integer CHECK (ms_played >= 0);
+ALTER TABLE plays ADD COLUMN IF NOT EXISTS track_name   text;   -- as the source named it
+ALTER TABLE plays ADD COLUMN IF NOT EXISTS artist_name  text;
+ALTER TABLE plays ADD COLUMN IF NOT EXISTS album_name   text;
+ALTER TABLE plays ADD COLUMN IF NOT EXISTS reason_start text;
+ALTER TABLE plays ADD COLUMN IF NOT EXISTS reason_end   text;
+ALTER TABLE plays ADD COLUMN IF NOT EXISTS skipped      boolean;
+ALTER TABLE plays ADD COLUMN IF NOT EXISTS shuffle      boolean;
+ALTER TABLE plays ADD COLUMN IF NOT EXISTS offline      boolean;
+ALTER TABLE plays ADD COLUMN IF NOT EXISTS platform     text;
+ALTER TABLE plays ADD COLUMN IF NOT EXISTS country      text;   -- conn_country, two letters
+-- polling: recently played; export: extended streaming history; export_basic: account data
+ALTER TABLE plays ADD COLUMN IF NOT EXISTS source       text NOT NULL DEFAULT 'polling';
+DO $$ BEGIN
+    ALTER TABLE plays ADD CONSTRAINT plays_source_known CHECK (source IN ('polling', 'export', 'export_basic'));
+    ALTER TABLE plays ADD CONSTRAINT plays_names_a_track CHECK (track_id IS NOT NULL OR track_name IS NOT NULL);
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+-- version 5: plays captured before it kept Spotify's milliseconds; to the second, like new ones
+UPDATE plays p SET played_at = date_trunc('second', p.played_at)
+WHERE p.played_at <> date_trunc('second', p.played_at)
+  AND NOT EXISTS (SELECT 1 FROM plays q WHERE q.user_id = p.user_id AND q.played_at = date_trunc('second', p.played_at));
+-- version 5: a track first named by an export (URI and names, no full object yet) is stored
+-- at once with what the export says and fetched whole later, one GET /tracks/{id} at a time
+ALTER TABLE tracks ADD COLUMN IF NOT EXISTS needs_enrichment boolean NOT NULL DEFAULT false;
+CREATE INDEX IF NOT EXISTS tracks_needs_enrichment_idx ON tracks (spotify_id) WHERE needs_enrichment;
 
 -- Playlists the app built (or imported from a legacy install).
 CREATE TABLE IF NOT EXISTS playlists (
