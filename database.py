@@ -124,12 +124,12 @@ def transaction(conn: Connection | None = None):
 def fetch_all(cur) -> list[dict]:
     """The cursor's remaining rows as dicts keyed by column name."""
     names = [column.name for column in cur.description]
-    return [dict(zip(names, values)) for values in cur.fetchall()]
+    return [dict(zip(names, values, strict=True)) for values in cur.fetchall()]
 
 
 def fetch_one(cur) -> dict | None:
     values = cur.fetchone()
-    return None if values is None else dict(zip([column.name for column in cur.description], values))
+    return None if values is None else dict(zip([column.name for column in cur.description], values, strict=True))
 
 
 # -- schema -------------------------------------------------------------------------

@@ -147,7 +147,8 @@ by_bucket AS (
     SELECT least(greatest(width_bucket(energy, 0, 1, 10), 1), 10) AS bucket, count(*) AS tracks
     FROM features GROUP BY 1
 )
-SELECT b.bucket, ((b.bucket - 1) / 10.0)::float8 AS low, (b.bucket / 10.0)::float8 AS high, coalesce(t.tracks, 0) AS tracks
+SELECT b.bucket, ((b.bucket - 1) / 10.0)::float8 AS low, (b.bucket / 10.0)::float8 AS high,
+       coalesce(t.tracks, 0) AS tracks
 FROM generate_series(1, 10) AS b(bucket)
 LEFT JOIN by_bucket t USING (bucket)
 ORDER BY b.bucket

@@ -68,7 +68,7 @@ def slip(typed: str, real: str) -> int | None:
         return EXTRA if real in deletion_variants(typed) else None
     if len(real) != len(typed):
         return None
-    diffs = [i for i, (x, y) in enumerate(zip(typed, real)) if x != y]
+    diffs = [i for i, (x, y) in enumerate(zip(typed, real, strict=True)) if x != y]
     if len(diffs) == 1:
         return WRONG
     if (
@@ -89,14 +89,14 @@ def similar_words_tsquery(cur, q: str) -> str | None:
     if not words or _SEARCH_OPERATORS.search(q):
         return None
     widened = [n < MAX_WIDENED_WORDS and len(w) >= MIN_WIDENED_LENGTH and not w.isdigit() for n, w in enumerate(words)]
-    variants = set().union(*(deletion_variants(w) for w, widen in zip(words, widened) if widen))
+    variants = set().union(*(deletion_variants(w) for w, widen in zip(words, widened, strict=True) if widen))
     cur.execute(STOP_WORDS_AND_NEIGHBOURS, {"typed": words, "variants": sorted(variants)})
     found = cur.fetchall()
     stop_words = {word for kind, word in found if kind == "stop"}
     candidates = sorted(word for kind, word in found if kind == "near" and _WORD.fullmatch(word))
-    widened = [widen and word not in stop_words for word, widen in zip(words, widened)]
+    widened = [widen and word not in stop_words for word, widen in zip(words, widened, strict=True)]
     groups = []
-    for n, (word, widen) in enumerate(zip(words, widened)):
+    for n, (word, widen) in enumerate(zip(words, widened, strict=True)):
         options = [f"'{word}'"]
         if widen:
             slips = {c: slip(word, c) for c in candidates if c != word}

@@ -53,10 +53,8 @@ def export_json():
     def generate():
         # One read transaction for the whole file, so every section is the same moment.
         with transaction() as cur:
-            yield '{"exported_at": "%s", "user": %s' % (
-                datetime.now().astimezone().isoformat(),
-                account_db.export_user_row(cur, user_id),
-            )
+            exported_at = datetime.now().astimezone().isoformat()
+            yield f'{{"exported_at": "{exported_at}", "user": {account_db.export_user_row(cur, user_id)}'
             for section in account_db.EXPORT_SECTIONS:
                 yield f',\n"{section}": ['
                 first = True

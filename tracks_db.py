@@ -199,10 +199,14 @@ def rank_history(cur, user_id: int, track_id: str) -> list[dict]:
 
 # Audio features on a common 0..1 scale (tempo divided by 250 bpm) for a plain distance.
 FEATURE_DISTANCE = """
-    sqrt(power(coalesce((o.audio_features->>'energy')::float, 0.5) - coalesce((me.audio_features->>'energy')::float, 0.5), 2)
-       + power(coalesce((o.audio_features->>'valence')::float, 0.5) - coalesce((me.audio_features->>'valence')::float, 0.5), 2)
-       + power(coalesce((o.audio_features->>'danceability')::float, 0.5) - coalesce((me.audio_features->>'danceability')::float, 0.5), 2)
-       + power(coalesce((o.audio_features->>'acousticness')::float, 0.5) - coalesce((me.audio_features->>'acousticness')::float, 0.5), 2)
+    sqrt(power(coalesce((o.audio_features->>'energy')::float, 0.5)
+               - coalesce((me.audio_features->>'energy')::float, 0.5), 2)
+       + power(coalesce((o.audio_features->>'valence')::float, 0.5)
+               - coalesce((me.audio_features->>'valence')::float, 0.5), 2)
+       + power(coalesce((o.audio_features->>'danceability')::float, 0.5)
+               - coalesce((me.audio_features->>'danceability')::float, 0.5), 2)
+       + power(coalesce((o.audio_features->>'acousticness')::float, 0.5)
+               - coalesce((me.audio_features->>'acousticness')::float, 0.5), 2)
        + power(least(coalesce((o.audio_features->>'tempo')::float, 120), 250) / 250
                - least(coalesce((me.audio_features->>'tempo')::float, 120), 250) / 250, 2))
 """

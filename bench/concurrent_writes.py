@@ -278,12 +278,10 @@ def main():
         server = db_config.EmbeddedPostgres(Path(tmp), cleanup_mode="delete")
         try:
             for load, processes, threads, writes in loads:
-                for n, backend in enumerate(
-                    (
-                        SQLiteBackend(Path(tmp) / f"{load[:4]}-default.db", wal=False),
-                        SQLiteBackend(Path(tmp) / f"{load[:4]}-wal.db", wal=True),
-                        PostgresBackend(server.url(f"bench_{load[:4]}")),
-                    )
+                for backend in (
+                    SQLiteBackend(Path(tmp) / f"{load[:4]}-default.db", wal=False),
+                    SQLiteBackend(Path(tmp) / f"{load[:4]}-wal.db", wal=True),
+                    PostgresBackend(server.url(f"bench_{load[:4]}")),
                 ):
                     print(f"{load}: {backend.label} ...", file=sys.stderr, flush=True)
                     rows.append((load, backend.label, run_load(backend, processes, threads, writes)))

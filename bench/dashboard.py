@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
 import psycopg2
@@ -69,8 +70,10 @@ SELECT id, name, 'Bench Artist ' || artist_no, 'ba' || artist_no, album, duratio
                'release_date', release_text, 'release_date_precision', coalesce(precision, 'year'),
                'available_markets', %(markets)s::jsonb, 'artists', jsonb_build_array(artist),
                'images', jsonb_build_array(
-                   jsonb_build_object('url', 'https://i.scdn.co/image/bench640-' || g / 10, 'height', 640, 'width', 640),
-                   jsonb_build_object('url', 'https://i.scdn.co/image/bench300-' || g / 10, 'height', 300, 'width', 300),
+                   jsonb_build_object('url', 'https://i.scdn.co/image/bench640-' || g / 10,
+                                      'height', 640, 'width', 640),
+                   jsonb_build_object('url', 'https://i.scdn.co/image/bench300-' || g / 10,
+                                      'height', 300, 'width', 300),
                    jsonb_build_object('url', 'https://i.scdn.co/image/bench64-' || g / 10, 'height', 64, 'width', 64)),
                'external_urls', jsonb_build_object('spotify', 'https://open.spotify.com/album/bal' || g / 10))),
        CASE WHEN has_features THEN jsonb_build_object(
@@ -94,7 +97,8 @@ CROSS JOIN LATERAL (SELECT jsonb_build_object('id', 'ba' || artist_no, 'name', '
 CROSS JOIN LATERAL (SELECT CASE precision
                                WHEN 'year' THEN year::text
                                WHEN 'month' THEN year || '-' || lpad(month::text, 2, '0')
-                               WHEN 'day' THEN year || '-' || lpad(month::text, 2, '0') || '-' || lpad(day::text, 2, '0')
+                               WHEN 'day' THEN year || '-' || lpad(month::text, 2, '0')
+                                               || '-' || lpad(day::text, 2, '0')
                                ELSE '0000' END AS release_text) r
 """,
     """
@@ -150,7 +154,7 @@ def generate(
         "markets": json.dumps(MARKETS),
     }
     cur.execute("SELECT setseed(%s)", (seed,))
-    for statement, what in zip(GENERATE, ("users", "artists", "tracks", "snapshots", "saved_tracks")):
+    for statement, what in zip(GENERATE, ("users", "artists", "tracks", "snapshots", "saved_tracks"), strict=True):
         started = time.perf_counter()
         cur.execute(statement, params)
         if report:
@@ -226,9 +230,11 @@ def load(url: str, args, report) -> None:
 MY_TRACK_ROWS = """
 SELECT raw_json, audio_features FROM tracks WHERE spotify_id = ANY (ARRAY(
     SELECT track_id FROM saved_tracks
-    WHERE user_id = %(user_id)s AND added_at >= coalesce(%(since)s::date, '-infinity'::date)::timestamp AT TIME ZONE 'UTC'
+    WHERE user_id = %(user_id)s
+      AND added_at >= coalesce(%(since)s::date, '-infinity'::date)::timestamp AT TIME ZONE 'UTC'
     UNION
-    SELECT track_id FROM snapshots WHERE user_id = %(user_id)s AND snapshot_date >= coalesce(%(since)s::date, '-infinity'::date)
+    SELECT track_id FROM snapshots
+    WHERE user_id = %(user_id)s AND snapshot_date >= coalesce(%(since)s::date, '-infinity'::date)
 ))
 """  # the same set of tracks, found the same way, as insights_db.MY_TRACKS
 
@@ -289,7 +295,7 @@ def book_turnover(cur, user_id, f):
     since = f.since or date.min
     return [
         (day, sum(1 for t in days[day] if t not in days[previous]))
-        for previous, day in zip(ordered, ordered[1:])
+        for previous, day in pairwise(ordered)
         if day >= since
     ]
 
@@ -511,7 +517,8 @@ def main():
     print(
         f"\n{users_total:,} users x {args.weeks} weekly snapshots x 3 ranges x {args.ranks} ranks = "
         f"{snapshot_rows_total:,} snapshot rows; {tracks_total:,} tracks; {saved_total:,} saved tracks; "
-        f"{'loaded in ' + format(load_seconds, '.0f') + ' s' if loaded_now else 'loaded earlier (--data-dir)'}. PostgreSQL {version} (embedded), {args.samples} random "
+        f"{'loaded in ' + format(load_seconds, '.0f') + ' s' if loaded_now else 'loaded earlier (--data-dir)'}. "
+        f"PostgreSQL {version} (embedded), {args.samples} random "
         "(user, time range, period) draws per query after 20 warm-up draws, one connection, 2 cores.\n"
     )
     print(

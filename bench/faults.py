@@ -42,8 +42,8 @@ from pathlib import Path
 import psycopg2
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import http_load_lib as lib  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import http_load_lib as lib  # noqa: E402
 
 VERDICTS: list = []
 
@@ -233,7 +233,8 @@ def fault_pool(stack, browsers):
         bool(ok),
         f"DB_POOL_MAX 4 x 2 workers, DB_POOL_TIMEOUT {timeout:g} s, 40 requests while 8 slots are blocked "
         f"6 s: statuses {dict(statuses)}, every 503 has Retry-After: {retry_after}; app time per 503 "
-        f"max {max(server_503, default=0)} ms (median {sorted(server_503)[len(server_503) // 2] if server_503 else 0} ms); "
+        f"max {max(server_503, default=0)} ms "
+        f"(median {sorted(server_503)[len(server_503) // 2] if server_503 else 0} ms); "
         f"client time incl. gunicorn queue max {client_max:.1f} s",
     )
     pools = pool_counts(app)

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import http_load_lib as lib  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import http_load_lib as lib  # noqa: E402
 
 LEVELS = (16, 64, 256)
 DEFAULTS = {"workers": 2, "threads": 8, "pool_max": 10}
@@ -77,6 +77,21 @@ def pages_that_exist(app_url: str, cookie: str) -> list:
     return pages
 
 
+def wrk_in_parallel(targets: list, connections: int, seconds: int, cookies: list) -> list:
+    """wrk on every target at once, with `connections` each; their results in order."""
+    parts: list = [None] * len(targets)
+
+    def one(i):
+        parts[i] = lib.wrk(targets[i], connections, seconds, cookies=cookies)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(targets))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return parts
+
+
 def load_run(urls: list, pages: list, connections: int, seconds: int, cookies: list) -> dict:
     """wrk on every page; with several app URLs the connections are split over them and
     the results summed (requests, statuses) or taken at their worst (latencies)."""
@@ -84,17 +99,7 @@ def load_run(urls: list, pages: list, connections: int, seconds: int, cookies: l
     for path, label in pages:
         for url in urls:
             drain(url)
-        parts = [None] * len(urls)
-        share = max(1, connections // len(urls))
-
-        def one(i):
-            parts[i] = lib.wrk(urls[i] + path, share, seconds, cookies=cookies)
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(urls))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        parts = wrk_in_parallel([url + path for url in urls], max(1, connections // len(urls)), seconds, cookies)
         total = {k: sum(p[k] for p in parts) for k in parts[0]}
         for k in ("p50_ms", "p99_ms", "max_ms"):
             total[k] = max(p[k] for p in parts)
@@ -215,7 +220,8 @@ def mixed_table(m: dict, reads_alone: dict | None, settings: str) -> tuple[str, 
         f"{r['timeouts']:.0f} timeouts | {r['rps']:.1f} req/s ({alone} x read-only run) | {r['p50_ms']:.0f} ms "
         f"| {r['p99_ms']:.0f} / {r['max_ms']:.0f} ms | 503s: {r['s503']:.0f} |",
         f"| writes: POST /sync + wait (same-day re-sync) | {m['syncs_ok']} | {m['syncs_failed']} | "
-        f"per listener {m['per_listener']} | {m['sync_p50']:.1f} s | max {m['sync_max']:.1f} s | errors: {m['errors']} |",
+        f"per listener {m['per_listener']} | {m['sync_p50']:.1f} s | max {m['sync_max']:.1f} s "
+        f"| errors: {m['errors']} |",
     ]
     ok = r["non2xx"] == 0 and r["timeouts"] == 0 and m["syncs_failed"] == 0 and m["syncs_ok"] > 0
     return "\n".join(lines), ok

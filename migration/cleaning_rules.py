@@ -370,7 +370,7 @@ def row_checksum(values) -> str:
 
 def original_values(columns, row) -> dict:
     """The source row as JSON-safe values, for the rejects report."""
-    return {name: _report_value(value) for name, value in zip(columns, row)}
+    return {name: _report_value(value) for name, value in zip(columns, row, strict=True)}
 
 
 def _report_value(value):

@@ -272,8 +272,9 @@ class CopyPipe:
                 self._queue.put(text, timeout=0.5)
                 return
             except queue.Full:
-                if not self._thread.is_alive():
-                    raise self._error or RuntimeError("staging copy stopped")
+                pass  # a slow copy or a dead one: the check below tells which
+            if not self._thread.is_alive():
+                raise self._error or RuntimeError("staging copy stopped")
 
     def __enter__(self):
         return self
@@ -308,7 +309,7 @@ def _merge_duplicates(cur, table: str, keys: tuple[str, ...], source: str | None
     """Mark every row but the first (lowest seq) of each key as merged into that first row."""
     source = source or f"stg_{table} s"
     names = [f"k{i}" for i in range(len(keys))]
-    keyed = ", ".join(f"{expr} AS {name}" for expr, name in zip(keys, names))
+    keyed = ", ".join(f"{expr} AS {name}" for expr, name in zip(keys, names, strict=True))
     key_list = ", ".join(names)
     cur.execute(f"""
         WITH keyed AS NOT MATERIALIZED (
@@ -339,7 +340,8 @@ def resolve(cur, layout: str, owner_id: int | None) -> dict[str, dict[str, int]]
         cur.execute("ALTER TABLE map_artist ADD PRIMARY KEY (legacy_id)")
         counts["tracks"] = {"merged": _merge_duplicates(cur, "tracks", ("s.spotify_id",))}
         cur.execute("""SELECT count(*) FROM stg_tracks s WHERE s.artist_ref IS NOT NULL
-                       AND s.status = 'ok' AND NOT EXISTS (SELECT 1 FROM map_artist m WHERE m.legacy_id = s.artist_ref)""")
+                       AND s.status = 'ok'
+                       AND NOT EXISTS (SELECT 1 FROM map_artist m WHERE m.legacy_id = s.artist_ref)""")
         counts["tracks"]["cleared_refs"] = cur.fetchone()[0]
         cur.execute("""CREATE TEMP TABLE map_track ON COMMIT DROP AS
                        SELECT DISTINCT ON (legacy_id) legacy_id, spotify_id FROM stg_tracks

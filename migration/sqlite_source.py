@@ -104,7 +104,7 @@ class LegacySource:
             row = cursor.fetchone()
         finally:
             self.conn.text_factory = str
-        return None if row is None else dict(zip([d[0] for d in cursor.description], row))
+        return None if row is None else dict(zip([d[0] for d in cursor.description], row, strict=True))
 
     def close(self):
         self.conn.close()

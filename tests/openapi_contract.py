@@ -151,7 +151,7 @@ def _error_shape_problems(body, spec) -> list:
 def find_operation(spec: dict, path: str, method: str) -> dict:
     for template, operations in spec["paths"].items():
         parts, wanted = template.strip("/").split("/"), path.strip("/").split("/")
-        if len(parts) == len(wanted) and all(p.startswith("{") or p == w for p, w in zip(parts, wanted)):
+        if len(parts) == len(wanted) and all(p.startswith("{") or p == w for p, w in zip(parts, wanted, strict=True)):
             if method in operations:
                 return operations[method]
     raise KeyError(f"{method} {path} is not in the description")

@@ -55,7 +55,7 @@ def test_api_serves_every_chart_from_the_aggregates(signed_in):
     assert charts["release-years"]["labels"][0] == "1995" and len(charts["release-years"]["labels"]) == 27
     assert "1 tracks without a usable release date" in charts["release-years"]["summary"]
     assert charts["decades"]["labels"] == ["1990s", "2000s", "2010s", "2020s"]
-    assert dict(zip(charts["explicit"]["labels"], charts["explicit"]["datasets"][0]["data"])) == {
+    assert dict(zip(charts["explicit"]["labels"], charts["explicit"]["datasets"][0]["data"], strict=True)) == {
         "Explicit": 2,
         "Clean": 3,
         "Not known": 1,

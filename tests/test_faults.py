@@ -68,7 +68,8 @@ def _backend_waiting_on(db_url: str, table: str, timeout: float = 10) -> int:
         + repr(
             query(
                 db_url,
-                "SELECT state, wait_event_type, left(query, 80) FROM pg_stat_activity WHERE datname = current_database()",
+                "SELECT state, wait_event_type, left(query, 80) FROM pg_stat_activity "
+                "WHERE datname = current_database()",
             )
         )
     )

@@ -96,7 +96,7 @@ def assert_answered_cleanly(response, path):
 @given(value=NASTY, first=NASTY, second=NASTY)
 def test_no_parameter_value_makes_a_route_fail(signed_in, template, params, value, first, second):
     path = template.format(value=value.replace("/", "%2F").replace("?", "%3F").replace("#", "%23"))
-    query = dict(zip(params, (first, second)))
+    query = dict(zip(params, (first, second), strict=False))  # a route takes at most two
     response = signed_in.get(path, query_string=query)
     assert_answered_cleanly(response, path)
 

@@ -164,7 +164,10 @@ def test_snapshots_reject_unknown_ranges_and_non_positive_ranks(conn, user_and_t
 
 def test_snapshot_rows_are_unique_per_user_track_day_and_range(conn, user_and_track):
     user_id, track_id = user_and_track
-    row = "INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank) VALUES (%s, %s, '2026-11-01', 'short_term', %s)"
+    row = (
+        "INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank) "
+        "VALUES (%s, %s, '2026-11-01', 'short_term', %s)"
+    )
     insert(conn, row, (user_id, track_id, 1))
     with pytest.raises(psycopg2.errors.UniqueViolation):
         insert(conn, row, (user_id, track_id, 2))
@@ -229,7 +232,8 @@ def test_deleting_a_user_removes_every_row_that_belongs_to_them(conn, user_and_t
     user_id, track_id = user_and_track
     with conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank) VALUES (%s, %s, '2026-11-01', 'short_term', 1)",
+            "INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank) "
+            "VALUES (%s, %s, '2026-11-01', 'short_term', 1)",
             (user_id, track_id),
         )
         cur.execute("INSERT INTO saved_tracks VALUES (%s, %s, now())", (user_id, track_id))

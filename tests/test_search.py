@@ -195,7 +195,8 @@ def test_full_text_search_uses_its_gin_index_on_a_big_catalogue(conn, people):
     with conn.cursor() as cur:
         cur.execute("""
             INSERT INTO tracks (spotify_id, name, artist_name, album_name)
-            SELECT 'bench' || g, 'Song ' || substr(md5(g::text), 1, 8) || CASE WHEN g % 5000 = 0 THEN ' zebra' ELSE '' END,
+            SELECT 'bench' || g,
+                   'Song ' || substr(md5(g::text), 1, 8) || CASE WHEN g % 5000 = 0 THEN ' zebra' ELSE '' END,
                    'Artist ' || (g % 3000), 'Album ' || (g % 9000)
             FROM generate_series(1, 20000) AS g
         """)

@@ -575,7 +575,7 @@ def test_every_served_endpoint_is_in_the_description_and_checked(emulator, sp, o
 
 def _same_template(template: str, path: str) -> bool:
     parts, actual = template.strip("/").split("/"), path.strip("/").split("/")
-    return len(parts) == len(actual) and all(p.startswith("{") or p == a for p, a in zip(parts, actual))
+    return len(parts) == len(actual) and all(p.startswith("{") or p == a for p, a in zip(parts, actual, strict=True))
 
 
 def test_many_threads_share_one_emulator(emulator, make_oauth):
