@@ -39,6 +39,10 @@ REQUEST_TIMEOUT = 10  # seconds per HTTP call to Spotify
 REFRESH_MARGIN = timedelta(seconds=60)
 SERVER_ERROR_RETRIES = 2
 REFRESH_TOKEN_LIFETIME = timedelta(days=182)  # Spotify: 6 months after consent
+# GET /me/top/tracks answers an empty page from offset 50 on (spotify/web-api issues 1424,
+# 1539, 1592), so the 99 tracks anyone can reach are offset 0 and offset 49, 50 each.
+TOP_TRACKS_PAGE = 50
+TOP_TRACKS_OFFSETS = (0, 49)
 
 log = logging.getLogger(__name__)
 # spotipy logs every non-2xx at ERROR with the full URL; _call logs what matters instead.
@@ -275,10 +279,7 @@ class SpotifyClient:
     def _all_pages(self, first_page: dict, item_check, on_page=None) -> list:
         items, page = [], first_page
         while True:
-            page_items = page.get("items") if isinstance(page, dict) else None
-            if not isinstance(page_items, list) or not all(item_check(i) for i in page_items):
-                raise SpotifyUnavailable("Spotify sent a page of results we could not read.")
-            items.extend(page_items)
+            items.extend(self._page_items(page, item_check))
             if on_page:
                 on_page(len(items), page.get("total"))
             if not page.get("next"):
@@ -292,15 +293,28 @@ class SpotifyClient:
         return profile
 
     def top_tracks(self, time_range: str, as_of: date | None = None) -> list:
-        """Every top track for the range, best first. ``as_of`` is an emulator extension
+        """The top tracks for the range, best first: at most 99, the most Spotify lets
+        anyone reach (see ``TOP_TRACKS_OFFSETS``). ``as_of`` is an emulator extension
         (demo mode only) that answers as Spotify would have on that day."""
-        params = {"time_range": time_range, "limit": 50, "offset": 0}
+        params = {"time_range": time_range, "limit": TOP_TRACKS_PAGE}
         if as_of is not None:
             if not self.settings.demo:
                 raise ValueError("as_of only exists on the emulator")
             params["as_of"] = as_of.isoformat()
-        first = self._call(self._sp._get, "me/top/tracks", **params)
-        return self._all_pages(first, is_track_object)
+        first_offset, second_offset = TOP_TRACKS_OFFSETS
+        first = self._page_items(self._call(self._sp._get, "me/top/tracks", offset=first_offset, **params))
+        if len(first) < TOP_TRACKS_PAGE:
+            return first
+        second = self._page_items(self._call(self._sp._get, "me/top/tracks", offset=second_offset, **params))
+        # The pages overlap in one position (50): by position, not by id, since a top
+        # list may name one track twice (spotify/web-api#1013).
+        return first + second[TOP_TRACKS_PAGE - second_offset :]
+
+    def _page_items(self, page: dict, item_check=None) -> list:
+        items = page.get("items") if isinstance(page, dict) else None
+        if not isinstance(items, list) or not all((item_check or is_track_object)(i) for i in items):
+            raise SpotifyUnavailable("Spotify sent a page of results we could not read.")
+        return items
 
     def saved_tracks(self, on_page=None) -> list:
         """The whole library, page by page; ``on_page(done, total)`` after each page."""

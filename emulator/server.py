@@ -8,7 +8,9 @@ Or in-process:   server = serve_in_thread()   # tests, the app's demo mode
 It behaves like Spotify for a development-mode app in 2026 (see DESIGN.md):
 no popularity or genres, search limit at most 10, audio features 403 unless
 switched on, playlists via POST /me/playlists and /playlists/{id}/items with
-at most 100 URIs, refresh tokens that die six months after consent.
+at most 100 URIs, refresh tokens that die six months after consent, top tracks
+empty from offset 50 on, and the endpoints removed in February 2026 (batch
+lookups, other users' playlists, artist top tracks) answering 403.
 
 Emulator-only extensions, which real Spotify never sends or accepts:
   * `as_of=YYYY-MM-DD` on GET /v1/me/top/tracks and /v1/me/tracks: the data as

@@ -25,6 +25,25 @@ from .state import EmulatorState
 web_api = Blueprint("emulator_web_api", __name__, url_prefix="/v1")
 
 SEARCH_TYPES = ("album", "artist", "playlist", "track", "show", "episode", "audiobook")
+# GET /me/top/{type}: from offset 50 on Spotify answers an empty page, so 99 items are the
+# most anyone reaches (offset 49 + limit 50); spotify/web-api issues 1424, 1539, 1592.
+TOP_ITEMS_LAST_OFFSET = 49
+# Endpoints the February 2026 changes took from development-mode apps: they answer 403,
+# not 404 (batch lookups, other users' profiles and playlists, artist top tracks, the
+# old /playlists/{id}/tracks). One id at a time (GET /tracks/{id}) still works.
+REMOVED_IN_DEVELOPMENT_MODE = (
+    ("/tracks", ["GET"]),
+    ("/artists", ["GET"]),
+    ("/albums", ["GET"]),
+    ("/shows", ["GET"]),
+    ("/episodes", ["GET"]),
+    ("/artists/<artist_id>/top-tracks", ["GET"]),
+    ("/browse/new-releases", ["GET"]),
+    ("/users/<user_id>", ["GET"]),
+    ("/users/<user_id>/playlists", ["GET", "POST"]),
+    ("/playlists/<playlist_id>/tracks", ["GET", "POST", "PUT", "DELETE"]),
+)
+REMOVED_ENDPOINT = "removed_in_development_mode"
 _BASE62_ID = re.compile(r"^[0-9A-Za-z]{22}$")
 _TRACK_URI = re.compile(r"^spotify:track:([0-9A-Za-z]{22})$")
 
@@ -67,6 +86,16 @@ def _authenticate():
         )
     g.token = token
     return None
+
+
+def _removed_in_development_mode(**_ids):
+    return api_error(403, "Forbidden")
+
+
+for _rule, _methods in REMOVED_IN_DEVELOPMENT_MODE:
+    web_api.add_url_rule(
+        _rule, endpoint=REMOVED_ENDPOINT + _rule, view_func=_removed_in_development_mode, methods=_methods
+    )
 
 
 def requires_scope(*any_of: str):
@@ -124,6 +153,12 @@ def top_tracks():
     if time_range not in TIME_RANGES:
         raise ApiError(400, "Invalid time range")
     limit, offset = _int_arg("limit", 20, 1, 50), _int_arg("offset", 0, 0, 10**6)
+    if offset > TOP_ITEMS_LAST_OFFSET:
+        # what Spotify sends there: no items, limit 0, total 0, no next page
+        empty = objects.page(
+            _base(), request.path, [], offset, 0, 0, time_range=time_range, as_of=request.args.get("as_of")
+        )
+        return jsonify(empty | {"previous": empty["href"]})
     ids = top_track_ids(g.token.user_id, time_range, _as_of_day())
     items = [objects.track_object(_base(), i) for i in ids[offset : offset + limit]]
     return jsonify(

@@ -20,7 +20,12 @@ from openapi_core.templating.paths.exceptions import PathNotFound
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_schema_validator import OAS30Validator
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared/spotify-web-api/fixed-spotify-open-api.yml"
+SPEC_NAME = "shared/spotify-web-api/fixed-spotify-open-api.yml"
+# ../shared beside the checkout; a worktree one level deeper (/work/wt/NAME) finds it higher up
+SPEC_PATH = next(
+    (p / SPEC_NAME for p in Path(__file__).resolve().parents if (p / SPEC_NAME).exists()),
+    Path(__file__).resolve().parents[2] / SPEC_NAME,
+)
 TOKEN_SCHEMA = {
     "type": "object",
     "required": ["access_token", "token_type", "expires_in", "scope"],

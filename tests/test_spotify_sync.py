@@ -39,6 +39,14 @@ def test_login_callback_first_sync_records_history(spotify_app, emulator, db):
     )
     expected = {r: len(emulator.top_tracks_as_of("ava", r, FROZEN_DAY)) for r in spotify.TIME_RANGES}
     assert per_range == expected and all(n > 50 for n in per_range.values())  # paged past 50
+    # Spotify answers nothing from offset 50 on: offset 0 and 49, the overlap dropped, rank 1..99
+    ranks = query(
+        db,
+        "SELECT time_range, snapshot_date, array_agg(rank ORDER BY rank) FROM snapshots WHERE user_id = %s "
+        "GROUP BY 1, 2",
+        (uid,),
+    )
+    assert len(ranks) == 3 * 27 and all(r == list(range(1, 100)) for _, _, r in ranks)
     # demo mode: six months of weekly history at once, so the dashboards move on day one
     days = query(db, "SELECT count(DISTINCT snapshot_date) FROM snapshots WHERE user_id = %s", (uid,))[0][0]
     assert days == 1 + 26 and summary["backfilled_snapshots"] == 26
