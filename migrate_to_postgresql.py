@@ -355,7 +355,7 @@ def main(argv=None) -> int:
         return status
     except (db_config.DatabaseConfigError, load.TargetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-    except CleaningFailed as exc:
+    except (CleaningFailed, LegacyInputError) as exc:  # the file failed mid-read: damaged
         print(f"error: {exc}; nothing was committed", file=sys.stderr)
     except psycopg2.Error as exc:
         where = db_config.describe_url(url) if url else "the target"

@@ -300,7 +300,9 @@ def clean_json_object(value, field: str, issues: RowIssues):
         raise Invalid(f"{field} is JSON {type(parsed).__name__}, not an object")
     if depth:
         issues.repairs.append(f"{field}: double-encoded JSON unwrapped")
-    if depth or "\\u0000" in text or ("\\u" in text and _SURROGATE_ESCAPE.search(text)):
+    # undecodable bytes arrive as lone surrogates (the reader's surrogateescape) inside
+    # strings; raw NUL likewise: neither can be encoded for JSONB as it is
+    if depth or _BAD_TEXT_CHARS.search(text) or "\\u0000" in text or ("\\u" in text and _SURROGATE_ESCAPE.search(text)):
         parsed = _sanitise_json(parsed, notes)
     if notes:
         issues.dropped.append(f"{field}: {', '.join(sorted(set(notes)))}")
@@ -328,7 +330,7 @@ def _sanitise_string(text: str, notes: list) -> str:
         notes.append("\\u0000 removed")
         text = text.replace("\x00", "")
     if _BAD_TEXT_CHARS.search(text):
-        notes.append("lone surrogate replaced by U+FFFD")
+        notes.append("invalid UTF-8 or lone surrogate replaced by U+FFFD")
         text = surrogate_bytes(text).decode("utf-8", "replace")
     return text
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -11,6 +12,14 @@ except ImportError:  # plain lines still work without it
     tqdm = None
 
 PLAIN_INTERVAL = 5.0  # seconds between plain progress lines (logs, CI, pipes)
+INTERVAL_SETTING = "MIGRATION_PROGRESS_SECONDS"  # another interval; 0: a line per chunk
+
+
+def plain_interval() -> float:
+    try:
+        return max(float(os.environ.get(INTERVAL_SETTING, PLAIN_INTERVAL)), 0.0)
+    except ValueError:
+        return PLAIN_INTERVAL
 
 
 def say(message: str) -> None:
@@ -24,6 +33,7 @@ class Progress:
         self.label, self.total, self.done = label, total, 0
         self.stream = stream or sys.stderr
         self.started = self.last_line = time.monotonic()
+        self.interval = plain_interval()
         self.bar = None
         if tqdm is not None and self.stream.isatty():
             self.bar = tqdm(
@@ -42,7 +52,7 @@ class Progress:
             self.bar.update(rows)
             return
         now = time.monotonic()
-        if now - self.last_line >= PLAIN_INTERVAL:
+        if now - self.last_line >= self.interval:
             self.last_line = now
             rate = self.done / max(now - self.started, 1e-9)
             eta = (self.total - self.done) / rate if rate else 0

@@ -9,8 +9,11 @@ Rows are read in rowid order with ``fetchmany``, so memory stays flat whatever t
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import sqlite3
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from hashlib import md5
@@ -67,7 +70,17 @@ class LegacySource:
     def count(self, spec: TableSpec) -> int:
         if spec.name in self.missing_tables:
             return 0
-        return self.conn.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0]
+        with self.reading():
+            return self.conn.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0]
+
+    @contextlib.contextmanager
+    def reading(self):
+        """A damaged file (a page overwritten, truncated) fails deep inside a read: say so in
+        one line naming the file, whichever row it was."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise LegacyInputError(f"{self.path}: the SQLite file is damaged ({exc})") from None
 
     def stream(self, spec: TableSpec, chunk_size: int = 5000):
         """Yield lists of (rowid, *columns) in rowid order, one keyset page at a time.
@@ -81,27 +94,32 @@ class LegacySource:
         query = f'SELECT rowid, {selected} FROM "{spec.name}" WHERE rowid > ? ORDER BY rowid LIMIT {int(chunk_size)}'
         last = -(2**63)
         while True:
-            try:
-                rows = self.conn.execute(query, (last,)).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "decode" not in str(exc):
-                    raise
-                self.conn.text_factory = _lenient_text
-                try:
-                    rows = self.conn.execute(query, (last,)).fetchall()
-                finally:
-                    self.conn.text_factory = str
+            with self.reading():
+                rows = self._page(query, last)
             if not rows:
                 return
             last = rows[-1][0]
             yield rows
 
+    def _page(self, query: str, last: int) -> list:
+        try:
+            return self.conn.execute(query, (last,)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "decode" not in str(exc):
+                raise
+        self.conn.text_factory = _lenient_text
+        try:
+            return self.conn.execute(query, (last,)).fetchall()
+        finally:
+            self.conn.text_factory = str
+
     def original_row(self, table: str, rowid: int) -> dict | None:
         """The untouched source row, for report lines decided in PostgreSQL."""
         self.conn.text_factory = _lenient_text
         try:
-            cursor = self.conn.execute(f'SELECT * FROM "{table}" WHERE rowid = ?', (rowid,))
-            row = cursor.fetchone()
+            with self.reading():
+                cursor = self.conn.execute(f'SELECT * FROM "{table}" WHERE rowid = ?', (rowid,))
+                row = cursor.fetchone()
         finally:
             self.conn.text_factory = str
         return None if row is None else dict(zip([d[0] for d in cursor.description], row, strict=True))
@@ -117,15 +135,7 @@ def _lenient_text(raw: bytes) -> str:
 def open_legacy(path: str | Path, busy_timeout: float = 2.0) -> LegacySource:
     """Open read-only, inside one read transaction (a consistent snapshot), and detect."""
     path = Path(path)
-    if not path.exists():
-        raise LegacyInputError(f"{path}: no such file")
-    if path.is_dir():
-        raise LegacyInputError(f"{path}: is a directory, not a SQLite file")
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise LegacyInputError(f"{path}: cannot be read ({exc.strerror})") from None
+    header = read_header(path)
     if header != SQLITE_HEADER:
         what = "an empty file" if not header else "not a SQLite 3 database (wrong header)"
         raise LegacyInputError(f"{path}: {what}")
@@ -138,7 +148,13 @@ def open_legacy(path: str | Path, busy_timeout: float = 2.0) -> LegacySource:
             check_same_thread=False,
         )
         conn.execute("BEGIN")  # one snapshot for every read, released only at close
-        master = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        master = conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
+        # a bound name, never one spliced into the statement: names may hold any character
+        columns = {
+            name: [r[0] for r in conn.execute("SELECT name FROM pragma_table_info(?)", (name,))]
+            for kind, name in master
+            if kind == "table"
+        }
     except sqlite3.DatabaseError as exc:
         message = str(exc)
         if "locked" in message or "busy" in message:
@@ -146,15 +162,56 @@ def open_legacy(path: str | Path, busy_timeout: float = 2.0) -> LegacySource:
                 f"{path}: the database is locked by another process (stop the old app or finish its write, then retry)"
             ) from None
         raise LegacyInputError(f"{path}: not a readable SQLite database ({message})") from None
-    columns = {}
-    for (name,) in master:
-        columns[name] = [r[1] for r in conn.execute(f'PRAGMA table_info("{name}")')]
     try:
+        refuse_views({name for kind, name in master if kind == "view"})
         layout, specs, missing = detect_layout(columns)
     except LegacyInputError as exc:
         conn.close()
         raise LegacyInputError(f"{path}: {exc}") from None
     return LegacySource(path, conn, layout, specs, missing)
+
+
+def read_header(path: Path) -> bytes:
+    """The first bytes of a regular file; anything else is refused before it is read.
+
+    Opened without blocking, and checked on the open descriptor: a FIFO would otherwise
+    block the read forever (no writer), and a device would stream bytes forever."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise LegacyInputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise LegacyInputError(f"{path}: is a directory, not a SQLite file") from None
+    except OSError as exc:
+        raise LegacyInputError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise LegacyInputError(f"{path}: is a directory, not a SQLite file")
+        if not stat.S_ISREG(mode):
+            raise LegacyInputError(f"{path}: not a regular file (a pipe, socket or device cannot be migrated)")
+        return os.read(fd, len(SQLITE_HEADER))
+    except OSError as exc:
+        raise LegacyInputError(f"{path}: cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+
+
+# Views are refused rather than read: a view has no rowid, so its rows can neither be read
+# in stable pages nor named in the rejects report, and the legacy app never created one, so
+# a view under an expected name means the file was edited by hand (often over the real
+# rows, which would then be migrated twice or not at all). A person decides which rows are
+# the data; the tool does not guess.
+EXPECTED_TABLES = ("artists", "tracks", "playlist_tracks", "snapshots")
+
+
+def refuse_views(views: set[str]) -> None:
+    for name in EXPECTED_TABLES:
+        if name in views:
+            raise LegacyInputError(
+                f"{name} is a view, not a table; the legacy app only wrote tables "
+                f"(replace the view with a table holding its rows, then retry)"
+            )
 
 
 def detect_layout(columns: dict[str, list[str]]):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -319,12 +321,60 @@ def test_crash_mid_run_leaves_nothing_and_a_rerun_completes(make_database, v1_fi
     assert database_checksum(url) == after
 
 
+BIG_SNAPSHOTS = 200_000  # ten staging chunks: seconds of work after the first one
+MID_RUN_BOUND = 120  # seconds to reach the first snapshots progress line
+
+
+class StderrLines:
+    """A process's stderr read on a thread: wait for a line with a bound, keep the rest."""
+
+    def __init__(self, stream):
+        self.lines: queue.Queue = queue.Queue()
+        self.seen: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.put(line)
+        self.lines.put(None)  # end of the stream
+
+    def wait_for(self, predicate, bound: float) -> str:
+        deadline = time.monotonic() + bound
+        while True:
+            line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.001))
+            assert line is not None, "the migration ended before reaching the line:\n" + "".join(self.seen)
+            self.seen.append(line)
+            if predicate(line):
+                return line
+
+    def rest(self, bound: float = 60) -> str:
+        """Everything after the awaited line, up to the end of the stream."""
+        self._thread.join(bound)
+        tail = []
+        while not self.lines.empty():
+            line = self.lines.get_nowait()
+            if line is not None:
+                tail.append(line)
+        return "".join(tail)
+
+
+def _staging_snapshots_mid_way(line: str) -> bool:
+    """A progress line that proves the run is mid-staging: `snapshots: X/Y rows` with X < Y."""
+    text = line.strip()
+    if not text.startswith("snapshots: ") or "/" not in text:
+        return False
+    done, total = (int(n.replace(",", "")) for n in text.split()[1].split("/"))
+    return done < total
+
+
 def _start_migration_of_a_big_file(make_database, tmp_path, **popen):
-    """(process, url, path, its cleaning workers): the CLI started and busy staging rows."""
+    """(process, url, path, its cleaning workers, its stderr): the CLI started and provably
+    mid-run (staging snapshots, most of them still to come)."""
     path = tmp_path / "big.db"
-    make_v2(path, tracks=1000, snapshots=20000, dirty=False)
+    make_v2(path, tracks=1000, snapshots=BIG_SNAPSHOTS, dirty=False)
     url = make_database(schema=False)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MIGRATION_PROGRESS_SECONDS="0")  # a line per chunk
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "migrate_to_postgresql.py"), str(path), "--database-url", url],
         stderr=subprocess.PIPE,
@@ -332,36 +382,34 @@ def _start_migration_of_a_big_file(make_database, tmp_path, **popen):
         env=env,
         **popen,
     )
-    for line in proc.stderr:
-        if line.strip().startswith("tracks:"):
-            break
+    stderr = StderrLines(proc.stderr)
+    stderr.wait_for(_staging_snapshots_mid_way, MID_RUN_BOUND)
     workers = children_by_parent().get(proc.pid, [])
     assert len(workers) == migration_clean.default_workers()
-    return proc, url, path, workers
+    return proc, url, path, workers, stderr
 
 
 def test_killed_process_then_rerun(make_database, tmp_path):
-    proc, url, path, workers = _start_migration_of_a_big_file(make_database, tmp_path)
+    proc, url, path, workers, stderr = _start_migration_of_a_big_file(make_database, tmp_path)
     proc.send_signal(signal.SIGKILL)  # kill it while it is staging rows
     assert proc.wait() == -signal.SIGKILL  # it was still running
     deadline = time.monotonic() + 5  # its cleaning processes follow it
     while any(map(is_running, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(map(is_running, workers))
-    proc.stderr.close()
-    time.sleep(0.2)
+    stderr.rest()
     [(tables,)] = fetch(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
     assert tables == 0  # even the schema was in the killed transaction
     assert migrate(path, "--database-url", url) == cli.EXIT_OK
     [(snapshots,)] = fetch(url, "SELECT count(*) FROM snapshots")
-    assert snapshots == 20000
+    assert snapshots == BIG_SNAPSHOTS
 
 
 def test_ctrl_c_rolls_back_in_one_line(make_database, tmp_path):
-    proc, url, _, workers = _start_migration_of_a_big_file(make_database, tmp_path, start_new_session=True)
+    proc, url, _, workers, stderr = _start_migration_of_a_big_file(make_database, tmp_path, start_new_session=True)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
-    rest = proc.stderr.read()
-    assert proc.wait() == 130
+    assert proc.wait(timeout=MID_RUN_BOUND) == 130
+    rest = stderr.rest()
     assert rest.strip().splitlines()[-1] == "interrupted: nothing was committed"
     assert "Traceback" not in rest
     assert not any(map(is_running, workers))
