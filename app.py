@@ -16,6 +16,7 @@ import dashboard
 import database
 import errors
 import health
+import history.cli
 import home
 import playlists
 import search
@@ -44,6 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
     errors.init_app(app)
     spotify.init_app(app)
     sync.init_app(app)
+    history.cli.init_app(app)
     CSRFProtect(app)  # every state-changing form carries a token
     app.register_blueprint(home.bp)
     app.register_blueprint(health.bp)

@@ -22,7 +22,8 @@ VALUES (1, 'users, tokens, artists, tracks, snapshots, library, plays, playlists
        (2, 'sync_runs; parse_release_date(), release_date_precision()'),
        (3, 'sync_runs.worker and heartbeat_at; playlist_tracks.added_at'),
        (4, 'search_words: the catalogue''s words, for typo-tolerant search'),
-       (5, 'plays: every play with its facts and source; tracks.needs_enrichment')
+       (5, 'plays: every play with its facts and source; tracks.needs_enrichment'),
+       (7, 'history_imports and history_import_files: data-export imports, their progress and fingerprints')
 ON CONFLICT (version) DO NOTHING;
 
 -- Keeps updated_at true without every writer remembering to set it.
@@ -330,3 +331,45 @@ ALTER TABLE sync_runs ADD COLUMN IF NOT EXISTS worker text;
 ALTER TABLE sync_runs ADD COLUMN IF NOT EXISTS heartbeat_at timestamptz NOT NULL DEFAULT now();
 CREATE UNIQUE INDEX IF NOT EXISTS sync_runs_one_running_per_user ON sync_runs (user_id) WHERE status = 'running';
 CREATE INDEX IF NOT EXISTS sync_runs_user_idx ON sync_runs (user_id, started_at DESC);
+
+-- version 7: imports of Spotify data exports (history/). One row per import: its progress
+-- for the page that polls it (rows and bytes done, so rate and ETA), then its summary or
+-- what failed. The partial unique index allows one queued or running import per user.
+CREATE TABLE IF NOT EXISTS history_imports (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id      bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    status       text NOT NULL DEFAULT 'uploading'
+                 CHECK (status IN ('uploading', 'queued', 'running', 'succeeded', 'failed')),
+    stage        text NOT NULL DEFAULT '',
+    files        jsonb NOT NULL DEFAULT '[]'::jsonb CHECK (jsonb_typeof(files) = 'array'),  -- [{name, bytes}]
+    bytes_total  bigint NOT NULL DEFAULT 0 CHECK (bytes_total >= 0),
+    bytes_done   bigint NOT NULL DEFAULT 0 CHECK (bytes_done >= 0),
+    rows_done    bigint NOT NULL DEFAULT 0 CHECK (rows_done >= 0),
+    summary      jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(summary) = 'object'),
+    error        text,
+    worker       text,                                  -- "host:pid" of the process running it
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    started_at   timestamptz,
+    heartbeat_at timestamptz NOT NULL DEFAULT now(),    -- moved by every progress report
+    finished_at  timestamptz,
+    CONSTRAINT history_imports_finished_when_done
+        CHECK ((status IN ('succeeded', 'failed')) = (finished_at IS NOT NULL))
+);
+CREATE UNIQUE INDEX IF NOT EXISTS history_imports_one_active_per_user
+    ON history_imports (user_id) WHERE status IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS history_imports_user_idx ON history_imports (user_id, created_at DESC);
+
+-- version 7: every export file a user imported, by the SHA-256 of its bytes, so importing
+-- the same file again is recognised before it is parsed (and says so). The plays' own
+-- identity still dedupes anything a fingerprint misses (a file re-saved, an overlapping
+-- export). Nothing of the file's content is kept here.
+CREATE TABLE IF NOT EXISTS history_import_files (
+    user_id     bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    sha256      bytea NOT NULL CHECK (length(sha256) = 32),
+    byte_size   bigint NOT NULL CHECK (byte_size >= 0),
+    kind        text NOT NULL,
+    rows        integer NOT NULL CHECK (rows >= 0),
+    import_id   bigint REFERENCES history_imports (id) ON DELETE SET NULL,
+    imported_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, sha256)
+);

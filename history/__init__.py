@@ -1,0 +1,17 @@
+"""Listening history from Spotify's data exports ("Download your data").
+
+Module map:
+- ``formats``: which file is which (by name, then by its first row) and what one row of
+  either generation of the format becomes (a play, or a counted reason it is not one);
+- ``archive``: the uploaded zip or JSON files, read entry by entry from the archive with
+  bounds on size and ratio, never extracted to disk by name;
+- ``importer``: streams every file through the streaming JSON parser into COPY, resolves
+  the staged rows in SQL (history_db) in one transaction, reports progress;
+- ``enrichment``: fetches the full track objects an export only named, one
+  ``GET /v1/tracks/{id}`` at a time, resumable;
+- ``runs``: the recorded import a page polls (start, progress, outcome) and the thread
+  or job that runs it.
+
+The formats follow Spotify's "Understanding my data" page
+(https://support.spotify.com/us/article/understanding-my-data/).
+"""

@@ -1,0 +1,279 @@
+"""The files of a Spotify data export and what each row of them becomes.
+
+Two packages carry listening history (Spotify's "Understanding my data" page,
+https://support.spotify.com/us/article/understanding-my-data/):
+
+- **Extended streaming history** (weeks to arrive): ``Streaming_History_Audio_<years>_<n>.json``
+  (older exports: ``endsong_<n>.json``) and ``Streaming_History_Video_<years>.json``, each a
+  JSON array of flat objects: ``ts`` (when playback ENDED, UTC), ``ms_played``,
+  ``spotify_track_uri``, ``master_metadata_track_name`` / ``_album_artist_name`` /
+  ``_album_album_name``, ``episode_*`` and ``audiobook_*`` for spoken word, ``reason_start``,
+  ``reason_end``, ``shuffle``, ``skipped``, ``offline``, ``offline_timestamp``,
+  ``incognito_mode``, ``platform``, ``conn_country``, and private fields under two
+  generations of names (``username``, ``ip_addr`` or ``ip_addr_decrypted``,
+  ``user_agent_decrypted``).
+- **Account data** (days to arrive): ``StreamingHistory_music_<n>.json`` (older:
+  ``StreamingHistory<n>.json``) with ``endTime`` ("YYYY-MM-DD HH:MM", UTC), ``artistName``,
+  ``trackName``, ``msPlayed`` for the last year; ``StreamingHistory_podcast_<n>.json`` with
+  ``podcastName`` and ``episodeName``.
+
+A row becomes one line of COPY text for the importer's staging table, or a counted reason
+why it is not a play. Only the fields named in STAGED_FIELDS are ever read: the private
+ones are never looked at, so they cannot be stored or logged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+EXTENDED = "extended"  # Streaming_History_Audio_*, endsong_*: plays with URIs and facts
+EXTENDED_VIDEO = "extended_video"  # Streaming_History_Video_*: counted, not stored
+BASIC = "basic"  # StreamingHistory_music_*: names and minutes only
+BASIC_PODCAST = "basic_podcast"  # StreamingHistory_podcast_*: counted, not stored
+KINDS = (EXTENDED, EXTENDED_VIDEO, BASIC, BASIC_PODCAST)
+
+NAME_PATTERNS = (
+    (re.compile(r"^streaming_history_audio_.*\.json$", re.I), EXTENDED),
+    (re.compile(r"^endsong(_\d+)?\.json$", re.I), EXTENDED),
+    (re.compile(r"^streaming_history_video_.*\.json$", re.I), EXTENDED_VIDEO),
+    (re.compile(r"^streaminghistory_music_\d+\.json$", re.I), BASIC),
+    (re.compile(r"^streaminghistory\d*\.json$", re.I), BASIC),
+    (re.compile(r"^streaminghistory_podcast_\d+\.json$", re.I), BASIC_PODCAST),
+)
+
+# The fields a row's shape is recognised by (its first row), per kind.
+EXTENDED_KEYS = {"ts", "ms_played"}
+BASIC_MUSIC_KEYS = {"endTime", "artistName", "trackName", "msPlayed"}
+BASIC_PODCAST_KEYS = {"endTime", "podcastName", "episodeName", "msPlayed"}
+
+# What the staging tables receive, in COPY column order (history_db creates them).
+EXTENDED_COLUMNS = (
+    "played_at",
+    "track_id",
+    "track_name",
+    "artist_name",
+    "album_name",
+    "ms_played",
+    "reason_start",
+    "reason_end",
+    "skipped",
+    "shuffle",
+    "offline",
+    "platform",
+    "country",
+)
+BASIC_COLUMNS = ("file_no", "row_no", "played_minute", "track_name", "artist_name", "ms_played")
+
+# Spotify started in 2006 (its service in 2008): an earlier "ts" is not a real play.
+EARLIEST = datetime(2006, 1, 1, tzinfo=UTC)
+TRACK_URI = re.compile(r"^spotify:track:([0-9A-Za-z]{22})$")
+NEEDS_COPY_ESCAPE = re.compile(r"[\\\t\n\r\x00]")
+MAX_MS_PLAYED = 2**31 - 1
+MAX_NAME = 1000  # characters kept of a name; longer ones are not real titles
+MAX_SHORT = 100  # platform, reasons
+
+
+def kind_by_name(name: str) -> str | None:
+    """The kind of export file a name says, from its last path part; None: not history."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    for pattern, kind in NAME_PATTERNS:
+        if pattern.match(base):
+            return kind
+    return None
+
+
+def kind_by_row(row) -> str | None:
+    """The kind a file's first row has, or None when it is another shape of JSON."""
+    if not isinstance(row, dict):
+        return None
+    keys = row.keys()
+    if EXTENDED_KEYS <= keys:
+        return EXTENDED
+    if BASIC_MUSIC_KEYS <= keys:
+        return BASIC
+    if BASIC_PODCAST_KEYS <= keys:
+        return BASIC_PODCAST
+    return None
+
+
+def compatible(named: str, first_row_kind: str | None) -> bool:
+    """Whether a file's first row fits the kind its name promised."""
+    if named in (EXTENDED, EXTENDED_VIDEO):
+        return first_row_kind == EXTENDED
+    return first_row_kind == named
+
+
+@dataclass
+class Tally:
+    """What an import saw, row by row: plays staged and every reason a row is not one."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    rows: int = 0
+    staged: int = 0
+    zero_ms: int = 0  # music rows with ms_played = 0: a stream that never played
+    podcast: int = 0
+    audiobook: int = 0
+    video: int = 0
+    unnamed: int = 0  # a row with neither a track URI nor names (Spotify lost its metadata)
+    bad: Counter = field(default_factory=Counter)  # reason -> rows
+    bad_examples: list = field(default_factory=list)  # (file, row number, reason), the first few
+
+    def __post_init__(self):
+        self.latest = self.now + timedelta(days=1)
+
+    def reject(self, file_name: str, row_number: int, reason: str) -> None:
+        self.bad[reason] += 1
+        if len(self.bad_examples) < 10:
+            self.bad_examples.append((file_name, row_number, reason))
+
+    def as_dict(self) -> dict:
+        return {
+            "rows": self.rows,
+            "staged": self.staged,
+            "zero_ms": self.zero_ms,
+            "podcast": self.podcast,
+            "audiobook": self.audiobook,
+            "video": self.video,
+            "unnamed": self.unnamed,
+            "bad": dict(self.bad),
+            "bad_examples": [list(e) for e in self.bad_examples],
+        }
+
+
+def copy_text(value) -> str:
+    """A string as a COPY text field: NUL dropped (PostgreSQL text cannot hold it), the
+    separators escaped; anything that is not a string is NULL."""
+    if type(value) is not str:
+        return "\\N"
+    if NEEDS_COPY_ESCAPE.search(value):
+        value = (
+            value.replace("\x00", "")
+            .replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return value
+
+
+def name_text(value) -> str:
+    if type(value) is not str or not value.strip():
+        return "\\N"
+    return copy_text(value[:MAX_NAME])
+
+
+def short_text(value) -> str:
+    return copy_text(value[:MAX_SHORT]) if type(value) is str and value else "\\N"
+
+
+def flag(value) -> str:
+    return "t" if value is True else "f" if value is False else "\\N"
+
+
+def country_code(value) -> str:
+    return value.upper() if type(value) is str and len(value) == 2 and value.isalpha() else "\\N"
+
+
+def parse_instant(text, tally: Tally) -> datetime | None:
+    """A timestamp the export wrote, in UTC; None when it is not a real instant of Spotify's life."""
+    if type(text) is not str:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment < EARLIEST or moment > tally.latest:
+        return None
+    return moment
+
+
+def milliseconds(value) -> int | None:
+    if type(value) is int:
+        return value if 0 <= value <= MAX_MS_PLAYED else None
+    if type(value) is float and value.is_integer():
+        return milliseconds(int(value))
+    return None
+
+
+def extended_line(row, tally: Tally, file_name: str, row_number: int) -> str | None:
+    """One extended-history row as a COPY line of EXTENDED_COLUMNS, or None (counted)."""
+    if type(row) is not dict:
+        tally.reject(file_name, row_number, "not a JSON object")
+        return None
+    moment = parse_instant(row.get("ts"), tally)
+    if moment is None:
+        tally.reject(file_name, row_number, "no valid end time (ts)")
+        return None
+    ms_played = milliseconds(row.get("ms_played"))
+    if ms_played is None:
+        tally.reject(file_name, row_number, "ms_played is not a number of milliseconds")
+        return None
+    uri, track_name = row.get("spotify_track_uri"), row.get("master_metadata_track_name")
+    if not uri and not track_name:
+        if row.get("spotify_episode_uri") or row.get("episode_name") or row.get("episode_show_name"):
+            tally.podcast += 1
+        elif row.get("audiobook_uri") or row.get("audiobook_title") or row.get("audiobook_chapter_uri"):
+            tally.audiobook += 1
+        else:
+            tally.unnamed += 1
+        return None
+    if ms_played == 0:
+        tally.zero_ms += 1
+        return None
+    match = TRACK_URI.match(uri) if type(uri) is str else None
+    track_id = match.group(1) if match else "\\N"  # local files: spotify:local:... or no URI
+    name = name_text(track_name)
+    if track_id == "\\N" and name == "\\N":
+        tally.unnamed += 1
+        return None
+    tally.staged += 1
+    return (
+        f"{moment.replace(microsecond=0).isoformat()}\t{track_id}\t{name}"
+        f"\t{name_text(row.get('master_metadata_album_artist_name'))}"
+        f"\t{name_text(row.get('master_metadata_album_album_name'))}\t{ms_played}"
+        f"\t{short_text(row.get('reason_start'))}\t{short_text(row.get('reason_end'))}"
+        f"\t{flag(row.get('skipped'))}\t{flag(row.get('shuffle'))}\t{flag(row.get('offline'))}"
+        f"\t{short_text(row.get('platform'))}\t{country_code(row.get('conn_country'))}\n"
+    )
+
+
+def basic_line(row, tally: Tally, file_name: str, file_no: int, row_number: int) -> str | None:
+    """One account-data music row as a COPY line of BASIC_COLUMNS, or None (counted).
+
+    ``endTime`` has minute precision: the row is staged at its minute and placed on a free
+    second of it when stored (history_db explains the matching)."""
+    if type(row) is not dict:
+        tally.reject(file_name, row_number, "not a JSON object")
+        return None
+    moment = parse_instant(row.get("endTime"), tally)
+    if moment is None:
+        tally.reject(file_name, row_number, "no valid end time (endTime)")
+        return None
+    ms_played = milliseconds(row.get("msPlayed"))
+    if ms_played is None:
+        tally.reject(file_name, row_number, "msPlayed is not a number of milliseconds")
+        return None
+    track, artist = name_text(row.get("trackName")), name_text(row.get("artistName"))
+    if track == "\\N":
+        tally.unnamed += 1
+        return None
+    if ms_played == 0:
+        tally.zero_ms += 1
+        return None
+    tally.staged += 1
+    minute = moment.replace(second=0, microsecond=0).isoformat()
+    return f"{file_no}\t{row_number}\t{minute}\t{track}\t{artist}\t{ms_played}\n"
+
+
+def count_only(kind: str, row, tally: Tally, file_name: str, row_number: int) -> None:
+    """Rows of video and podcast files: counted, never stored as music plays."""
+    if type(row) is not dict:
+        tally.reject(file_name, row_number, "not a JSON object")
+    elif kind == EXTENDED_VIDEO:
+        tally.video += 1
+    else:
+        tally.podcast += 1

@@ -1,0 +1,341 @@
+"""Import export files into ``plays``: stream, COPY into staging, resolve in SQL.
+
+Two threads share the work so that both cores are busy: a parser thread reads each file
+through ijson (its C backend, one row at a time: memory stays flat whatever the file's
+size) and turns rows into COPY text in batches; the calling thread COPYs each batch into
+a staging table and resolves it into ``plays`` and ``tracks`` (history_db) while the next
+batch is being parsed. Everything happens in ONE transaction: an unreadable file stops the
+import with a message naming it, and the database is left as it was.
+
+A file the user imported before (same SHA-256, looked for only among files of the same
+size) is recognised before it is parsed and skipped; the plays' identity dedupes the
+rest (see history_db).
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import ijson
+
+import history_db
+from database import transaction
+
+from . import archive, formats
+from .archive import BadInput, Source
+
+BATCH_ROWS = 25_000  # rows per COPY + resolve: big enough to amortise, small enough to overlap
+ANALYZE_AFTER = 10_000  # new plays after which the planner gets fresh statistics
+QUEUE_DEPTH = 3  # batches parsed ahead of the database (each a few MB of COPY text)
+
+Progress = Callable[[str, int, int, int], None]  # (stage, bytes done, bytes total, rows done)
+
+
+@dataclass
+class FileOutcome:
+    name: str
+    kind: str
+    rows: int = 0
+    sha256: bytes = b""
+    byte_size: int = 0
+    already_imported: bool = False
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "rows": self.rows,
+            "already_imported": self.already_imported,
+        }
+
+
+@dataclass
+class Batch:
+    target: str  # formats.EXTENDED or formats.BASIC
+    text: bytes
+    rows: int
+
+
+@dataclass
+class ParseState:
+    """What the parser thread shares with the database thread."""
+
+    tally: formats.Tally = field(default_factory=formats.Tally)
+    bytes_done: int = 0
+    files: list = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def one_line(exc: Exception) -> str:
+    """ijson's messages draw a picture over several lines; a person gets the first."""
+    return (str(exc).strip().splitlines() or ["unknown error"])[0]
+
+
+def rows_of(reader: archive.MeteredReader, source: Source) -> tuple[str, Iterator]:
+    """The file's kind and an iterator over its rows, after checking its shape."""
+    first = reader.first_byte()
+    if first != b"[":
+        what = "empty" if not first else "not a JSON list of plays (another kind of JSON file)"
+        raise BadInput(f"{source.name}: {what}")
+    items = ijson.items(reader, "item", use_float=True)
+    try:
+        head = next(items, None)
+    except ijson.JSONError as exc:
+        raise BadInput(f"{source.name}: not valid JSON ({one_line(exc)})") from None
+    if head is None:
+        return source.kind or formats.EXTENDED, iter(())
+    row_kind = formats.kind_by_row(head)
+    if source.kind is not None and not formats.compatible(source.kind, row_kind):
+        raise BadInput(f"{source.name}: its rows are not the shape its name promises (another kind of JSON file)")
+    kind = source.kind or row_kind
+    if kind is None:
+        raise BadInput(f"{source.name}: not Spotify streaming history (its rows have no ts or endTime)")
+
+    def chained():
+        yield head
+        yield from items
+
+    return kind, chained()
+
+
+def parse_source(source: Source, file_no: int, state: ParseState, put: Callable[[Batch], None]) -> FileOutcome:
+    """Parse one file into batches of COPY text handed to ``put``."""
+
+    def count(n: int) -> None:
+        state.bytes_done += n
+
+    reader = archive.MeteredReader(source.open(), source.name, source.size, count)
+    try:
+        kind, rows = rows_of(reader, source)
+        outcome = FileOutcome(source.name, kind)
+        tally, lines = state.tally, []
+        target = formats.BASIC if kind == formats.BASIC else formats.EXTENDED
+        try:
+            for number, row in enumerate(rows, 1):
+                tally.rows += 1
+                if kind == formats.EXTENDED:
+                    line = formats.extended_line(row, tally, source.name, number)
+                elif kind == formats.BASIC:
+                    line = formats.basic_line(row, tally, source.name, file_no, number)
+                else:
+                    line = None
+                    formats.count_only(kind, row, tally, source.name, number)
+                if line is not None:
+                    lines.append(line)
+                    if len(lines) >= BATCH_ROWS:
+                        put(Batch(target, "".join(lines).encode(), len(lines)))
+                        lines = []
+                outcome.rows = number
+        except ijson.JSONError as exc:
+            raise BadInput(f"{source.name}: not valid JSON after row {outcome.rows} ({one_line(exc)})") from None
+        if lines:
+            put(Batch(target, "".join(lines).encode(), len(lines)))
+        outcome.sha256, outcome.byte_size = reader.sha256.digest(), reader.bytes
+        return outcome
+    finally:
+        reader.close()
+
+
+def fingerprint(source: Source) -> bytes:
+    """SHA-256 of a file's bytes, without parsing it."""
+    reader = archive.MeteredReader(source.open(), source.name, source.size)
+    try:
+        while reader.read(archive.READ_SIZE):
+            pass
+        return reader.sha256.digest()
+    finally:
+        reader.close()
+
+
+class Importer:
+    """One import for one user on one connection; ``run()`` returns the summary."""
+
+    def __init__(self, conn, user_id: int, sources: list[Source], progress: Progress | None = None, force=False):
+        self.conn, self.user_id, self.sources = conn, user_id, sources
+        self.progress = progress or (lambda stage, done, total, rows: None)
+        self.force = force  # parse files even when their fingerprint is known (the benchmark)
+        self.state = ParseState()
+        self.bytes_total = sum(s.size for s in sources)
+        self.counts: dict = {
+            "new_plays": 0,
+            "new_tracks": 0,
+            "completed": 0,
+            "already_known": 0,
+            "duplicates": 0,
+            "superseded_basic": 0,
+        }
+        self._last_report = 0.0
+
+    def report(self, stage: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_report >= 0.5:
+            self._last_report = now
+            self.progress(stage, self.state.bytes_done, self.bytes_total, self.state.tally.rows)
+
+    def run(self) -> dict:
+        started = time.monotonic()
+        with transaction(self.conn) as cur:
+            known_sizes = set() if self.force else history_db.imported_sizes(cur, self.user_id)
+            to_parse = self.skip_known(cur, known_sizes)
+            history_db.create_staging(cur)
+            supersede = history_db.has_basic_plays(cur, self.user_id)
+            had_plays = history_db.play_count(cur, self.user_id) > 0
+            self.pipeline(cur, to_parse, supersede)
+            self.report("Matching account-data plays to known ones", force=True)
+            basic = history_db.resolve_basic(cur, self.user_id)
+            self.counts["new_plays"] += basic["new_plays"]
+            self.counts["already_known"] += basic["already_known"]
+            self.counts["duplicates"] += basic["duplicates"]
+            parsed = [f for f in self.state.files if not f.already_imported]
+            history_db.remember_files(
+                cur,
+                self.user_id,
+                None,
+                [{"sha256": f.sha256, "byte_size": f.byte_size, "kind": f.kind, "rows": f.rows} for f in parsed],
+            )
+            if self.counts["new_plays"] >= ANALYZE_AFTER and not had_plays:
+                self.report("Updating statistics", force=True)
+                history_db.analyze_plays(cur)
+        return self.summary(basic, time.monotonic() - started)
+
+    def skip_known(self, cur, known_sizes: set) -> list[tuple[int, Source]]:
+        """Sources to parse; a file of a known size is hashed first and skipped if known."""
+        to_parse = []
+        for file_no, source in enumerate(self.sources, 1):
+            if source.size in known_sizes:
+                self.report(f"Checking {source.name}")
+                digest = fingerprint(source)
+                before = history_db.imported_file(cur, self.user_id, digest)
+                if before is not None:
+                    self.state.bytes_done += source.size
+                    self.state.files.append(
+                        FileOutcome(source.name, before["kind"], before["rows"], digest, source.size, True)
+                    )
+                    continue
+            to_parse.append((file_no, source))
+        return to_parse
+
+    def pipeline(self, cur, to_parse: list[tuple[int, Source]], supersede_basic: bool) -> None:
+        batches: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
+        state = self.state
+
+        def put(item) -> None:
+            while not state.stop.is_set():
+                try:
+                    batches.put(item, timeout=0.2)
+                    return
+                except queue.Full:
+                    continue
+            raise _Stopped
+
+        def parse_all() -> None:
+            try:
+                for file_no, source in to_parse:
+                    put(("file", source.name))
+                    state.files.append(parse_source(source, file_no, state, put))
+                put(None)
+            except _Stopped:
+                pass
+            except BaseException as exc:  # handed to the database thread, which raises it
+                try:
+                    put(exc)
+                except _Stopped:
+                    pass
+
+        parser = threading.Thread(target=parse_all, name="history-parser", daemon=True)
+        parser.start()
+        stage = "Reading"
+        try:
+            while True:
+                item = batches.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, tuple):
+                    stage = f"Reading {item[1]}"
+                    self.report(stage)
+                    continue
+                self.store(cur, item, supersede_basic)
+                self.report(stage)
+        finally:
+            state.stop.set()
+            parser.join(timeout=30)
+
+    def store(self, cur, batch: Batch, supersede_basic: bool) -> None:
+        if batch.target == formats.BASIC:
+            history_db.copy_basic(cur, io.BytesIO(batch.text), formats.BASIC_COLUMNS)
+            return
+        history_db.copy_extended(cur, io.BytesIO(batch.text), formats.EXTENDED_COLUMNS)
+        counts = history_db.resolve_extended(cur, self.user_id, supersede_basic)
+        for key in ("new_plays", "new_tracks", "completed", "already_known", "duplicates"):
+            self.counts[key] += counts[key]
+
+    def summary(self, basic: dict, seconds: float) -> dict:
+        tally = self.state.tally.as_dict()
+        files = [f.as_dict() for f in self.state.files]
+        return {
+            **self.counts,
+            "linked_by_name": basic["linked"],
+            "no_free_second": basic["no_free_second"],
+            "files": files,
+            "files_already_imported": sum(1 for f in files if f["already_imported"]),
+            "rows": tally["rows"],
+            "not_plays": {k: tally[k] for k in ("zero_ms", "podcast", "audiobook", "video", "unnamed")},
+            "bad_rows": sum(tally["bad"].values()),
+            "bad": tally["bad"],
+            "bad_examples": tally["bad_examples"],
+            "nothing_new": self.counts["new_plays"] == 0 and self.counts["completed"] == 0,
+            "seconds": round(seconds, 2),
+        }
+
+
+class _Stopped(Exception):
+    """The database thread gave up; the parser stops quietly."""
+
+
+def import_files(
+    conn,
+    user_id: int,
+    paths: list[tuple[str, str | None]],
+    progress: Progress | None = None,
+    max_unpacked: int = archive.MAX_UNPACKED,
+    force: bool = False,
+) -> dict:
+    """Import every history file in ``paths`` ((path, label) pairs: zips or JSON files)
+    for the user, in one transaction on ``conn``. Raises BadInput (nothing changed)."""
+    sources = list(archive.all_sources(paths, max_unpacked))
+    return Importer(conn, user_id, sources, progress, force).run()
+
+
+def describe(summary: dict) -> str:
+    """The summary in one or two sentences, for the CLI and the page."""
+    files = len(summary["files"])
+    if summary["files_already_imported"] == files and files:
+        return f"Nothing new: {'this file was' if files == 1 else f'all {files} files were'} imported before."
+    not_plays = summary["not_plays"]
+    spoken = not_plays["podcast"] + not_plays["audiobook"] + not_plays["video"]
+    parts = [
+        f"{summary['new_plays']:,} new plays" if not summary["nothing_new"] else "Nothing new",
+        f"{summary['already_known']:,} already known",
+    ]
+    if summary["completed"]:
+        parts.append(f"{summary['completed']:,} known plays completed with the export's details")
+    if summary["new_tracks"]:
+        parts.append(f"{summary['new_tracks']:,} tracks new to the catalogue")
+    skipped = [
+        f"{spoken:,} podcast, audiobook or video rows" if spoken else "",
+        f"{not_plays['zero_ms']:,} rows that never played (0 ms)" if not_plays["zero_ms"] else "",
+        f"{not_plays['unnamed']:,} rows without a track" if not_plays["unnamed"] else "",
+        f"{summary['bad_rows']:,} bad rows" if summary["bad_rows"] else "",
+    ]
+    text = f"{', '.join(parts)} from {summary['rows']:,} rows in {files} file{'s' if files != 1 else ''}."
+    skipped = [s for s in skipped if s]
+    if skipped:
+        text += " Not stored as plays: " + ", ".join(skipped) + "."
+    return text

@@ -1,0 +1,408 @@
+"""SQL for importing listening history (history/importer.py). Cursor first, never commits.
+
+The importer COPYs rows into two temporary staging tables and resolves them here, in the
+caller's one transaction:
+
+- ``history_stage``: extended-history plays, end time to the second. Resolved a batch at a
+  time (``resolve_extended``) while the next batch is being parsed.
+- ``history_stage_basic``: account-data plays, end time to the minute. Resolved once, at the
+  end (``resolve_basic``), against everything stored by then.
+
+**A play's identity** is (user, played_at): the end of playback in UTC, to the second
+(schema_postgres.sql). Two rows with the same end second are one play, whoever wrote them:
+overlapping extended exports, the old ``endsong`` and new ``Streaming_History_Audio`` files
+of the same period, or the app's capture of recently played (``source = 'polling'``, which
+the export's row then completes with its facts; the export wins on conflicting facts).
+
+A basic row only knows its minute, so it is matched by **(user, minute, normalised artist +
+track name)**: the n-th such row of a minute is the same play as the n-th stored play of
+that minute with those names (stored names, or the track's names for a captured play). A
+basic row nothing matches is stored on the first free second of its minute
+(``source = 'export_basic'``) and linked to a track of the person's own history with the
+same names, if there is one. When an extended export arrives later, its rows supersede the
+basic plays they match the same way (the basic ones are deleted, the full rows stored).
+"""
+
+from __future__ import annotations
+
+from psycopg2.extras import Json
+
+from database import fetch_all, fetch_one
+
+
+def name_key(artist: str, track: str) -> str:
+    """SQL for the normalised artist + track name a basic row is matched by: lower case,
+    spaces trimmed and collapsed. One definition for both sides of every match."""
+    return (
+        rf"(lower(regexp_replace(btrim(coalesce({artist}, '')), '\s+', ' ', 'g')) || chr(31) || "
+        rf"lower(regexp_replace(btrim(coalesce({track}, '')), '\s+', ' ', 'g')))"
+    )
+
+
+# The names a stored play is known by: its own, else its track's (a captured play has none).
+STORED_PLAY_KEY = name_key(
+    "coalesce(p.artist_name, t.raw_json->'artists'->0->>'name', t.artist_name)", "coalesce(p.track_name, t.name)"
+)
+TRACK_KEY = name_key("coalesce(t.raw_json->'artists'->0->>'name', t.artist_name)", "t.name")
+
+
+def create_staging(cur) -> None:
+    cur.execute("""
+        CREATE TEMP TABLE history_stage (
+            played_at timestamptz NOT NULL, track_id text, track_name text, artist_name text, album_name text,
+            ms_played integer NOT NULL, reason_start text, reason_end text,
+            skipped boolean, shuffle boolean, offline boolean, platform text, country text
+        ) ON COMMIT DROP;
+        CREATE TEMP TABLE history_stage_basic (
+            file_no integer NOT NULL, row_no integer NOT NULL, played_minute timestamptz NOT NULL,
+            track_name text NOT NULL, artist_name text, ms_played integer NOT NULL
+        ) ON COMMIT DROP;
+    """)
+
+
+def copy_extended(cur, stream, columns) -> None:
+    """COPY extended rows (COPY text lines, ``columns`` order) from a file-like ``stream``."""
+    cur.copy_expert(f"COPY history_stage ({', '.join(columns)}) FROM STDIN", stream, size=1 << 18)
+
+
+def copy_basic(cur, stream, columns) -> None:
+    cur.copy_expert(f"COPY history_stage_basic ({', '.join(columns)}) FROM STDIN", stream, size=1 << 18)
+
+
+def has_basic_plays(cur, user_id: int) -> bool:
+    cur.execute("SELECT EXISTS (SELECT 1 FROM plays WHERE user_id = %s AND source = 'export_basic')", (user_id,))
+    return cur.fetchone()[0]
+
+
+def play_count(cur, user_id: int) -> int:
+    cur.execute("SELECT count(*) FROM plays WHERE user_id = %s", (user_id,))
+    return cur.fetchone()[0]
+
+
+# Tracks the export names that the catalogue lacks: stored at once with the export's names,
+# to be fetched whole later (history/enrichment.py). Sorted: the global lock order of tracks_db.
+ADD_NAMED_TRACKS = """
+WITH added AS (
+    INSERT INTO tracks (spotify_id, name, artist_name, album_name, needs_enrichment)
+    SELECT DISTINCT ON (s.track_id) s.track_id, coalesce(s.track_name, ''), s.artist_name, s.album_name, true
+    FROM history_stage s
+    WHERE s.track_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM tracks t WHERE t.spotify_id = s.track_id)
+    ORDER BY s.track_id, s.track_name IS NULL
+    ON CONFLICT (spotify_id) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM added
+"""
+
+# Basic plays an extended batch supersedes: per (minute, names), as many of the stored
+# basic plays as the batch has new rows.
+DELETE_SUPERSEDED_BASIC = f"""
+WITH incoming AS (
+    SELECT date_trunc('minute', s.played_at) AS minute, {name_key("s.artist_name", "s.track_name")} AS key,
+           count(DISTINCT s.played_at) AS n
+    FROM history_stage s
+    WHERE NOT EXISTS (SELECT 1 FROM plays e WHERE e.user_id = %(user_id)s AND e.played_at = s.played_at
+                                              AND e.source = 'export')
+    GROUP BY 1, 2
+),
+basic AS (
+    SELECT p.played_at, date_trunc('minute', p.played_at) AS minute,
+           {name_key("p.artist_name", "p.track_name")} AS key,
+           row_number() OVER (PARTITION BY date_trunc('minute', p.played_at),
+                                           {name_key("p.artist_name", "p.track_name")}
+                              ORDER BY p.played_at) AS nth
+    FROM plays p
+    WHERE p.user_id = %(user_id)s AND p.source = 'export_basic'
+      AND p.played_at >= (SELECT min(minute) FROM incoming)
+      AND p.played_at < (SELECT max(minute) FROM incoming) + interval '1 minute'
+)
+DELETE FROM plays d
+USING basic b JOIN incoming i ON i.minute = b.minute AND i.key = b.key AND b.nth <= i.n
+WHERE d.user_id = %(user_id)s AND d.played_at = b.played_at
+"""
+
+# A play already known at the same second is the same play: a captured one ('polling') or a
+# basic one of other names is completed with the export's facts; an export's is left alone.
+INSERT_EXTENDED = """
+WITH written AS (
+    INSERT INTO plays AS p (user_id, played_at, track_id, track_name, artist_name, album_name, ms_played,
+                            reason_start, reason_end, skipped, shuffle, offline, platform, country, source)
+    SELECT DISTINCT ON (played_at) %(user_id)s, played_at, track_id, track_name, artist_name, album_name,
+           ms_played, reason_start, reason_end, skipped, shuffle, offline, platform, country, 'export'
+    FROM history_stage
+    ORDER BY played_at
+    ON CONFLICT (user_id, played_at) DO UPDATE SET
+        track_id = coalesce(EXCLUDED.track_id, p.track_id), track_name = EXCLUDED.track_name,
+        artist_name = EXCLUDED.artist_name, album_name = EXCLUDED.album_name, ms_played = EXCLUDED.ms_played,
+        reason_start = EXCLUDED.reason_start, reason_end = EXCLUDED.reason_end, skipped = EXCLUDED.skipped,
+        shuffle = EXCLUDED.shuffle, offline = EXCLUDED.offline, platform = EXCLUDED.platform,
+        country = EXCLUDED.country, source = 'export'
+        WHERE p.source <> 'export'
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) FILTER (WHERE NOT inserted) AS completed,
+       (SELECT count(DISTINCT played_at) FROM history_stage) AS distinct_rows,
+       (SELECT count(*) FROM history_stage) AS rows
+FROM written
+"""
+
+
+def resolve_extended(cur, user_id: int, supersede_basic: bool) -> dict:
+    """Move the staged extended rows into plays (and their new tracks into the catalogue),
+    then empty the stage. Returns counts: new_tracks, new_plays, completed (known plays the
+    export completed), superseded_basic, already_known, duplicates (twice in the upload)."""
+    cur.execute(ADD_NAMED_TRACKS)
+    new_tracks = cur.fetchone()[0]
+    superseded = 0
+    if supersede_basic:
+        cur.execute(DELETE_SUPERSEDED_BASIC, {"user_id": user_id})
+        superseded = cur.rowcount
+    cur.execute(INSERT_EXTENDED, {"user_id": user_id})
+    counts = fetch_one(cur)
+    cur.execute("TRUNCATE history_stage")
+    return {
+        "new_tracks": new_tracks,
+        "new_plays": counts["inserted"] - superseded,
+        "completed": counts["completed"] + superseded,
+        "already_known": counts["distinct_rows"] - counts["inserted"] - counts["completed"],
+        "duplicates": counts["rows"] - counts["distinct_rows"],
+    }
+
+
+# The basic rows of the upload, once each: the same row in two overlapping account-data
+# exports is the same (minute, names, n-th such row of that minute) in both.
+COLLECT_BASIC = f"""
+CREATE TEMP TABLE history_basic ON COMMIT DROP AS
+SELECT DISTINCT ON (minute, key, nth) minute, key, nth, track_name, artist_name, ms_played, file_no, row_no
+FROM (
+    SELECT played_minute AS minute, {name_key("artist_name", "track_name")} AS key,
+           row_number() OVER (PARTITION BY file_no, played_minute, {name_key("artist_name", "track_name")}
+                              ORDER BY row_no) AS nth,
+           track_name, artist_name, ms_played, file_no, row_no
+    FROM history_stage_basic
+) numbered
+ORDER BY minute, key, nth, file_no
+"""
+
+# Drop the basic rows a stored play already accounts for (any source: see the docstring).
+DROP_KNOWN_BASIC = f"""
+WITH minutes AS (SELECT DISTINCT minute FROM history_basic),
+known AS (
+    SELECT m.minute, {STORED_PLAY_KEY} AS key, count(*) AS n
+    FROM minutes m
+    JOIN plays p ON p.user_id = %(user_id)s AND p.played_at >= m.minute AND p.played_at < m.minute + interval '1 minute'
+    LEFT JOIN tracks t ON t.spotify_id = p.track_id
+    GROUP BY 1, 2
+)
+DELETE FROM history_basic b USING known k WHERE b.minute = k.minute AND b.key = k.key AND b.nth <= k.n
+"""
+
+# New basic plays on the free seconds of their minute, linked to a track of the person's
+# own history with the same names when there is one.
+INSERT_BASIC = f"""
+WITH needed AS (
+    SELECT b.*, row_number() OVER (PARTITION BY minute ORDER BY file_no, row_no) AS slot FROM history_basic b
+),
+free AS (
+    SELECT m.minute, m.minute + make_interval(secs => s) AS played_at,
+           row_number() OVER (PARTITION BY m.minute ORDER BY s) AS slot
+    FROM (SELECT DISTINCT minute FROM history_basic) m
+    CROSS JOIN generate_series(0, 59) AS s
+    WHERE NOT EXISTS (SELECT 1 FROM plays p
+                      WHERE p.user_id = %(user_id)s AND p.played_at = m.minute + make_interval(secs => s))
+),
+theirs AS (
+    SELECT track_id FROM plays WHERE user_id = %(user_id)s AND track_id IS NOT NULL
+    UNION SELECT track_id FROM saved_tracks WHERE user_id = %(user_id)s
+    UNION SELECT track_id FROM snapshots WHERE user_id = %(user_id)s
+),
+named AS (
+    SELECT DISTINCT ON (key) key, spotify_id
+    FROM (SELECT {TRACK_KEY} AS key, t.spotify_id FROM tracks t JOIN theirs ON theirs.track_id = t.spotify_id) k
+    WHERE key IN (SELECT key FROM history_basic)
+    ORDER BY key, spotify_id
+),
+written AS (
+    INSERT INTO plays (user_id, played_at, track_id, track_name, artist_name, ms_played, source)
+    SELECT %(user_id)s, f.played_at, named.spotify_id, n.track_name, n.artist_name, n.ms_played, 'export_basic'
+    FROM needed n
+    JOIN free f ON f.minute = n.minute AND f.slot = n.slot
+    LEFT JOIN named ON named.key = n.key
+    ORDER BY f.played_at
+    RETURNING track_id
+)
+SELECT count(*) AS inserted, count(track_id) AS linked, (SELECT count(*) FROM history_basic) AS needed FROM written
+"""
+
+
+def resolve_basic(cur, user_id: int) -> dict:
+    """Store the staged basic rows nothing known accounts for. Returns counts: new_plays,
+    linked (of them, matched to a known track by names), already_known, duplicates (the
+    same row twice in the upload) and no_free_second (more than 60 plays in one minute)."""
+    cur.execute("SELECT count(*) FROM history_stage_basic")
+    staged = cur.fetchone()[0]
+    if not staged:
+        return {"new_plays": 0, "linked": 0, "already_known": 0, "duplicates": 0, "no_free_second": 0}
+    cur.execute(COLLECT_BASIC)
+    distinct = cur.rowcount
+    cur.execute(DROP_KNOWN_BASIC, {"user_id": user_id})
+    known = cur.rowcount
+    cur.execute(INSERT_BASIC, {"user_id": user_id})
+    counts = fetch_one(cur)
+    return {
+        "new_plays": counts["inserted"],
+        "linked": counts["linked"],
+        "already_known": known,
+        "duplicates": staged - distinct,
+        "no_free_second": counts["needed"] - counts["inserted"],
+    }
+
+
+def analyze_plays(cur) -> None:
+    """Fresh planner statistics after a big first import (the dashboards read plays)."""
+    cur.execute("ANALYZE plays")
+
+
+# -- fingerprints of imported files ---------------------------------------------------
+def imported_sizes(cur, user_id: int) -> set:
+    """Byte sizes of the files the user imported before: a file of another size is new."""
+    cur.execute("SELECT DISTINCT byte_size FROM history_import_files WHERE user_id = %s", (user_id,))
+    return {row[0] for row in cur.fetchall()}
+
+
+def imported_file(cur, user_id: int, sha256: bytes) -> dict | None:
+    cur.execute(
+        "SELECT kind, rows, imported_at FROM history_import_files WHERE user_id = %s AND sha256 = %s",
+        (user_id, sha256),
+    )
+    return fetch_one(cur)
+
+
+def remember_files(cur, user_id: int, import_id: int | None, files: list) -> None:
+    """Record imported files: dicts with sha256 (bytes), byte_size, kind, rows."""
+    for item in files:
+        cur.execute(
+            """
+            INSERT INTO history_import_files (user_id, sha256, byte_size, kind, rows, import_id)
+            VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (user_id, sha256) DO NOTHING
+        """,
+            (user_id, item["sha256"], item["byte_size"], item["kind"], item["rows"], import_id),
+        )
+
+
+# -- recorded imports (the page's progress) -------------------------------------------
+# A running import reports progress at least every few seconds; this much silence means
+# its worker died somewhere we cannot see.
+SILENT_AFTER = "2 minutes"
+INTERRUPTED = (
+    "The import was interrupted (the server restarted or the worker died); nothing was changed. Please run it again."
+)
+RUN_COLUMNS = """id, user_id, status, stage, files, bytes_total, bytes_done, rows_done, summary, error,
+                 created_at, started_at, finished_at, heartbeat_at,
+                 extract(epoch FROM (coalesce(finished_at, now()) - started_at)) AS seconds"""
+
+
+def create_import(cur, user_id: int) -> int:
+    """A new import in 'uploading': files are added to it until it is started."""
+    cur.execute("INSERT INTO history_imports (user_id) VALUES (%s) RETURNING id", (user_id,))
+    return cur.fetchone()[0]
+
+
+def add_file(cur, import_id: int, name: str, byte_size: int) -> None:
+    cur.execute(
+        """
+        UPDATE history_imports SET files = files || %s, bytes_total = bytes_total + %s, heartbeat_at = now()
+        WHERE id = %s AND status = 'uploading'
+    """,
+        (Json([{"name": name, "bytes": byte_size}]), byte_size, import_id),
+    )
+
+
+def queue_import(cur, import_id: int, user_id: int, worker: str, worker_alive) -> bool:
+    """Move an uploaded import to 'queued'; False when another import of the user's is
+    really queued or running (one left behind by a dead worker is failed first)."""
+    cur.execute(
+        """
+        SELECT id, status, worker, heartbeat_at < now() - %s::interval AS silent
+        FROM history_imports WHERE user_id = %s AND status IN ('queued', 'running') FOR UPDATE
+    """,
+        (SILENT_AFTER, user_id),
+    )
+    active = fetch_one(cur)
+    if active and (active["silent"] or (active["status"] == "running" and not worker_alive(active["worker"]))):
+        fail_import(cur, active["id"], INTERRUPTED)
+        active = None
+    if active:
+        return False
+    cur.execute(
+        """
+        UPDATE history_imports SET status = 'queued', worker = %s, heartbeat_at = now()
+        WHERE id = %s AND user_id = %s AND status = 'uploading'
+    """,
+        (worker, import_id, user_id),
+    )
+    return cur.rowcount == 1
+
+
+def begin_import(cur, import_id: int, worker: str) -> bool:
+    """Mark a queued import as running here; False if it is not queued (already taken)."""
+    cur.execute(
+        """
+        UPDATE history_imports SET status = 'running', worker = %s, started_at = now(), heartbeat_at = now(),
+                                   stage = 'Starting'
+        WHERE id = %s AND status = 'queued'
+    """,
+        (worker, import_id),
+    )
+    return cur.rowcount == 1
+
+
+def set_progress(cur, import_id: int, stage: str, bytes_done: int, rows_done: int) -> None:
+    cur.execute(
+        """
+        UPDATE history_imports SET stage = %s, bytes_done = %s, rows_done = %s, heartbeat_at = now()
+        WHERE id = %s AND status = 'running'
+    """,
+        (stage, bytes_done, rows_done, import_id),
+    )
+
+
+def finish_import(cur, import_id: int, summary: dict) -> None:
+    cur.execute(
+        """
+        UPDATE history_imports SET status = 'succeeded', stage = 'Done', summary = %s, finished_at = now(),
+                                   bytes_done = bytes_total
+        WHERE id = %s
+    """,
+        (Json(summary), import_id),
+    )
+
+
+def fail_import(cur, import_id: int, error: str) -> None:
+    cur.execute(
+        "UPDATE history_imports SET status = 'failed', error = %s, finished_at = now() WHERE id = %s",
+        (error, import_id),
+    )
+
+
+def get_import(cur, import_id: int, user_id: int) -> dict | None:
+    cur.execute(f"SELECT {RUN_COLUMNS} FROM history_imports WHERE id = %s AND user_id = %s", (import_id, user_id))
+    return fetch_one(cur)
+
+
+def latest_imports(cur, user_id: int, limit: int = 5) -> list[dict]:
+    cur.execute(
+        f"SELECT {RUN_COLUMNS} FROM history_imports WHERE user_id = %s AND status <> 'uploading' "
+        "ORDER BY created_at DESC, id DESC LIMIT %s",
+        (user_id, limit),
+    )
+    return fetch_all(cur)
+
+
+def stale_uploads(cur, older_than: str = "1 day") -> list[int]:
+    """Imports whose upload never finished: their files may be removed."""
+    cur.execute(
+        "SELECT id FROM history_imports WHERE status = 'uploading' AND heartbeat_at < now() - %s::interval",
+        (older_than,),
+    )
+    return [row[0] for row in cur.fetchall()]
