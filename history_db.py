@@ -46,6 +46,14 @@ STORED_PLAY_KEY = name_key(
 TRACK_KEY = name_key("coalesce(t.raw_json->'artists'->0->>'name', t.artist_name)", "t.name")
 
 
+def aggregate(cur) -> dict:
+    """The one row an aggregate query always returns."""
+    row = fetch_one(cur)
+    if row is None:
+        raise RuntimeError("an aggregate query returned no row")
+    return row
+
+
 def create_staging(cur) -> None:
     cur.execute("""
         CREATE TEMP TABLE history_stage (
@@ -158,7 +166,7 @@ def resolve_extended(cur, user_id: int, supersede_basic: bool) -> dict:
         cur.execute(DELETE_SUPERSEDED_BASIC, {"user_id": user_id})
         superseded = cur.rowcount
     cur.execute(INSERT_EXTENDED, {"user_id": user_id})
-    counts = fetch_one(cur)
+    counts = aggregate(cur)
     cur.execute("TRUNCATE history_stage")
     return {
         "new_tracks": new_tracks,
@@ -248,7 +256,7 @@ def resolve_basic(cur, user_id: int) -> dict:
     cur.execute(DROP_KNOWN_BASIC, {"user_id": user_id})
     known = cur.rowcount
     cur.execute(INSERT_BASIC, {"user_id": user_id})
-    counts = fetch_one(cur)
+    counts = aggregate(cur)
     return {
         "new_plays": counts["inserted"],
         "linked": counts["linked"],

@@ -15,9 +15,9 @@ import hashlib
 import os
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Protocol
 
 from . import formats
 
@@ -36,6 +36,12 @@ def display_name(name: str, limit: int = 80) -> str:
     return clean if len(clean) <= limit else clean[: limit // 2 - 1] + "…" + clean[-(limit // 2) :]
 
 
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class Source:
     """One history file to import: where it is, what its name says it is, its size."""
@@ -43,17 +49,17 @@ class Source:
     name: str  # display name (archive name / entry name)
     kind: str | None  # by name; None for a loose JSON file whose name says nothing
     size: int
-    _open: object  # () -> BinaryIO
+    opener: Callable[[], Readable]
 
-    def open(self) -> BinaryIO:
-        return self._open()  # type: ignore[operator]
+    def open(self) -> Readable:
+        return self.opener()
 
 
 class MeteredReader:
     """Reads a stream for the parser while hashing it (the file's fingerprint), counting
     bytes (progress) and enforcing a byte limit (the zip's declared sizes may lie)."""
 
-    def __init__(self, raw: BinaryIO, name: str, limit: int, on_bytes=None):
+    def __init__(self, raw: Readable, name: str, limit: int, on_bytes=None):
         self.raw, self.name, self.limit = raw, name, limit
         self.sha256 = hashlib.sha256()
         self.bytes = 0
@@ -145,7 +151,7 @@ def zip_sources(path: str, label: str, max_unpacked: int) -> list[Source]:
 
 
 def _entry_opener(path: str, entry: zipfile.ZipInfo):
-    def open_entry() -> BinaryIO:
+    def open_entry() -> Readable:
         archive = zipfile.ZipFile(path)
         stream = archive.open(entry)
         return _ClosingEntry(stream, archive)

@@ -48,6 +48,8 @@ def import_history_command(paths: tuple[str, ...], spotify_id: str) -> None:
         with connection() as conn:
             with transaction(conn) as cur:
                 user_id = ensure_owner(cur, spotify_id)
+            if user_id is None:
+                raise click.ClickException(f"could not create the user {spotify_id!r}")
             summary = import_files(conn, user_id, [(path, None) for path in paths], print_progress)
     except BadInput as exc:
         raise click.ClickException(f"{exc}; nothing was imported") from None
