@@ -207,7 +207,16 @@ def check_rows(cur, name: str, layout: str, owner_id: int | None) -> TableCheck:
         {"owner": owner_id},
     )
     row = cur.fetchone()
-    return TableCheck(row[0], row[1], row[2], row[3], row[4], row[5], row[7], list(row[6] or []))
+    return TableCheck(
+        staged_ok=row[0],
+        missing=row[1],
+        mismatched=row[2],
+        kept_existing=row[3],
+        reference_errors=row[4],
+        nested_errors=row[5],
+        examples=list(row[6] or []),
+        preexisting=row[7],
+    )
 
 
 # (what, table, the column(s) a constraint guards, the condition of a bad row)
