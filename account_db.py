@@ -7,7 +7,7 @@ history is.
 
 from __future__ import annotations
 
-from database import fetch_one
+from database import fetch_one, fetch_single
 
 EXPORT_BATCH = 2000
 
@@ -140,7 +140,7 @@ def delete_account(cur, user_id: int) -> dict:
     """,
         {"u": user_id},
     )
-    counts = fetch_one(cur)
+    counts = fetch_single(cur)
     cur.execute("DELETE FROM users WHERE id = %s", (user_id,))
     counts["users"] = cur.rowcount
     return counts

@@ -29,6 +29,15 @@ def current_user_id() -> int | None:
     return session.get("user_id")
 
 
+def require_user_id() -> int:
+    """The logged-in person's id, for views behind @login_required: the data layer never
+    gets a None where a user id belongs."""
+    user_id = current_user_id()
+    if user_id is None:
+        abort(401, "Please log in with Spotify.")
+    return user_id
+
+
 def login_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):

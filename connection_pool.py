@@ -26,6 +26,7 @@ import select
 import threading
 from collections import deque
 from contextlib import contextmanager
+from typing import cast
 
 import psycopg2
 import psycopg2.extensions
@@ -102,6 +103,17 @@ class FairSlots:
                 self._free += 1
 
 
+class _Store(ThreadedConnectionPool):
+    """psycopg2's thread-safe pool, typed for what this module reads of it: connections of
+    our factory, and the two bookkeeping attributes its stubs leave out."""
+
+    _pool: list[Connection]  # idle connections
+    _rused: dict[int, Connection]  # lent out, by id()
+
+    def getconn(self, key=None) -> Connection:
+        return cast(Connection, super().getconn(key))
+
+
 class ConnectionPool:
     def __init__(
         self, dsn: str, minconn: int = 2, maxconn: int = 10, timeout: float = 5.0, description: str = "the database"
@@ -121,7 +133,7 @@ class ConnectionPool:
         self.closed = False
         # minconn=0: never connect inside the constructor, so an app can start (and say
         # 503) while its database is down. Then raise the keep-threshold to maxconn.
-        self._store = ThreadedConnectionPool(
+        self._store = _Store(
             0,
             maxconn,
             dsn,

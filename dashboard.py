@@ -19,7 +19,7 @@ import spotify
 import sync
 import sync_runs_db
 import users_db
-from auth import current_user_id, login_required
+from auth import login_required, require_user_id
 from database import transaction
 
 bp = Blueprint("dashboard", __name__)
@@ -313,8 +313,9 @@ def no_audio_features(coverage: dict) -> str:
     )
 
 
-def energy_chart(cur, user_id: int, f: Filters, audio: dict) -> dict:
+def energy_chart(cur, user_id: int, f: Filters, audio: dict | None) -> dict:
     title = "Energy"
+    audio = audio or insights_db.audio_feature_coverage(cur, user_id, f.since)
     if not audio["with_features"]:
         return chart("energy", title, "bar", empty=no_audio_features(audio))
     rows = insights_db.energy_distribution(cur, user_id, f.since)
@@ -330,8 +331,9 @@ def energy_chart(cur, user_id: int, f: Filters, audio: dict) -> dict:
     )
 
 
-def mood_chart(cur, user_id: int, f: Filters, audio: dict) -> dict:
+def mood_chart(cur, user_id: int, f: Filters, audio: dict | None) -> dict:
     title = "Mood: energy × valence"
+    audio = audio or insights_db.audio_feature_coverage(cur, user_id, f.since)
     if not audio["with_features"]:
         return chart("mood", title, "bar", empty=no_audio_features(audio))
     rows = insights_db.mood_quadrants(cur, user_id, f.since)
@@ -373,6 +375,7 @@ AUDIO_CHARTS = {"energy", "mood"}
 
 
 def build_charts(cur, user_id: int, filters: Filters, names=CHARTS) -> dict:
+    # fetched once for both audio charts (each fetches it itself when called alone)
     audio = insights_db.audio_feature_coverage(cur, user_id, filters.since) if AUDIO_CHARTS & set(names) else None
     return {name: CHARTS[name][1](cur, user_id, filters, audio) for name in names}
 
@@ -381,7 +384,7 @@ def build_charts(cur, user_id: int, filters: Filters, names=CHARTS) -> dict:
 @bp.get("/dashboard")
 @login_required
 def index():
-    user_id = current_user_id()
+    user_id = require_user_id()
     filters = read_filters(request.args)
     with transaction() as cur:
         user = users_db.get_user(cur, user_id)
@@ -393,7 +396,7 @@ def index():
         snapshot_days = snapshots.snapshot_day_count(cur, user_id)
         library = library_db.library_size(cur, user_id)
         charts = build_charts(cur, user_id, filters)
-    sections = {}
+    sections: dict[str, list[dict]] = {}
     for name, (section, _) in CHARTS.items():
         sections.setdefault(section, []).append(charts[name])
     return render_template(
@@ -417,7 +420,7 @@ def index():
 def all_charts_data():
     filters = read_filters(request.args)
     with transaction() as cur:
-        charts = build_charts(cur, current_user_id(), filters)
+        charts = build_charts(cur, require_user_id(), filters)
     return jsonify(filters=filters.as_dict(), charts=charts)
 
 
@@ -428,7 +431,7 @@ def chart_data(name: str):
         abort(404, f"There is no chart called {shorten(name)}: try one of {', '.join(CHARTS)}.")
     filters = read_filters(request.args)
     with transaction() as cur:
-        data = build_charts(cur, current_user_id(), filters, [name])[name]
+        data = build_charts(cur, require_user_id(), filters, [name])[name]
     return jsonify(filters=filters.as_dict(), chart=data)
 
 
@@ -436,7 +439,7 @@ def chart_data(name: str):
 @login_required
 def start_sync():
     try:
-        sync.sync_in_background(spotify.settings_for(current_app), current_user_id())
+        sync.sync_in_background(spotify.settings_for(current_app), require_user_id())
         flash("Sync started.")
     except sync.SyncAlreadyRunning as exc:
         flash(str(exc))
@@ -447,7 +450,7 @@ def start_sync():
 @login_required
 def sync_status():
     with transaction() as cur:
-        run = sync_runs_db.latest_run(cur, current_user_id())
+        run = sync_runs_db.latest_run(cur, require_user_id())
     if run is None:
         return jsonify(status="never")
     return jsonify(

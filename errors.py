@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 import psycopg2
-from flask import jsonify, redirect, render_template, request, session, url_for
+from flask import Response, jsonify, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 import db_config
@@ -22,15 +23,13 @@ def wants_json() -> bool:
     return best == "application/json"
 
 
-def error_response(status: int, title: str, message: str, retry_after: int | None = None):
+def error_response(status: int, title: str, message: str, retry_after: int | None = None) -> ResponseReturnValue:
+    body: Response | str
     if wants_json():
-        response = jsonify(error={"status": status, "title": title, "message": message})
+        body = jsonify(error={"status": status, "title": title, "message": message})
     else:
-        response = render_template("errors/error.html", status=status, title=title, message=message)
-    response = (response, status)
-    if retry_after:
-        response = (*response, {"Retry-After": str(retry_after)})
-    return response
+        body = render_template("errors/error.html", status=status, title=title, message=message)
+    return body, status, {"Retry-After": str(retry_after)} if retry_after else {}
 
 
 def database_unavailable(exc: DatabaseUnavailable):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -27,6 +28,8 @@ from database import QUEUE_SECONDS
 
 
 class QueueTimingWorker(ThreadWorker):
+    wsgi: Callable  # the WSGI app; gunicorn's load_wsgi sets it, ours wraps it
+
     def init_process(self):
         self._current = threading.local()  # per handler thread: how long its request queued
         super().init_process()

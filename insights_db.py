@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from database import fetch_all, fetch_one
+from database import fetch_all, fetch_single
 
 SINCE = "coalesce(%(since)s::date, '-infinity'::date)"
 
@@ -197,7 +197,7 @@ def release_decades(cur, user_id: int, since: date | None) -> list[dict]:
 def explicit_share(cur, user_id: int, since: date | None) -> dict:
     """Counts of explicit, clean and unknown tracks; ``explicit_pct`` of those known."""
     cur.execute(EXPLICIT_SHARE, _params(user_id, since))
-    return fetch_one(cur)
+    return fetch_single(cur)
 
 
 def durations(cur, user_id: int, since: date | None) -> list[dict]:
@@ -210,7 +210,7 @@ def durations(cur, user_id: int, since: date | None) -> list[dict]:
 def audio_feature_coverage(cur, user_id: int, since: date | None) -> dict:
     """How many of your tracks have usable energy and valence."""
     cur.execute(AUDIO_FEATURE_COVERAGE, _params(user_id, since))
-    return fetch_one(cur)
+    return fetch_single(cur)
 
 
 def energy_distribution(cur, user_id: int, since: date | None) -> list[dict]:

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import psycopg2
 
@@ -132,7 +133,7 @@ class Report:
     def __init__(self, path: Path | None):
         self.path = path
         self.counts: Counter = Counter()
-        self._file = None
+        self._file: TextIO | None = None
         if path is not None:
             self._partial = path.with_name(path.name + ".partial")
             self._file = self._partial.open("w", encoding="utf-8")
@@ -143,7 +144,7 @@ class Report:
             self._file.write(json.dumps(line, ensure_ascii=True, default=str) + "\n")
 
     def finish(self) -> None:
-        if self._file is not None:
+        if self._file is not None and self.path is not None:
             self._file.close()
             os.replace(self._partial, self.path)
 
@@ -213,6 +214,8 @@ def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner) 
         say(f"resolved duplicates, references and orphans in {time.monotonic() - step:.1f} s")
         filled_from_empty = set()
         if not args.verify_only:
+            if owner_id is None:  # ensure_owner(create=True) inserted it in this transaction
+                raise load.TargetError("the owner user vanished while the migration ran")
             step = time.monotonic()
             filled_from_empty = upsert.load(cur, source.layout, owner_id)
             say(f"loaded into the target in {time.monotonic() - step:.1f} s")
@@ -342,8 +345,10 @@ def main(argv=None) -> int:
         report = Report(Path(rejects) if rejects else None)
         try:
             say(f"migrating {source.path} (layout {source.layout}) into {db_config.describe_url(url)}")
-            status = migrate(conn, source, args, report, cleaner)
-            if status == COMMIT:
+            outcome = migrate(conn, source, args, report, cleaner)
+            if isinstance(outcome, int):  # rolled back, with this exit status
+                status = outcome
+            else:  # COMMIT
                 conn.commit()
                 committed, status = True, EXIT_OK
                 print(f"migrated and verified in {time.monotonic() - started:.1f} s: committed")

@@ -16,7 +16,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 import playlists_db
 import spotify
 import tracks_db
-from auth import current_user_id, login_required
+from auth import login_required, require_user_id
 from database import transaction
 
 bp = Blueprint("playlists", __name__)
@@ -91,14 +91,14 @@ class Selection:
 
 
 def spotify_client():
-    return spotify.SpotifyClient.for_user(spotify.settings_for(current_app), current_user_id())
+    return spotify.SpotifyClient.for_user(spotify.settings_for(current_app), require_user_id())
 
 
 def select_era(era: Era, forgiving: bool) -> Selection:
     """The person's own tracks from the era, topped up from Spotify search when short.
     ``forgiving``: a Spotify failure becomes a note (preview) instead of an error page."""
     with transaction() as cur:
-        own = playlists_db.era_tracks(cur, current_user_id(), era.first_year, era.last_year, limit=OWN_TRACKS_LIMIT)
+        own = playlists_db.era_tracks(cur, require_user_id(), era.first_year, era.last_year, limit=OWN_TRACKS_LIMIT)
     for row in own:
         row["source"] = "yours"
     selection = Selection(tracks=own)
@@ -152,7 +152,7 @@ def build_on_spotify(kind: str, name: str, description: str, parameters: dict, s
     with transaction() as cur:
         if selection.from_search:
             tracks_db.upsert_catalogue(cur, selection.from_search)
-        return playlists_db.record_playlist(cur, current_user_id(), kind, name, parameters, created["id"], track_ids)
+        return playlists_db.record_playlist(cur, require_user_id(), kind, name, parameters, created["id"], track_ids)
 
 
 def created(playlist_id: int, name: str, count: int):
@@ -195,7 +195,7 @@ def time_machine():
 @login_required
 def forgotten_gems():
     with transaction() as cur:
-        rows = playlists_db.forgotten_gems(cur, current_user_id())
+        rows = playlists_db.forgotten_gems(cur, require_user_id())
     selection = Selection(tracks=rows)
     if request.method == "POST" and rows:
         name = f"Forgotten gems · {date.today().isoformat()}"
@@ -214,7 +214,7 @@ def forgotten_gems():
 @login_required
 def obsessed():
     with transaction() as cur:
-        risers = playlists_db.obsessed(cur, current_user_id())
+        risers = playlists_db.obsessed(cur, require_user_id())
     selection = Selection(tracks=risers["rows"])
     if request.method == "POST" and risers["rows"]:
         name = f"Currently obsessed · {risers['latest']:%B %Y}"
@@ -235,7 +235,7 @@ def mood():
     values = request.form if request.method == "POST" else request.args
     chosen = (values.get("mood") or "").strip()
     with transaction() as cur:
-        with_features = playlists_db.audio_feature_count(cur, current_user_id())
+        with_features = playlists_db.audio_feature_count(cur, require_user_id())
         if chosen and chosen not in playlists_db.MOODS:
             return render_template(
                 "playlists/mood.html",
@@ -244,7 +244,7 @@ def mood():
                 with_features=with_features,
                 error="Pick one of the moods in the list.",
             ), 400
-        rows = playlists_db.mood_tracks(cur, current_user_id(), chosen) if chosen and with_features else []
+        rows = playlists_db.mood_tracks(cur, require_user_id(), chosen) if chosen and with_features else []
     selection = Selection(tracks=rows)
     if request.method == "POST" and rows:
         label = playlists_db.MOODS[chosen][0]
@@ -267,7 +267,7 @@ def mood():
 @login_required
 def index():
     with transaction() as cur:
-        playlists = playlists_db.user_playlists(cur, current_user_id())
+        playlists = playlists_db.user_playlists(cur, require_user_id())
     return render_template(
         "playlists/index.html", playlists=playlists, labels=KIND_LABELS, spotify_url=SPOTIFY_PLAYLIST_URL
     )
@@ -279,7 +279,7 @@ def show(playlist_id: int):
     if playlist_id > 2**63 - 1:
         abort(404)
     with transaction() as cur:
-        playlist = playlists_db.user_playlist(cur, current_user_id(), playlist_id)
+        playlist = playlists_db.user_playlist(cur, require_user_id(), playlist_id)
     if playlist is None:  # unknown or somebody else's: the same answer
         abort(404, "There is no such playlist among yours.")
     return render_template(

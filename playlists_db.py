@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from psycopg2.extras import Json
 
-from database import fetch_all, fetch_one
+from database import fetch_all, fetch_one, fetch_single
 
 # How much the person cared about each of their tracks: snapshot appearances, best rank,
 # whether it is saved, how often it was seen played. One row per track.
@@ -106,7 +106,7 @@ def obsessed(cur, user_id: int, days: int = 28, limit: int = 30) -> dict:
     """,
         {"user_id": user_id, "days": days},
     )
-    span = fetch_one(cur)
+    span = fetch_single(cur)
     if span["baseline"] is None:
         return {**span, "rows": []}
     cur.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 
 import search_db
-from auth import current_user_id, login_required
+from auth import login_required, require_user_id
 from database import transaction
 
 bp = Blueprint("search", __name__)
@@ -28,7 +28,7 @@ def index():
     result = None
     if q:
         with transaction() as cur:
-            result = search_db.search_tracks(cur, current_user_id(), q, page)
+            result = search_db.search_tracks(cur, require_user_id(), q, page)
     pages = -(-result["total"] // search_db.PAGE_SIZE) if result else 0
     return render_template(
         "search/index.html",

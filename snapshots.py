@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from database import fetch_all, fetch_one
+from database import fetch_all, fetch_single
 
 STORE_TOP_TRACKS = """
 WITH ranked AS (
@@ -51,7 +51,7 @@ def store_top_tracks(cur, user_id: int, day: date, time_range: str, track_ids: l
     with the same list changes nothing.
     """
     cur.execute(STORE_TOP_TRACKS, {"track_ids": track_ids, "user_id": user_id, "day": day, "time_range": time_range})
-    return fetch_one(cur)
+    return fetch_single(cur)
 
 
 def snapshot_dates(cur, user_id: int) -> list[dict]:

@@ -335,7 +335,7 @@ class SpotifyClient:
         flag = self.settings.audio_features_forbidden
         if flag["value"] or not track_ids:
             return []
-        found = []
+        found: list[dict] = []
         for start in range(0, len(track_ids), 100):
             try:
                 answer = self._call(self._sp.audio_features, track_ids[start : start + 100])

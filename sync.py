@@ -144,7 +144,7 @@ def sync_user(settings: SpotifySettings, user_id: int, day: date | None = None, 
         with transaction() as cur:
             analyze_tables(cur)
     report("Adding audio features")
-    ids = sorted({track_id(t) for ts in fetched.top.values() for t in ts if track_id(t)})
+    ids = sorted({tid for ts in fetched.top.values() for t in ts if (tid := track_id(t))})
     summary["audio_features"] = enrich_with_audio_features(client, ids)
     return summary
 
@@ -156,6 +156,7 @@ def run_sync(settings: SpotifySettings, user_id: int, run_id: int, day: date | N
         with transaction() as cur:
             sync_runs_db.set_stage(cur, run_id, stage)
 
+    outcome: dict
     try:
         summary = sync_user(settings, user_id, day, report)
     except SpotifyError as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Blueprint, abort, current_app, render_template
 
 import tracks_db
-from auth import current_user_id, login_required
+from auth import login_required, require_user_id
 from database import transaction
 
 bp = Blueprint("tracks", __name__)
@@ -21,7 +21,7 @@ TIME_RANGE_LABELS = {"short_term": "Last 4 weeks", "medium_term": "Last 6 months
 def show(track_id: str):
     if len(track_id) > 64 or "\x00" in track_id:  # no such id; NUL cannot even reach SQL
         abort(404)
-    user_id = current_user_id()
+    user_id = require_user_id()
     with transaction() as cur:
         track = tracks_db.user_track(cur, user_id, track_id)
         if track is None:  # unknown, or only in somebody else's data: the same answer
@@ -41,7 +41,7 @@ def show(track_id: str):
             for key, label in TIME_RANGE_LABELS.items()
         ],
     }
-    chart_js = Path(current_app.static_folder, CHART_JS).exists()
+    chart_js = current_app.static_folder is not None and Path(current_app.static_folder, CHART_JS).exists()
     return render_template(
         "tracks/show.html",
         track=track,

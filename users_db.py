@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from database import fetch_all, fetch_one
+from database import fetch_all, fetch_one, fetch_single
 
 # A migrated SQLite install whose owner was not named becomes this placeholder user; the
 # first person to log in to a server with no other users claims it (and its history).
@@ -21,7 +21,7 @@ def upsert_user(cur, spotify_id: str, display_name: str | None) -> dict:
     """,
         (spotify_id, display_name),
     )
-    return fetch_one(cur)
+    return fetch_single(cur)
 
 
 def claim_legacy_placeholder(cur, spotify_id: str, display_name: str | None) -> dict | None:

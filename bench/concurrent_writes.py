@@ -40,6 +40,7 @@ import time
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 
@@ -122,7 +123,7 @@ class PostgresBackend:
 
     def __init__(self, url: str):
         self.url = url
-        self.pool = None
+        self.pool: ConnectionPool | None = None
         self.users: list = []
 
     def prepare(self, tracks: int, writers: int):
@@ -146,6 +147,8 @@ class PostgresBackend:
         self.pool = ConnectionPool(self.url, minconn=2, maxconn=POOL_MAX, timeout=POOL_TIMEOUT)
 
     def write(self, writer: int, i: int):
+        if self.pool is None:
+            raise RuntimeError("open() the backend in the process that writes")
         conn = self.pool.getconn()
         try:
             with conn.cursor() as cur:
@@ -169,7 +172,7 @@ class PostgresBackend:
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT count(*) FROM snapshots")
-                return cur.fetchone()[0]
+                return database.fetch_value(cur)
         finally:
             conn.close()
 
@@ -182,13 +185,15 @@ def error_kind(exc: BaseException) -> str:
 
 def run_process(backend, process: int, threads: int, writes: int, go, results):
     backend.open()
-    latencies, errors = [], Counter()
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
     lock = threading.Lock()
     barrier = threading.Barrier(threads + 1)
 
     def writer(thread: int):
         number = process * threads + thread
-        mine, my_errors = [], Counter()
+        mine: list[float] = []
+        my_errors: Counter[str] = Counter()
         barrier.wait()
         go.wait()
         for i in range(writes):
@@ -216,6 +221,8 @@ def run_process(backend, process: int, threads: int, writes: int, go, results):
 
 def run_load(backend, processes: int, threads: int, writes: int) -> dict:
     backend.prepare(tracks=writes, writers=processes * threads)
+    go: Any  # a threading or a multiprocessing Event, and
+    children: list[Any]  # threads or processes: the same start/join/set/get either way
     if processes == 1:
         ctx = None
         go, results = threading.Event(), __import__("queue").Queue()
@@ -234,7 +241,9 @@ def run_load(backend, processes: int, threads: int, writes: int) -> dict:
         assert results.get(timeout=120)[0] == "ready"
     started = time.monotonic()
     go.set()
-    latencies, errors, finished = [], Counter(), started
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    finished = started
     for _ in range(processes):
         _, _, ended, lat, errs = results.get(timeout=3600)
         latencies.extend(lat)

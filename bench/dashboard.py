@@ -222,7 +222,7 @@ def load(url: str, args, report) -> None:
     with conn.cursor() as cur:
         cur.execute("VACUUM (ANALYZE)")  # the visibility map makes index-only scans possible
         cur.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
-        report(f"VACUUM ANALYZE in {time.perf_counter() - started:.1f} s; database {cur.fetchone()[0]}")
+        report(f"VACUUM ANALYZE in {time.perf_counter() - started:.1f} s; database {database.fetch_value(cur)}")
     conn.close()
 
 
@@ -250,7 +250,7 @@ def book_explicit(cur, user_id, f):
 
 
 def book_release_years(cur, user_id, f):
-    years = Counter()
+    years: Counter[int | None] = Counter()  # None: no usable year
     for raw, _ in my_tracks(cur, user_id, f.since):
         text = (raw.get("album") or {}).get("release_date") or ""
         years[int(text[:4]) if text[:4].isdigit() and int(text[:4]) >= 1000 else None] += 1
@@ -283,7 +283,7 @@ def snapshot_rows(cur, user_id, time_range):
         "SELECT snapshot_date, track_id, rank FROM snapshots WHERE user_id = %s AND time_range = %s",
         (user_id, time_range),
     )
-    days = defaultdict(dict)
+    days: defaultdict[date, dict[str, int]] = defaultdict(dict)
     for day, track_id, rank in cur.fetchall():
         days[day][track_id] = rank
     return days
@@ -349,14 +349,14 @@ def add_vocabulary(url: str, size: int, report) -> str:
     deletion variants) up to ``size`` words, a real catalogue's vocabulary."""
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM search_words")
-        have = cur.fetchone()[0]
+        have = database.fetch_value(cur)
         words, source = vocabulary(size)
         if have < min(size, len(words)) // 2:
             cur.execute("SELECT remember_search_words(%s::text[])", (words,))
             cur.execute("ANALYZE search_words, search_word_variants")
             report(f"vocabulary: search_words topped up with {source}")
         cur.execute("SELECT count(*) FROM search_words")
-        total = cur.fetchone()[0]
+        total = database.fetch_value(cur)
     conn.close()
     return f"{total:,} words in search_words ({source})"
 
@@ -364,10 +364,10 @@ def add_vocabulary(url: str, size: int, report) -> str:
 def already_loaded(url: str) -> bool:
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('snapshots') IS NOT NULL")
-        loaded = cur.fetchone()[0]
+        loaded = database.fetch_value(cur)
         if loaded:
             cur.execute("SELECT EXISTS (SELECT 1 FROM snapshots)")
-            loaded = cur.fetchone()[0]
+            loaded = database.fetch_value(cur)
     conn.close()
     return loaded
 
@@ -422,7 +422,7 @@ def plan_summary(cur, user_id: int) -> dict:
 
 def measure(url: str, samples: int, warmup: int = 20, seed: int = 7) -> tuple[dict, dict]:
     rng = random.Random(seed)
-    timings = defaultdict(list)
+    timings: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
     conn = psycopg2.connect(url, connection_factory=database.Connection)
     with conn.cursor() as cur:
         cur.execute("SELECT id FROM users WHERE spotify_id LIKE 'bench-user-%' ORDER BY id")
@@ -507,7 +507,8 @@ def main():
                     "(SELECT count(*) FROM saved_tracks), (SELECT count(*) FROM users), "
                     "current_setting('server_version')"
                 )
-                snapshot_rows_total, tracks_total, saved_total, users_total, version = cur.fetchone()
+                totals = database.fetch_single(cur).values()
+                snapshot_rows_total, tracks_total, saved_total, users_total, version = totals
             conn.close()
             report("measuring…")
             timings, plans = measure(url, args.samples)

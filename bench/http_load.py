@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -40,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import http_load_lib as lib  # noqa: E402
 
 LEVELS = (16, 64, 256)
-DEFAULTS = {"workers": 2, "threads": 8, "pool_max": 10}
-CONSTRAINED = {"workers": 2, "threads": 8, "pool_max": 4}
+DEFAULTS: dict[str, Any] = {"workers": 2, "threads": 8, "pool_max": 10}  # Stack.gunicorn's keywords
+CONSTRAINED: dict[str, Any] = {"workers": 2, "threads": 8, "pool_max": 4}
 CANDIDATE_PAGES = [
     ("/healthz", "healthz"),
     ("/dashboard", "dashboard"),
@@ -161,10 +162,12 @@ def settings_text(s: dict) -> str:
     )
 
 
-def mixed_run(app, browsers: dict, seconds: int, connections: int = 64) -> str:
+def mixed_run(app, browsers: dict, seconds: int, connections: int = 64) -> dict:
     """Every listener syncs in a loop while wrk reads all five dashboards."""
     stop = threading.Event()
-    syncs = {name: {"ok": 0, "failed": 0, "refused": 0, "durations": [], "errors": set()} for name in browsers}
+    syncs: dict[str, dict[str, Any]] = {
+        name: {"ok": 0, "failed": 0, "refused": 0, "durations": [], "errors": set()} for name in browsers
+    }
 
     def syncer(browser):
         record = syncs[browser.listener]

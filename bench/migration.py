@@ -161,7 +161,7 @@ def landed_rows(url: str) -> int:
         total = 0
         for (table,) in cur.fetchall():
             cur.execute(f'SELECT count(*) FROM "{table}"')
-            total += cur.fetchone()[0]
+            total += database.fetch_value(cur)
     conn.close()
     return total
 
@@ -307,7 +307,7 @@ def main(argv=None) -> int:
     admin = admin_url(args.admin_url)
     with psycopg2.connect(admin) as conn, conn.cursor() as cur:
         cur.execute("SHOW server_version")
-        server = cur.fetchone()[0]
+        server = database.fetch_value(cur)
     conn.close()
     results = []
     for layout in ("v1", "v2"):
@@ -315,13 +315,14 @@ def main(argv=None) -> int:
             continue
         path, rows = legacy_file(layout, args.scale)
         # the book's slice only when the book runs (building it reads the whole file)
-        slice_path, slice_rows = sliced_copy(path, args.book_rows) if "book" in args.tools else (None, 0)
         contestants = {
             "ours": ("ours (migrate_to_postgresql.py)", run_ours, path, rows),
             "floor": ("floor: app schema from clean rows", run_floor, path, rows),
             "pgloader": ("pgloader", run_pgloader, path, rows),
-            "book": (f"book, row by row ({args.book_rows:,}-row slice)", run_book, slice_path, slice_rows),
         }
+        if "book" in args.tools:  # its slice is built only when the book runs
+            slice_path, slice_rows = sliced_copy(path, args.book_rows)
+            contestants["book"] = (f"book, row by row ({args.book_rows:,}-row slice)", run_book, slice_path, slice_rows)
         for key in args.tools.split(","):
             tool, runner, source, count = contestants[key.strip()]
             url = scratch_database(admin)

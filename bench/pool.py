@@ -53,7 +53,7 @@ class BarePool:
         return borrow_query_return(self.pool)
 
     def leaked_slots(self):
-        return len(self.pool._used)
+        return len(self.pool._used)  # type: ignore[attr-defined]  # psycopg2's own bookkeeping
 
     def close(self):
         self.pool.closeall()
@@ -75,7 +75,9 @@ class OurPool:
 
 def run(pool, threads, cycles, restart=None):
     """Run the load; ``restart(done_fraction)`` may restart the server mid-way."""
-    waits, errors, error_times = [], Counter(), []
+    waits: list[float] = []
+    errors: Counter[str] = Counter()
+    error_times: list[float] = []
     lock = threading.Lock()
     done = [0]
     total = threads * cycles

@@ -92,7 +92,7 @@ def fetch(listener: str) -> tuple[sync.Fetched, float]:
 def new_user(url: str, listener: str) -> int:
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute("INSERT INTO users (spotify_id) VALUES (%s) RETURNING id", (listener,))
-        user_id = cur.fetchone()[0]
+        user_id = database.fetch_value(cur)
     conn.close()
     return user_id
 

@@ -14,6 +14,7 @@ import html
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from .listeners import DEMO_USERS
 from .state import EmulatorState, GrantError
@@ -72,7 +73,7 @@ def _authorize_params(source) -> dict:
     return params
 
 
-def _back_to_client(params: dict, **answer) -> Response:
+def _back_to_client(params: dict, **answer) -> BaseResponse:
     answer |= {"state": params["state"]} if params["state"] else {}
     separator = "&" if urlsplit(params["redirect_uri"]).query else "?"
     return redirect(params["redirect_uri"] + separator + urlencode(answer), code=303)

@@ -200,7 +200,7 @@ def _features(rng: random.Random, genre: str, year: int, duration_ms: int, track
 def _build_catalogue(n_artists: int = 380) -> Catalogue:
     rng = random.Random(SEED)
     artists, albums, tracks = {}, {}, {}
-    isrc_counters = {}
+    isrc_counters: dict[str, int] = {}
     for index in range(n_artists):
         decade = DECADES[index % len(DECADES)]
         genre = rng.choices(list(GENRES), weights=[g[0][DECADES.index(decade)] for g in GENRES.values()])[0]
@@ -224,7 +224,7 @@ def _build_catalogue(n_artists: int = 380) -> Catalogue:
             albums[album.id] = album
             for number in range(1, size + 1):
                 track_id = _base62_id(rng)
-                artist_ids = (artist.id,)
+                artist_ids: tuple[str, ...] = (artist.id,)
                 if genre in ("hip-hop", "r&b", "electronic") and rng.random() < 0.2 and len(artists) > 1:
                     artist_ids += (rng.choice(list(artists)),)  # a featured guest
                 isrc_counters[registrant] = isrc_counters.get(registrant, 0) + 1

@@ -202,7 +202,8 @@ def _library(user_id: str) -> tuple:
         user.genres.get(t.genre, 0.1) * math.exp(-(((t.year - user.era) / (user.era_width * 2)) ** 2)) + 0.01
         for t in tracks
     ]
-    chosen, seen = [], set()
+    chosen: list = []
+    seen: set[str] = set()
     target = min(user.library_size + 150, len(tracks))
     while len(chosen) < target:  # weighted sampling without replacement
         for track in rng.choices(tracks, weights=weights, k=target):

@@ -30,9 +30,11 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 
 from flask import Flask, Response, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -57,10 +59,14 @@ __all__ = [
 ]
 
 
+class _SpotifyOrderJSON(DefaultJSONProvider):
+    sort_keys = False  # keys in the order the objects are built, as Spotify sends them
+
+
 def create_app(state: EmulatorState | None = None) -> Flask:
     """The emulator as a WSGI app; `state` is shared by all its request threads."""
     app = Flask("spotify_emulator")
-    app.json.sort_keys = False
+    app.json = _SpotifyOrderJSON(app)
     app.config["EMULATOR_STATE"] = state or EmulatorState()
     app.before_request(_apply_faults)
     app.register_error_handler(HTTPException, _http_error)
@@ -70,7 +76,7 @@ def create_app(state: EmulatorState | None = None) -> Flask:
     app.add_url_rule("/_emulator/users", view_func=_users_view)
     app.add_url_rule("/_emulator/images/<kind>/<obj_id>.svg", view_func=_image_view)
     app.add_url_rule("/favicon.ico", view_func=_favicon_view)  # browsers ask for it on the consent page
-    app.wsgi_app = _TolerateTrailingSlash(app.wsgi_app)
+    app.wsgi_app = _TolerateTrailingSlash(app.wsgi_app)  # type: ignore[method-assign]  # Flask's middleware idiom
     get_catalogue()  # build now, not inside the first request
     return app
 
@@ -94,7 +100,7 @@ def _state() -> EmulatorState:
 
 def _http_error(error: HTTPException):
     if request.path.startswith("/v1/"):  # unknown API routes answer in Spotify's JSON shape
-        return api_error(error.code, "Service not found" if error.code == 404 else error.name)
+        return api_error(error.code or 500, "Service not found" if error.code == 404 else error.name)
     return error
 
 
@@ -127,7 +133,7 @@ def configure_from_json(state: EmulatorState, body: dict):
      "expire_refresh_tokens": ..., "expire_access_tokens": ..., "now": "2026-06-01T12:00:00Z" | null}
     Fault values may be one object or a list of them.
     """
-    adders = {
+    adders: dict[str, Callable[..., None]] = {
         "rate_limit": state.faults.rate_limit,
         "server_error": state.faults.server_error,
         "slow": state.faults.slow,

@@ -75,7 +75,7 @@ class Faults:
 
     def take(self, path: str) -> list[FaultRule]:
         """Rules firing for this request (each use counts against `times`)."""
-        fired = []
+        fired: list[FaultRule] = []
         with self._lock:
             for rule in list(self._rules):
                 if not path.startswith(rule.path_prefix):
@@ -99,9 +99,17 @@ class _Token:
     user_id: str
     client_id: str
     scopes: frozenset
-    expires_at: datetime | None = None  # access tokens
-    consented_at: datetime | None = None  # refresh tokens: their 6-month clock
     revoked: bool = False
+
+
+@dataclass
+class _AccessToken(_Token):
+    expires_at: datetime = field(kw_only=True)
+
+
+@dataclass
+class _RefreshToken(_Token):
+    consented_at: datetime = field(kw_only=True)  # the 6-month clock
 
 
 @dataclass
@@ -125,8 +133,8 @@ class EmulatorState:
         self.faults = Faults()
         self._frozen_now: datetime | None = None
         self._codes: dict[str, dict] = {}
-        self._access: dict[str, _Token] = {}
-        self._refresh: dict[str, _Token] = {}
+        self._access: dict[str, _AccessToken] = {}
+        self._refresh: dict[str, _RefreshToken] = {}
         self.playlists: dict[str, Playlist] = {}
 
     # -- clock: tests freeze it so "today's" top tracks are reproducible
@@ -174,7 +182,9 @@ class EmulatorState:
             raise GrantError("invalid_grant", "Invalid redirect URI")
         refresh = secrets.token_urlsafe(96)
         with self._lock:
-            self._refresh[refresh] = _Token(grant["user_id"], client_id, grant["scopes"], consented_at=self.now())
+            self._refresh[refresh] = _RefreshToken(
+                grant["user_id"], client_id, grant["scopes"], consented_at=self.now()
+            )
         return self._new_access(grant["user_id"], client_id, grant["scopes"]) | {"refresh_token": refresh}
 
     def refresh(self, refresh_token: str, client_id: str) -> dict:
@@ -190,7 +200,7 @@ class EmulatorState:
     def _new_access(self, user_id: str, client_id: str, scopes) -> dict:
         access = "BQ" + secrets.token_urlsafe(96)
         with self._lock:
-            self._access[access] = _Token(
+            self._access[access] = _AccessToken(
                 user_id, client_id, frozenset(scopes), expires_at=self.now() + timedelta(seconds=ACCESS_TOKEN_SECONDS)
             )
         return {
@@ -200,7 +210,7 @@ class EmulatorState:
             "scope": " ".join(sorted(scopes)),
         }
 
-    def access_token_user(self, access_token: str) -> tuple[_Token | None, str]:
+    def access_token_user(self, access_token: str) -> tuple[_AccessToken | None, str]:
         """(token, problem): problem is '' when the token may be used."""
         with self._lock:
             token = self._access.get(access_token)

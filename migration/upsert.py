@@ -93,7 +93,9 @@ def suspend_for_bulk_load(cur, table: str) -> list | None:
     cur.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")  # someone may have won the race
     if cur.fetchone()[0]:
         return None
-    restore_constraints, restore_indexes, restore_keys = [], [], []
+    restore_constraints: list[sql.Composable] = []
+    restore_indexes: list[sql.Composable] = []
+    restore_keys: list[sql.Composable] = []
     cur.execute(
         """
         SELECT c.conname, c.contype, pg_get_constraintdef(c.oid) FROM pg_constraint c

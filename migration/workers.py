@@ -98,8 +98,8 @@ def default_workers() -> int:
 
     The cap bounds memory (chunks in flight grow with the workers) and stops a big host
     from starting dozens of processes for work PostgreSQL cannot absorb faster anyway."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return min(cores, MAX_WORKERS) if (cores or 1) > 1 else 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cores, MAX_WORKERS) if cores > 1 else 0
 
 
 class Cleaner:

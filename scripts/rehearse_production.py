@@ -29,6 +29,7 @@ import tempfile
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -48,6 +49,13 @@ class RehearsalFailed(Exception):
 def check(condition, message):
     if not condition:
         raise RehearsalFailed(message)
+
+
+def first_group(pattern: str, text: str, missing: str) -> str:
+    """The pattern's first group in the text; no match fails the rehearsal with `missing`."""
+    match = re.search(pattern, text)
+    check(match, missing)
+    return match.group(1) if match else ""
 
 
 def free_port() -> int:
@@ -80,13 +88,13 @@ class BehindHttpsProxy(requests.Session):
 
     def __init__(self):
         super().__init__()
-        self.kept_cookies = {}
+        self.kept_cookies: dict[str, str] = {}
 
-    def request(self, method, url, **kwargs):
-        headers = dict(kwargs.pop("headers", None) or {})
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        headers = kwargs["headers"] = dict(kwargs.get("headers") or {})
         if self.kept_cookies:
             headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.kept_cookies.items())
-        response = super().request(method, url, headers=headers, **kwargs)
+        response = super().request(method, url, *args, **kwargs)
         self.kept_cookies.update(response.cookies.items())
         return response
 
@@ -97,9 +105,8 @@ def log_in(base: str) -> requests.Session:
     # Flask-WTF checks that an HTTPS form post comes from our own pages, as a browser's would
     session.headers["Referer"] = base.replace("http://", "https://", 1) + "/login"
     page = session.get(base + "/login", timeout=10)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    check(token, "the login page has no CSRF token")
-    authorize = session.post(base + "/login", data={"csrf_token": token.group(1)}, allow_redirects=False, timeout=10)
+    token = first_group(r'name="csrf_token" value="([^"]+)"', page.text, "the login page has no CSRF token")
+    authorize = session.post(base + "/login", data={"csrf_token": token}, allow_redirects=False, timeout=10)
     check(
         authorize.status_code == 302,
         f"POST /login answered {authorize.status_code}: {re.sub(r'<[^>]+>', ' ', authorize.text)[-300:].split()}",
@@ -131,10 +138,8 @@ def example_values(session: requests.Session, base: str) -> dict:
     time-machine playlist the rehearsal builds on (emulated) Spotify for the occasion."""
     values = {"name": next(iter(session.get(base + "/api/charts", timeout=30).json()["charts"]))}
     page = session.get(base + "/time-machine?decade=2010s", timeout=30).text
-    track = re.search(r"/tracks/([A-Za-z0-9]+)", page)
-    check(track, "the time machine preview lists no track")
-    values["track_id"] = track.group(1)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    values["track_id"] = first_group(r"/tracks/([A-Za-z0-9]+)", page, "the time machine preview lists no track")
+    token = first_group(r'name="csrf_token" value="([^"]+)"', page, "the time machine page has no CSRF token")
     created = session.post(
         base + "/time-machine", data={"csrf_token": token, "decade": "2010s"}, allow_redirects=False, timeout=60
     )
@@ -161,11 +166,13 @@ def pages_to_visit(session: requests.Session, base: str) -> list[str]:
     values = example_values(session, base)
     paths = []
     for rule in app.url_map.iter_rules():
-        if "GET" not in rule.methods or rule.endpoint == "static" or rule.rule.startswith("/callback"):
+        if "GET" not in (rule.methods or ()) or rule.endpoint == "static" or rule.rule.startswith("/callback"):
             continue
         missing = [name for name in rule.arguments if name not in values]
         check(not missing, f"the rehearsal has no example value for {rule.rule}: add one to example_values()")
-        paths.append(rule.build({name: values[name] for name in rule.arguments})[1])
+        built = rule.build({name: values[name] for name in rule.arguments})
+        check(built, f"{rule.rule} does not build from the example values")
+        paths.append(built[1] if built else "")
     return sorted(set(paths))
 
 
