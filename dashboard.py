@@ -24,7 +24,6 @@ from database import transaction
 
 bp = Blueprint("dashboard", __name__)
 
-TIME_RANGE_LABELS = {"short_term": "Last 4 weeks", "medium_term": "Last 6 months", "long_term": "About a year"}
 # label, days back from today (None: everything)
 PERIODS = {
     "3m": ("Last 3 months", 91),
@@ -59,8 +58,8 @@ def read_filters(args) -> Filters:
     """The filters from the query string; anything unknown is a 400 with a message."""
     time_range = args.get("time_range", DEFAULT_TIME_RANGE)
     period = args.get("period", DEFAULT_PERIOD)
-    if time_range not in TIME_RANGE_LABELS:
-        abort(400, f"Unknown time range {shorten(time_range)}: choose one of {', '.join(TIME_RANGE_LABELS)}.")
+    if time_range not in spotify.TIME_RANGES:
+        abort(400, f"Unknown time range {shorten(time_range)}: choose one of {', '.join(spotify.TIME_RANGES)}.")
     if period not in PERIODS:
         abort(400, f"Unknown period {shorten(period)}: choose one of {', '.join(PERIODS)}.")
     return Filters(time_range, period)
@@ -410,7 +409,7 @@ def index():
         filters=filters,
         charts=charts,
         sections=sections,
-        time_ranges=TIME_RANGE_LABELS,
+        time_ranges=spotify.TIME_RANGE_LABELS,
         periods=PERIODS,
     )
 

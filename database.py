@@ -121,6 +121,10 @@ def transaction(conn: Connection | None = None):
         conn.transaction_depth = depth
 
 
+# The first day a dashboard query includes: the %(since)s parameter, or no bound (None).
+SINCE = "coalesce(%(since)s::date, '-infinity'::date)"
+
+
 def fetch_all(cur) -> list[dict]:
     """The cursor's remaining rows as dicts keyed by column name."""
     names = [column.name for column in cur.description]

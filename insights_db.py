@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from database import fetch_all, fetch_single
-
-SINCE = "coalesce(%(since)s::date, '-infinity'::date)"
+from database import SINCE, fetch_all, fetch_single
 
 # UNION (not UNION ALL): a track both saved and in a snapshot counts once. The tracks are
 # then fetched by primary key with ``= ANY(ARRAY(...))``: the planner cannot know that a

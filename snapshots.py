@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from database import fetch_all, fetch_single
+from database import SINCE, fetch_all, fetch_single
 
 STORE_TOP_TRACKS = """
 WITH ranked AS (
@@ -95,7 +95,6 @@ def latest_top_tracks(cur, user_id: int, time_range: str, limit: int = 10) -> li
 # Each takes the user, one time range and ``since`` (the first day to include, or None
 # for all history). Every one is served by the (user_id, time_range, snapshot_date, rank)
 # index behind snapshots_one_track_per_rank, or the (user_id, track_id, ...) unique key.
-SINCE = "coalesce(%(since)s::date, '-infinity'::date)"
 
 RANK_MOVEMENT = f"""
 WITH current_top AS (  -- the latest snapshot's best tracks

@@ -33,7 +33,10 @@ import users_db
 from database import transaction
 
 SCOPES = "user-top-read user-library-read user-read-recently-played playlist-modify-private playlist-modify-public"
-TIME_RANGES = ("short_term", "medium_term", "long_term")
+# Spotify's three top-tracks windows, named as its reference describes them: long_term is
+# "calculated from ~1 year of data", not all time.
+TIME_RANGE_LABELS = {"short_term": "Last 4 weeks", "medium_term": "Last 6 months", "long_term": "About a year"}
+TIME_RANGES = tuple(TIME_RANGE_LABELS)
 RATE_LIMIT_WAIT_CAP = 10  # seconds a request may spend waiting out 429s
 REQUEST_TIMEOUT = 10  # seconds per HTTP call to Spotify
 REFRESH_MARGIN = timedelta(seconds=60)

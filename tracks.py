@@ -9,11 +9,11 @@ from flask import Blueprint, abort, current_app, render_template
 import tracks_db
 from auth import login_required, require_user_id
 from database import transaction
+from spotify import TIME_RANGE_LABELS
 
 bp = Blueprint("tracks", __name__)
 
 CHART_JS = "vendor/chart.umd.min.js"
-TIME_RANGE_LABELS = {"short_term": "Last 4 weeks", "medium_term": "Last 6 months", "long_term": "All time"}
 
 
 @bp.get("/tracks/<track_id>")

@@ -6,7 +6,8 @@ from database import fetch_all, fetch_one, fetch_single
 
 # A migrated SQLite install whose owner was not named becomes this placeholder user; the
 # first person to log in to a server with no other users claims it (and its history).
-LEGACY_PLACEHOLDER_PREFIX = "legacy-owner"
+LEGACY_PLACEHOLDER_USER = "legacy-owner"
+LEGACY_PLACEHOLDER_NAME = "Legacy SQLite owner (unclaimed)"
 
 
 def upsert_user(cur, spotify_id: str, display_name: str | None) -> dict:
@@ -29,12 +30,12 @@ def claim_legacy_placeholder(cur, spotify_id: str, display_name: str | None) -> 
     cur.execute(
         """
         UPDATE users SET spotify_id = %s, display_name = %s, is_placeholder = false, last_login_at = now()
-        WHERE is_placeholder AND spotify_id LIKE %s
+        WHERE is_placeholder AND spotify_id = %s
           AND NOT EXISTS (SELECT 1 FROM users WHERE NOT is_placeholder)
           AND (SELECT count(*) FROM users WHERE is_placeholder) = 1
         RETURNING id, spotify_id, display_name, is_placeholder, last_synced_at, created_at
     """,
-        (spotify_id, display_name, LEGACY_PLACEHOLDER_PREFIX + "%"),
+        (spotify_id, display_name, LEGACY_PLACEHOLDER_USER),
     )
     return fetch_one(cur)
 

@@ -38,6 +38,7 @@ import db_config  # noqa: E402
 import insights_db  # noqa: E402
 import search_db  # noqa: E402
 import snapshots  # noqa: E402
+import spotify  # noqa: E402
 
 POOL = 300  # tracks each user's list of one time range cycles through
 MARKETS = ["AR", "AU", "BR", "CA", "DE", "ES", "FR", "GB", "IT", "JP", "MX", "NL", "SE", "US"]
@@ -227,14 +228,13 @@ def load(url: str, args, report) -> None:
 
 
 # -- the book's way: load the rows, parse the JSON in Python ---------------------------
-MY_TRACK_ROWS = """
+MY_TRACK_ROWS = f"""
 SELECT raw_json, audio_features FROM tracks WHERE spotify_id = ANY (ARRAY(
     SELECT track_id FROM saved_tracks
-    WHERE user_id = %(user_id)s
-      AND added_at >= coalesce(%(since)s::date, '-infinity'::date)::timestamp AT TIME ZONE 'UTC'
+    WHERE user_id = %(user_id)s AND added_at >= {database.SINCE}::timestamp AT TIME ZONE 'UTC'
     UNION
     SELECT track_id FROM snapshots
-    WHERE user_id = %(user_id)s AND snapshot_date >= coalesce(%(since)s::date, '-infinity'::date)
+    WHERE user_id = %(user_id)s AND snapshot_date >= {database.SINCE}
 ))
 """  # the same set of tracks, found the same way, as insights_db.MY_TRACKS
 
@@ -433,9 +433,7 @@ def measure(url: str, samples: int, warmup: int = 20, seed: int = 7) -> tuple[di
             if sample == 0:
                 timings.clear()
             user_id = rng.choice(ids)
-            filters = dashboard.Filters(
-                rng.choice(list(dashboard.TIME_RANGE_LABELS)), rng.choice(list(dashboard.PERIODS))
-            )
+            filters = dashboard.Filters(rng.choice(spotify.TIME_RANGES), rng.choice(list(dashboard.PERIODS)))
             for name in dashboard.CHARTS:
                 started = time.perf_counter()
                 dashboard.build_charts(cur, user_id, filters, [name])  # one /api/charts/<name> call's SQL

@@ -28,7 +28,8 @@ LATEST_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC)
 INT4_MAX = 2**31 - 1
 EPOCH_FLOOR = 1e8  # 1973-03-03: smaller numbers are not timestamps this app wrote
 
-_BAD_TEXT_CHARS = re.compile("[\x00\ud800-\udfff]")
+# NUL and lone surrogates (bytes that were not UTF-8): text PostgreSQL cannot store as it is
+BAD_TEXT_CHARS = re.compile("[\x00\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SPOTIFY_URI = re.compile(r"^spotify:(?:track|artist):([0-9A-Za-z]+)$")
 _SPOTIFY_URL = re.compile(r"^https?://open\.spotify\.com/(?:track|artist)/([0-9A-Za-z]+)(?:\?.*)?$")
@@ -76,11 +77,11 @@ def clean_text(value, field: str, issues: RowIssues, required: bool = False):
         else:
             value = _number_text(value)
             issues.repairs.append(f"{field}: number stored where text was expected")
-    if _BAD_TEXT_CHARS.search(value):
+    if BAD_TEXT_CHARS.search(value):
         if "\x00" in value:
             value = value.replace("\x00", "")
             issues.dropped.append(f"{field}: NUL characters removed")
-        if _BAD_TEXT_CHARS.search(value):  # lone surrogates = undecodable bytes
+        if BAD_TEXT_CHARS.search(value):  # lone surrogates = undecodable bytes
             value = surrogate_bytes(value).decode("utf-8", "replace")
             issues.dropped.append(f"{field}: invalid UTF-8 replaced by U+FFFD")
     if required and not value.strip():
@@ -302,7 +303,7 @@ def clean_json_object(value, field: str, issues: RowIssues):
         issues.repairs.append(f"{field}: double-encoded JSON unwrapped")
     # undecodable bytes arrive as lone surrogates (the reader's surrogateescape) inside
     # strings; raw NUL likewise: neither can be encoded for JSONB as it is
-    if depth or _BAD_TEXT_CHARS.search(text) or "\\u0000" in text or ("\\u" in text and _SURROGATE_ESCAPE.search(text)):
+    if depth or BAD_TEXT_CHARS.search(text) or "\\u0000" in text or ("\\u" in text and _SURROGATE_ESCAPE.search(text)):
         parsed = _sanitise_json(parsed, notes)
     if notes:
         issues.dropped.append(f"{field}: {', '.join(sorted(set(notes)))}")
@@ -329,7 +330,7 @@ def _sanitise_string(text: str, notes: list) -> str:
     if "\x00" in text:
         notes.append("\\u0000 removed")
         text = text.replace("\x00", "")
-    if _BAD_TEXT_CHARS.search(text):
+    if BAD_TEXT_CHARS.search(text):
         notes.append("invalid UTF-8 or lone surrogate replaced by U+FFFD")
         text = surrogate_bytes(text).decode("utf-8", "replace")
     return text
@@ -380,6 +381,6 @@ def _report_value(value):
         return {"blob_hex": value.hex()}
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
-    if isinstance(value, str) and _BAD_TEXT_CHARS.search(value) and "\x00" not in value:
+    if isinstance(value, str) and BAD_TEXT_CHARS.search(value) and "\x00" not in value:
         return {"invalid_utf8_hex": surrogate_bytes(value).hex()}
     return value

@@ -17,9 +17,10 @@ import queue
 import threading
 from datetime import date, datetime
 
+import users_db
+
 # users_db.claim_legacy_placeholder hands this user to the first person who logs in
-PLACEHOLDER_USER = "legacy-owner"
-PLACEHOLDER_NAME = "Legacy SQLite owner (unclaimed)"
+PLACEHOLDER_USER, PLACEHOLDER_NAME = users_db.LEGACY_PLACEHOLDER_USER, users_db.LEGACY_PLACEHOLDER_NAME
 
 # columns the migration writes, with the type it relies on
 EXPECTED_COLUMNS = {

@@ -20,7 +20,7 @@ from hashlib import md5
 from pathlib import Path
 
 from .cleaning_rules import (
-    _BAD_TEXT_CHARS,
+    BAD_TEXT_CHARS,
     FIELD_SEP,
     INT4_MAX,
     Invalid,
@@ -456,7 +456,7 @@ def _key(position):
         if value is None:
             return f"rowid:{rowid}"
         text = value if value.__class__ is str else str(value)
-        return ascii(text) if _BAD_TEXT_CHARS.search(text) else text  # NUL, bad UTF-8
+        return ascii(text) if BAD_TEXT_CHARS.search(text) else text  # NUL, bad UTF-8
 
     return legacy_key
 

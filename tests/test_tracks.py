@@ -68,6 +68,9 @@ def test_track_page_shows_facts_chart_data_and_404s_for_other_peoples_tracks(cli
     html = client.get("/tracks/tqueen").get_data(as_text=True)
     assert "Bohemian Rhapsody" in html and "A Night at the Opera" in html and "1975-10-31" in html
     assert 'id="rank-history-data"' in html and 'id="rank-history-table"' in html
+    # Spotify's long_term covers about a year: the track page says so, as the dashboard does
+    assert "About a year" in html and "All time" not in html
+    assert "About a year" in client.get("/dashboard").get_data(as_text=True)
     assert "vendor/chart.umd.min.js" in html and "track_chart.js" in html
     assert "<script>" not in html.split('id="rank-history-data"')[0]  # no inline script anywhere before
     hostile = client.get("/tracks/txss").get_data(as_text=True)
