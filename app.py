@@ -67,6 +67,10 @@ def settings_from_env(environ) -> dict:
         "DB_POOL_MAX": number_setting(environ, "DB_POOL_MAX", 10, int),
         "DB_POOL_TIMEOUT": number_setting(environ, "DB_POOL_TIMEOUT", 5.0, float),
         "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
+        # Request bodies: every form here is a few hundred bytes; larger bodies get a 413 before
+        # they are read. One view may take more (security.body_limit), like the history upload.
+        "MAX_CONTENT_LENGTH": number_setting(environ, "MAX_CONTENT_LENGTH", 1024 * 1024, int),
+        "HISTORY_UPLOAD_MAX_BYTES": number_setting(environ, "HISTORY_UPLOAD_MAX_BYTES", 512 * 1024 * 1024, int),
         "SPOTIPY_CLIENT_ID": environ.get("SPOTIPY_CLIENT_ID"),
         "SPOTIPY_CLIENT_SECRET": environ.get("SPOTIPY_CLIENT_SECRET"),
         "SPOTIPY_REDIRECT_URI": environ.get("SPOTIPY_REDIRECT_URI"),

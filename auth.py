@@ -7,7 +7,7 @@ import dataclasses
 import functools
 import secrets
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
 import spotify
 import sync
@@ -26,7 +26,23 @@ def settings() -> spotify.SpotifySettings:
 
 
 def current_user_id() -> int | None:
-    return session.get("user_id")
+    """The signed-in person's id, or None: nobody signed in, or the account the cookie
+    names is gone (deleted in another tab). Checked once per request, on first use."""
+    if "signed_in_user_id" not in g:
+        g.signed_in_user_id = _session_user_id()
+    return g.signed_in_user_id
+
+
+def _session_user_id() -> int | None:
+    user_id = session.get("user_id")
+    if user_id is None:
+        return None
+    with transaction() as cur:
+        exists = users_db.user_exists(cur, user_id)
+    if not exists:
+        session.clear()  # a dead session must not come back on the next request
+        return None
+    return user_id
 
 
 def require_user_id() -> int:

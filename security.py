@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from flask import abort, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import database
@@ -91,6 +93,82 @@ def add_security_headers(response, app, production: bool):
     return response
 
 
+# -- links and images that come from data ---------------------------------------------
+# A track's external_urls, a migrated spotify_url or an album's images are data: a
+# hostile or broken one ("javascript:...", another site) must never become a link.
+SPOTIFY_LINK_HOSTS = frozenset({"open.spotify.com"})
+SPOTIFY_IMAGE_HOSTS = frozenset({"i.scdn.co"})
+
+
+def _url_on(url, hosts: frozenset, demo_origin: str | None) -> str | None:
+    if not isinstance(url, str) or any(c in url for c in "\\\x00\t\r\n "):
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme == "https" and host in hosts and not parts.username and not parts.password:
+        return url
+    if demo_origin and origin(url) == demo_origin and parts.path.startswith("/"):
+        return url  # demo mode: the emulator's own pages and cover art
+    return None
+
+
+def _demo_origin() -> str | None:
+    settings = spotify.settings_for(current_app)
+    return origin(settings.api_url) if settings.demo else None
+
+
+def spotify_link(url) -> str | None:
+    """The URL when it is an https link to Spotify's web player (or, in demo mode, to
+    the emulator), else None: templates render a link from data only through this."""
+    return _url_on(url, SPOTIFY_LINK_HOSTS, _demo_origin())
+
+
+def spotify_image(url) -> str | None:
+    """The URL when it is an image on Spotify's cover-art host (or the emulator's)."""
+    return _url_on(url, SPOTIFY_IMAGE_HOSTS, _demo_origin())
+
+
+# -- request size -------------------------------------------------------------------
+def body_limit(config_key: str):
+    """Let one view take bodies up to ``app.config[config_key]`` bytes instead of
+    MAX_CONTENT_LENGTH (the history upload: ``@body_limit("HISTORY_UPLOAD_MAX_BYTES")``)."""
+
+    def mark(view):
+        view.body_limit_key = config_key
+        return view
+
+    return mark
+
+
+def refuse_oversized_body():
+    """413 before anything reads the body (CSRF's form parsing included) when its declared
+    length is over the limit; a chunked body is cut off by Werkzeug at the same limit."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    key = getattr(view, "body_limit_key", None)
+    limit = current_app.config.get(key) if key else current_app.config.get("MAX_CONTENT_LENGTH")
+    request.max_content_length = limit
+    if limit is None:
+        return
+    if (request.content_length or 0) > limit:
+        abort(413, too_large(limit))
+    if request.content_length is None and not key and request.headers.get("Transfer-Encoding"):
+        # A chunked body declares no length, and Werkzeug's form parser would silently stop
+        # at the limit. Bodies this small can be buffered: read to the limit, then one byte
+        # more, which the limited stream refuses with a 413 when the body goes on.
+        request.get_data(cache=True)
+        try:
+            request.stream.read(1)
+        except RequestEntityTooLarge:
+            abort(413, too_large(limit))
+
+
+def too_large(limit: int) -> str:
+    return f"This request is larger than the {limit:,} bytes this page accepts."
+
+
 def init_app(app) -> None:
     """Call after check_production_settings (create_app runs it before any fallback key exists)."""
     production = is_production(app)
@@ -99,3 +177,6 @@ def init_app(app) -> None:
         app.config["PREFERRED_URL_SCHEME"] = "https"
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
     app.after_request(lambda response: add_security_headers(response, app, production))
+    app.before_request(refuse_oversized_body)  # before CSRFProtect's hook parses any form
+    app.add_template_filter(spotify_link)
+    app.add_template_filter(spotify_image)

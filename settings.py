@@ -36,6 +36,17 @@ def download_name(user_spotify_id: str, extension: str) -> str:
     return f"music-time-machine-{safe}-{date.today().isoformat()}.{extension}"
 
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
+# (track names come from Spotify or a migrated file: anyone can name a track "=HYPERLINK(...)").
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(row) -> list:
+    """OWASP's CSV-injection defence: a text cell that a spreadsheet would run as a formula
+    gets a leading single quote, so it is shown as the text it is."""
+    return [f"'{cell}" if isinstance(cell, str) and cell.startswith(FORMULA_TRIGGERS) else cell for cell in row]
+
+
 def streamed(generator, mimetype: str, filename: str) -> Response:
     response = Response(stream_with_context(generator), mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -81,7 +92,7 @@ def export_csv():
         writer.writerow(account_db.CSV_COLUMNS)
         with transaction() as cur:
             for count, row in enumerate(account_db.stream_csv_rows(cur.connection, user_id), 1):
-                writer.writerow(row)
+                writer.writerow(spreadsheet_safe(row))
                 if count % account_db.EXPORT_BATCH == 0:
                     yield buffer.getvalue()
                     buffer.seek(0)

@@ -54,6 +54,11 @@ def get_user(cur, user_id: int) -> dict | None:
     return fetch_one(cur)
 
 
+def user_exists(cur, user_id: int) -> bool:
+    cur.execute("SELECT 1 FROM users WHERE id = %s", (user_id,))
+    return cur.fetchone() is not None
+
+
 def mark_synced(cur, user_id: int) -> None:
     cur.execute("UPDATE users SET last_synced_at = now() WHERE id = %s", (user_id,))
 

@@ -32,8 +32,9 @@ def test_pool_exhausted_request_gets_503_with_retry_after_within_pool_timeout(db
         }
     )
     client = app.test_client()
+    [(user,)] = query(db, "INSERT INTO users (spotify_id) VALUES ('pool-test') RETURNING id")
     with client.session_transaction() as session:
-        session["user_id"] = 1
+        session["user_id"] = user
     held = database.get_pool().getconn()  # every slot busy
     try:
         started = time.monotonic()

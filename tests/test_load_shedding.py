@@ -4,21 +4,16 @@ Retry-After instead of an answer their client stopped waiting for."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 import database
 from app import create_app
-
-ROOT = Path(__file__).resolve().parent.parent
+from gunicorn_server import start_gunicorn
 
 
 def one_slot_app(db: str, pool_timeout: float):
@@ -112,50 +107,20 @@ def make():
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def one_thread_gunicorn(db, tmp_path):
     (tmp_path / "slow_app.py").write_text(SLOW_APP)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "GUNICORN_", "SPOTIFY", "WEB_CONC"))}
-    env.update(
+    server = start_gunicorn(
+        "slow_app:make()",
+        tmp_path,
+        "/test-uses-db",
         DATABASE_URL=db,
-        HOST="127.0.0.1",
-        PORT=str(port),
-        WEB_CONCURRENCY="1",
         GUNICORN_THREADS="1",
         DB_POOL_TIMEOUT="1",
         SPOTIFY_EMULATOR_URL="http://127.0.0.1:9",
-        PYTHONPATH=f"{tmp_path}{os.pathsep}{ROOT}",
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "slow_app:make()"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(url + "/test-uses-db", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"gunicorn did not start:\n{process.stderr.read()[-3000:]}")
-        time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(20)
+    yield server.url
+    server.stop()
 
 
 def test_gunicorn_sheds_requests_that_queued_past_the_budget_and_serves_the_rest(one_thread_gunicorn):
