@@ -21,7 +21,7 @@ from typing import TextIO
 import psycopg2
 
 import db_config
-from migration import load, upsert, verify
+from migration import load, swap, upsert, verify
 from migration.cleaning_rules import original_values
 from migration.progress import Progress, say
 from migration.sqlite_source import LegacyInputError, LegacySource, TableSpec, open_legacy
@@ -207,6 +207,10 @@ def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner) 
             if owner_id is None
             else []
         )
+        private = None
+        if not (args.dry_run or args.verify_only) and swap.tables_empty(cur, swap.MOVED_TABLES[source.layout]):
+            private = swap.create_private_tables(cur, source.layout)
+            say(f"empty target: building it in the private schema {private.schema}, swapped in at the end")
         load.create_staging(cur, [spec.staging for spec in source.tables])
         stats = {spec.staging: stage_table(cur, source, spec, report, cleaner) for spec in source.tables}
         step = time.monotonic()
@@ -217,7 +221,7 @@ def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner) 
             if owner_id is None:  # ensure_owner(create=True) inserted it in this transaction
                 raise load.TargetError("the owner user vanished while the migration ran")
             step = time.monotonic()
-            filled_from_empty = upsert.load(cur, source.layout, owner_id)
+            filled_from_empty = upsert.load(cur, source.layout, owner_id, private=private)
             say(f"loaded into the target in {time.monotonic() - step:.1f} s")
         step = time.monotonic()
         checks = {
@@ -257,6 +261,11 @@ def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner) 
             + f" ({elapsed:.1f} s)"
         )
         return EXIT_OK
+    if private is not None:
+        step = time.monotonic()
+        with conn.cursor() as cur:
+            swap.swap(cur, private)
+        say(f"swapped the private tables into place in {time.monotonic() - step:.1f} s")
     return COMMIT  # main() commits: the one place that knows whether it happened
 
 

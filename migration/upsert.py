@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from psycopg2 import sql
 
+from . import swap
+
 IDENTITY_COLUMNS = (("users", "id"), ("playlists", "id"), ("snapshots", "id"))
 BULK_TABLES = ("artists", "tracks", "playlists", "playlist_tracks", "snapshots")
 
@@ -147,10 +149,19 @@ TRACK_CONFLICT = f"""
        OR (t.raw_json = '{{}}' AND excluded.raw_json <> '{{}}')"""
 
 
-def load(cur, layout: str, owner_id: int, bulk: bool = True) -> set[str]:
-    """Upsert survivors in dependency order; returns the tables it filled from empty."""
-    record_preexisting(cur, layout, owner_id)
-    restore, empty = [], set()
+def load(cur, layout: str, owner_id: int, bulk: bool = True, private: swap.Plan | None = None) -> set[str]:
+    """Upsert survivors in dependency order; returns the tables it filled from empty.
+
+    With ``private``, the tables are the empty private copies of ``migration.swap`` (first
+    on the search path): nothing to conflict with, no index or key until the data is in."""
+    restore: list = []
+    empty: set[str] = set()
+    if private is not None:
+        empty = set(BULK_TABLES if layout == "v1" else ("tracks", "snapshots"))
+        restore = private.keys + [sql.SQL(DERIVED_BY_TRIGGER["tracks"][1])] + private.indexes + private.foreign_keys
+        bulk = False
+    else:
+        record_preexisting(cur, layout, owner_id)
     if bulk:
         tables = BULK_TABLES if layout == "v1" else ("tracks", "snapshots")
         for table in tables:
