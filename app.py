@@ -11,6 +11,7 @@ from dotenv import load_dotenv
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
+import account
 import auth
 import dashboard
 import database
@@ -21,7 +22,6 @@ import home
 import playlists
 import search
 import security
-import settings
 import spotify
 import sync
 import tracks
@@ -54,7 +54,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(search.bp)
     app.register_blueprint(tracks.bp)
     app.register_blueprint(playlists.bp)
-    app.register_blueprint(settings.bp)
+    app.register_blueprint(account.bp)
     return app
 
 

@@ -60,7 +60,7 @@ def test_another_persons_track_or_playlist_is_a_404(ava, path):
         "/settings",
         "/api/sync/status",
     ],
-)  # the streamed exports are checked the same way in test_settings.py
+)  # the streamed exports are checked the same way in test_account.py
 def test_no_page_shows_another_persons_rows(ava, path):
     client, people = ava
     # a user_id in the query string must not choose whose data is shown

@@ -1,4 +1,4 @@
-"""Settings: status, the streamed JSON and CSV exports, and deleting an account (all of
+"""The account (its page is /settings): status, the streamed JSON and CSV exports, and deleting an account (all of
 the person's rows, none of anybody else's)."""
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ def streamed_on_test_connection(conn, monkeypatch):
     """A streamed body runs after the request's teardown, so it borrows a connection of its
     own (production) - here it must use the test's rolled-back one instead, which the app
     fixture only pins in before_request."""
+    import account
     import database
-    import settings
 
-    monkeypatch.setattr(settings, "transaction", lambda given=None: database.transaction(given or conn))
+    monkeypatch.setattr(account, "transaction", lambda given=None: database.transaction(given or conn))
 
 
 def counts(conn, user_id):

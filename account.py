@@ -13,7 +13,8 @@ import sync_runs_db
 from auth import login_required, require_user_id
 from database import transaction
 
-bp = Blueprint("settings", __name__)
+# The person's account; its page keeps the URL /settings, the name people know it by.
+bp = Blueprint("account", __name__)
 
 CONFIRM_WORD = "DELETE"
 
@@ -28,7 +29,7 @@ def index():
     if account is None:  # deleted elsewhere
         session.clear()
         return redirect(url_for("home.index"))
-    return render_template("settings/index.html", account=account, run=run, confirm_word=CONFIRM_WORD)
+    return render_template("account/index.html", account=account, run=run, confirm_word=CONFIRM_WORD)
 
 
 def download_name(user_spotify_id: str, extension: str) -> str:
@@ -111,7 +112,7 @@ def delete_account():
         if request.form.get("confirm", "").strip() != CONFIRM_WORD:
             run = sync_runs_db.latest_run(cur, user_id)
             return render_template(
-                "settings/index.html",
+                "account/index.html",
                 account=account,
                 run=run,
                 confirm_word=CONFIRM_WORD,
