@@ -19,6 +19,12 @@ bp = Blueprint("account", __name__)
 CONFIRM_WORD = "DELETE"
 
 
+def account_gone():
+    """The account was deleted (in another tab) after the request's sign-in check."""
+    session.clear()
+    return redirect(url_for("home.index"))
+
+
 @bp.get("/settings")
 @login_required
 def index():
@@ -26,9 +32,8 @@ def index():
     with transaction() as cur:
         account = account_db.account_status(cur, user_id)
         run = sync_runs_db.latest_run(cur, user_id)
-    if account is None:  # deleted elsewhere
-        session.clear()
-        return redirect(url_for("home.index"))
+    if account is None:
+        return account_gone()
     return render_template("account/index.html", account=account, run=run, confirm_word=CONFIRM_WORD)
 
 
@@ -61,6 +66,8 @@ def export_json():
     user_id = require_user_id()
     with transaction() as cur:
         account = account_db.account_status(cur, user_id)
+    if account is None:
+        return account_gone()
 
     def generate():
         # One read transaction for the whole file, so every section is the same moment.
@@ -76,8 +83,7 @@ def export_json():
                 yield "]"
             yield "}\n"
 
-    # A deleted account is issue 17.3's (hardening): it removes this ignore when it handles None.
-    return streamed(generate(), "application/json", download_name(account["spotify_id"], "json"))  # type: ignore[index]
+    return streamed(generate(), "application/json", download_name(account["spotify_id"], "json"))
 
 
 @bp.get("/settings/export.csv")
@@ -86,6 +92,8 @@ def export_csv():
     user_id = require_user_id()
     with transaction() as cur:
         account = account_db.account_status(cur, user_id)
+    if account is None:
+        return account_gone()
 
     def generate():
         buffer = io.StringIO()
@@ -100,7 +108,7 @@ def export_csv():
                     buffer.truncate()
         yield buffer.getvalue()
 
-    return streamed(generate(), "text/csv; charset=utf-8", download_name(account["spotify_id"], "csv"))  # type: ignore[index]
+    return streamed(generate(), "text/csv; charset=utf-8", download_name(account["spotify_id"], "csv"))
 
 
 @bp.post("/settings/delete")

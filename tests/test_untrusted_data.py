@@ -9,9 +9,9 @@ import re
 
 import pytest
 
+import account
 import database
 import security
-import settings
 from test_tracks_data import log_in_as, seed
 
 HOSTILE_LINKS = [
@@ -87,7 +87,7 @@ FORMULAS = ['=HYPERLINK("https://evil.example","click")', "+1+1", "-2+3", "@SUM(
 
 def test_csv_export_neutralises_formula_cells(client, conn, ava, monkeypatch):
     # the streamed body runs after teardown: keep it on the test's rolled-back connection
-    monkeypatch.setattr(settings, "transaction", lambda given=None: database.transaction(given or conn))
+    monkeypatch.setattr(account, "transaction", lambda given=None: database.transaction(given or conn))
     with conn.cursor() as cur:
         for n, name in enumerate(FORMULAS, 1):
             cur.execute(
