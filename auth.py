@@ -78,8 +78,8 @@ def login():
     return redirect(spotify.authorize_url(settings(), state))
 
 
-def refuse(message: str):
-    return render_template("auth/login_failed.html", message=message), 400
+def refuse(message: str, status: int = 400):
+    return render_template("auth/login_failed.html", message=message), status
 
 
 @bp.get("/callback")
@@ -99,6 +99,9 @@ def callback():
         user_id, first_visit = complete_login(code)
     except spotify.AuthorizationFailed as exc:
         return refuse(exc.message)
+    except spotify.UserNotRegistered:
+        # development mode: only the owner can fix this, so the page says exactly how
+        return render_template("auth/not_registered.html"), 403
     session.clear()
     session["user_id"] = user_id
     session.permanent = True
@@ -116,10 +119,16 @@ def complete_login(code: str) -> tuple[int, bool]:
     config = settings()
     tokens = spotify.exchange_code(config, code)
     profile = spotify.SpotifyClient(config, tokens["access_token"]).me()
+    account_id = profile.get("account_id") if isinstance(profile.get("account_id"), str) else None
     with transaction() as cur:
         user = users_db.claim_legacy_placeholder(
-            cur, profile["id"], profile.get("display_name")
-        ) or users_db.upsert_user(cur, profile["id"], profile.get("display_name"))
+            cur, profile["id"], profile.get("display_name"), account_id
+        ) or users_db.user_for_login(cur, account_id, profile["id"], profile.get("display_name"))
+        if user is None:
+            raise spotify.AuthorizationFailed(
+                "This Spotify account does not match the account this app knows under the same "
+                "Spotify user id, so nothing was changed. Please ask the app's administrator."
+            )
         spotify.store_tokens(cur, config, user["id"], tokens, consented=True)
     return user["id"], user["last_synced_at"] is None
 

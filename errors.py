@@ -61,6 +61,8 @@ def database_connection_lost(exc: psycopg2.Error):
 
 
 def spotify_error(exc: spotify.SpotifyError):
+    if isinstance(exc, spotify.QuotaExceeded):  # spotify.py logged the operator's line already
+        return error_response(503, "Spotify quota used up", exc.message, retry_after=exc.retry_after)
     log.warning("%s on %s: %s", type(exc).__name__, request.path, exc.message)
     if isinstance(exc, spotify.LoginRequired):
         session.pop("user_id", None)
@@ -69,6 +71,8 @@ def spotify_error(exc: spotify.SpotifyError):
         return error_response(401, "Please log in again", exc.message)
     if isinstance(exc, spotify.RateLimited):
         return error_response(503, "Spotify asked us to wait", exc.message, retry_after=exc.retry_after)
+    if isinstance(exc, spotify.UserNotRegistered):
+        return error_response(403, "Not on this app's list of Spotify users", exc.message)
     return error_response(exc.status, "Spotify is not answering", exc.message)
 
 

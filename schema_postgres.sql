@@ -23,6 +23,7 @@ VALUES (1, 'users, tokens, artists, tracks, snapshots, library, plays, playlists
        (3, 'sync_runs.worker and heartbeat_at; playlist_tracks.added_at'),
        (4, 'search_words: the catalogue''s words, for typo-tolerant search'),
        (5, 'plays: every play with its facts and source; tracks.needs_enrichment'),
+       (6, 'users.account_id; users.needs_relogin_since and invalid_grant_count'),
        (7, 'history_imports and history_import_files: data-export imports, their progress and fingerprints')
 ON CONFLICT (version) DO NOTHING;
 
@@ -83,6 +84,16 @@ CREATE TABLE IF NOT EXISTS users (
 );
 CREATE OR REPLACE TRIGGER users_set_updated_at
     BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+-- version 6: Spotify's account_id (May 2026), what accounts are linked by: stable for the
+-- life of the account, unlike `id`. NULL for users from before it until their next login.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS account_id text CHECK (account_id <> '');
+CREATE UNIQUE INDEX IF NOT EXISTS users_account_id_key ON users (account_id);
+-- version 6: an invalid_grant is not always a revocation (Spotify has sent it for good
+-- tokens during an incident), so the first one only marks the account and keeps the
+-- encrypted refresh token; the count says whether a later retry confirmed it.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS needs_relogin_since timestamptz;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS invalid_grant_count integer NOT NULL DEFAULT 0
+    CHECK (invalid_grant_count >= 0);
 
 -- Server-side token storage: tokens never travel to the browser. The refresh token is
 -- encrypted by the application before it gets here.

@@ -7,9 +7,13 @@
   under a key derived from the app's secret; refreshed a minute before expiry, under a row
   lock so two workers never refresh at once. ``invalid_grant`` (revoked, or the 6-month
   expiry) deletes the token and raises ``LoginRequired``.
-- Retries are ours, not spotipy's: a 429 is waited out only while the total wait stays
-  under ``RATE_LIMIT_WAIT_CAP`` seconds, else ``RateLimited`` tells the person how long
-  Spotify wants; 5xx and timeouts get two quick retries, then ``SpotifyUnavailable``.
+- Retries are ours, not spotipy's (its clients get a plain ``requests.Session``, so
+  urllib3 never retries): a 429 is waited out only while the total wait stays under
+  ``RATE_LIMIT_WAIT_CAP`` seconds, else ``RateLimited`` tells the person how long Spotify
+  wants; a 429 whose body says ``QUOTA_EXCEEDED`` is never retried (``QuotaExceeded``);
+  5xx and timeouts get two quick retries, then ``SpotifyUnavailable``.
+- 403 "User not registered in the Developer Dashboard" (development mode) is
+  ``UserNotRegistered``, whose message says what the app's owner must do.
 - Answers come back as plain dicts and lists; nothing outside this file sees spotipy.
 """
 
@@ -41,6 +45,7 @@ RATE_LIMIT_WAIT_CAP = 10  # seconds a request may spend waiting out 429s
 REQUEST_TIMEOUT = 10  # seconds per HTTP call to Spotify
 REFRESH_MARGIN = timedelta(seconds=60)
 SERVER_ERROR_RETRIES = 2
+NOT_REGISTERED = "User not registered in the Developer Dashboard"  # development mode's 403
 REFRESH_TOKEN_LIFETIME = timedelta(days=182)  # Spotify: 6 months after consent
 # GET /me/top/tracks answers an empty page from offset 50 on (spotify/web-api issues 1424,
 # 1539, 1592), so the 99 tracks anyone can reach are offset 0 and offset 49, 50 each.
@@ -86,6 +91,37 @@ class SpotifyForbidden(SpotifyError):
     """403: this app may not use the endpoint (audio features for new apps)."""
 
     status = 502
+
+
+class QuotaExceeded(SpotifyError):
+    """429 with reason QUOTA_EXCEEDED (July 2026): the app's quota is used up, which no
+    short wait cures. Never retried; work that would call Spotify should stop."""
+
+    status = 503
+
+    def __init__(self, retry_after: int):
+        super().__init__(
+            "This app has used up its Spotify quota for now, so Spotify is not answering it "
+            f"(Spotify says to wait {describe_wait(retry_after)}). Nothing was changed; please try again "
+            "later. The app's administrator has been told."
+        )
+        self.retry_after = retry_after
+
+
+class UserNotRegistered(SpotifyError):
+    """403 "User not registered in the Developer Dashboard": a development-mode app (since
+    February 2026) serves only the people its owner added, at most five."""
+
+    status = 403
+
+    def __init__(self):
+        super().__init__(
+            "Spotify refused your account: this app is in Spotify's development mode and you are not "
+            "on its list of users yet. The app's owner must open the Spotify Developer Dashboard, "
+            "choose this app, go to User Management and add your name and the e-mail address of "
+            "your Spotify account. Development-mode apps allow at most 5 users and need an owner "
+            "with Spotify Premium. Then log in again."
+        )
 
 
 @dataclass(frozen=True)
@@ -240,10 +276,20 @@ class SpotifyClient:
         return cls(settings, access_token_for(settings, user_id))
 
     def _call(self, method, *args, **kwargs):
+        name = getattr(method, "__name__", method)
         try:
             return self._call_with_retries(method, *args, **kwargs)
+        except QuotaExceeded as exc:
+            # the operator's line (the person reads exc.message); no URL, no token
+            log.error(
+                "Spotify quota exceeded (429 QUOTA_EXCEEDED, Retry-After %s s) on %s: this Spotify app's "
+                "quota is used up; not retrying, stop calling Spotify until it refills",
+                exc.retry_after,
+                name,
+            )
+            raise
         except SpotifyError as exc:
-            log.warning("Spotify call %s failed: %s", getattr(method, "__name__", method), exc.message)
+            log.warning("Spotify call %s failed: %s", name, exc.message)
             raise
 
     def _call_with_retries(self, method, *args, **kwargs):
@@ -254,12 +300,16 @@ class SpotifyClient:
             except SpotifyException as exc:
                 if exc.http_status == 429:
                     retry_after = retry_after_seconds(exc.headers)
+                    if exc.reason == "QUOTA_EXCEEDED":
+                        raise QuotaExceeded(retry_after) from None
                     if waited + retry_after > RATE_LIMIT_WAIT_CAP:
                         raise RateLimited(retry_after) from None
                     waited += retry_after
                     self._sleep(retry_after)
                     continue
                 if exc.http_status == 403:
+                    if NOT_REGISTERED in (exc.msg or ""):
+                        raise UserNotRegistered() from None
                     raise SpotifyForbidden("Spotify does not let this app use that feature.") from None
                 if exc.http_status == 401:
                     raise LoginRequired("Spotify no longer accepts our session. Please log in again.") from None
@@ -364,6 +414,14 @@ class SpotifyClient:
 def is_track_object(value) -> bool:
     """Local files and removed tracks come without an id; a real track has one."""
     return value is None or (isinstance(value, dict) and (value.get("id") is None or isinstance(value.get("id"), str)))
+
+
+def describe_wait(seconds: int) -> str:
+    if seconds >= 2 * 3600:
+        return f"about {round(seconds / 3600)} hours"
+    if seconds >= 120:
+        return f"about {round(seconds / 60)} minutes"
+    return f"{seconds} s"
 
 
 def retry_after_seconds(headers) -> int:

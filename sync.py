@@ -29,7 +29,7 @@ import sync_runs_db
 import tracks_db
 import users_db
 from database import DatabaseUnavailable, analyze_tables, transaction
-from spotify import TIME_RANGES, SpotifyClient, SpotifyError, SpotifySettings, settings_for
+from spotify import TIME_RANGES, QuotaExceeded, SpotifyClient, SpotifyError, SpotifySettings, settings_for
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,8 @@ def run_sync(settings: SpotifySettings, user_id: int, run_id: int, day: date | N
     outcome: dict
     try:
         summary = sync_user(settings, user_id, day, report)
+    except QuotaExceeded as exc:  # the whole app's quota: whoever runs syncs should stop
+        outcome = {"error": exc.message, "quota_exceeded": True}
     except SpotifyError as exc:
         outcome = {"error": exc.message}
     except psycopg2.DataError:
@@ -240,7 +242,7 @@ def snapshot_command():
     with transaction() as cur:
         users = users_db.users_with_tokens(cur)
     failures = 0
-    for user in users:
+    for done, user in enumerate(users, start=1):
         name = user["display_name"] or user["spotify_id"]
         try:
             outcome = sync_now(settings, user["id"])
@@ -252,6 +254,10 @@ def snapshot_command():
             click.echo(f"{name}: FAILED: {outcome['error']}")
         else:
             click.echo(f"{name}: {describe(outcome['summary'])}")
+        if outcome.get("quota_exceeded"):  # every further call would be refused the same way
+            failures += len(users) - done
+            click.echo(f"Stopped: Spotify's quota for this app is used up; {len(users) - done} users not tried.")
+            break
     click.echo(f"{len(users) - failures} of {len(users)} users synced.")
     if failures:
         raise SystemExit(1)

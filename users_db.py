@@ -10,32 +10,59 @@ LEGACY_PLACEHOLDER_USER = "legacy-owner"
 LEGACY_PLACEHOLDER_NAME = "Legacy SQLite owner (unclaimed)"
 
 
-def upsert_user(cur, spotify_id: str, display_name: str | None) -> dict:
-    """The user for this Spotify account, created on first login, with last_login_at now."""
+USER_COLUMNS = "id, spotify_id, account_id, display_name, is_placeholder, last_synced_at, created_at"
+
+
+def user_for_login(cur, account_id: str | None, spotify_id: str, display_name: str | None) -> dict | None:
+    """The user for this Spotify account, created on first login, with last_login_at now.
+
+    Found by ``account_id`` first (May 2026: stable for the life of the account, while
+    ``id`` is not meant for linking), then by the old Spotify ``id`` for users from before
+    account_id, who get theirs filled in. None when the id belongs to a row linked to
+    another account_id: handing that row over would give one person another's history.
+    """
+    if account_id is not None:
+        cur.execute(
+            f"""
+            UPDATE users SET spotify_id = %s, display_name = %s, last_login_at = now()
+            WHERE account_id = %s
+            RETURNING {USER_COLUMNS}
+        """,
+            (spotify_id, display_name, account_id),
+        )
+        user = fetch_one(cur)
+        if user is not None:
+            return user
     cur.execute(
-        """
-        INSERT INTO users (spotify_id, display_name, last_login_at)
-        VALUES (%s, %s, now())
+        f"""
+        INSERT INTO users (spotify_id, account_id, display_name, last_login_at)
+        VALUES (%s, %s, %s, now())
         ON CONFLICT (spotify_id) DO UPDATE
-            SET display_name = EXCLUDED.display_name, last_login_at = now()
-        RETURNING id, spotify_id, display_name, is_placeholder, last_synced_at, created_at
+            SET account_id = coalesce(users.account_id, EXCLUDED.account_id),
+                display_name = EXCLUDED.display_name, last_login_at = now()
+            WHERE users.account_id IS NULL OR EXCLUDED.account_id IS NULL
+               OR users.account_id = EXCLUDED.account_id
+        RETURNING {USER_COLUMNS}
     """,
-        (spotify_id, display_name),
+        (spotify_id, account_id, display_name),
     )
     return fetch_single(cur)
 
 
-def claim_legacy_placeholder(cur, spotify_id: str, display_name: str | None) -> dict | None:
+def claim_legacy_placeholder(
+    cur, spotify_id: str, display_name: str | None, account_id: str | None = None
+) -> dict | None:
     """Hand a migrated placeholder's history to the first real user of this server."""
     cur.execute(
-        """
-        UPDATE users SET spotify_id = %s, display_name = %s, is_placeholder = false, last_login_at = now()
+        f"""
+        UPDATE users SET spotify_id = %s, account_id = %s, display_name = %s, is_placeholder = false,
+                         last_login_at = now()
         WHERE is_placeholder AND spotify_id = %s
           AND NOT EXISTS (SELECT 1 FROM users WHERE NOT is_placeholder)
           AND (SELECT count(*) FROM users WHERE is_placeholder) = 1
-        RETURNING id, spotify_id, display_name, is_placeholder, last_synced_at, created_at
+        RETURNING {USER_COLUMNS}
     """,
-        (spotify_id, display_name, LEGACY_PLACEHOLDER_USER),
+        (spotify_id, account_id, display_name, LEGACY_PLACEHOLDER_USER),
     )
     return fetch_one(cur)
 

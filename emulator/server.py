@@ -109,9 +109,18 @@ def _apply_faults():
         if rule.kind == "slow":
             time.sleep(rule.delay)
             continue
-        if rule.kind == "rate_limit":
-            # the July 2026 body; Retry-After is what clients must honour
-            response = jsonify({"error": {"status": 429, "message": "Too many requests", "reason": "QUOTA_EXCEEDED"}})
+        if rule.kind == "invalid_grant":
+            if request.form.get("grant_type") != "refresh_token":
+                continue
+            response = jsonify({"error": "invalid_grant", "error_description": "Refresh token revoked"})
+            response.status_code = 400
+        elif rule.kind == "rate_limit":
+            # A short limit says only that; a used-up quota carries the July 2026 reason
+            # (and is not worth retrying). Retry-After is there either way.
+            error = {"status": 429, "message": "API rate limit exceeded"}
+            if rule.reason:
+                error = {"status": 429, "message": "Too many requests", "reason": rule.reason}
+            response = jsonify({"error": error})
             response.status_code = 429
             response.headers["Retry-After"] = str(rule.retry_after)
         elif rule.kind == "server_error":
@@ -127,9 +136,10 @@ def _apply_faults():
 
 def configure_from_json(state: EmulatorState, body: dict):
     """Apply an admin request, e.g.
-    {"rate_limit": {"retry_after": 30, "times": 2, "path_prefix": "/v1/me/top"},
+    {"rate_limit": {"retry_after": 30, "times": 2, "path_prefix": "/v1/me/top", "reason": "QUOTA_EXCEEDED"},
      "server_error": {"status": 503}, "slow": {"delay": 2}, "garbage": {"times": 1},
-     "audio_features": true, "revoke_refresh_tokens": true | "<user id>",
+     "invalid_grant": {"times": 1}, "audio_features": true,
+     "allowed_users": ["ava", "bruno"] | null, "revoke_refresh_tokens": true | "<user id>",
      "expire_refresh_tokens": ..., "expire_access_tokens": ..., "now": "2026-06-01T12:00:00Z" | null}
     Fault values may be one object or a list of them.
     """
@@ -138,6 +148,7 @@ def configure_from_json(state: EmulatorState, body: dict):
         "server_error": state.faults.server_error,
         "slow": state.faults.slow,
         "garbage": state.faults.garbage,
+        "invalid_grant": state.faults.invalid_grant,
     }
     for key, value in body.items():
         if key in adders:
@@ -145,6 +156,10 @@ def configure_from_json(state: EmulatorState, body: dict):
                 adders[key](**(options if isinstance(options, dict) else {}))
         elif key == "audio_features":
             state.faults.set_audio_features(bool(value))
+        elif key == "allowed_users":
+            if value is not None and not isinstance(value, list):
+                raise ValueError("allowed_users: a list of user ids, or null for everyone")
+            state.set_allowed_users(value)
         elif key in ("revoke_refresh_tokens", "expire_refresh_tokens", "expire_access_tokens"):
             if value:
                 getattr(state, key)(None if value is True else str(value))
@@ -166,7 +181,8 @@ def _faults_view():
             configure_from_json(state, body)
         except (TypeError, ValueError) as error:
             return jsonify({"error": str(error)}), 400
-    return jsonify(state.faults.describe() | {"now": state.now().isoformat()})
+    allowed = None if state.allowed_users is None else sorted(state.allowed_users)
+    return jsonify(state.faults.describe() | {"now": state.now().isoformat(), "allowed_users": allowed})
 
 
 def _users_view():

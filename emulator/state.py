@@ -31,12 +31,13 @@ class GrantError(Exception):
 
 @dataclass
 class FaultRule:
-    kind: str  # rate_limit | server_error | slow | garbage
+    kind: str  # rate_limit | server_error | slow | garbage | invalid_grant
     path_prefix: str = "/v1/"
     times: int | None = None  # None: every matching request until reset
     retry_after: int = 1
     status: int = 500
     delay: float = 0.0
+    reason: str | None = None  # rate_limit: the body's error.reason ("QUOTA_EXCEEDED" since July 2026)
 
 
 class Faults:
@@ -51,8 +52,16 @@ class Faults:
             self._rules: list[FaultRule] = []
             self.audio_features_enabled = False  # 403 like a 2026 development-mode app
 
-    def rate_limit(self, retry_after: int = 1, times: int | None = None, path_prefix: str = "/v1/"):
-        self._add(FaultRule("rate_limit", path_prefix, times, retry_after=retry_after))
+    def rate_limit(
+        self, retry_after: int = 1, times: int | None = None, path_prefix: str = "/v1/", reason: str | None = None
+    ):
+        """A 429; ``reason="QUOTA_EXCEEDED"`` is the July 2026 answer for a used-up quota."""
+        self._add(FaultRule("rate_limit", path_prefix, times, retry_after=retry_after, reason=reason))
+
+    def invalid_grant(self, times: int | None = None):
+        """Refresh grants answer invalid_grant although the token is fine: what Spotify
+        did during an incident (listenbrainz-server PR 1921)."""
+        self._add(FaultRule("invalid_grant", "/api/token", times))
 
     def server_error(self, status: int = 500, times: int | None = None, path_prefix: str = "/v1/"):
         self._add(FaultRule("server_error", path_prefix, times, status=status))
@@ -68,7 +77,7 @@ class Faults:
             self.audio_features_enabled = bool(enabled)
 
     def _add(self, rule: FaultRule):
-        if rule.kind not in ("rate_limit", "server_error", "slow", "garbage"):
+        if rule.kind not in ("rate_limit", "server_error", "slow", "garbage", "invalid_grant"):
             raise ValueError(f"unknown fault kind {rule.kind!r}")
         with self._lock:
             self._rules.append(rule)
@@ -127,9 +136,10 @@ class Playlist:
 class EmulatorState:
     """Accounts, tokens and playlists of one emulator, plus its clock and faults."""
 
-    def __init__(self, clients: dict | None = None):
+    def __init__(self, clients: dict | None = None, allowed_users=None):
         self._lock = threading.Lock()
         self.clients = dict(clients or {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET})
+        self.set_allowed_users(allowed_users)
         self.faults = Faults()
         self._frozen_now: datetime | None = None
         self._codes: dict[str, dict] = {}
@@ -145,6 +155,14 @@ class EmulatorState:
         if when is not None and when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         self._frozen_now = when
+
+    # -- development mode (February 2026): only the users the owner added in the
+    # Developer Dashboard (at most 5) may use the app; None lets everyone in (demo mode)
+    def set_allowed_users(self, user_ids):
+        self.allowed_users = None if user_ids is None else frozenset(user_ids)
+
+    def user_allowed(self, user_id: str) -> bool:
+        return self.allowed_users is None or user_id in self.allowed_users
 
     def register_client(self, client_id: str, client_secret: str):
         with self._lock:

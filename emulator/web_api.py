@@ -44,6 +44,7 @@ REMOVED_IN_DEVELOPMENT_MODE = (
     ("/playlists/<playlist_id>/tracks", ["GET", "POST", "PUT", "DELETE"]),
 )
 REMOVED_ENDPOINT = "removed_in_development_mode"
+NOT_REGISTERED = "User not registered in the Developer Dashboard"
 _BASE62_ID = re.compile(r"^[0-9A-Za-z]{22}$")
 _TRACK_URI = re.compile(r"^spotify:track:([0-9A-Za-z]{22})$")
 
@@ -84,6 +85,9 @@ def _authenticate():
             problem,
             **{"WWW-Authenticate": f'Bearer realm="spotify", error="invalid_token", error_description="{problem}"'},
         )
+    if not _state().user_allowed(token.user_id):
+        # development mode: the app's owner has not added this person in the dashboard
+        return api_error(403, NOT_REGISTERED)
     g.token = token
     return None
 

@@ -436,6 +436,49 @@ def test_rate_limit_carries_retry_after(emulator, sp, make_spotify):
     assert patient.current_user_top_tracks(limit=1)["total"] == 99
 
 
+def test_a_used_up_quota_says_so_in_the_429_body(emulator, sp):
+    """July 2026 changelog: a 429 for an exceeded quota carries reason QUOTA_EXCEEDED; a
+    short rate limit does not."""
+    emulator.faults.rate_limit(retry_after=5, times=1, path_prefix="/v1/me")
+    with pytest.raises(spotipy.SpotifyException) as short:
+        sp.me()
+    assert short.value.http_status == 429 and short.value.reason is None
+    emulator.faults.rate_limit(retry_after=86400, times=1, path_prefix="/v1/me", reason="QUOTA_EXCEEDED")
+    with pytest.raises(spotipy.SpotifyException) as quota:
+        sp.me()
+    assert (quota.value.http_status, quota.value.reason) == (429, "QUOTA_EXCEEDED")
+    assert quota.value.headers["Retry-After"] == "86400"
+
+
+@pytest.fixture
+def allowlist(emulator):
+    """Set the development-mode allowlist for one test; everyone is let in again after it."""
+    yield emulator.state.set_allowed_users
+    emulator.state.set_allowed_users(None)
+
+
+def test_development_mode_allowlist_refuses_unregistered_users(emulator, make_spotify, allowlist):
+    """February 2026: a development-mode app serves only the users added in its dashboard."""
+    allowlist(["ava", "bruno"])
+    assert make_spotify("ava").me()["id"] == "ava"
+    with pytest.raises(spotipy.SpotifyException) as refused:
+        make_spotify("chen").me()  # the login itself works; every API call is refused
+    assert refused.value.http_status == 403
+    assert "User not registered in the Developer Dashboard" in refused.value.msg
+    faults = requests.post(emulator.base_url + "/_emulator/faults", json={"allowed_users": None}, timeout=5)
+    assert faults.json()["allowed_users"] is None and make_spotify("chen").me()["id"] == "chen"
+
+
+def test_invalid_grant_during_an_incident_passes(emulator, login):
+    """Spotify has answered invalid_grant for good tokens during an outage (listenbrainz PR 1921)."""
+    oauth, token = login("dana")
+    emulator.faults.invalid_grant(times=1)
+    with pytest.raises(SpotifyOauthError) as refused:
+        oauth.refresh_access_token(token["refresh_token"])
+    assert refused.value.error == "invalid_grant"
+    assert oauth.refresh_access_token(token["refresh_token"])["access_token"]
+
+
 def test_server_errors_and_recovery(emulator, sp, make_spotify):
     emulator.faults.server_error(status=503)
     with pytest.raises(spotipy.SpotifyException) as failed:

@@ -1,0 +1,120 @@
+"""Spotify as it really is in late 2026 (issue 12), met by the app through the emulator:
+accounts linked by account_id, the development-mode allowlist, 429 QUOTA_EXCEEDED,
+invalid_grant that is not a revocation, items that are not tracks, real-world quirks.
+Real spotipy over real HTTP, a real PostgreSQL; each test gets a fresh database."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import pytest
+
+import spotify
+import sync
+from emulator import objects as emulator_objects
+from helpers import approve, query, sign_in_and_sync, start_login, user_id
+
+TOMORROW = date(2026, 11, 24)
+
+
+def account_id_of(listener: str) -> str:
+    return emulator_objects.user_object("", listener)["account_id"]
+
+
+def users(db) -> list:
+    return query(db, "SELECT id, spotify_id, account_id FROM users ORDER BY id")
+
+
+@pytest.fixture
+def allowlist(emulator):
+    """The emulator's development-mode allowlist for one test; everyone again after it."""
+    yield emulator.state.set_allowed_users
+    emulator.state.set_allowed_users(None)
+
+
+# -- accounts are linked by account_id (May 2026 changelog) -------------------------------
+def test_login_stores_the_account_id(spotify_app, emulator, db):
+    sign_in_and_sync(spotify_app.test_client(), emulator, "ava")  # the first sync must end here
+    assert [(spotify_id, account) for _, spotify_id, account in users(db)] == [("ava", account_id_of("ava"))]
+
+
+def test_a_user_from_before_account_id_keeps_their_row_and_gets_it_filled(spotify_app, emulator, db):
+    (old_id,) = query(db, "INSERT INTO users (spotify_id, display_name) VALUES ('bruno', 'Bruno') RETURNING id")[0]
+    sign_in_and_sync(spotify_app.test_client(), emulator, "bruno")  # the first sync must end here
+    assert users(db) == [(old_id, "bruno", account_id_of("bruno"))]
+
+
+def test_account_id_finds_the_user_even_when_the_spotify_id_changed(spotify_app, emulator, db):
+    (known,) = query(
+        db,
+        "INSERT INTO users (spotify_id, account_id) VALUES ('chen-before', %s) RETURNING id",
+        (account_id_of("chen"),),
+    )[0]
+    sign_in_and_sync(spotify_app.test_client(), emulator, "chen")  # the first sync must end here
+    assert users(db) == [(known, "chen", account_id_of("chen"))]
+
+
+def test_an_id_linked_to_another_account_is_not_handed_over(spotify_app, emulator, db):
+    query(db, "INSERT INTO users (spotify_id, account_id) VALUES ('dana', 'someone-else')")
+    client = spotify_app.test_client()
+    response = client.get("/callback", query_string=approve(emulator, start_login(client), "dana"))
+    assert response.status_code == 400 and "does not match" in response.get_data(as_text=True)
+    assert users(db)[0][2] == "someone-else" and query(db, "SELECT count(*) FROM spotify_tokens")[0][0] == 0
+
+
+# -- development mode: five users the owner added (February 2026) -------------------------
+def test_a_person_not_in_the_dashboard_is_told_what_the_owner_must_do(spotify_app, emulator, db, allowlist):
+    allowlist(["ava"])
+    client = spotify_app.test_client()
+    response = client.get("/callback", query_string=approve(emulator, start_login(client), "emeka"))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 403
+    for words in ("Developer Dashboard", "User Management", "e-mail address", "5 users", "Premium"):
+        assert words in page
+    assert users(db) == []
+
+
+def test_a_person_removed_from_the_dashboard_reads_why_their_sync_failed(spotify_app, emulator, db, allowlist):
+    sign_in_and_sync(spotify_app.test_client(), emulator, "ava")
+    allowlist(["bruno"])
+    outcome = sync.sync_now(spotify.settings_for(spotify_app), user_id(db, "ava"), day=TOMORROW)
+    assert "User Management" in outcome["error"] and "at most 5 users" in outcome["error"]
+
+
+# -- 429 QUOTA_EXCEEDED (July 2026 changelog) ---------------------------------------------
+def test_a_used_up_quota_is_not_retried_and_both_person_and_operator_are_told(spotify_app, emulator, db, caplog):
+    sign_in_and_sync(spotify_app.test_client(), emulator, "chen")
+    uid = user_id(db, "chen")
+    # one refusal only: a client that retried would get its answer on the second try
+    emulator.faults.rate_limit(retry_after=1, times=1, path_prefix="/v1/me/top", reason="QUOTA_EXCEEDED")
+    with caplog.at_level(logging.INFO):
+        outcome = sync.sync_now(spotify.settings_for(spotify_app), uid, day=TOMORROW)
+    assert "used up its Spotify quota" in outcome["error"] and "administrator has been told" in outcome["error"]
+    operator = [r for r in caplog.records if r.levelno >= logging.WARNING and "QUOTA_EXCEEDED" in r.getMessage()]
+    assert len(operator) == 1 and operator[0].levelno == logging.ERROR
+    (access,) = query(db, "SELECT access_token FROM spotify_tokens WHERE user_id = %s", (uid,))[0]
+    assert access not in caplog.text
+    assert query(db, "SELECT count(*) FROM snapshots WHERE snapshot_date = %s", (TOMORROW,))[0][0] == 0
+
+
+def test_a_used_up_quota_at_login_is_a_503_with_retry_after(spotify_app, emulator, db):
+    client = spotify_app.test_client()
+    callback = approve(emulator, start_login(client), "ava")
+    emulator.faults.rate_limit(retry_after=7200, path_prefix="/v1/me", reason="QUOTA_EXCEEDED")
+    response = client.get("/callback", query_string=callback)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "7200"
+    assert "used up its Spotify quota" in response.get_data(as_text=True) and "about 2 hours" in response.get_data(
+        as_text=True
+    )
+    assert users(db) == []
+
+
+def test_the_daily_snapshot_stops_at_a_used_up_quota(spotify_app, emulator, db):
+    for listener in ("ava", "chen", "dana"):
+        sign_in_and_sync(spotify_app.test_client(), emulator, listener)
+    emulator.faults.rate_limit(retry_after=3600, reason="QUOTA_EXCEEDED")
+    result = spotify_app.test_cli_runner().invoke(args=["snapshot"])
+    assert result.exit_code == 1
+    assert result.output.count("used up its Spotify quota") == 1
+    assert "Stopped: Spotify's quota for this app is used up; 2 users not tried." in result.output
