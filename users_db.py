@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from database import fetch_all, fetch_one, fetch_single
+from database import fetch_all, fetch_one
 
 # A migrated SQLite install whose owner was not named becomes this placeholder user; the
 # first person to log in to a server with no other users claims it (and its history).
@@ -46,7 +46,7 @@ def user_for_login(cur, account_id: str | None, spotify_id: str, display_name: s
     """,
         (spotify_id, account_id, display_name),
     )
-    return fetch_single(cur)
+    return fetch_one(cur)
 
 
 def claim_legacy_placeholder(
