@@ -27,6 +27,7 @@ from psycopg2 import sql
 
 import database
 import db_config
+import people_data
 import spotify
 from app import create_app
 from emulator import server as spotify_emulator
@@ -167,6 +168,13 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def people(conn) -> dict:
+    """ava and bob with tracks, snapshots, a library and a playlist (tests/people_data.py), on
+    the rolled-back ``conn``: their ids, and bob's playlist's."""
+    return people_data.seed(conn)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,23 @@ def query(db_url: str, sql: str, params=()) -> list:
     return rows
 
 
+def wait_until(condition, what: str, timeout: float = 5, interval: float = 0.01):
+    """Poll ``condition()`` until it is truthy (and return it); after ``timeout`` seconds fail
+    naming ``what``. Tests wait for the state they assert on, never for a fixed time."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+    return result
+
+
+def log_in_as(client, user_id) -> None:
+    """Sign the test client in as this user, as the login callback would (no Spotify round trip)."""
+    with client.session_transaction() as session:
+        session["user_id"] = user_id
+
+
 def csrf_token(client, path="/login") -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
 

@@ -11,15 +11,14 @@ from collections import Counter
 import pytest
 
 import account_db
-from helpers import csrf_token
-from test_tracks_data import log_in_as, seed
+from helpers import csrf_token, log_in_as
 
 USER_TABLES = ("snapshots", "saved_tracks", "plays", "playlists", "sync_runs", "spotify_tokens")
 
 
 @pytest.fixture
-def people(conn):
-    ids = seed(conn)
+def people(people, conn):
+    ids = people
     with conn.cursor() as cur:  # a sync run, a token and a playlist for ava too
         cur.execute(
             "INSERT INTO sync_runs (user_id, status, stage, finished_at) VALUES (%s, 'succeeded', 'done', now())",

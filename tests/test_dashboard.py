@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 
 import dashboard
-from test_insights import D3, load_fixed_data
+from insights_data import D3, load_fixed_data
 
 
 class FrozenDate(date):

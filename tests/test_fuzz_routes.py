@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_tracks_data import log_in_as, seed
+from helpers import log_in_as
 
 # Text a person (or an attacker) could put in a URL: any Unicode but surrogates, plus the
 # classics that break naive code.
@@ -73,8 +73,7 @@ ROW_COUNTS = """SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM track
 
 
 @pytest.fixture
-def signed_in(client, conn):
-    people = seed(conn)
+def signed_in(client, conn, people):
     log_in_as(client, people["ava"])
     with conn.cursor() as cur:
         cur.execute(ROW_COUNTS)

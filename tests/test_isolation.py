@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from test_tracks_data import log_in_as, seed
+from helpers import log_in_as
 
 BOB_ONLY_TRACK = "tbob"  # in Bob's snapshots, library and playlist; never in Ava's data
 
 
 @pytest.fixture
-def ava(client, conn):
-    people = seed(conn)
+def ava(client, people):
     log_in_as(client, people["ava"])
     return client, people
 

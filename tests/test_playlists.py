@@ -11,14 +11,10 @@ from psycopg2.extras import Json
 import playlists
 import playlists_db
 import tracks_db
-from test_tracks_data import LATEST, log_in_as, seed
+from helpers import log_in_as
+from people_data import LATEST
 
 NEXT_YEAR = date.today().year + 1
-
-
-@pytest.fixture
-def people(conn):
-    return seed(conn)
 
 
 def ids(rows):
@@ -202,7 +198,7 @@ class FakeSpotify:
 
 def test_a_short_era_is_topped_up_from_search_then_created_and_recorded(client, conn, people, monkeypatch):
     from helpers import csrf_token
-    from test_tracks_data import track
+    from people_data import track
 
     found = [
         track("tnight", "Night Fever", "Bee Gees", "Saturday Night Fever", "1977", precision="year"),

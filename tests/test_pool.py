@@ -13,6 +13,7 @@ import database
 import db_config
 from connection_pool import FairSlots
 from database import ConnectionPool, PoolForkedError, PoolTimeout
+from helpers import wait_until
 
 
 @pytest.fixture
@@ -37,10 +38,12 @@ def backend_pid(conn) -> int:
 
 
 def terminate(admin_url: str, pid: int) -> None:
+    """Kill the backend and wait (up to 5 s) until it has exited, its goodbye sent."""
     admin = psycopg2.connect(admin_url)
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        cur.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+        assert cur.fetchone()[0], f"backend {pid} did not exit within 5 s"
     admin.close()
 
 
@@ -57,11 +60,11 @@ def test_borrower_waits_for_a_free_connection_instead_of_failing(make_pool):
 
     waiter = threading.Thread(target=borrow)
     waiter.start()
-    time.sleep(0.3)
-    assert pool.stats()["waiting"] == 1
+    wait_until(lambda: pool.stats()["waiting"] == 1, "the borrower to queue for a slot")
+    assert "waited" not in got  # still waiting: no error, no connection beyond maxconn
     pool.putconn(held.pop())
     waiter.join(5)
-    assert 0.25 <= got["waited"] < 5
+    assert 0 < got["waited"] < 5
     pool.putconn(held.pop())
     assert pool.stats() | {"idle": None} == {
         "size": 2,
@@ -127,7 +130,6 @@ def test_connection_killed_while_idle_is_replaced_on_checkout(make_pool, postgre
         old_pid = backend_pid(conn)
         conn.rollback()
     terminate(postgres_admin_url, old_pid)
-    time.sleep(0.1)
     with pool.connection() as conn:
         assert backend_pid(conn) != old_pid
     assert pool.stats()["replaced"] == 1
@@ -291,12 +293,10 @@ def test_a_released_slot_goes_to_the_oldest_waiter_not_back_to_the_releaser():
 
     first = threading.Thread(target=wait, args=("first",))
     first.start()
-    while slots.waiting < 1:
-        time.sleep(0.001)
+    wait_until(lambda: slots.waiting == 1, "the first waiter to queue", interval=0.001)
     second = threading.Thread(target=wait, args=("second",))
     second.start()
-    while slots.waiting < 2:
-        time.sleep(0.001)
+    wait_until(lambda: slots.waiting == 2, "the second waiter to queue", interval=0.001)
     slots.release()
     # A plain threading.Semaphore would let us take the slot straight back here,
     # starving the waiters; a fair one has already handed it over.

@@ -8,12 +8,7 @@ import json
 import pytest
 
 import search_db
-from test_tracks_data import log_in_as, seed
-
-
-@pytest.fixture
-def people(conn):
-    return seed(conn)
+from helpers import log_in_as
 
 
 def search(conn, user_id, q, page=1):

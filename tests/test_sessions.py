@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import csrf_token
-from test_tracks_data import log_in_as, seed
+from helpers import csrf_token, log_in_as
 
 
 def copy_of_cookie(client, app):
@@ -17,8 +16,8 @@ def copy_of_cookie(client, app):
 
 
 @pytest.fixture
-def ava_deleted_in_another_tab(app, client, conn):
-    ids = seed(conn)
+def ava_deleted_in_another_tab(app, client, conn, people):
+    ids = people
     log_in_as(client, ids["ava"])
     token = csrf_token(client, "/settings")
     other_tab = copy_of_cookie(client, app)

@@ -5,16 +5,11 @@ from __future__ import annotations
 
 from datetime import date
 
-import pytest
 from psycopg2.extras import Json
 
 import tracks_db
-from test_tracks_data import LATEST, log_in_as, seed, track
-
-
-@pytest.fixture
-def people(conn):
-    return seed(conn)
+from helpers import log_in_as
+from people_data import LATEST, track
 
 
 def test_track_facts_come_from_columns_and_raw_json(conn, people):

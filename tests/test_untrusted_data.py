@@ -12,7 +12,7 @@ import pytest
 import account
 import database
 import security
-from test_tracks_data import log_in_as, seed
+from helpers import log_in_as
 
 HOSTILE_LINKS = [
     "javascript:alert(document.domain)",
@@ -31,10 +31,9 @@ HOSTILE_LINKS = [
 
 
 @pytest.fixture
-def ava(client, conn):
-    ids = seed(conn)
-    log_in_as(client, ids["ava"])
-    return ids["ava"]
+def ava(client, people):
+    log_in_as(client, people["ava"])
+    return people["ava"]
 
 
 def make_hostile(conn, track_id: str, link: str, image: str) -> None:

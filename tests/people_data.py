@@ -1,4 +1,5 @@
-"""Fixed data with known answers for the search, track, playlist and settings tests.
+"""Fixed data with known answers for the search, track, playlist and account tests (the
+``people`` fixture in conftest.py seeds it).
 
 Two people: ava (the one under test) and bob (whose data must never leak). Dates are
 fixed; the latest short-term snapshot is 2026-11-02, so "the last four weeks" is every
@@ -103,8 +104,3 @@ def seed(conn) -> dict:
             "INSERT INTO playlist_tracks (playlist_id, track_id, position) VALUES (%s, 'tbob', 0)", (bob_playlist,)
         )
     return {"ava": ava, "bob": bob, "bob_playlist": bob_playlist}
-
-
-def log_in_as(client, user_id):
-    with client.session_transaction() as session:
-        session["user_id"] = user_id
