@@ -1,7 +1,7 @@
 """ConnectionPool: psycopg2's ThreadedConnectionPool made to wait, heal and respect forks.
 
 psycopg2's ``ThreadedConnectionPool`` stores the connections; ``ConnectionPool`` wraps it
-to fix what it lacks (see DESIGN.md, "psycopg2 pool facts"):
+to fix what it lacks (README.md, "The connection pool", has the measurements):
 
 - it raises ``PoolError`` the moment it is full: here a borrower waits, first come first
   served, up to ``timeout`` seconds, then gets ``PoolTimeout`` (HTTP 503 + Retry-After);

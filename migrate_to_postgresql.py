@@ -144,14 +144,17 @@ class Report:
             self._file.write(json.dumps(line, ensure_ascii=True, default=str) + "\n")
 
     def finish(self) -> None:
+        """Put the report under its final name; once done, again is a no-op."""
         if self._file is not None and self.path is not None:
             self._file.close()
             os.replace(self._partial, self.path)
+            self._file = None
 
     def discard(self) -> None:
         if self._file is not None:
             self._file.close()
             self._partial.unlink(missing_ok=True)
+            self._file = None
 
 
 def stage_table(cur, source: LegacySource, spec: TableSpec, report: Report, cleaner: Cleaner) -> TableStats:
@@ -388,7 +391,13 @@ def main(argv=None) -> int:
         if cleaner is not None:
             cleaner.close()
         source.close()
-    if report is not None:
+    if report is not None and committed:
+        # what was committed keeps its report, however the run ended after the commit (Ctrl-C)
+        try:
+            report.finish()
+        except OSError as exc:
+            print(f"error: the rejects report was not kept ({exc}); the migration is committed", file=sys.stderr)
+    elif report is not None:
         report.discard()
     return status
 

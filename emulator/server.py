@@ -5,7 +5,7 @@ Or in-process:   server = serve_in_thread()   # tests, the app's demo mode
                  server.faults.rate_limit(retry_after=30, times=1)
                  ...; server.stop()
 
-It behaves like Spotify for a development-mode app in 2026 (see DESIGN.md):
+It behaves like Spotify for a development-mode app in 2026 (README.md, "Spotify as it is in late 2026"):
 no popularity or genres, search limit at most 10, audio features 403 unless
 switched on, playlists via POST /me/playlists and /playlists/{id}/items with
 at most 100 URIs, refresh tokens that die six months after consent, top tracks

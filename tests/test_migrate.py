@@ -419,6 +419,24 @@ def test_ctrl_c_rolls_back_in_one_line(make_database, tmp_path):
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_ctrl_c_between_the_commit_and_the_report_keeps_the_report(make_database, v1_file, monkeypatch, capsys):
+    path, _ = v1_file
+    url = make_database()
+    rejects = path.with_suffix(".jsonl")
+    real_finish = cli.Report.finish
+
+    def interrupted_once(report):
+        monkeypatch.setattr(cli.Report, "finish", real_finish)  # the next call goes through
+        raise KeyboardInterrupt  # Ctrl-C lands after the commit, before the report is renamed
+
+    monkeypatch.setattr(cli.Report, "finish", interrupted_once)
+    assert migrate(path, "--database-url", url, "--rejects", rejects) == cli.EXIT_OK
+    assert "interrupted after the commit: the migration is complete" in capsys.readouterr().err
+    assert {line["action"] for line in report_lines(rejects)} >= {"merged", "rejected"}
+    assert not list(path.parent.glob("*.partial"))
+    assert fetch(url, "SELECT count(*) FROM artists") != [(0,)]  # committed
+
+
 def test_empty_legacy_database(make_database, tmp_path, capsys):
     path = tmp_path / "empty.db"
     make_v1(path, artists=0, tracks=0, entries=0, dirty=False)
