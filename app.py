@@ -19,6 +19,7 @@ import errors
 import health
 import history.cli
 import home
+import import_history
 import playlists
 import search
 import security
@@ -55,6 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(tracks.bp)
     app.register_blueprint(playlists.bp)
     app.register_blueprint(account.bp)
+    app.register_blueprint(import_history.bp)
     return app
 
 
@@ -79,6 +81,7 @@ def settings_from_env(environ) -> dict:
         "SPOTIFY_API_URL": environ.get("SPOTIFY_API_URL"),
         "SPOTIFY_REQUEST_TIMEOUT": environ.get("SPOTIFY_REQUEST_TIMEOUT"),
         "DEMO_BACKFILL_WEEKS": environ.get("DEMO_BACKFILL_WEEKS"),
+        "HISTORY_UNPACKED_MAX_BYTES": number_setting(environ, "HISTORY_UNPACKED_MAX_BYTES", 2 * 1024**3, int),
     }
 
 

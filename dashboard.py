@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 
+import history_db
 import insights_db
 import library_db
 import snapshots
@@ -394,6 +395,7 @@ def index():
         top = {r: snapshots.latest_top_tracks(cur, user_id, r, limit=10) for r in spotify.TIME_RANGES}
         snapshot_days = snapshots.snapshot_day_count(cur, user_id)
         library = library_db.library_size(cur, user_id)
+        has_export_history = history_db.has_export_plays(cur, user_id)
         charts = build_charts(cur, user_id, filters)
     sections: dict[str, list[dict]] = {}
     for name, (section, _) in CHARTS.items():
@@ -405,6 +407,7 @@ def index():
         top=top,
         library=library,
         snapshot_days=snapshot_days,
+        has_export_history=has_export_history,
         demo=spotify.settings_for(current_app).demo,
         filters=filters,
         charts=charts,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from psycopg2.extras import Json
 
-from database import fetch_all, fetch_one
+from database import fetch_all, fetch_one, fetch_single, fetch_value
 
 
 def name_key(artist: str, track: str) -> str:
@@ -44,14 +44,6 @@ STORED_PLAY_KEY = name_key(
     "coalesce(p.artist_name, t.raw_json->'artists'->0->>'name', t.artist_name)", "coalesce(p.track_name, t.name)"
 )
 TRACK_KEY = name_key("coalesce(t.raw_json->'artists'->0->>'name', t.artist_name)", "t.name")
-
-
-def aggregate(cur) -> dict:
-    """The one row an aggregate query always returns."""
-    row = fetch_one(cur)
-    if row is None:
-        raise RuntimeError("an aggregate query returned no row")
-    return row
 
 
 def create_staging(cur) -> None:
@@ -79,12 +71,20 @@ def copy_basic(cur, stream, columns) -> None:
 
 def has_basic_plays(cur, user_id: int) -> bool:
     cur.execute("SELECT EXISTS (SELECT 1 FROM plays WHERE user_id = %s AND source = 'export_basic')", (user_id,))
-    return cur.fetchone()[0]
+    return fetch_value(cur)
+
+
+def has_export_plays(cur, user_id: int) -> bool:
+    """Whether any of the user's plays came from a data export (the dashboard's prompt)."""
+    cur.execute(
+        "SELECT EXISTS (SELECT 1 FROM plays WHERE user_id = %s AND source IN ('export', 'export_basic'))", (user_id,)
+    )
+    return fetch_value(cur)
 
 
 def play_count(cur, user_id: int) -> int:
     cur.execute("SELECT count(*) FROM plays WHERE user_id = %s", (user_id,))
-    return cur.fetchone()[0]
+    return fetch_value(cur)
 
 
 # Tracks the export names that the catalogue lacks: stored at once with the export's names,
@@ -160,13 +160,13 @@ def resolve_extended(cur, user_id: int, supersede_basic: bool) -> dict:
     then empty the stage. Returns counts: new_tracks, new_plays, completed (known plays the
     export completed), superseded_basic, already_known, duplicates (twice in the upload)."""
     cur.execute(ADD_NAMED_TRACKS)
-    new_tracks = cur.fetchone()[0]
+    new_tracks = fetch_value(cur)
     superseded = 0
     if supersede_basic:
         cur.execute(DELETE_SUPERSEDED_BASIC, {"user_id": user_id})
         superseded = cur.rowcount
     cur.execute(INSERT_EXTENDED, {"user_id": user_id})
-    counts = aggregate(cur)
+    counts = fetch_single(cur)
     cur.execute("TRUNCATE history_stage")
     return {
         "new_tracks": new_tracks,
@@ -248,7 +248,7 @@ def resolve_basic(cur, user_id: int) -> dict:
     linked (of them, matched to a known track by names), already_known, duplicates (the
     same row twice in the upload) and no_free_second (more than 60 plays in one minute)."""
     cur.execute("SELECT count(*) FROM history_stage_basic")
-    staged = cur.fetchone()[0]
+    staged = fetch_value(cur)
     if not staged:
         return {"new_plays": 0, "linked": 0, "already_known": 0, "duplicates": 0, "no_free_second": 0}
     cur.execute(COLLECT_BASIC)
@@ -256,7 +256,7 @@ def resolve_basic(cur, user_id: int) -> dict:
     cur.execute(DROP_KNOWN_BASIC, {"user_id": user_id})
     known = cur.rowcount
     cur.execute(INSERT_BASIC, {"user_id": user_id})
-    counts = aggregate(cur)
+    counts = fetch_single(cur)
     return {
         "new_plays": counts["inserted"],
         "linked": counts["linked"],
@@ -313,7 +313,7 @@ RUN_COLUMNS = """id, user_id, status, stage, files, bytes_total, bytes_done, row
 def create_import(cur, user_id: int) -> int:
     """A new import in 'uploading': files are added to it until it is started."""
     cur.execute("INSERT INTO history_imports (user_id) VALUES (%s) RETURNING id", (user_id,))
-    return cur.fetchone()[0]
+    return fetch_value(cur)
 
 
 def add_file(cur, import_id: int, name: str, byte_size: int) -> None:
@@ -365,13 +365,15 @@ def begin_import(cur, import_id: int, worker: str) -> bool:
     return cur.rowcount == 1
 
 
-def set_progress(cur, import_id: int, stage: str, bytes_done: int, rows_done: int) -> None:
+def set_progress(cur, import_id: int, stage: str, bytes_done: int, bytes_total: int, rows_done: int) -> None:
+    """Progress of a running import; bytes count unpacked JSON (a zip's entries), so the
+    total replaces the uploaded files' sizes once reading starts."""
     cur.execute(
         """
-        UPDATE history_imports SET stage = %s, bytes_done = %s, rows_done = %s, heartbeat_at = now()
+        UPDATE history_imports SET stage = %s, bytes_done = %s, bytes_total = %s, rows_done = %s, heartbeat_at = now()
         WHERE id = %s AND status = 'running'
     """,
-        (stage, bytes_done, rows_done, import_id),
+        (stage, bytes_done, bytes_total, rows_done, import_id),
     )
 
 

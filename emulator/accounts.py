@@ -41,7 +41,8 @@ margin:3em auto;line-height:1.5}}button{{font-size:1em;padding:.4em 1.2em;margin
 <fieldset><legend>Log in as a demo listener</legend>{users}</fieldset><p>
 <button type="submit" name="action" value="approve">Agree</button>
 <button type="submit" name="action" value="deny">Cancel</button></p></form>
-<p><small>Demo data: a local stand-in for Spotify; no real account is used.</small></p></body></html>"""
+<p><small>Demo data: a local stand-in for Spotify; no real account is used.
+<a href="/_emulator/privacy">Request your data</a> (a listener's data export).</small></p></body></html>"""
 
 
 class AuthorizeError(Exception):

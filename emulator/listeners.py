@@ -227,22 +227,29 @@ def saved_tracks(user_id: str, as_of: datetime) -> list:
     return [save for save in _library(user_id) if save[1] <= as_of]
 
 
+def day_plays(user_id: str, day: date) -> list:
+    """Every play of the listener on a calendar day: (track_id, played_at), in order.
+
+    Listening sessions laid out per day from a seed of (listener, day): the same plays
+    whoever asks (recently played, the synthetic data export of data_export.py).
+    """
+    catalogue, plays = get_catalogue(), []
+    rng = random.Random(f"{user_id}:plays:{day.isoformat()}")
+    chart = top_track_ids(user_id, "short_term", day)[:40]
+    for _ in range(rng.randint(1, 3)):
+        at = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(minutes=rng.randrange(7 * 60, 23 * 60))
+        for _ in range(rng.randint(4, 14)):
+            track_id = chart[min(int(rng.expovariate(1 / 8)), len(chart) - 1)]
+            plays.append((track_id, at))
+            at += timedelta(milliseconds=catalogue.tracks[track_id].duration_ms + rng.randrange(2000, 30000))
+    return sorted(plays, key=lambda p: p[1])
+
+
 def recently_played(user_id: str, now: datetime) -> list:
     """The last 50 plays before `now`: (track_id, played_at), newest first.
 
-    Plays come from listening sessions laid out per calendar day, so asking
-    again a minute later gives the same history plus anything new.
+    Asking again a minute later gives the same history plus anything new.
     """
-    catalogue, plays = get_catalogue(), []
-    for back in range(3, -1, -1):
-        day = now.date() - timedelta(days=back)
-        rng = random.Random(f"{user_id}:plays:{day.isoformat()}")
-        chart = top_track_ids(user_id, "short_term", day)[:40]
-        for _ in range(rng.randint(1, 3)):
-            at = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(minutes=rng.randrange(7 * 60, 23 * 60))
-            for _ in range(rng.randint(4, 14)):
-                track_id = chart[min(int(rng.expovariate(1 / 8)), len(chart) - 1)]
-                plays.append((track_id, at))
-                at += timedelta(milliseconds=catalogue.tracks[track_id].duration_ms + rng.randrange(2000, 30000))
+    plays = [p for back in range(3, -1, -1) for p in day_plays(user_id, now.date() - timedelta(days=back))]
     plays = [p for p in plays if p[1] <= now]
     return sorted(plays, key=lambda p: p[1], reverse=True)[:RECENTLY_PLAYED_MAX]

@@ -18,11 +18,14 @@ Emulator-only extensions, which real Spotify never sends or accepts:
   * GET/POST/DELETE /_emulator/faults: show, add, reset fault switches
     (POST body: see `configure_from_json`);
   * GET /_emulator/users: the demo listeners; /_emulator/images/...: cover art;
+  * GET /_emulator/privacy and /_emulator/data-export/<user>.zip: "Download your data"
+    at once, a synthetic export of the listener's own plays (data_export.py);
   * an `X-Emulator-Fault` header on every response a fault switch produced.
 
 Module map: catalogue (tracks), listeners (demo users, taste
 drift), state (tokens, playlists, clock, faults), objects
-(JSON shapes), accounts (/authorize, /api/token), web_api (/v1).
+(JSON shapes), accounts (/authorize, /api/token), web_api (/v1), data_export
+(the synthetic data export).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from . import objects
 from .accounts import accounts
 from .catalogue import get_catalogue
+from .data_export import data_export
 from .listeners import DEMO_USERS, TIME_RANGES, top_track_ids
 from .state import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorState, Faults
 from .web_api import api_error, web_api
@@ -72,6 +76,7 @@ def create_app(state: EmulatorState | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_blueprint(accounts)
     app.register_blueprint(web_api)
+    app.register_blueprint(data_export)  # /_emulator/privacy: the synthetic data export
     app.add_url_rule("/_emulator/faults", view_func=_faults_view, methods=["GET", "POST", "DELETE"])
     app.add_url_rule("/_emulator/users", view_func=_users_view)
     app.add_url_rule("/_emulator/images/<kind>/<obj_id>.svg", view_func=_image_view)

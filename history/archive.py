@@ -15,7 +15,7 @@ import hashlib
 import os
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -173,7 +173,7 @@ class _ClosingEntry:
         self.archive.close()
 
 
-def all_sources(paths: list[tuple[str, str | None]], max_unpacked: int = MAX_UNPACKED) -> Iterator[Source]:
+def all_sources(paths: Sequence[tuple[str, str | None]], max_unpacked: int = MAX_UNPACKED) -> Iterator[Source]:
     """Every history file of several uploads/paths: (path, label) pairs, in the order given."""
     budget = max_unpacked
     for path, label in paths:

@@ -18,7 +18,7 @@ import io
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import ijson
@@ -302,7 +302,7 @@ class _Stopped(Exception):
 def import_files(
     conn,
     user_id: int,
-    paths: list[tuple[str, str | None]],
+    paths: Sequence[tuple[str, str | None]],
     progress: Progress | None = None,
     max_unpacked: int = archive.MAX_UNPACKED,
     force: bool = False,
@@ -317,7 +317,7 @@ def describe(summary: dict) -> str:
     """The summary in one or two sentences, for the CLI and the page."""
     files = len(summary["files"])
     if summary["files_already_imported"] == files and files:
-        return f"Nothing new: {'this file was' if files == 1 else f'all {files} files were'} imported before."
+        return f"Nothing new: {'this file was' if files == 1 else f'all {files} history files were'} imported before."
     not_plays = summary["not_plays"]
     spoken = not_plays["podcast"] + not_plays["audiobook"] + not_plays["video"]
     parts = [

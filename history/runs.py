@@ -1,0 +1,177 @@
+"""A recorded import (``history_imports``): its uploaded files, the background run, progress.
+
+The page uploads files into an import in 'uploading' (each streamed to a file of its own
+under ``instance/history-uploads/<id>/``, never under the name the browser sent), then
+queues it. The run happens in the background, never inside a request, and reports
+progress (rows, bytes, stage) in small transactions of its own, so any worker can answer
+the page's polls. It ends in 'succeeded' with the summary or 'failed' with a message a
+person can read; the uploaded files are deleted either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+import history_db
+from database import DatabaseUnavailable, connection, transaction
+
+from .archive import BadInput, display_name
+from .importer import describe, import_files
+
+log = logging.getLogger(__name__)
+
+UPLOAD_DIR = "history-uploads"
+
+
+class ImportAlreadyRunning(Exception):
+    pass
+
+
+class UploadTooLarge(Exception):
+    pass
+
+
+def upload_dir(instance_path: str, import_id: int) -> Path:
+    return Path(instance_path) / UPLOAD_DIR / str(int(import_id))
+
+
+def save_upload(instance_path: str, import_id: int, name: str, stream, limit: int) -> dict:
+    """Stream an uploaded file to disk (at most ``limit`` bytes) and add it to the import."""
+    folder = upload_dir(instance_path, import_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{len(list(folder.iterdir())) + 1:03d}.upload"
+    written = 0
+    try:
+        with open(path, "xb") as out:
+            while chunk := stream.read(1 << 20):
+                written += len(chunk)
+                if written > limit:
+                    raise UploadTooLarge(
+                        f"{display_name(name)} is larger than the {limit // 1024**2} MB an upload may be"
+                    )
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    (folder / f"{path.stem}.name").write_text(display_name(name))
+    with transaction() as cur:
+        history_db.add_file(cur, import_id, display_name(name), written)
+    return {"name": display_name(name), "bytes": written}
+
+
+def uploaded_files(instance_path: str, import_id: int) -> list[tuple[str, str]]:
+    """(path, name shown) of an import's uploads, in upload order."""
+    folder = upload_dir(instance_path, import_id)
+    if not folder.is_dir():
+        return []
+    return [
+        (str(path), (folder / f"{path.stem}.name").read_text())
+        for path in sorted(folder.glob("*.upload"))
+        if (folder / f"{path.stem}.name").exists()
+    ]
+
+
+def forget_uploads(instance_path: str, import_id: int) -> None:
+    shutil.rmtree(upload_dir(instance_path, import_id), ignore_errors=True)
+
+
+def queue(import_id: int, user_id: int, worker: str, worker_alive) -> None:
+    with transaction() as cur:
+        if not history_db.queue_import(cur, import_id, user_id, worker, worker_alive):
+            raise ImportAlreadyRunning("An import is already running for you; wait for it to finish.")
+
+
+def run(instance_path: str, import_id: int, user_id: int, worker: str, max_unpacked: int, after=None) -> dict:
+    """Run a queued import to its end and record the outcome; ``after(summary)`` runs on
+    success (the enrichment of new tracks). Returns {"summary": ...} or {"error": ...}."""
+    with transaction() as cur:
+        if not history_db.begin_import(cur, import_id, worker):
+            return {"error": "not queued"}
+    outcome: dict[str, Any]
+    try:
+        outcome = {"summary": _import(instance_path, import_id, user_id, max_unpacked)}
+    except BadInput as exc:
+        outcome = {"error": f"{exc}. Nothing was imported."}
+    except (psycopg2.Error, DatabaseUnavailable) as exc:
+        log.warning("import %s: database error: %s", import_id, exc)
+        outcome = {"error": "The database failed during the import; nothing was imported. Please try again."}
+    except Exception:
+        log.exception("import %s failed unexpectedly", import_id)
+        outcome = {"error": "The import failed unexpectedly; nothing was imported. It has been logged."}
+    finally:
+        forget_uploads(instance_path, import_id)
+    record_outcome(import_id, outcome)
+    if "summary" in outcome and after is not None:
+        after(outcome["summary"])
+    return outcome
+
+
+def _import(instance_path: str, import_id: int, user_id: int, max_unpacked: int) -> dict:
+    files = uploaded_files(instance_path, import_id)
+    if not files:
+        raise BadInput("No files were uploaded")
+
+    def progress(stage: str, done: int, total: int, rows: int) -> None:
+        with transaction() as cur:
+            history_db.set_progress(cur, import_id, stage, done, total, rows)
+
+    with connection() as conn:
+        summary = import_files(conn, user_id, files, progress, max_unpacked)
+    summary["message"] = describe(summary)
+    return summary
+
+
+def record_outcome(import_id: int, outcome: dict[str, Any], attempts: int = 30, pause: float = 1.0) -> None:
+    """Write the result, waiting out a database outage (likely the reason it failed)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction() as cur:
+                if "summary" in outcome:
+                    history_db.finish_import(cur, import_id, outcome["summary"])
+                else:
+                    history_db.fail_import(cur, import_id, outcome["error"])
+            return
+        except (DatabaseUnavailable, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            if attempt == attempts:
+                log.error("import %s: could not record its outcome: %s", import_id, exc)
+                return
+            time.sleep(pause)
+
+
+def run_in_thread(target: Callable[[], object], import_id: int) -> threading.Thread:
+    """The import on a thread of its own (used while no job engine runs it)."""
+    thread = threading.Thread(target=target, name=f"history-import-{import_id}", daemon=True)
+    thread.start()
+    return thread
+
+
+def status(row: dict) -> dict:
+    """An import as the page shows it: progress with rate and ETA, then the summary."""
+    seconds = float(row["seconds"] or 0)
+    rate = row["rows_done"] / seconds if seconds > 0 and row["rows_done"] else None
+    share = row["bytes_done"] / row["bytes_total"] if row["bytes_total"] else None
+    eta = seconds * (1 - share) / share if share and 0 < share < 1 and row["status"] == "running" else None
+    summary = row["summary"] or {}
+    return {
+        "id": row["id"],
+        "status": row["status"],
+        "stage": row["stage"],
+        "files": row["files"],
+        "rows_done": row["rows_done"],
+        "bytes_done": row["bytes_done"],
+        "bytes_total": row["bytes_total"],
+        "share": round(share, 4) if share is not None else None,
+        "rows_per_second": round(rate) if rate else None,
+        "eta_seconds": round(eta) if eta is not None else None,
+        "seconds": round(seconds, 1),
+        "message": summary.get("message") if row["status"] == "succeeded" else row["error"],
+        "summary": summary if row["status"] == "succeeded" else None,
+    }

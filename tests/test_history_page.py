@@ -1,0 +1,150 @@
+"""The "Import your Spotify history" page: upload, background run, progress, summary; and
+the emulator's synthetic data export it is tried with in demo mode."""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import timedelta
+
+import pytest
+import requests
+
+from conftest import FROZEN_NOW
+from emulator.data_export import listening
+from helpers import csrf_token, query, user_id
+
+
+def download_export(emulator, listener="ava", **params) -> bytes:
+    answer = requests.get(f"{emulator.base_url}/_emulator/data-export/{listener}.zip", params=params, timeout=60)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/zip"
+    return answer.content
+
+
+def upload(client, data: bytes, name="my_spotify_data.zip", import_id=None):
+    token = csrf_token(client, "/import")
+    url = "/import/files" + (f"?import={import_id}" if import_id else "")
+    return client.post(
+        url,
+        data=data,
+        headers={"X-CSRFToken": token, "X-File-Name": name, "Accept": "application/json"},
+        content_type="application/octet-stream",
+    )
+
+
+def start(client, import_id: int):
+    token = csrf_token(client, "/import")
+    return client.post(f"/import/{import_id}/start", headers={"X-CSRFToken": token, "Accept": "application/json"})
+
+
+def wait_for_import(client, import_id: int, timeout: float = 60) -> dict:
+    deadline, seen = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        status = client.get(f"/api/import/{import_id}").get_json()
+        seen.append(status["status"])
+        if status["status"] in ("succeeded", "failed"):
+            status["seen"] = seen
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"import {import_id} did not finish: {seen[-3:]}")
+
+
+def import_bytes(client, data: bytes, name="my_spotify_data.zip") -> dict:
+    answer = upload(client, data, name)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    import_id = answer.get_json()["import_id"]
+    started = start(client, import_id)
+    assert started.status_code == 202, started.get_data(as_text=True)
+    return wait_for_import(client, import_id)
+
+
+def test_a_demo_listener_imports_its_synthetic_export_and_reads_the_summary(logged_in, spotify_app, emulator, db):
+    client = logged_in("ava")
+    page = client.get("/import").get_data(as_text=True)
+    assert 'id="import-files"' in page and 'id="demo-export-link"' in page and "/_emulator/privacy?user=ava" in page
+
+    status = import_bytes(client, download_export(emulator, days=30))
+    assert status["status"] == "succeeded", status
+    summary = status["summary"]
+    window = listening("ava", (FROZEN_NOW - timedelta(days=30)).date(), FROZEN_NOW.date())
+    distinct = {at.replace(microsecond=0) for _, at in window if at <= FROZEN_NOW}
+    assert len(distinct) > 100  # the listener played in those days
+    ava = user_id(db, "ava")
+    stored = query(db, "SELECT count(*) FROM plays WHERE user_id = %s AND track_id IS NOT NULL", (ava,))[0][0]
+    assert stored == len(distinct)  # every play of the export, the sync's captured ones included once
+    assert summary["completed"] > 0  # the plays the first sync captured, completed with the export's facts
+    assert summary["not_plays"]["podcast"] > 0 and summary["not_plays"]["zero_ms"] > 0
+    assert summary["rows"] > summary["new_plays"]
+
+    shown = client.get(f"/import/{status['id']}").get_data(as_text=True)
+    assert 'id="import-summary"' in shown and f"{summary['new_plays']:,} new plays" in shown
+
+    again = import_bytes(client, download_export(emulator, days=30))
+    assert again["status"] == "succeeded"
+    assert again["message"] == "Nothing new: all 2 history files were imported before."
+    assert query(db, "SELECT count(*) FROM plays WHERE user_id = %s AND track_id IS NOT NULL", (ava,))[0][0] == stored
+
+
+def test_an_unreadable_upload_fails_with_a_message_naming_it(logged_in, db):
+    client = logged_in("bruno")
+    status = import_bytes(client, b"this is not a zip", name="holiday.jpg")
+    assert status["status"] == "failed"
+    assert status["message"].startswith("holiday.jpg: not a zip or JSON file")
+    page = client.get(f"/import/{status['id']}").get_data(as_text=True)
+    assert 'id="import-error"' in page and "holiday.jpg: not a zip or JSON file" in page
+    assert query(db, "SELECT count(*) FROM plays WHERE source <> 'polling'") == [(0,)]
+
+
+def test_uploads_are_bounded_and_private(logged_in, spotify_app, emulator):
+    spotify_app.config["HISTORY_UPLOAD_MAX_BYTES"] = 1024 * 1024
+    client = logged_in("chen")
+    too_big = upload(client, b"[" + b" " * (1024 * 1024 + 10) + b"]", name="Streaming_History_Audio_2020_0.json")
+    assert too_big.status_code == 413
+    assert "larger than the 1,048,576 bytes" in too_big.get_json()["error"]["message"]
+
+    mine = upload(client, b"[]", name="Streaming_History_Audio_2020_0.json").get_json()["import_id"]
+    other = spotify_app.test_client()
+    from helpers import sign_in_and_sync
+
+    sign_in_and_sync(other, emulator, "dana")
+    assert other.get(f"/api/import/{mine}").status_code == 404
+    assert upload(other, b"[]", import_id=mine).status_code == 404
+    assert other.get(f"/import/{mine}").status_code == 404
+
+
+def test_the_form_works_without_script_and_a_second_import_waits(logged_in, emulator):
+    client = logged_in("emeka")
+    token = csrf_token(client, "/import")
+    data = download_export(emulator, "emeka", days=7)
+    answer = client.post(
+        "/import",
+        data={"csrf_token": token, "files": (io.BytesIO(data), "my_spotify_data.zip")},
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 303
+    import_id = int(answer.headers["Location"].rsplit("/", 1)[1])
+    assert wait_for_import(client, import_id)["status"] == "succeeded"
+    assert client.post("/import", data={"csrf_token": token}, content_type="multipart/form-data").status_code == 400
+
+
+def test_the_import_page_is_linked_from_the_dashboard_and_settings(logged_in, emulator):
+    client = logged_in("ava")
+    assert 'id="import-history-link" href="/import"' in client.get("/dashboard").get_data(as_text=True)
+    assert 'id="import-history-link" href="/import"' in client.get("/settings").get_data(as_text=True)
+    consent = requests.get(emulator.base_url + "/_emulator/privacy", timeout=5).text
+    assert 'id="request-extended-ava"' in consent and "Request your data" in consent
+
+
+@pytest.mark.parametrize("generation", ["new", "old"])
+def test_the_emulator_export_carries_private_fields_the_import_drops(emulator, generation):
+    import json
+    import zipfile
+
+    data = download_export(emulator, "dana", days=3, generation=generation)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = archive.namelist()
+        audio = [n for n in names if n.endswith(".json") and ("Audio" in n or "endsong" in n)]
+        rows = json.loads(archive.read(audio[0]))
+    assert rows and all("ts" in r and "ms_played" in r for r in rows)
+    private = {"ip_addr"} if generation == "new" else {"ip_addr_decrypted", "user_agent_decrypted", "username"}
+    assert private <= rows[0].keys()
