@@ -26,7 +26,7 @@ import sync
 import users_db
 from auth import login_required, require_user_id
 from database import transaction
-from history import archive, runs
+from history import archive, enrichment, runs
 
 bp = Blueprint("import_history", __name__)
 
@@ -165,5 +165,12 @@ def queue_and_run(import_id: int) -> None:
     except runs.ImportAlreadyRunning as exc:
         abort(409, str(exc))
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    instance, limit = app.instance_path, unpacked_limit()
-    runs.run_in_thread(lambda: runs.run(instance, import_id, user_id, sync.this_worker(), limit), import_id)
+    instance, limit, settings = app.instance_path, unpacked_limit(), spotify.settings_for(app)
+
+    def enrich_new_tracks(summary: dict) -> None:
+        if summary["new_tracks"]:
+            enrichment.enrich(settings, user_id)
+
+    runs.run_in_thread(
+        lambda: runs.run(instance, import_id, user_id, sync.this_worker(), limit, after=enrich_new_tracks), import_id
+    )

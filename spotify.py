@@ -87,6 +87,10 @@ class SpotifyUnavailable(SpotifyError):
     status = 502
 
 
+class SpotifyNotFound(SpotifyUnavailable):
+    """404 (or 400 for an id Spotify cannot parse): nothing there, asking again will not help."""
+
+
 class SpotifyForbidden(SpotifyError):
     """403: this app may not use the endpoint (audio features for new apps)."""
 
@@ -313,6 +317,8 @@ class SpotifyClient:
                     raise SpotifyForbidden("Spotify does not let this app use that feature.") from None
                 if exc.http_status == 401:
                     raise LoginRequired("Spotify no longer accepts our session. Please log in again.") from None
+                if exc.http_status in (400, 404):
+                    raise SpotifyNotFound(f"Spotify has no such item ({exc.http_status}).") from None
                 if exc.http_status >= 500 and server_errors < SERVER_ERROR_RETRIES:
                     server_errors += 1
                     self._sleep(0.5 * server_errors)
@@ -398,6 +404,14 @@ class SpotifyClient:
                 return found
             found.extend(f for f in answer if isinstance(f, dict) and f.get("id"))
         return found
+
+    def track(self, track_id: str) -> dict:
+        """One full track object, ``GET /v1/tracks/{id}`` (the batch endpoint is gone for
+        development-mode apps since February 2026); SpotifyNotFound when there is none."""
+        answer = self._call(self._sp.track, track_id)
+        if not isinstance(answer.get("id"), str):
+            raise SpotifyUnavailable("Spotify sent a track we could not read.")
+        return answer
 
     def search_tracks(self, query: str, limit: int = 10, offset: int = 0) -> list:
         answer = self._call(self._sp.search, q=query, type="track", limit=min(limit, 10), offset=offset)

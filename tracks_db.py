@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from psycopg2.extras import Json
 
-from database import fetch_all, fetch_one
+from database import fetch_all, fetch_one, fetch_value
 
 CHUNK = 1000  # objects per statement: big enough for few round trips, small enough to stream
 
@@ -249,3 +249,28 @@ def similar_tracks(cur, user_id: int, track_id: str, limit: int = 8) -> dict:
         params,
     )
     return {"method": "artist_and_era", "rows": fetch_all(cur)}
+
+
+# -- enrichment: tracks an export named, fetched whole later (history/enrichment.py) -----
+def tracks_needing_enrichment(cur, after: str = "", limit: int = 50) -> list[str]:
+    """Ids of tracks stored with an export's names only, in id order from ``after``."""
+    cur.execute(
+        """
+        SELECT spotify_id FROM tracks WHERE needs_enrichment AND spotify_id > %s ORDER BY spotify_id LIMIT %s
+    """,
+        (after, limit),
+    )
+    return [row[0] for row in cur.fetchall()]
+
+
+def count_needing_enrichment(cur) -> int:
+    cur.execute("SELECT count(*) FROM tracks WHERE needs_enrichment")
+    return fetch_value(cur)
+
+
+def mark_enriched(cur, track_ids: list) -> int:
+    """The tracks are whole now (or Spotify has none to give): stop asking for them."""
+    cur.execute(
+        "UPDATE tracks SET needs_enrichment = false WHERE spotify_id = ANY(%s) AND needs_enrichment", (track_ids,)
+    )
+    return cur.rowcount
