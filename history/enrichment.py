@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import tracks_db
 from database import transaction
@@ -32,7 +33,7 @@ def enrich(
     """Fetch up to ``limit`` (None: all) flagged tracks with the user's token. Returns
     {"enriched", "gone" (Spotify has no such track), "left", "stopped" (why it stopped early,
     or None), "retry_after" (seconds, when Spotify asked us to wait)}."""
-    done = {"enriched": 0, "gone": 0, "stopped": None, "retry_after": None}
+    done: dict[str, Any] = {"enriched": 0, "gone": 0, "stopped": None, "retry_after": None}
     try:
         client = client_for(settings, user_id)
         after = ""
