@@ -14,10 +14,9 @@ from flask.cli import with_appcontext
 
 import db_config
 from database import DatabaseUnavailable, connection, transaction
-from migration.load import ensure_owner
 
 from .archive import BadInput
-from .importer import describe, import_files
+from .importer import describe, import_files, owner
 
 
 def valid_spotify_id(ctx, param, value: str) -> str:
@@ -47,9 +46,7 @@ def import_history_command(paths: tuple[str, ...], spotify_id: str) -> None:
     try:
         with connection() as conn:
             with transaction(conn) as cur:
-                user_id = ensure_owner(cur, spotify_id)
-            if user_id is None:
-                raise click.ClickException(f"could not create the user {spotify_id!r}")
+                user_id = owner(cur, spotify_id)
             summary = import_files(conn, user_id, [(path, None) for path in paths], print_progress)
     except BadInput as exc:
         raise click.ClickException(f"{exc}; nothing was imported") from None

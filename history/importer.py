@@ -25,6 +25,7 @@ import ijson
 
 import history_db
 from database import transaction
+from migration.load import ensure_owner
 
 from . import archive, formats
 from .archive import BadInput, Source
@@ -297,6 +298,14 @@ class Importer:
 
 class _Stopped(Exception):
     """The database thread gave up; the parser stops quietly."""
+
+
+def owner(cur, spotify_id: str) -> int:
+    """The user a history belongs to, created if unknown, as the migration's ``--user`` does."""
+    user_id = ensure_owner(cur, spotify_id)
+    if user_id is None:
+        raise BadInput(f"the user {spotify_id!r} could not be created")
+    return user_id
 
 
 def import_files(

@@ -11,8 +11,7 @@ from pathlib import Path
 import psycopg2
 
 import database
-from history.importer import import_files
-from migration.load import ensure_owner
+from history.importer import import_files, owner
 
 IP_NEW, IP_OLD = "198.51.100.23", "203.0.113.77"
 USER_AGENT = "Mozilla/5.0 (PrivateAgent 9.9)"
@@ -105,7 +104,7 @@ def connect(db_url: str):
 def user(db_url: str, spotify_id: str = "listener") -> int:
     conn = connect(db_url)
     with database.transaction(conn) as cur:
-        user_id = ensure_owner(cur, spotify_id)
+        user_id = owner(cur, spotify_id)
     conn.close()
     return user_id
 
