@@ -60,55 +60,56 @@ def streamed(generator, mimetype: str, filename: str) -> Response:
     return response
 
 
-@bp.get("/settings/export.json")
-@login_required
-def export_json():
+def download_of_account(chunks, mimetype: str, extension: str):
+    """The person's data streamed as a file named after their account, or home when the
+    account was deleted meanwhile. ``chunks(user_id)`` yields the file's text."""
     user_id = require_user_id()
     with transaction() as cur:
         account = account_db.account_status(cur, user_id)
     if account is None:
         return account_gone()
+    return streamed(chunks(user_id), mimetype, download_name(account["spotify_id"], extension))
 
-    def generate():
-        # One read transaction for the whole file, so every section is the same moment.
-        with transaction() as cur:
-            exported_at = datetime.now().astimezone().isoformat()
-            yield f'{{"exported_at": "{exported_at}", "user": {account_db.export_user_row(cur, user_id)}'
-            for section in account_db.EXPORT_SECTIONS:
-                yield f',\n"{section}": ['
-                first = True
-                for row in account_db.stream_json_rows(cur.connection, user_id, section):
-                    yield ("\n" if first else ",\n") + row
-                    first = False
-                yield "]"
-            yield "}\n"
 
-    return streamed(generate(), "application/json", download_name(account["spotify_id"], "json"))
+def json_export(user_id: int):
+    # One read transaction for the whole file, so every section is the same moment.
+    with transaction() as cur:
+        exported_at = datetime.now().astimezone().isoformat()
+        yield f'{{"exported_at": "{exported_at}", "user": {account_db.export_user_row(cur, user_id)}'
+        for section in account_db.EXPORT_SECTIONS:
+            yield f',\n"{section}": ['
+            first = True
+            for row in account_db.stream_json_rows(cur.connection, user_id, section):
+                yield ("\n" if first else ",\n") + row
+                first = False
+            yield "]"
+        yield "}\n"
+
+
+def csv_export(user_id: int):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(account_db.CSV_COLUMNS)
+    with transaction() as cur:
+        for count, row in enumerate(account_db.stream_csv_rows(cur.connection, user_id), 1):
+            writer.writerow(spreadsheet_safe(row))
+            if count % account_db.EXPORT_BATCH == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue()
+
+
+@bp.get("/settings/export.json")
+@login_required
+def export_json():
+    return download_of_account(json_export, "application/json", "json")
 
 
 @bp.get("/settings/export.csv")
 @login_required
 def export_csv():
-    user_id = require_user_id()
-    with transaction() as cur:
-        account = account_db.account_status(cur, user_id)
-    if account is None:
-        return account_gone()
-
-    def generate():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(account_db.CSV_COLUMNS)
-        with transaction() as cur:
-            for count, row in enumerate(account_db.stream_csv_rows(cur.connection, user_id), 1):
-                writer.writerow(spreadsheet_safe(row))
-                if count % account_db.EXPORT_BATCH == 0:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
-
-    return streamed(generate(), "text/csv; charset=utf-8", download_name(account["spotify_id"], "csv"))
+    return download_of_account(csv_export, "text/csv; charset=utf-8", "csv")
 
 
 @bp.post("/settings/delete")
