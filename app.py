@@ -19,6 +19,7 @@ import errors
 import health
 import history.cli
 import home
+import http_cache
 import import_history
 import playlists
 import search
@@ -42,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     security.init_app(app)
+    http_cache.init_app(app)
     database.init_app(app)
     errors.init_app(app)
     spotify.init_app(app)

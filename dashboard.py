@@ -3,16 +3,58 @@ moves, plus the charts' JSON under /api/charts.
 
 The numbers come from snapshots.py (taste over time) and insights_db.py (library and
 track profile); this module only labels them for Chart.js (static/charts.js draws them).
+
+Fast pages (issue 15): /dashboard renders its frame at once (sync status, top tracks,
+a reserved box per chart) and static/charts.js fetches the charts from /api/charts. Every
+answer is computed once per change of the person's data and then read from chart_cache
+(see chart_cache.py), and carries an ETag from the same stamp, so an unchanged view is a
+304 (http_cache.py).
+
+Adding a chart (this is all it takes; the cache, the ETag and the page follow):
+
+1. a pure function ``my_chart(cur, user_id, filters, audio) -> dict`` that reads SQL
+   through a ``*_db.py`` module and returns ``chart("my-chart", kind, labels, datasets,
+   summary=..., empty=...)``; it must depend on nothing but the person's rows, the
+   catalogue, ``filters`` and constants (those are what the stamp counts);
+2. an entry ``"my-chart": Chart(section, title, my_chart)`` in ``CHARTS`` (the order is
+   the page's; a new section also needs its heading in ``SECTIONS``);
+3. its rows live in snapshots, saved_tracks or plays (their triggers move the person's
+   data version) or in the catalogue (tracks, artists: the catalogue version). Anything
+   else it reads must move the version itself: ``users_db.bump_data_version(cur, user_id)``
+   in the writer's transaction, and an input no version counts (a time zone, "today")
+   goes into ``Filters.cache_inputs``;
+4. a test that compares the stored answer with the live SQL (tests/test_fast_pages.py
+   does it for every entry of ``CHARTS``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import NamedTuple
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import generate_csrf
 
+import chart_cache
 import history_db
+import http_cache
 import insights_db
 import library_db
 import snapshots
@@ -54,6 +96,17 @@ class Filters:
             "since": self.since.isoformat() if self.since else None,
         }
 
+    @property
+    def params(self) -> str:
+        """Names the stored answer: one per filter combination and person."""
+        return f"time_range={self.time_range}&period={self.period}"
+
+    @property
+    def cache_inputs(self) -> str:
+        """What the answer depends on that no version counts: the first day of the period
+        moves every midnight."""
+        return self.since.isoformat() if self.since else "all"
+
 
 def read_filters(args) -> Filters:
     """The filters from the query string; anything unknown is a 400 with a message."""
@@ -72,16 +125,14 @@ def shorten(value: str, limit: int = 40) -> str:
 
 
 # -- charts: rows in, Chart.js-ready data out ---------------------------------------
-def chart(
-    name: str, title: str, kind: str, labels=(), datasets=(), *, summary: str = "", empty: str | None = None, **axes
-) -> dict:
-    """One chart's data. ``kind`` is line, bar, hbar or doughnut; ``axes`` carries
-    x_title, y_title, y_reverse, y_max, unit for static/charts.js."""
+def chart(name: str, kind: str, labels=(), datasets=(), *, summary: str = "", empty: str | None = None, **axes) -> dict:
+    """One chart's data, titled from ``CHARTS``. ``kind`` is line, bar, hbar or doughnut;
+    ``axes`` carries x_title, y_title, y_reverse, y_max, unit for static/charts.js."""
     if empty:
         labels, datasets, summary = [], [], ""
     return {
         "name": name,
-        "title": title,
+        "title": CHARTS[name].title,
         "kind": kind,
         "labels": list(labels),
         "datasets": list(datasets),
@@ -101,18 +152,16 @@ def month(value: date) -> str:
 
 def rank_movement_chart(cur, user_id: int, f: Filters, _audio) -> dict:
     rows = snapshots.rank_movement(cur, user_id, f.time_range, f.since)
-    title = "Your current top 10: rank over time"
     if not rows:
-        return chart("rank-movement", title, "line", empty=NO_SNAPSHOT)
+        return chart("rank-movement", "line", empty=NO_SNAPSHOT)
     if rows[0]["days"] < 2:
-        return chart("rank-movement", title, "line", empty=NEEDS_TWO_SNAPSHOTS)
+        return chart("rank-movement", "line", empty=NEEDS_TWO_SNAPSHOTS)
     datasets = [
         {"label": f"#{r['current_rank']} {r['name']} — {r['artist_name'] or 'unknown artist'}", "data": r["ranks"]}
         for r in rows
     ]
     return chart(
         "rank-movement",
-        title,
         "line",
         [day(d) for d in rows[0]["dates"]],
         datasets,
@@ -126,13 +175,11 @@ def rank_movement_chart(cur, user_id: int, f: Filters, _audio) -> dict:
 
 def turnover_chart(cur, user_id: int, f: Filters, _audio) -> dict:
     rows = snapshots.turnover(cur, user_id, f.time_range, f.since)
-    title = "Turnover: share of the list new since the previous snapshot"
     if not rows:
-        return chart("turnover", title, "line", empty=NEEDS_TWO_SNAPSHOTS)
+        return chart("turnover", "line", empty=NEEDS_TWO_SNAPSHOTS)
     last = rows[-1]
     return chart(
         "turnover",
-        title,
         "line",
         [day(r["snapshot_date"]) for r in rows],
         [{"label": "Turnover", "data": [r["turnover_pct"] for r in rows]}],
@@ -147,13 +194,11 @@ def turnover_chart(cur, user_id: int, f: Filters, _audio) -> dict:
 
 def discovery_chart(cur, user_id: int, f: Filters, _audio) -> dict:
     rows = snapshots.discovery(cur, user_id, f.time_range, f.since)
-    title = "Discovery: tracks in your top list for the first time"
     if not rows:
-        return chart("discovery", title, "bar", empty=NEEDS_TWO_SNAPSHOTS)
+        return chart("discovery", "bar", empty=NEEDS_TWO_SNAPSHOTS)
     last = rows[-1]
     return chart(
         "discovery",
-        title,
         "bar",
         [day(r["snapshot_date"]) for r in rows],
         [{"label": "First-time tracks", "data": [r["discovered"] for r in rows]}],
@@ -166,13 +211,11 @@ def discovery_chart(cur, user_id: int, f: Filters, _audio) -> dict:
 
 def artist_diversity_chart(cur, user_id: int, f: Filters, _audio) -> dict:
     rows = snapshots.artist_diversity(cur, user_id, f.time_range, f.since)
-    title = "Artist diversity per month"
     if not rows:
-        return chart("artist-diversity", title, "bar", empty=NO_SNAPSHOT)
+        return chart("artist-diversity", "bar", empty=NO_SNAPSHOT)
     last = rows[-1]
     return chart(
         "artist-diversity",
-        title,
         "bar",
         [month(r["month"]) for r in rows],
         [
@@ -188,13 +231,11 @@ def artist_diversity_chart(cur, user_id: int, f: Filters, _audio) -> dict:
 
 def consistent_artists_chart(cur, user_id: int, f: Filters, _audio) -> dict:
     rows = snapshots.consistent_artists(cur, user_id, f.time_range, f.since)
-    title = "Most consistent artists"
     if not rows:
-        return chart("consistent-artists", title, "hbar", empty=NO_SNAPSHOT)
+        return chart("consistent-artists", "hbar", empty=NO_SNAPSHOT)
     top = rows[0]
     return chart(
         "consistent-artists",
-        title,
         "hbar",
         [r["artist_name"] for r in rows],
         [{"label": "Snapshot days present", "data": [r["presence_pct"] for r in rows]}],
@@ -207,13 +248,11 @@ def consistent_artists_chart(cur, user_id: int, f: Filters, _audio) -> dict:
 
 def library_growth_chart(cur, user_id: int, f: Filters, _audio) -> dict:
     rows = insights_db.library_growth(cur, user_id, f.since)
-    title = "Library growth"
     if not rows:
-        return chart("library-growth", title, "line", empty="No saved tracks in this period.")
+        return chart("library-growth", "line", empty="No saved tracks in this period.")
     last = rows[-1]
     return chart(
         "library-growth",
-        title,
         "line",
         [month(r["month"]) for r in rows],
         [{"label": "Saved tracks", "data": [r["library_size"] for r in rows]}],
@@ -228,12 +267,10 @@ def release_years_chart(cur, user_id: int, f: Filters, _audio) -> dict:
     rows = insights_db.release_years(cur, user_id, f.since)
     known = [r for r in rows if r["year"] is not None]
     unknown = next((r["tracks"] for r in rows if r["year"] is None), 0)
-    title = "Release years"
     if not known:
-        return chart("release-years", title, "bar", empty="None of your tracks in this period has a release date.")
+        return chart("release-years", "bar", empty="None of your tracks in this period has a release date.")
     return chart(
         "release-years",
-        title,
         "bar",
         [str(r["year"]) for r in known],
         [
@@ -254,10 +291,9 @@ def release_years_chart(cur, user_id: int, f: Filters, _audio) -> dict:
 def decades_chart(cur, user_id: int, f: Filters, _audio) -> dict:
     rows = insights_db.release_decades(cur, user_id, f.since)
     if not rows:
-        return chart("decades", "Decades", "bar", empty="None of your tracks in this period has a release date.")
+        return chart("decades", "bar", empty="None of your tracks in this period has a release date.")
     return chart(
         "decades",
-        "Decades",
         "bar",
         [f"{r['decade']}s" for r in rows],
         [{"label": "Tracks", "data": [r["tracks"] for r in rows]}],
@@ -268,9 +304,8 @@ def decades_chart(cur, user_id: int, f: Filters, _audio) -> dict:
 
 def explicit_chart(cur, user_id: int, f: Filters, _audio) -> dict:
     share = insights_db.explicit_share(cur, user_id, f.since)
-    title = "Explicit lyrics"
     if not share["tracks"]:
-        return chart("explicit", title, "doughnut", empty="No tracks in this period.")
+        return chart("explicit", "doughnut", empty="No tracks in this period.")
     parts = [("Explicit", share["explicit"]), ("Clean", share["clean"]), ("Not known", share["unknown"])]
     parts = [p for p in parts if p[1]] or parts
     summary = (
@@ -280,7 +315,6 @@ def explicit_chart(cur, user_id: int, f: Filters, _audio) -> dict:
     )
     return chart(
         "explicit",
-        title,
         "doughnut",
         [p[0] for p in parts],
         [{"label": "Tracks", "data": [p[1] for p in parts]}],
@@ -292,11 +326,10 @@ def explicit_chart(cur, user_id: int, f: Filters, _audio) -> dict:
 def durations_chart(cur, user_id: int, f: Filters, _audio) -> dict:
     rows = insights_db.durations(cur, user_id, f.since)
     if not rows:
-        return chart("durations", "Track length", "bar", empty="No track lengths in this period.")
+        return chart("durations", "bar", empty="No track lengths in this period.")
     median = rows[0]["median_ms"] // 1000
     return chart(
         "durations",
-        "Track length",
         "bar",
         [f"{r['minute']}+ min" if r["minute"] == 10 else f"{r['minute']}–{r['minute'] + 1} min" for r in rows],
         [{"label": "Tracks", "data": [r["tracks"] for r in rows]}],
@@ -314,14 +347,12 @@ def no_audio_features(coverage: dict) -> str:
 
 
 def energy_chart(cur, user_id: int, f: Filters, audio: dict | None) -> dict:
-    title = "Energy"
     audio = audio or insights_db.audio_feature_coverage(cur, user_id, f.since)
     if not audio["with_features"]:
-        return chart("energy", title, "bar", empty=no_audio_features(audio))
+        return chart("energy", "bar", empty=no_audio_features(audio))
     rows = insights_db.energy_distribution(cur, user_id, f.since)
     return chart(
         "energy",
-        title,
         "bar",
         [f"{r['low']:.1f}–{r['high']:.1f}" for r in rows],
         [{"label": "Tracks", "data": [r["tracks"] for r in rows]}],
@@ -332,10 +363,9 @@ def energy_chart(cur, user_id: int, f: Filters, audio: dict | None) -> dict:
 
 
 def mood_chart(cur, user_id: int, f: Filters, audio: dict | None) -> dict:
-    title = "Mood: energy × valence"
     audio = audio or insights_db.audio_feature_coverage(cur, user_id, f.since)
     if not audio["with_features"]:
-        return chart("mood", title, "bar", empty=no_audio_features(audio))
+        return chart("mood", "bar", empty=no_audio_features(audio))
     rows = insights_db.mood_quadrants(cur, user_id, f.since)
     meaning = "; ".join(
         f"{r['quadrant']}: {'high' if r['high_energy'] else 'low'} energy, "
@@ -344,7 +374,6 @@ def mood_chart(cur, user_id: int, f: Filters, audio: dict | None) -> dict:
     )
     return chart(
         "mood",
-        title,
         "bar",
         [r["quadrant"] for r in rows],
         [{"label": "Share of tracks", "data": [r["share_pct"] for r in rows]}],
@@ -356,28 +385,94 @@ def mood_chart(cur, user_id: int, f: Filters, audio: dict | None) -> dict:
     )
 
 
-# name -> (section, builder); the order is the page's
+Builder = Callable[..., dict]  # (cur, user_id, filters, audio coverage or None) -> chart()
+
+
+class Chart(NamedTuple):
+    section: str
+    title: str  # also the frame's, before the data arrives
+    build: Builder
+
+
+SECTIONS = {"taste": "Taste over time", "library": "Your library", "era": "Era", "sound": "Sound"}
+# the order is the page's
 CHARTS = {
-    "rank-movement": ("taste", rank_movement_chart),
-    "turnover": ("taste", turnover_chart),
-    "discovery": ("taste", discovery_chart),
-    "artist-diversity": ("taste", artist_diversity_chart),
-    "consistent-artists": ("taste", consistent_artists_chart),
-    "library-growth": ("library", library_growth_chart),
-    "release-years": ("era", release_years_chart),
-    "decades": ("era", decades_chart),
-    "explicit": ("sound", explicit_chart),
-    "durations": ("sound", durations_chart),
-    "energy": ("sound", energy_chart),
-    "mood": ("sound", mood_chart),
+    "rank-movement": Chart("taste", "Your current top 10: rank over time", rank_movement_chart),
+    "turnover": Chart("taste", "Turnover: share of the list new since the previous snapshot", turnover_chart),
+    "discovery": Chart("taste", "Discovery: tracks in your top list for the first time", discovery_chart),
+    "artist-diversity": Chart("taste", "Artist diversity per month", artist_diversity_chart),
+    "consistent-artists": Chart("taste", "Most consistent artists", consistent_artists_chart),
+    "library-growth": Chart("library", "Library growth", library_growth_chart),
+    "release-years": Chart("era", "Release years", release_years_chart),
+    "decades": Chart("era", "Decades", decades_chart),
+    "explicit": Chart("sound", "Explicit lyrics", explicit_chart),
+    "durations": Chart("sound", "Track length", durations_chart),
+    "energy": Chart("sound", "Energy", energy_chart),
+    "mood": Chart("sound", "Mood: energy × valence", mood_chart),
 }
 AUDIO_CHARTS = {"energy", "mood"}
+WIDE_CHARTS = {"rank-movement"}
 
 
 def build_charts(cur, user_id: int, filters: Filters, names=CHARTS) -> dict:
+    """The live answers, straight from SQL (what the store keeps)."""
     # fetched once for both audio charts (each fetches it itself when called alone)
     audio = insights_db.audio_feature_coverage(cur, user_id, filters.since) if AUDIO_CHARTS & set(names) else None
-    return {name: CHARTS[name][1](cur, user_id, filters, audio) for name in names}
+    return {name: CHARTS[name].build(cur, user_id, filters, audio) for name in names}
+
+
+def stored_charts(cur, user_id: int, filters: Filters, names: list[str]) -> chart_cache.Lookup | None:
+    return chart_cache.lookup(cur, user_id, names, filters.params, filters.cache_inputs)
+
+
+def complete_charts(cur, found: chart_cache.Lookup, filters: Filters) -> dict[str, str]:
+    return chart_cache.complete(cur, found, lambda c, missing: build_charts(c, found.user_id, filters, missing))
+
+
+# The frame's own numbers (top tracks, counts), stored like a chart.
+OVERVIEW = "dashboard-overview"
+
+
+def overview(cur, user_id: int) -> dict:
+    return {
+        "top": {
+            r: [
+                {"rank": t["rank"], "name": t["name"], "artist_name": t["artist_name"]}
+                for t in snapshots.latest_top_tracks(cur, user_id, r, limit=10)
+            ]
+            for r in spotify.TIME_RANGES
+        },
+        "snapshot_days": snapshots.snapshot_day_count(cur, user_id),
+        "library": library_db.library_size(cur, user_id),
+        "has_export_history": history_db.has_export_plays(cur, user_id),
+    }
+
+
+@chart_cache.warmer
+def warm_dashboard(cur, user_id: int) -> None:
+    """After a sync: the frame and the charts with the default filters, ready."""
+    filters = Filters(DEFAULT_TIME_RANGE, DEFAULT_PERIOD)
+    found = stored_charts(cur, user_id, filters, list(CHARTS))
+    if found is not None:
+        complete_charts(cur, found, filters)
+    chart_cache.answers(cur, user_id, [OVERVIEW], "", "", lambda c, _: {OVERVIEW: overview(c, user_id)})
+
+
+def page_tag(user_id: int, filters: Filters, found: chart_cache.Lookup, user: dict, run: dict | None) -> str | None:
+    """The frame's ETag: everything the frame shows. None (no 304, no ETag) while a flash
+    message waits: it is shown once."""
+    if session.get("_flashes"):
+        return None
+    # The page embeds a CSRF token valid WTF_CSRF_TIME_LIMIT seconds; a page kept longer
+    # than half of that is rendered again, so its "Sync now" button always works.
+    limit = current_app.config.get("WTF_CSRF_TIME_LIMIT", 3600)
+    token_age = int(time.time() // (limit / 2)) if limit else 0
+    generate_csrf()  # the session's CSRF secret exists from now on (a first visit makes it)
+    csrf_secret = hashlib.sha256(str(session.get("csrf_token")).encode()).hexdigest()[:12]
+    run_state = (run["id"], run["status"], run["stage"], run["finished_at"]) if run else None
+    return http_cache.etag(
+        "dashboard", user_id, filters.params, found.stamp, user["display_name"], run_state, token_age, csrf_secret
+    )
 
 
 # -- views ------------------------------------------------------------------------
@@ -388,42 +483,60 @@ def index():
     filters = read_filters(request.args)
     with transaction() as cur:
         user = users_db.get_user(cur, user_id)
-        if user is None:  # the account was deleted elsewhere
+        found = chart_cache.lookup(cur, user_id, [OVERVIEW], "", "")
+        if user is None or found is None:  # the account was deleted elsewhere
             session.clear()
             return redirect(url_for("home.index"))
         run = sync_runs_db.latest_run(cur, user_id)
-        top = {r: snapshots.latest_top_tracks(cur, user_id, r, limit=10) for r in spotify.TIME_RANGES}
-        snapshot_days = snapshots.snapshot_day_count(cur, user_id)
-        library = library_db.library_size(cur, user_id)
-        has_export_history = history_db.has_export_plays(cur, user_id)
-        charts = build_charts(cur, user_id, filters)
-    sections: dict[str, list[dict]] = {}
-    for name, (section, _) in CHARTS.items():
-        sections.setdefault(section, []).append(charts[name])
-    return render_template(
-        "dashboard/index.html",
-        user=user,
-        run=run,
-        top=top,
-        library=library,
-        snapshot_days=snapshot_days,
-        has_export_history=has_export_history,
-        demo=spotify.settings_for(current_app).demo,
-        filters=filters,
-        charts=charts,
-        sections=sections,
-        time_ranges=spotify.TIME_RANGE_LABELS,
-        periods=PERIODS,
+        tag = page_tag(user_id, filters, found, user, run)
+        if tag and (unchanged := http_cache.not_modified(tag)):
+            return unchanged
+        frame = json.loads(chart_cache.complete(cur, found, lambda c, _: {OVERVIEW: overview(c, user_id)})[OVERVIEW])
+    sections: dict[str, list] = {}
+    for name, spec in CHARTS.items():
+        sections.setdefault(spec.section, []).append({"name": name, "title": spec.title, "wide": name in WIDE_CHARTS})
+    response = Response(
+        render_template(
+            "dashboard/index.html",
+            user=user,
+            run=run,
+            top=frame["top"],
+            library=frame["library"],
+            snapshot_days=frame["snapshot_days"],
+            has_export_history=frame["has_export_history"],
+            demo=spotify.settings_for(current_app).demo,
+            filters=filters,
+            sections=sections,
+            section_titles=SECTIONS,
+            charts_url=url_for("dashboard.all_charts_data", time_range=filters.time_range, period=filters.period),
+            time_ranges=spotify.TIME_RANGE_LABELS,
+            periods=PERIODS,
+        )
     )
+    return http_cache.revalidate(response, tag) if tag else response
+
+
+def charts_response(names: list[str], one: bool = False) -> Response:
+    """The charts' JSON, from the store, with its ETag; a 304 when the browser has it."""
+    user_id = require_user_id()
+    filters = read_filters(request.args)
+    with transaction() as cur:
+        found = stored_charts(cur, user_id, filters, names)
+        if found is None:
+            abort(401, "Please log in with Spotify.")
+        tag = http_cache.etag("charts", user_id, ",".join(names), filters.params, found.stamp)
+        if unchanged := http_cache.not_modified(tag):
+            return unchanged
+        answers = complete_charts(cur, found, filters)
+    charts = answers[names[0]] if one else chart_cache.json_object(answers)
+    body = chart_cache.json_object({"filters": json.dumps(filters.as_dict()), "chart" if one else "charts": charts})
+    return http_cache.revalidate(Response(body, mimetype="application/json"), tag)
 
 
 @bp.get("/api/charts")
 @login_required
 def all_charts_data():
-    filters = read_filters(request.args)
-    with transaction() as cur:
-        charts = build_charts(cur, require_user_id(), filters)
-    return jsonify(filters=filters.as_dict(), charts=charts)
+    return charts_response(list(CHARTS))
 
 
 @bp.get("/api/charts/<name>")
@@ -431,10 +544,7 @@ def all_charts_data():
 def chart_data(name: str):
     if name not in CHARTS:
         abort(404, f"There is no chart called {shorten(name)}: try one of {', '.join(CHARTS)}.")
-    filters = read_filters(request.args)
-    with transaction() as cur:
-        data = build_charts(cur, require_user_id(), filters, [name])[name]
-    return jsonify(filters=filters.as_dict(), chart=data)
+    return charts_response([name], one=True)
 
 
 @bp.post("/sync")

@@ -24,7 +24,8 @@ VALUES (1, 'users, tokens, artists, tracks, snapshots, library, plays, playlists
        (4, 'search_words: the catalogue''s words, for typo-tolerant search'),
        (5, 'plays: every play with its facts and source; tracks.needs_enrichment'),
        (6, 'users.account_id; users.needs_relogin_since and invalid_grant_count'),
-       (7, 'history_imports and history_import_files: data-export imports, their progress and fingerprints')
+       (7, 'history_imports and history_import_files: data-export imports, their progress and fingerprints'),
+       (11, 'users.data_version, catalogue_version, chart_cache: compute once per change')
 ON CONFLICT (version) DO NOTHING;
 
 -- Keeps updated_at true without every writer remembering to set it.
@@ -384,3 +385,131 @@ CREATE TABLE IF NOT EXISTS history_import_files (
     imported_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, sha256)
 );
+
+-- version 11: compute once per change, not once per view (issue 15).
+--
+-- A person's charts are pure functions of their rows (snapshots, saved_tracks, plays), of
+-- the shared catalogue those rows point at (tracks, artists) and of the request's
+-- parameters. users.data_version moves whenever their rows change and
+-- catalogue_version.version whenever the catalogue's facts change, each IN THE SAME
+-- TRANSACTION as the change, so a reader that sees the new rows also sees the new number.
+-- chart_cache keeps one computed answer per (user, chart, parameters) with the stamp it
+-- was computed under (versions, app version, the day for "last N months"); an answer whose
+-- stamp differs from the current one is never served, only recomputed and replaced.
+--
+-- Triggers, not each writer's good memory, move the numbers: a statement trigger per
+-- table with a transition table (one UPDATE of users per statement, however many rows),
+-- so the sync, the history import, the capture jobs, the migration and a psql session
+-- all invalidate alike. A statement that changes nothing (a re-sync of the same data)
+-- moves nothing. users_db.bump_data_version() is for writers of anything else a chart
+-- reads (a setting such as the time zone).
+ALTER TABLE users ADD COLUMN IF NOT EXISTS data_version bigint NOT NULL DEFAULT 0;
+
+-- One row. Catalogue edits are rare (Spotify corrected a name, audio features or an
+-- export's track fetched whole) and change many people's charts, so they move one
+-- global number instead of every affected person's.
+CREATE TABLE IF NOT EXISTS catalogue_version (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    version  bigint NOT NULL DEFAULT 0
+);
+INSERT INTO catalogue_version DEFAULT VALUES ON CONFLICT DO NOTHING;
+
+CREATE TABLE IF NOT EXISTS chart_cache (
+    user_id     bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    chart       text NOT NULL,          -- dashboard.CHARTS name, or a page's name
+    params      text NOT NULL,          -- the request's parameters, canonical
+    stamp       text NOT NULL,          -- what it was computed under (chart_cache.Stamp)
+    body        jsonb NOT NULL,
+    computed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, chart, params)
+);
+
+-- Users locked in id order, so two bulk statements over several people never deadlock.
+CREATE OR REPLACE FUNCTION bump_data_versions(user_ids bigint[]) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE users u SET data_version = u.data_version + 1
+    FROM (SELECT id FROM users WHERE id = ANY (user_ids) ORDER BY id FOR UPDATE) AS locked
+    WHERE u.id = locked.id;
+$$;
+CREATE OR REPLACE FUNCTION bump_data_version_after_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM bump_data_versions(ARRAY(SELECT DISTINCT user_id FROM new_rows));
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION bump_data_version_after_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM bump_data_versions(ARRAY(SELECT user_id FROM new_rows UNION SELECT user_id FROM old_rows));
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION bump_data_version_after_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM bump_data_versions(ARRAY(SELECT DISTINCT user_id FROM old_rows));
+    RETURN NULL;
+END $$;
+DO $$
+DECLARE
+    person_table text;
+BEGIN
+    FOREACH person_table IN ARRAY ARRAY['snapshots', 'saved_tracks', 'plays'] LOOP
+        EXECUTE format('CREATE OR REPLACE TRIGGER %1$s_bump_data_version_after_insert
+            AFTER INSERT ON %1$I REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version_after_insert()', person_table);
+        EXECUTE format('CREATE OR REPLACE TRIGGER %1$s_bump_data_version_after_update
+            AFTER UPDATE ON %1$I REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version_after_update()', person_table);
+        EXECUTE format('CREATE OR REPLACE TRIGGER %1$s_bump_data_version_after_delete
+            AFTER DELETE ON %1$I REFERENCING OLD TABLE AS old_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version_after_delete()', person_table);
+    END LOOP;
+END $$;
+
+-- The catalogue's number moves at COMMIT (a deferred constraint trigger), once per
+-- transaction: taking that one row's lock in the middle of a sync's sorted track upserts
+-- could deadlock two syncs (each holding tracks the other wants, one waiting for the
+-- row); at commit every track lock is already held. Only changes of what a page shows
+-- count (an INSERT is a new track nobody's charts had yet). The WHEN is a plain OR chain,
+-- not a row comparison: the migration re-creates triggers from pg_get_triggerdef(), and a
+-- row comparison does not survive that round trip to the letter.
+CREATE OR REPLACE FUNCTION bump_catalogue_version() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('music_time_machine.catalogue_bumped', true) IS DISTINCT FROM 'yes' THEN
+        PERFORM set_config('music_time_machine.catalogue_bumped', 'yes', true);
+        UPDATE catalogue_version SET version = version + 1;
+    END IF;
+    RETURN NULL;
+END $$;
+DO $$ BEGIN
+    CREATE CONSTRAINT TRIGGER tracks_bump_catalogue_version_after_update
+        AFTER UPDATE ON tracks DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+        WHEN (OLD.name IS DISTINCT FROM NEW.name
+              OR OLD.artist_name IS DISTINCT FROM NEW.artist_name
+              OR OLD.primary_artist_id IS DISTINCT FROM NEW.primary_artist_id
+              OR OLD.album_name IS DISTINCT FROM NEW.album_name
+              OR OLD.duration_ms IS DISTINCT FROM NEW.duration_ms
+              OR OLD.release_date IS DISTINCT FROM NEW.release_date
+              OR OLD.release_date_precision IS DISTINCT FROM NEW.release_date_precision
+              OR OLD.explicit IS DISTINCT FROM NEW.explicit
+              OR OLD.popularity IS DISTINCT FROM NEW.popularity
+              OR OLD.spotify_url IS DISTINCT FROM NEW.spotify_url
+              OR OLD.raw_json IS DISTINCT FROM NEW.raw_json
+              OR OLD.audio_features IS DISTINCT FROM NEW.audio_features)
+        EXECUTE FUNCTION bump_catalogue_version();
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+DO $$ BEGIN
+    CREATE CONSTRAINT TRIGGER tracks_bump_catalogue_version_after_delete
+        AFTER DELETE ON tracks DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+        EXECUTE FUNCTION bump_catalogue_version();
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+DO $$ BEGIN
+    CREATE CONSTRAINT TRIGGER artists_bump_catalogue_version_after_update
+        AFTER UPDATE ON artists DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+        WHEN (OLD.name IS DISTINCT FROM NEW.name)
+        EXECUTE FUNCTION bump_catalogue_version();
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;

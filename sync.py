@@ -23,6 +23,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from psycopg2.extras import Json
 
+import chart_cache
 import library_db
 import snapshots
 import sync_runs_db
@@ -146,6 +147,9 @@ def sync_user(settings: SpotifySettings, user_id: int, day: date | None = None, 
     report("Adding audio features")
     ids = sorted({tid for ts in fetched.top.values() for t in ts if (tid := track_id(t))})
     summary["audio_features"] = enrich_with_audio_features(client, ids)
+    # before the run says "succeeded": the page that reloads then reads, not computes
+    report("Preparing your charts")
+    chart_cache.warm(user_id)
     return summary
 
 

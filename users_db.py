@@ -143,3 +143,17 @@ def users_with_tokens(cur) -> list[dict]:
         ORDER BY u.id
     """)
     return fetch_all(cur)
+
+
+def bump_data_version(cur, user_id: int) -> None:
+    """Say that something this person's pages show has changed, in the caller's
+    transaction: every stored chart of theirs is recomputed at its next view.
+
+    Writes to snapshots, saved_tracks and plays need no call (their statement triggers
+    bump, see schema version 11); call it when you change anything else a chart or page
+    reads: a setting such as the time zone, or a row of a new table that feeds a chart.
+    It locks the person's users row until commit, as those triggers do, so make it after
+    any catalogue (tracks, artists) writes of the same transaction: tracks first, then
+    the person, is the lock order every writer keeps.
+    """
+    cur.execute("SELECT bump_data_versions(ARRAY[%s]::bigint[])", (user_id,))

@@ -139,8 +139,8 @@ class Stack:
         conn.close()
 
     # -- processes -----------------------------------------------------------------
-    def start(self, name: str, argv: list, env=None) -> Process:
-        process = Process(name, argv, self.tmp / f"{name}.log", env=env)
+    def start(self, name: str, argv: list, env=None, cwd: Path = ROOT) -> Process:
+        process = Process(name, argv, self.tmp / f"{name}.log", env=env, cwd=cwd)
         self.processes.append(process)
         return process
 
@@ -163,9 +163,12 @@ class Stack:
         pool_timeout: float = 5.0,
         emulator_url: str | None = None,
         extra_env: dict | None = None,
+        code: Path = ROOT,
     ) -> App:
         """The app exactly as the Procfile runs it; demo mode: without ``emulator_url`` the
-        gunicorn master starts the emulator itself (gunicorn.conf.py when_ready)."""
+        gunicorn master starts the emulator itself (gunicorn.conf.py when_ready). ``code``:
+        another checkout of the app to run (bench/fast_pages.py runs an older revision
+        beside this one)."""
         port = free_port()
         emulator_url = emulator_url or self.default_emulator
         env = {
@@ -191,7 +194,7 @@ class Stack:
         else:
             env["SPOTIFY_EMULATOR_PORT"] = str(free_port())
         env.update(extra_env or {})
-        process = self.start(name, PROCFILE_COMMAND, env=env)
+        process = self.start(name, PROCFILE_COMMAND, env=env, cwd=code)
         app = App(
             process,
             f"http://127.0.0.1:{port}",

@@ -1,10 +1,12 @@
-// Draws the dashboard's charts from the JSON data block the server rendered (first paint),
-// and redraws them from /api/charts when the filters change. No inline script: the data
-// comes from <script type="application/json" id="chart-data">.
+// Draws the dashboard's charts into the boxes the frame reserved for them, from
+// /api/charts (the page's <link rel="preload"> has usually fetched it already), and
+// redraws them from the same API when the filters change.
 (function () {
   "use strict";
-  const dataBlock = document.getElementById("chart-data");
-  if (!dataBlock || typeof Chart === "undefined") return;
+  const form = document.getElementById("chart-filters");
+  const status = document.getElementById("filters-status");
+  if (!form || typeof Chart === "undefined") return;
+  let shown = null; // the last answer drawn, for redrawing on a theme switch
 
   // Okabe–Ito: distinguishable with every common colour-vision deficiency; line charts
   // with more series than colours also change the dash pattern.
@@ -95,43 +97,65 @@
     empty.textContent = data.empty || "";
     figure.querySelector(".chart-summary").textContent = data.summary || "";
     if (!data.empty) new Chart(canvas, configFor(data));
+    figure.setAttribute("aria-busy", "false");
   }
 
   function drawAll(charts) {
     Object.keys(charts).forEach(function (name) { draw(charts[name]); });
   }
 
+  function failed(message) {
+    status.textContent = message;
+    document.querySelectorAll('[data-chart][aria-busy="true"]').forEach(function (figure) {
+      figure.setAttribute("aria-busy", "false");
+      const empty = figure.querySelector(".chart-empty");
+      empty.hidden = false;
+      empty.textContent = "This chart could not be loaded.";
+    });
+  }
+
+  // Same URL, mode and credentials as the preload, so the browser reuses its answer.
+  async function load(url) {
+    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    const body = await response.json();
+    if (!response.ok) {
+      const refused = new Error((body.error && body.error.message) || "The charts could not be loaded.");
+      refused.fromServer = true;
+      throw refused;
+    }
+    shown = body.charts;
+    drawAll(shown);
+    return body;
+  }
+
   applyTheme();
-  drawAll(JSON.parse(dataBlock.textContent).charts);
+  // A network failure says so in plain words; a refusal (400, 503) in the server's.
+  function messageOf(error, fallback) {
+    return error.fromServer ? error.message : fallback;
+  }
+
+  load(form.dataset.chartsUrl).catch(function (error) {
+    failed(messageOf(error, "The charts could not be loaded. Please reload the page."));
+  });
 
   // Follow a light/dark switch without a reload.
   window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", function () {
     applyTheme();
-    drawAll(JSON.parse(dataBlock.textContent).charts);
+    if (shown) drawAll(shown);
   });
 
   // The filter form works without JavaScript (a GET of /dashboard); with it, only the
   // chart data is fetched.
-  const form = document.getElementById("chart-filters");
-  const status = document.getElementById("filters-status");
-  if (!form || !window.fetch) return;
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
     const query = new URLSearchParams(new FormData(form)).toString();
     status.textContent = "Loading…";
     try {
-      const response = await fetch(form.dataset.apiUrl + "?" + query, { headers: { Accept: "application/json" } });
-      const body = await response.json();
-      if (!response.ok) {
-        status.textContent = (body.error && body.error.message) || "The charts could not be loaded.";
-        return;
-      }
-      dataBlock.textContent = JSON.stringify(body);
-      drawAll(body.charts);
+      await load(form.dataset.apiUrl + "?" + query);
       history.replaceState(null, "", form.action + "?" + query);
       status.textContent = "Charts updated.";
     } catch (error) {
-      status.textContent = "The charts could not be loaded. Please try again.";
+      status.textContent = messageOf(error, "The charts could not be loaded. Please try again.");
     }
   });
 })();

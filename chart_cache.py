@@ -1,0 +1,134 @@
+"""Compute once per change, not once per view: the stored form of a person's charts.
+
+A chart is a pure function of the person's rows, the catalogue those rows point at, the
+request's parameters and the code. Each of these has a number that moves when it
+changes:
+
+- ``users.data_version``: moved by statement triggers on snapshots, saved_tracks and
+  plays (and ``users_db.bump_data_version()`` for anything else), in the writer's own
+  transaction (schema version 11);
+- ``catalogue_version``: moved at the commit of any transaction that changed what a page
+  shows of a track or an artist;
+- ``CODE_VERSION``: a digest of the app's source, templates and static files, so a
+  deploy never serves an answer computed by the previous code.
+
+A *stamp* joins them with the inputs a chart reads besides its rows (the day that "last
+12 months" counts back from, a time zone). ``chart_cache`` keeps one answer per (user,
+chart, parameters) with the stamp it was computed under; an answer is served only while
+its stamp is the current one. So the first view after a change computes and stores, and
+every later view until the next change is one indexed read. The same stamp makes the
+HTTP ETag (see http_cache.py), so an unchanged page costs a 304.
+
+Reading the numbers BEFORE computing, in the same transaction, is what keeps it exact: a
+writer that commits in between makes the answer newer than its stamp, and the next reader,
+seeing the newer number, recomputes. An answer older than its stamp cannot happen.
+
+``warm(user_id)`` precomputes what a person will most likely open next (the dashboard with
+its default filters); writers call it after their commit (the sync does), so the first
+view after a sync is a read, too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import chart_cache_db
+from database import transaction
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent
+
+
+def code_version(root: Path = ROOT) -> str:
+    """A digest of every file that shapes an answer or a page: the top-level modules,
+    the templates and the static files."""
+    digest = hashlib.sha256()
+    files = sorted([*root.glob("*.py"), *root.glob("templates/**/*"), *root.glob("static/**/*")])
+    for path in files:
+        if path.is_file():
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+CODE_VERSION = code_version()
+
+# cursor, the names still to compute -> name -> JSON-ready answer
+Compute = Callable[[object, list[str]], dict[str, dict]]
+
+
+@dataclass
+class Lookup:
+    """What the store holds for one request: the current stamp, the answers stored under
+    it (name -> JSON text) and the names still to compute."""
+
+    user_id: int
+    params: str
+    stamp: str
+    names: list[str]
+    found: dict[str, str]
+
+    @property
+    def missing(self) -> list[str]:
+        return [name for name in self.names if name not in self.found]
+
+
+def lookup(cur, user_id: int, names: list[str], params: str, inputs: str = "") -> Lookup | None:
+    """The person's current stamp and their stored answers that are still true; None when
+    the person does not exist. ``params`` names the answer (the request's parameters);
+    ``inputs`` is whatever else it depends on that no version counts (today's date for a
+    relative period, the person's time zone)."""
+    row = chart_cache_db.versions_and_stored(cur, user_id, names, params)
+    if row is None:
+        return None
+    stamp = f"{CODE_VERSION}.{row['data_version']}.{row['catalogue_version']}.{inputs}"
+    found = {name: body for name, (kept_under, body) in row["stored"].items() if kept_under == stamp}
+    return Lookup(user_id, params, stamp, list(names), found)
+
+
+def complete(cur, found: Lookup, compute: Compute) -> dict[str, str]:
+    """Every asked answer as JSON text: the stored ones, and the missing ones computed
+    now (in the caller's transaction, after the lookup) and stored under the stamp."""
+    answers = dict(found.found)
+    if found.missing:
+        fresh = compute(cur, found.missing)
+        answers.update(chart_cache_db.store(cur, found.user_id, found.params, found.stamp, fresh))
+    return {name: answers[name] for name in found.names}
+
+
+def answers(cur, user_id: int, names: list[str], params: str, inputs: str, compute: Compute) -> dict[str, str] | None:
+    """``lookup`` then ``complete``, for callers that need no ETag in between."""
+    found = lookup(cur, user_id, names, params, inputs)
+    return None if found is None else complete(cur, found, compute)
+
+
+def json_object(members: dict[str, str]) -> str:
+    """A JSON object from members that are JSON text already (nothing parsed again)."""
+    return "{" + ", ".join(f"{json.dumps(name)}: {text}" for name, text in members.items()) + "}"
+
+
+# -- precomputing after a change --------------------------------------------------
+# Each warmer computes, in a transaction of its own, what a person will likely open next.
+WARMERS: list[Callable[[object, int], None]] = []
+
+
+def warmer(function: Callable[[object, int], None]) -> Callable[[object, int], None]:
+    """Decorator: run ``function(cur, user_id)`` on every ``warm(user_id)``."""
+    WARMERS.append(function)
+    return function
+
+
+def warm(user_id: int) -> None:
+    """Precompute a person's likely next views after their data changed (call it after
+    the commit). A failure is logged, never raised: the view computes what is missing."""
+    for function in WARMERS:
+        try:
+            with transaction() as cur:
+                function(cur, user_id)
+        except Exception:
+            log.exception("precomputing %s for user %s failed; the next view computes it", function.__name__, user_id)

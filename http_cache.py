@@ -1,0 +1,58 @@
+"""HTTP caching of personal responses: nothing stored by default, revalidation by choice.
+
+THE mechanism for every view (hardening and everyone else, use this rather than a rule of
+your own):
+
+- **Default**: a response to a signed-in person gets ``Cache-Control: no-store`` (no
+  browser or proxy keeps a copy of anything personal) — unless the view set
+  ``Cache-Control`` itself, which always wins. Static files keep Flask's own
+  ``no-cache`` + ``ETag``.
+- **Opt in to revalidation** when a view has a cheap validator (a version that moves when
+  the answer changes, see chart_cache.py): build the tag with ``etag(...)`` from
+  everything the answer depends on, return ``not_modified(tag)`` when it is not None
+  (before doing the expensive part), else ``revalidate(response, tag)``, which sets the
+  ``ETag`` and ``Cache-Control: private, no-cache``: only the person's browser may keep
+  it, and it must ask every time (a 304 costs a version lookup, not a page).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Response, request, session
+
+REVALIDATE = "private, no-cache"
+NO_STORE = "no-store"
+
+
+def etag(*parts: object) -> str:
+    """An opaque tag of everything an answer depends on (user, page, parameters, stamp)."""
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+def not_modified(tag: str) -> Response | None:
+    """A 304 for a request whose If-None-Match names ``tag`` (weak comparison, as RFC 9110
+    asks for If-None-Match), else None: then build the answer."""
+    if not request.if_none_match.contains_weak(tag):
+        return None
+    response = Response(status=304)
+    return revalidate(response, tag)
+
+
+def revalidate(response: Response, tag: str) -> Response:
+    """Let the person's browser keep ``response`` and revalidate it with ``tag`` each time."""
+    response.set_etag(tag)
+    response.headers["Cache-Control"] = REVALIDATE
+    return response
+
+
+def default_no_store(response: Response) -> Response:
+    """after_request: a signed-in person's response is never stored, unless its view said
+    otherwise by setting Cache-Control."""
+    if "Cache-Control" not in response.headers and request.endpoint != "static" and session.get("user_id"):
+        response.headers["Cache-Control"] = NO_STORE
+    return response
+
+
+def init_app(app) -> None:
+    app.after_request(default_no_store)
