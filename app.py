@@ -19,7 +19,6 @@ import errors
 import health
 import history.cli
 import home
-import http_cache
 import import_history
 import playlists
 import search
@@ -27,6 +26,7 @@ import security
 import spotify
 import sync
 import tracks
+from page_cache import conditional
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -43,7 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     security.init_app(app)
-    http_cache.init_app(app)
+    conditional.init_app(app)
     database.init_app(app)
     errors.init_app(app)
     spotify.init_app(app)

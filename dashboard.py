@@ -6,9 +6,9 @@ track profile); this module only labels them for Chart.js (static/charts.js draw
 
 Fast pages (issue 15): /dashboard renders its frame at once (sync status, top tracks,
 a reserved box per chart) and static/charts.js fetches the charts from /api/charts. Every
-answer is computed once per change of the person's data and then read from chart_cache
-(see chart_cache.py), and carries an ETag from the same stamp, so an unchanged view is a
-304 (http_cache.py).
+answer is computed once per change of the person's data and then read from the table
+chart_cache (see page_cache/), and carries an ETag from the same stamp, so an unchanged
+view is a 304 (page_cache/conditional.py).
 
 Adding a chart (this is all it takes; the cache, the ETag and the page follow):
 
@@ -52,9 +52,7 @@ from flask import (
 )
 from flask_wtf.csrf import generate_csrf
 
-import chart_cache
 import history_db
-import http_cache
 import insights_db
 import library_db
 import snapshots
@@ -64,6 +62,8 @@ import sync_runs_db
 import users_db
 from auth import login_required, require_user_id
 from database import transaction
+from page_cache import conditional
+from page_cache import store as page_store
 
 bp = Blueprint("dashboard", __name__)
 
@@ -421,12 +421,12 @@ def build_charts(cur, user_id: int, filters: Filters, names=CHARTS) -> dict:
     return {name: CHARTS[name].build(cur, user_id, filters, audio) for name in names}
 
 
-def stored_charts(cur, user_id: int, filters: Filters, names: list[str]) -> chart_cache.Lookup | None:
-    return chart_cache.lookup(cur, user_id, names, filters.params, filters.cache_inputs)
+def stored_charts(cur, user_id: int, filters: Filters, names: list[str]) -> page_store.Lookup | None:
+    return page_store.lookup(cur, user_id, names, filters.params, filters.cache_inputs)
 
 
-def complete_charts(cur, found: chart_cache.Lookup, filters: Filters) -> dict[str, str]:
-    return chart_cache.complete(cur, found, lambda c, missing: build_charts(c, found.user_id, filters, missing))
+def complete_charts(cur, found: page_store.Lookup, filters: Filters) -> dict[str, str]:
+    return page_store.complete(cur, found, lambda c, missing: build_charts(c, found.user_id, filters, missing))
 
 
 # The frame's own numbers (top tracks, counts), stored like a chart.
@@ -448,17 +448,17 @@ def overview(cur, user_id: int) -> dict:
     }
 
 
-@chart_cache.warmer
+@page_store.warmer
 def warm_dashboard(cur, user_id: int) -> None:
     """After a sync: the frame and the charts with the default filters, ready."""
     filters = Filters(DEFAULT_TIME_RANGE, DEFAULT_PERIOD)
     found = stored_charts(cur, user_id, filters, list(CHARTS))
     if found is not None:
         complete_charts(cur, found, filters)
-    chart_cache.answers(cur, user_id, [OVERVIEW], "", "", lambda c, _: {OVERVIEW: overview(c, user_id)})
+    page_store.answers(cur, user_id, [OVERVIEW], "", "", lambda c, _: {OVERVIEW: overview(c, user_id)})
 
 
-def page_tag(user_id: int, filters: Filters, found: chart_cache.Lookup, user: dict, run: dict | None) -> str | None:
+def page_tag(user_id: int, filters: Filters, found: page_store.Lookup, user: dict, run: dict | None) -> str | None:
     """The frame's ETag: everything the frame shows. None (no 304, no ETag) while a flash
     message waits: it is shown once."""
     if session.get("_flashes"):
@@ -470,7 +470,7 @@ def page_tag(user_id: int, filters: Filters, found: chart_cache.Lookup, user: di
     generate_csrf()  # the session's CSRF secret exists from now on (a first visit makes it)
     csrf_secret = hashlib.sha256(str(session.get("csrf_token")).encode()).hexdigest()[:12]
     run_state = (run["id"], run["status"], run["stage"], run["finished_at"]) if run else None
-    return http_cache.etag(
+    return conditional.etag(
         "dashboard", user_id, filters.params, found.stamp, user["display_name"], run_state, token_age, csrf_secret
     )
 
@@ -483,15 +483,15 @@ def index():
     filters = read_filters(request.args)
     with transaction() as cur:
         user = users_db.get_user(cur, user_id)
-        found = chart_cache.lookup(cur, user_id, [OVERVIEW], "", "")
+        found = page_store.lookup(cur, user_id, [OVERVIEW], "", "")
         if user is None or found is None:  # the account was deleted elsewhere
             session.clear()
             return redirect(url_for("home.index"))
         run = sync_runs_db.latest_run(cur, user_id)
         tag = page_tag(user_id, filters, found, user, run)
-        if tag and (unchanged := http_cache.not_modified(tag)):
+        if tag and (unchanged := conditional.not_modified(tag)):
             return unchanged
-        frame = json.loads(chart_cache.complete(cur, found, lambda c, _: {OVERVIEW: overview(c, user_id)})[OVERVIEW])
+        frame = json.loads(page_store.complete(cur, found, lambda c, _: {OVERVIEW: overview(c, user_id)})[OVERVIEW])
     sections: dict[str, list] = {}
     for name, spec in CHARTS.items():
         sections.setdefault(spec.section, []).append({"name": name, "title": spec.title, "wide": name in WIDE_CHARTS})
@@ -513,7 +513,7 @@ def index():
             periods=PERIODS,
         )
     )
-    return http_cache.revalidate(response, tag) if tag else response
+    return conditional.revalidate(response, tag) if tag else response
 
 
 def charts_response(names: list[str], one: bool = False) -> Response:
@@ -524,13 +524,13 @@ def charts_response(names: list[str], one: bool = False) -> Response:
         found = stored_charts(cur, user_id, filters, names)
         if found is None:
             abort(401, "Please log in with Spotify.")
-        tag = http_cache.etag("charts", user_id, ",".join(names), filters.params, found.stamp)
-        if unchanged := http_cache.not_modified(tag):
+        tag = conditional.etag("charts", user_id, ",".join(names), filters.params, found.stamp)
+        if unchanged := conditional.not_modified(tag):
             return unchanged
         answers = complete_charts(cur, found, filters)
-    charts = answers[names[0]] if one else chart_cache.json_object(answers)
-    body = chart_cache.json_object({"filters": json.dumps(filters.as_dict()), "chart" if one else "charts": charts})
-    return http_cache.revalidate(Response(body, mimetype="application/json"), tag)
+    charts = answers[names[0]] if one else page_store.json_object(answers)
+    body = page_store.json_object({"filters": json.dumps(filters.as_dict()), "chart" if one else "charts": charts})
+    return conditional.revalidate(Response(body, mimetype="application/json"), tag)
 
 
 @bp.get("/api/charts")

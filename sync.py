@@ -23,13 +23,13 @@ from flask import current_app
 from flask.cli import with_appcontext
 from psycopg2.extras import Json
 
-import chart_cache
 import library_db
 import snapshots
 import sync_runs_db
 import tracks_db
 import users_db
 from database import DatabaseUnavailable, analyze_tables, transaction
+from page_cache import store as page_store
 from spotify import TIME_RANGES, QuotaExceeded, SpotifyClient, SpotifyError, SpotifySettings, settings_for
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def sync_user(settings: SpotifySettings, user_id: int, day: date | None = None, 
     summary["audio_features"] = enrich_with_audio_features(client, ids)
     # before the run says "succeeded": the page that reloads then reads, not computes
     report("Preparing your charts")
-    chart_cache.warm(user_id)
+    page_store.warm(user_id)
     return summary
 
 

@@ -17,7 +17,7 @@ import shutil
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -175,6 +175,26 @@ def people(conn) -> dict:
     """ava and bob with tracks, snapshots, a library and a playlist (tests/people_data.py), on
     the rolled-back ``conn``: their ids, and bob's playlist's."""
     return people_data.seed(conn)
+
+
+class FrozenDate(date):
+    @classmethod
+    def today(cls):
+        return date(2026, 2, 10)
+
+
+@pytest.fixture
+def fixed_signed_in(app, client, conn, monkeypatch):
+    """A client signed in as ``me`` of the hand-made data set (tests/insights_data.py) on
+    the rolled-back ``conn``; the dashboard's "today" is 2026-02-10. Returns (client, ids)."""
+    import dashboard
+    from insights_data import load_fixed_data
+
+    monkeypatch.setattr(dashboard, "date", FrozenDate)
+    users = load_fixed_data(conn.cursor())
+    with client.session_transaction() as session:
+        session["user_id"] = users["me"]
+    return client, users
 
 
 @pytest.fixture(scope="session")

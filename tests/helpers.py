@@ -86,3 +86,10 @@ def wait_for_sync(client, timeout=60) -> dict:
             return status
         time.sleep(0.1)
     raise AssertionError("sync did not finish")
+
+
+def charts_of(client, query: str = "") -> dict:
+    """Every chart of /api/charts (with ``query``), asserting a 200."""
+    response = client.get("/api/charts" + query)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()["charts"]

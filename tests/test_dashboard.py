@@ -1,4 +1,4 @@
-"""The dashboard's views and /api/charts on the hand-made data set of test_insights:
+"""The dashboard's views and /api/charts on the hand-made data set of tests/insights_data.py:
 labels and numbers as Chart.js gets them, filters, bad input, and privacy."""
 
 from __future__ import annotations
@@ -6,38 +6,16 @@ from __future__ import annotations
 import html
 import json
 import re
-from datetime import date
 
 import pytest
 
 import dashboard
-from insights_data import D3, load_fixed_data
+from helpers import charts_of
+from insights_data import D3
 
 
-class FrozenDate(date):
-    @classmethod
-    def today(cls):
-        return date(2026, 2, 10)
-
-
-@pytest.fixture
-def signed_in(app, client, conn, monkeypatch):
-    """A client signed in as ``me`` of the fixed data set; "today" is 2026-02-10."""
-    monkeypatch.setattr(dashboard, "date", FrozenDate)
-    users = load_fixed_data(conn.cursor())
-    with client.session_transaction() as session:
-        session["user_id"] = users["me"]
-    return client, users
-
-
-def charts_of(client, query: str = "") -> dict:
-    response = client.get("/api/charts" + query)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.get_json()["charts"]
-
-
-def test_api_serves_every_chart_from_the_aggregates(signed_in):
-    client, _ = signed_in
+def test_api_serves_every_chart_from_the_aggregates(fixed_signed_in):
+    client, _ = fixed_signed_in
     charts = charts_of(client, "?time_range=short_term&period=all")
     assert set(charts) == set(dashboard.CHARTS)
     rank = charts["rank-movement"]
@@ -70,8 +48,8 @@ def test_api_serves_every_chart_from_the_aggregates(signed_in):
     assert values and all(v is None or type(v) in (int, float) for v in values)
 
 
-def test_one_chart_with_filters_and_the_period_cut(signed_in):
-    client, _ = signed_in
+def test_one_chart_with_filters_and_the_period_cut(fixed_signed_in):
+    client, _ = fixed_signed_in
     # 3 months back from 2026-02-10 is 2025-11-11: the November row still shows (month of the cut)
     answer = client.get("/api/charts/library-growth?period=3m").get_json()
     assert answer["filters"] == {"time_range": "medium_term", "period": "3m", "since": "2025-11-11"}
@@ -80,8 +58,8 @@ def test_one_chart_with_filters_and_the_period_cut(signed_in):
     assert medium["empty"] == dashboard.NEEDS_TWO_SNAPSHOTS and medium["datasets"] == []
 
 
-def test_a_new_user_with_one_snapshot_gets_explanations_not_empty_axes(signed_in, conn):
-    client, _ = signed_in
+def test_a_new_user_with_one_snapshot_gets_explanations_not_empty_axes(fixed_signed_in, conn):
+    client, _ = fixed_signed_in
     cur = conn.cursor()
     cur.execute("INSERT INTO users (spotify_id, display_name) VALUES ('newbie', 'Newbie') RETURNING id")
     newbie = cur.fetchone()[0]
@@ -111,8 +89,8 @@ def test_a_new_user_with_one_snapshot_gets_explanations_not_empty_axes(signed_in
     assert page.count('aria-busy="true"') == len(dashboard.CHARTS)
 
 
-def test_mood_charts_are_replaced_when_no_track_has_audio_features(signed_in, conn):
-    client, _ = signed_in
+def test_mood_charts_are_replaced_when_no_track_has_audio_features(fixed_signed_in, conn):
+    client, _ = fixed_signed_in
     conn.cursor().execute("UPDATE tracks SET audio_features = NULL")
     charts = charts_of(client)
     for name in ("energy", "mood"):
@@ -120,8 +98,8 @@ def test_mood_charts_are_replaced_when_no_track_has_audio_features(signed_in, co
         assert charts[name]["datasets"] == []
 
 
-def test_dashboard_frame_preloads_its_charts_without_inline_script(signed_in):
-    client, _ = signed_in
+def test_dashboard_frame_preloads_its_charts_without_inline_script(fixed_signed_in):
+    client, _ = fixed_signed_in
     response = client.get("/dashboard?time_range=short_term&period=all")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
@@ -152,8 +130,8 @@ def test_dashboard_frame_preloads_its_charts_without_inline_script(signed_in):
         ("?time_range=%00%FF%E2%82", "Unknown time range"),
     ],
 )
-def test_bad_filters_are_a_400_with_a_message(signed_in, query, message):
-    client, _ = signed_in
+def test_bad_filters_are_a_400_with_a_message(fixed_signed_in, query, message):
+    client, _ = fixed_signed_in
     for path in ("/api/charts", "/api/charts/turnover"):
         response = client.get(path + query)
         assert response.status_code == 400
@@ -163,8 +141,8 @@ def test_bad_filters_are_a_400_with_a_message(signed_in, query, message):
     assert page.status_code == 400 and "Unknown" in page.get_data(as_text=True)
 
 
-def test_unknown_chart_is_a_404_and_anonymous_is_a_401(signed_in, app):
-    client, _ = signed_in
+def test_unknown_chart_is_a_404_and_anonymous_is_a_401(fixed_signed_in, app):
+    client, _ = fixed_signed_in
     response = client.get("/api/charts/passwords")
     assert response.status_code == 404 and "no chart called 'passwords'" in response.get_json()["error"]["message"]
     anonymous = app.test_client()
@@ -173,8 +151,8 @@ def test_unknown_chart_is_a_404_and_anonymous_is_a_401(signed_in, app):
     assert anonymous.get("/dashboard").status_code == 302
 
 
-def test_another_users_data_is_never_visible(signed_in):
-    client, users = signed_in
+def test_another_users_data_is_never_visible(fixed_signed_in):
+    client, users = fixed_signed_in
     mine = charts_of(client, "?time_range=short_term&period=all")
     with client.session_transaction() as session:
         session["user_id"] = users["other"]
@@ -186,8 +164,8 @@ def test_another_users_data_is_never_visible(signed_in):
     assert "Secret" not in json.dumps(mine)
 
 
-def test_the_page_counts_snapshot_days_across_all_time_ranges(signed_in, conn):
-    client, users = signed_in
+def test_the_page_counts_snapshot_days_across_all_time_ranges(fixed_signed_in, conn):
+    client, users = fixed_signed_in
     with conn.cursor() as cur:
         cur.execute("SELECT count(DISTINCT snapshot_date) FROM snapshots WHERE user_id = %s", (users["me"],))
         days = cur.fetchone()[0]

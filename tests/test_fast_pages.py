@@ -11,14 +11,13 @@ from datetime import date, timedelta
 import psycopg2
 import pytest
 
-import chart_cache_db
 import dashboard
 import spotify
 import sync
 import users_db
-from helpers import query, user_id
-from test_dashboard import charts_of, signed_in  # noqa: F401  (the fixture)
-from test_insights import load_fixed_data
+from helpers import charts_of, query, user_id
+from insights_data import load_fixed_data
+from page_cache import store_db
 
 
 def data_version(cur, uid: int) -> int:
@@ -102,15 +101,15 @@ def test_the_catalogue_version_moves_once_at_commit_and_only_for_what_pages_show
 
 
 # -- the stored form is the live SQL ---------------------------------------------------
-def test_every_stored_chart_equals_the_live_sql_for_every_filter(signed_in, conn):  # noqa: F811
-    client, users = signed_in
+def test_every_stored_chart_equals_the_live_sql_for_every_filter(fixed_signed_in, conn):
+    client, users = fixed_signed_in
     combos = list(itertools.product(spotify.TIME_RANGE_LABELS, dashboard.PERIODS))
     for time_range, period in combos:
         served = charts_of(client, f"?time_range={time_range}&period={period}")
         again = charts_of(client, f"?time_range={time_range}&period={period}")  # from the store
         assert again == served
     cur = conn.cursor()
-    stored = chart_cache_db.stored_answers(cur, users["me"])
+    stored = store_db.stored_answers(cur, users["me"])
     assert {(a["chart"], a["params"]) for a in stored} == {
         (name, f"time_range={time_range}&period={period}") for name in dashboard.CHARTS for time_range, period in combos
     }
@@ -121,8 +120,8 @@ def test_every_stored_chart_equals_the_live_sql_for_every_filter(signed_in, conn
         assert answer["body"] == json.loads(json.dumps(live)), answer["chart"]
 
 
-def test_a_write_is_seen_by_the_next_view(signed_in, conn):  # noqa: F811
-    client, users = signed_in
+def test_a_write_is_seen_by_the_next_view(fixed_signed_in, conn):
+    client, users = fixed_signed_in
     before = charts_of(client, "?time_range=short_term&period=all")
     assert before["rank-movement"]["labels"][-1] == "2026-02-02"
     conn.cursor().execute(
@@ -171,8 +170,8 @@ def test_a_catalogue_change_reaches_every_persons_next_view(logged_in, spotify_a
 
 # -- HTTP --------------------------------------------------------------------------------
 @pytest.mark.parametrize("path", ["/api/charts", "/api/charts/turnover", "/dashboard"])
-def test_an_unchanged_answer_is_a_304_and_a_change_a_new_tag(signed_in, conn, path):  # noqa: F811
-    client, users = signed_in
+def test_an_unchanged_answer_is_a_304_and_a_change_a_new_tag(fixed_signed_in, conn, path):
+    client, users = fixed_signed_in
     first = client.get(path)
     assert first.status_code == 200 and first.headers["Cache-Control"] == "private, no-cache"
     tag = first.headers["ETag"]
@@ -194,8 +193,8 @@ def test_an_unchanged_answer_is_a_304_and_a_change_a_new_tag(signed_in, conn, pa
     assert theirs.status_code == 200 and theirs.headers["ETag"] != changed.headers["ETag"]
 
 
-def test_a_sync_in_progress_and_a_flash_message_are_never_hidden_by_a_304(signed_in, conn):  # noqa: F811
-    client, users = signed_in
+def test_a_sync_in_progress_and_a_flash_message_are_never_hidden_by_a_304(fixed_signed_in, conn):
+    client, users = fixed_signed_in
     tag = client.get("/dashboard").headers["ETag"]
     cur = conn.cursor()
     cur.execute(
@@ -210,8 +209,8 @@ def test_a_sync_in_progress_and_a_flash_message_are_never_hidden_by_a_304(signed
     assert "ETag" not in flashed.headers and flashed.headers["Cache-Control"] == "no-store"
 
 
-def test_other_personal_pages_are_never_stored_and_static_files_keep_theirs(signed_in):  # noqa: F811
-    client, _ = signed_in
+def test_other_personal_pages_are_never_stored_and_static_files_keep_theirs(fixed_signed_in):
+    client, _ = fixed_signed_in
     assert client.get("/settings").headers["Cache-Control"] == "no-store"
     assert client.get("/api/sync/status").headers["Cache-Control"] == "no-store"
     assert client.get("/static/charts.js").headers["Cache-Control"] == "no-cache"

@@ -17,7 +17,7 @@ A *stamp* joins them with the inputs a chart reads besides its rows (the day tha
 chart, parameters) with the stamp it was computed under; an answer is served only while
 its stamp is the current one. So the first view after a change computes and stores, and
 every later view until the next change is one indexed read. The same stamp makes the
-HTTP ETag (see http_cache.py), so an unchanged page costs a 304.
+HTTP ETag (see conditional.py), so an unchanged page costs a 304.
 
 Reading the numbers BEFORE computing, in the same transaction, is what keeps it exact: a
 writer that commits in between makes the answer newer than its stamp, and the next reader,
@@ -37,19 +37,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import chart_cache_db
 from database import transaction
+from page_cache import store_db
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def code_version(root: Path = ROOT) -> str:
-    """A digest of every file that shapes an answer or a page: the top-level modules,
-    the templates and the static files."""
+    """A digest of every file that shapes an answer or a page: the app's modules (the top
+    level and its packages), the templates and the static files."""
     digest = hashlib.sha256()
-    files = sorted([*root.glob("*.py"), *root.glob("templates/**/*"), *root.glob("static/**/*")])
+    packages = [init.parent for init in root.glob("*/__init__.py") if init.parent.name not in ("tests", "bench")]
+    files = sorted(
+        [
+            *root.glob("*.py"),
+            *(module for package in packages for module in package.rglob("*.py")),
+            *root.glob("templates/**/*"),
+            *root.glob("static/**/*"),
+        ]
+    )
     for path in files:
         if path.is_file():
             digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
@@ -83,7 +91,7 @@ def lookup(cur, user_id: int, names: list[str], params: str, inputs: str = "") -
     the person does not exist. ``params`` names the answer (the request's parameters);
     ``inputs`` is whatever else it depends on that no version counts (today's date for a
     relative period, the person's time zone)."""
-    row = chart_cache_db.versions_and_stored(cur, user_id, names, params)
+    row = store_db.versions_and_stored(cur, user_id, names, params)
     if row is None:
         return None
     stamp = f"{CODE_VERSION}.{row['data_version']}.{row['catalogue_version']}.{inputs}"
@@ -97,7 +105,7 @@ def complete(cur, found: Lookup, compute: Compute) -> dict[str, str]:
     answers = dict(found.found)
     if found.missing:
         fresh = compute(cur, found.missing)
-        answers.update(chart_cache_db.store(cur, found.user_id, found.params, found.stamp, fresh))
+        answers.update(store_db.store(cur, found.user_id, found.params, found.stamp, fresh))
     return {name: answers[name] for name in found.names}
 
 

@@ -8,7 +8,7 @@ your own):
   ``Cache-Control`` itself, which always wins. Static files keep Flask's own
   ``no-cache`` + ``ETag``.
 - **Opt in to revalidation** when a view has a cheap validator (a version that moves when
-  the answer changes, see chart_cache.py): build the tag with ``etag(...)`` from
+  the answer changes, see store.py): build the tag with ``etag(...)`` from
   everything the answer depends on, return ``not_modified(tag)`` when it is not None
   (before doing the expensive part), else ``revalidate(response, tag)``, which sets the
   ``ETag`` and ``Cache-Control: private, no-cache``: only the person's browser may keep
