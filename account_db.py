@@ -81,7 +81,7 @@ def account_status(cur, user_id: int) -> dict | None:
     snapshot and how much is stored."""
     cur.execute(
         """
-        SELECT u.id, u.spotify_id, u.display_name, u.created_at, u.last_synced_at,
+        SELECT u.id, u.spotify_id, u.display_name, u.created_at, u.last_synced_at, u.needs_relogin_since,
                t.expires_at AS token_expires_at, t.refresh_token_expires_at,
                (SELECT max(snapshot_date) FROM snapshots WHERE user_id = u.id) AS last_snapshot,
                (SELECT count(DISTINCT snapshot_date) FROM snapshots WHERE user_id = u.id) AS snapshot_days,

@@ -64,6 +64,8 @@ def spotify_error(exc: spotify.SpotifyError):
     if isinstance(exc, spotify.QuotaExceeded):  # spotify.py logged the operator's line already
         return error_response(503, "Spotify quota used up", exc.message, retry_after=exc.retry_after)
     log.warning("%s on %s: %s", type(exc).__name__, request.path, exc.message)
+    if isinstance(exc, spotify.ReloginNeeded):  # still signed in here: only Spotify needs a new login
+        return error_response(401, "Please log in with Spotify again", exc.message)
     if isinstance(exc, spotify.LoginRequired):
         session.pop("user_id", None)
         if not wants_json():

@@ -5,8 +5,10 @@
   cache would share one token between all users).
 - Tokens live in ``spotify_tokens`` (users_db), the refresh token encrypted with Fernet
   under a key derived from the app's secret; refreshed a minute before expiry, under a row
-  lock so two workers never refresh at once. ``invalid_grant`` (revoked, or the 6-month
-  expiry) deletes the token and raises ``LoginRequired``.
+  lock so two workers never refresh at once. ``invalid_grant`` (revoked, the 6-month
+  expiry, or Spotify's own incident) raises ``ReloginNeeded``: the first one keeps the
+  encrypted refresh token and marks the account (``users.needs_relogin_since``), one retry
+  is allowed an hour later, and only a second confirms it and deletes the tokens.
 - Retries are ours, not spotipy's (its clients get a plain ``requests.Session``, so
   urllib3 never retries): a 429 is waited out only while the total wait stays under
   ``RATE_LIMIT_WAIT_CAP`` seconds, else ``RateLimited`` tells the person how long Spotify
@@ -47,6 +49,13 @@ REFRESH_MARGIN = timedelta(seconds=60)
 SERVER_ERROR_RETRIES = 2
 NOT_REGISTERED = "User not registered in the Developer Dashboard"  # development mode's 403
 REFRESH_TOKEN_LIFETIME = timedelta(days=182)  # Spotify: 6 months after consent
+RELOGIN_RETRY_AFTER = timedelta(hours=1)  # after a first invalid_grant, when the one retry is allowed
+CONFIRMING_INVALID_GRANTS = 2  # the first may be Spotify's incident; the second is believed
+NOT_RENEWED = (
+    "Spotify did not accept this app's access to your account. It may have been revoked, it "
+    "may be older than six months, or Spotify may be having trouble; we will try once more "
+    "later. Please log in again to fix it now; your history here is safe."
+)
 # GET /me/top/tracks answers an empty page from offset 50 on (spotify/web-api issues 1424,
 # 1539, 1592), so the 99 tracks anyone can reach are offset 0 and offset 49, 50 each.
 TOP_TRACKS_PAGE = 50
@@ -69,6 +78,11 @@ class SpotifyError(Exception):
 
 class LoginRequired(SpotifyError):
     status = 401
+
+
+class ReloginNeeded(LoginRequired):
+    """Spotify answered ``invalid_grant`` to our refresh. The person stays signed in to this
+    app (their history is here) and reads a notice; only logging in again renews access."""
 
 
 class AuthorizationFailed(SpotifyError):
@@ -244,21 +258,43 @@ def _current_or_refreshed_token(cur, settings: SpotifySettings, user_id: int):
     if refresh_token is None:
         users_db.delete_tokens(cur, user_id)
         return LoginRequired("Your Spotify session has ended. Please log in again.")
+    relogin = users_db.relogin_state(cur, user_id)
+    if relogin["needs_relogin_since"] and relogin["needs_relogin_since"] + RELOGIN_RETRY_AFTER > datetime.now(UTC):
+        return ReloginNeeded(NOT_RENEWED)  # the one later retry is not due yet: Spotify is not asked
     try:
         info = oauth_manager(settings).refresh_access_token(refresh_token)
     except SpotifyOauthError as exc:
         if exc.error == "invalid_grant":
-            users_db.delete_tokens(cur, user_id)
-            return LoginRequired(
-                "Spotify no longer accepts this app's access to your account "
-                "(it was revoked or is older than six months). Please log in again."
-            )
+            return _invalid_grant(cur, user_id)
         return SpotifyUnavailable("Spotify refused to renew your session. Please try again later.")
     except requests.RequestException:
         return SpotifyUnavailable("Spotify did not answer while renewing your session.")
     record = token_record(info)
     store_tokens(cur, settings, user_id, record, consented=False)
+    if relogin["invalid_grant_count"]:  # the retry worked: that invalid_grant was Spotify's fault
+        users_db.clear_relogin(cur, user_id)
     return record["access_token"]
+
+
+def _invalid_grant(cur, user_id: int) -> ReloginNeeded:
+    """Spotify has sent invalid_grant for good tokens during an incident, and apps that
+    deleted tokens on the first one lost everyone's (listenbrainz-server PR 1921). The
+    first one keeps the encrypted refresh token and marks the account; a second, on the
+    retry an hour or more later, confirms it and the token goes."""
+    count = users_db.mark_invalid_grant(cur, user_id)
+    if count < CONFIRMING_INVALID_GRANTS:
+        log.warning(
+            "user %s: Spotify answered invalid_grant; refresh token kept, one retry after %s",
+            user_id,
+            RELOGIN_RETRY_AFTER,
+        )
+        return ReloginNeeded(NOT_RENEWED)
+    users_db.delete_tokens(cur, user_id)
+    log.warning("user %s: invalid_grant confirmed by a later retry; tokens deleted", user_id)
+    return ReloginNeeded(
+        "Spotify no longer accepts this app's access to your account (it was revoked, or it is "
+        "older than six months). Your history here is safe; please log in again to keep syncing."
+    )
 
 
 # -- the Web API --------------------------------------------------------------------

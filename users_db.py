@@ -20,11 +20,13 @@ def user_for_login(cur, account_id: str | None, spotify_id: str, display_name: s
     ``id`` is not meant for linking), then by the old Spotify ``id`` for users from before
     account_id, who get theirs filled in. None when the id belongs to a row linked to
     another account_id: handing that row over would give one person another's history.
+    A login brings new tokens, so an earlier invalid_grant's mark is cleared.
     """
     if account_id is not None:
         cur.execute(
             f"""
-            UPDATE users SET spotify_id = %s, display_name = %s, last_login_at = now()
+            UPDATE users SET spotify_id = %s, display_name = %s, last_login_at = now(),
+                             needs_relogin_since = NULL, invalid_grant_count = 0
             WHERE account_id = %s
             RETURNING {USER_COLUMNS}
         """,
@@ -39,7 +41,8 @@ def user_for_login(cur, account_id: str | None, spotify_id: str, display_name: s
         VALUES (%s, %s, %s, now())
         ON CONFLICT (spotify_id) DO UPDATE
             SET account_id = coalesce(users.account_id, EXCLUDED.account_id),
-                display_name = EXCLUDED.display_name, last_login_at = now()
+                display_name = EXCLUDED.display_name, last_login_at = now(),
+                needs_relogin_since = NULL, invalid_grant_count = 0
             WHERE users.account_id IS NULL OR EXCLUDED.account_id IS NULL
                OR users.account_id = EXCLUDED.account_id
         RETURNING {USER_COLUMNS}
@@ -70,7 +73,7 @@ def claim_legacy_placeholder(
 def get_user(cur, user_id: int) -> dict | None:
     cur.execute(
         """
-        SELECT u.id, u.spotify_id, u.display_name, u.last_synced_at, u.created_at,
+        SELECT u.id, u.spotify_id, u.display_name, u.last_synced_at, u.created_at, u.needs_relogin_since,
                t.expires_at AS token_expires_at, t.refresh_token_expires_at,
                t.user_id IS NOT NULL AS has_token
         FROM users u LEFT JOIN spotify_tokens t ON t.user_id = u.id
@@ -84,6 +87,30 @@ def get_user(cur, user_id: int) -> dict | None:
 def user_exists(cur, user_id: int) -> bool:
     cur.execute("SELECT 1 FROM users WHERE id = %s", (user_id,))
     return cur.fetchone() is not None
+
+
+def relogin_state(cur, user_id: int) -> dict:
+    """Whether Spotify refused the user's refresh token (invalid_grant): since when, how often."""
+    cur.execute("SELECT needs_relogin_since, invalid_grant_count FROM users WHERE id = %s", (user_id,))
+    return fetch_one(cur) or {"needs_relogin_since": None, "invalid_grant_count": 0}
+
+
+def mark_invalid_grant(cur, user_id: int) -> int:
+    """Count one more invalid_grant (the first one's time is kept); returns the count."""
+    cur.execute(
+        """
+        UPDATE users SET invalid_grant_count = invalid_grant_count + 1,
+                         needs_relogin_since = coalesce(needs_relogin_since, now())
+        WHERE id = %s RETURNING invalid_grant_count
+    """,
+        (user_id,),
+    )
+    row = cur.fetchone()
+    return row[0] if row else 0
+
+
+def clear_relogin(cur, user_id: int) -> None:
+    cur.execute("UPDATE users SET needs_relogin_since = NULL, invalid_grant_count = 0 WHERE id = %s", (user_id,))
 
 
 def mark_synced(cur, user_id: int) -> None:

@@ -13,7 +13,7 @@ import pytest
 import spotify
 import sync
 from emulator import objects as emulator_objects
-from helpers import approve, query, sign_in_and_sync, start_login, user_id
+from helpers import approve, log_in, query, sign_in_and_sync, start_login, user_id
 
 TOMORROW = date(2026, 11, 24)
 
@@ -118,3 +118,64 @@ def test_the_daily_snapshot_stops_at_a_used_up_quota(spotify_app, emulator, db):
     assert result.exit_code == 1
     assert result.output.count("used up its Spotify quota") == 1
     assert "Stopped: Spotify's quota for this app is used up; 2 users not tried." in result.output
+
+
+# -- invalid_grant is not always a revocation (listenbrainz-server PR 1921) ---------------
+def expire_access_token(db, uid):
+    query(db, "UPDATE spotify_tokens SET expires_at = now() - interval '1 hour' WHERE user_id = %s RETURNING 1", (uid,))
+
+
+def relogin_mark(db, uid):
+    return query(db, "SELECT needs_relogin_since IS NOT NULL, invalid_grant_count FROM users WHERE id = %s", (uid,))[0]
+
+
+def age_the_mark(db, uid):
+    """As if the hour before the one retry had passed."""
+    query(db, "UPDATE users SET needs_relogin_since = now() - interval '2 hours' WHERE id = %s RETURNING 1", (uid,))
+
+
+def refresh_token_kept(db, uid) -> bool:
+    return (
+        query(
+            db, "SELECT count(*) FROM spotify_tokens WHERE user_id = %s AND refresh_token_encrypted IS NOT NULL", (uid,)
+        )[0][0]
+        == 1
+    )
+
+
+def test_an_invalid_grant_during_a_spotify_incident_loses_nothing(spotify_app, emulator, db):
+    client = sign_in_and_sync(spotify_app.test_client(), emulator, "ava")
+    uid, settings = user_id(db, "ava"), spotify.settings_for(spotify_app)
+    emulator.faults.invalid_grant(times=1)  # one false revocation, then Spotify is fine again
+    expire_access_token(db, uid)
+    first = sync.sync_now(settings, uid, day=TOMORROW)
+    assert "try once more later" in first["error"] and "log in again" in first["error"]
+    assert refresh_token_kept(db, uid) and relogin_mark(db, uid) == (True, 1)
+    # the next visit says so, and the person is still signed in to their history
+    for page in ("/dashboard", "/settings"):
+        response = client.get(page)
+        assert response.status_code == 200 and "Spotify stopped accepting" in response.get_data(as_text=True)
+    # before the retry is due Spotify is not asked (it would have answered: the fault is used up)
+    assert "try once more later" in sync.sync_now(settings, uid, day=TOMORROW)["error"]
+    assert relogin_mark(db, uid) == (True, 1)
+    age_the_mark(db, uid)
+    assert "summary" in sync.sync_now(settings, uid, day=TOMORROW)  # the one retry works
+    assert relogin_mark(db, uid) == (False, 0)
+    assert "Spotify stopped accepting" not in client.get("/dashboard").get_data(as_text=True)
+
+
+def test_a_confirmed_invalid_grant_deletes_the_tokens_and_a_new_login_clears_the_notice(spotify_app, emulator, db):
+    client = sign_in_and_sync(spotify_app.test_client(), emulator, "bruno")
+    uid, settings = user_id(db, "bruno"), spotify.settings_for(spotify_app)
+    emulator.state.revoke_refresh_tokens("bruno")
+    expire_access_token(db, uid)
+    sync.sync_now(settings, uid, day=TOMORROW)
+    assert refresh_token_kept(db, uid)
+    age_the_mark(db, uid)
+    confirmed = sync.sync_now(settings, uid, day=TOMORROW)
+    assert "no longer accepts" in confirmed["error"] and relogin_mark(db, uid) == (True, 2)
+    assert query(db, "SELECT count(*) FROM spotify_tokens WHERE user_id = %s", (uid,))[0][0] == 0
+    assert "Spotify stopped accepting" in client.get("/settings").get_data(as_text=True)
+    log_in(client, emulator, "bruno")  # logging in again: new tokens, no notice (no first sync: not new)
+    assert relogin_mark(db, uid) == (False, 0) and refresh_token_kept(db, uid)
+    assert "Spotify stopped accepting" not in client.get("/settings").get_data(as_text=True)
