@@ -21,7 +21,7 @@ from typing import TextIO
 import psycopg2
 
 import db_config
-from migration import load, swap, upsert, verify
+from migration import load, parallel, swap, upsert, verify
 from migration.cleaning_rules import original_values
 from migration.progress import Progress, say
 from migration.sqlite_source import LegacyInputError, LegacySource, TableSpec, open_legacy
@@ -196,44 +196,100 @@ def write_pg_report(cur, source: LegacySource, report: Report) -> None:
         report.write(**line)
 
 
-def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner) -> int | str:
-    """The whole run inside one transaction: an exit status after rolling back, or COMMIT."""
+@dataclass
+class Run:
+    """What main() must know to clean up: the private schema of a build not yet swapped in."""
+
+    url: str
+    private: swap.Plan | None = None
+    new_owner: bool = False  # the swap creates the owner user (private builds)
+
+
+def session_count() -> int:
+    """Sessions for a private build: one per core the server likely has (it is usually this
+    machine), at least two so one table's index builds while another loads."""
+    return max(2, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2, 4))
+
+
+def start_private_build(conn, cur, source: LegacySource, args, run: Run) -> int:
+    """Commit the app's schema (as init-db makes it: no rows), drop what dead runs left,
+    create the private schema; the owner's id."""
+    conn.commit()
+    for name in swap.drop_leftovers(cur):
+        say(f"dropped {name}, left by a migration that did not finish")
+    conn.commit()
+    owner_id, run.new_owner = load.owner_for_private_build(cur, args.user)
+    run.private = swap.create_private_tables(cur, source.layout)
+    load.create_staging(cur, [spec.staging for spec in source.tables], private=True)
+    conn.commit()
+    say(f"empty target: building it in the private schema {run.private.schema} on {session_count()} sessions")
+    return owner_id
+
+
+def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner, run: Run) -> int | str:
+    """The whole run: an exit status after rolling back, or COMMIT.
+
+    A non-empty target (and --dry-run, --verify-only) is migrated in one transaction. An
+    empty one is built in a private schema, committed as it goes and read by several
+    sessions, then swapped in by the last transaction (migration.swap)."""
     started = time.monotonic()
     with conn.cursor() as cur:
         load.prepare_session(cur)
         added = load.ensure_schema(cur)
         if added:
             say(f"schema: created {', '.join(added)} from schema_postgres.sql")
-        owner_id = load.ensure_owner(cur, args.user, create=not args.verify_only)
+        cur.execute("SELECT now()")
+        clock = cur.fetchone()[0]  # stands for every timestamp the source lacks
+        clock_sql = cur.mogrify("%s::timestamptz", (clock,)).decode()
+        owner_id: int | None
+        if not (args.dry_run or args.verify_only) and swap.tables_empty(cur, swap.MOVED_TABLES[source.layout]):
+            owner_id = start_private_build(conn, cur, source, args, run)
+        else:
+            owner_id = load.ensure_owner(cur, args.user, create=not args.verify_only)
+            load.create_staging(cur, [spec.staging for spec in source.tables])
+        private = run.private
         missing_owner = (
             [f"the owner user {args.user or load.PLACEHOLDER_USER!r} does not exist in the target"]
             if owner_id is None
             else []
         )
-        private = None
-        if not (args.dry_run or args.verify_only) and swap.tables_empty(cur, swap.MOVED_TABLES[source.layout]):
-            private = swap.create_private_tables(cur, source.layout)
-            say(f"empty target: building it in the private schema {private.schema}, swapped in at the end")
-        load.create_staging(cur, [spec.staging for spec in source.tables])
-        stats = {spec.staging: stage_table(cur, source, spec, report, cleaner) for spec in source.tables}
+        stats = {}
+        for spec in source.tables:
+            stats[spec.staging] = stage_table(cur, source, spec, report, cleaner)
+            if private:
+                conn.commit()
         step = time.monotonic()
-        resolved = load.resolve(cur, source.layout, owner_id)
+        resolved = load.resolve(cur, source.layout, owner_id, private=private is not None)
+        if private:
+            conn.commit()
         say(f"resolved duplicates, references and orphans in {time.monotonic() - step:.1f} s")
-        filled_from_empty = set()
-        if not args.verify_only:
-            if owner_id is None:  # ensure_owner(create=True) inserted it in this transaction
-                raise load.TargetError("the owner user vanished while the migration ran")
-            step = time.monotonic()
-            filled_from_empty = upsert.load(cur, source.layout, owner_id, private=private)
-            say(f"loaded into the target in {time.monotonic() - step:.1f} s")
-        step = time.monotonic()
-        checks = {
-            spec.staging: verify.check_table(
-                cur, spec.staging, source.layout, owner_id, verify.TARGET_TABLE[spec.staging] in filled_from_empty
+        sessions = (
+            parallel.Sessions(
+                run.url,
+                session_count(),
+                load.SESSION_SETTINGS + (f"SET search_path = {swap.private_search_path(private.schema)}",),
             )
-            for spec in source.tables
-        }
-        problems, how = verify.check_database(cur)
+            if private
+            else None
+        )
+        try:
+            filled_from_empty: set[str] = set()
+            if not args.verify_only:
+                if owner_id is None:  # ensure_owner(create=True) inserted it in this transaction
+                    raise load.TargetError("the owner user vanished while the migration ran")
+                step = time.monotonic()
+                filled_from_empty = upsert.load(
+                    cur, source.layout, owner_id, private=private, sessions=sessions, clock=clock_sql
+                )
+                if private:
+                    conn.commit()
+                say(f"loaded into the target in {time.monotonic() - step:.1f} s")
+            step = time.monotonic()
+            checks = check_tables(cur, sessions, source, owner_id, filled_from_empty, clock)
+        finally:
+            if sessions is not None:
+                sessions.close()
+        problems, how = verify.check_database(cur, private.enforced_at_swap if private else frozenset())
         enforced = sum("enforced" in note for note in how)
         say(
             f"integrity: {enforced} JSON-object and foreign-key invariants enforced by validated "
@@ -264,12 +320,42 @@ def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner) 
             + f" ({elapsed:.1f} s)"
         )
         return EXIT_OK
-    if private is not None:
+    if private is not None and owner_id is not None:
         step = time.monotonic()
         with conn.cursor() as cur:
+            if run.new_owner:
+                load.create_owner(cur, args.user, owner_id)
             swap.swap(cur, private)
+            upsert.reset_identity_sequences(cur)
         say(f"swapped the private tables into place in {time.monotonic() - step:.1f} s")
     return COMMIT  # main() commits: the one place that knows whether it happened
+
+
+def check_tables(cur, sessions, source: LegacySource, owner_id, filled_from_empty, clock) -> dict:
+    """Each table's checksums: on the private build's sessions at once, or one by one."""
+
+    def check(name: str):
+        target = verify.TARGET_TABLE[name]
+        return lambda on: verify.check_table(on, name, source.layout, owner_id, target in filled_from_empty, clock)
+
+    names = [spec.staging for spec in source.tables]
+    if sessions is None:
+        return {name: check(name)(cur) for name in names}
+    return parallel.run_graph(sessions, {name: (check(name), []) for name in names})
+
+
+def drop_private_build(conn, run: Run) -> None:
+    """A private build that will not be swapped in: gone now (or, if the connection is gone
+    too, at the next run's start)."""
+    if run.private is None or conn.closed:
+        return
+    try:
+        conn.rollback()
+        with conn.cursor() as cur:
+            swap.drop_schema(cur, run.private.schema)
+        conn.commit()
+    except psycopg2.Error:
+        pass
 
 
 def print_reconciliation(source, stats, resolved, checks, args, owner_id) -> list[str]:
@@ -355,9 +441,10 @@ def main(argv=None) -> int:
             ) from None
         rejects = args.rejects or (None if args.dry_run or args.verify_only else args.sqlite_path + ".rejects.jsonl")
         report = Report(Path(rejects) if rejects else None)
+        run = Run(url)
         try:
             say(f"migrating {source.path} (layout {source.layout}) into {db_config.describe_url(url)}")
-            outcome = migrate(conn, source, args, report, cleaner)
+            outcome = migrate(conn, source, args, report, cleaner, run)
             if isinstance(outcome, int):  # rolled back, with this exit status
                 status = outcome
             else:  # COMMIT
@@ -365,12 +452,14 @@ def main(argv=None) -> int:
                 committed, status = True, EXIT_OK
                 print(f"migrated and verified in {time.monotonic() - started:.1f} s: committed")
         finally:
+            if not committed:
+                drop_private_build(conn, run)
             conn.close()
         report.finish()
         if report.path and sum(report.counts.values()):
             print(f"rejects report: {report.path} ({', '.join(f'{n} {a}' for a, n in sorted(report.counts.items()))})")
         return status
-    except (db_config.DatabaseConfigError, load.TargetError) as exc:
+    except (db_config.DatabaseConfigError, load.TargetError, swap.SwapRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except (CleaningFailed, LegacyInputError) as exc:  # the file failed mid-read: damaged
         print(f"error: {exc}; nothing was committed", file=sys.stderr)

@@ -123,13 +123,22 @@ def prepare_session(cur) -> None:
     # staging lives in temp tables: give them more than the default 8MB of local buffers
     # (only possible before the session's first temp table)
     cur.execute("SET temp_buffers = '256MB'")
-    cur.execute("SELECT pg_try_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+    # held by the session, not a transaction: a private build commits as it goes
+    cur.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
     if not cur.fetchone()[0]:
         raise TargetError("another migrate_to_postgresql.py is running against this database")
-    cur.execute(
-        "SET LOCAL TIME ZONE 'UTC'; SET LOCAL datestyle = 'ISO, YMD';"
-        "SET LOCAL work_mem = '64MB'; SET LOCAL maintenance_work_mem = '256MB'"
-    )
+    for setting in SESSION_SETTINGS:
+        cur.execute(setting)
+
+
+# every session of a migration (the helpers of a private build too): checksums render
+# timestamps in UTC and dates as ISO
+SESSION_SETTINGS = (
+    "SET TIME ZONE 'UTC'",
+    "SET datestyle = 'ISO, YMD'",
+    "SET work_mem = '64MB'",
+    "SET maintenance_work_mem = '256MB'",
+)
 
 
 def schema_problems(cur) -> tuple[list[str], list[str]]:
@@ -177,6 +186,30 @@ def apply_schema(cur) -> None:
     database.apply_schema(cur.connection)
 
 
+def owner_for_private_build(cur, spotify_user: str | None) -> tuple[int, bool]:
+    """(the owner's id, whether the swap must create it): an existing user, or an id drawn
+    now from the users' identity, for a user row the swap inserts with it."""
+    spotify_id = spotify_user or PLACEHOLDER_USER
+    cur.execute("SELECT id FROM users WHERE spotify_id = %s", (spotify_id,))
+    row = cur.fetchone()
+    if row:
+        return row[0], False
+    cur.execute("SELECT nextval(pg_get_serial_sequence('users', 'id'))")
+    return cur.fetchone()[0], True
+
+
+def create_owner(cur, spotify_user: str | None, owner_id: int) -> None:
+    """The swap's half of owner_for_private_build: the user row, with the id drawn then."""
+    spotify_id = spotify_user or PLACEHOLDER_USER
+    cur.execute(
+        """INSERT INTO users (id, spotify_id, display_name, is_placeholder) OVERRIDING SYSTEM VALUE
+           VALUES (%s, %s, %s, %s) ON CONFLICT (spotify_id) DO NOTHING""",
+        (owner_id, spotify_id, None if spotify_user else PLACEHOLDER_NAME, not spotify_user),
+    )
+    if cur.rowcount != 1:
+        raise TargetError(f"the owner user {spotify_id!r} was created by someone else during the migration; rerun it")
+
+
 def ensure_owner(cur, spotify_user: str | None, create: bool = True) -> int | None:
     """The user every legacy row belongs to: --user, or the claimable placeholder."""
     spotify_id = spotify_user or PLACEHOLDER_USER
@@ -194,11 +227,20 @@ def ensure_owner(cur, spotify_user: str | None, create: bool = True) -> int | No
 # --- staging ---------------------------------------------------------------------------
 
 
-def create_staging(cur, staging_names) -> None:
+def scratch(private: bool, ddl: str) -> str:
+    """A session's temp table, or (private build: other sessions read it) an unlogged table
+    in the private schema, which is first on the search path."""
+    if not private:
+        return ddl
+    return ddl.replace("CREATE TEMP TABLE", "CREATE UNLOGGED TABLE", 1).replace(" ON COMMIT DROP", "")
+
+
+def create_staging(cur, staging_names, private: bool = False) -> None:
     for name in staging_names:
-        cur.execute(STAGING_DDL[name])
+        cur.execute(scratch(private, STAGING_DDL[name]))
     # rows rejected while reading, so an orphan's reason can name why its parent went
-    cur.execute("CREATE TEMP TABLE stg_rejected_refs (tbl text, ref text, reason text) ON COMMIT DROP")
+    rejected_refs = "CREATE TEMP TABLE stg_rejected_refs (tbl text, ref text, reason text) ON COMMIT DROP"
+    cur.execute(scratch(private, rejected_refs))
 
 
 def _copy_field(value) -> str:
@@ -325,28 +367,38 @@ def _merge_duplicates(cur, table: str, keys: tuple[str, ...], source: str | None
     return cur.rowcount
 
 
-def resolve(cur, layout: str, owner_id: int | None) -> dict[str, dict[str, int]]:
+def resolve(cur, layout: str, owner_id: int | None, private: bool = False) -> dict[str, dict[str, int]]:
     """Collapse duplicates, follow references, reject orphans. Returns counts per table."""
     for name, columns in ANALYZED_COLUMNS.items():
-        cur.execute(f"SELECT to_regclass('pg_temp.stg_{name}') IS NOT NULL")
+        cur.execute(f"SELECT to_regclass('stg_{name}') IS NOT NULL")
         if cur.fetchone()[0]:  # autovacuum never analyzes temp tables; skip the wide columns
             cur.execute(f"ANALYZE stg_{name} ({columns})")
     counts: dict[str, dict[str, int]] = {}
     if layout == "v1":
         counts["artists"] = {"merged": _merge_duplicates(cur, "artists", ("s.spotify_id",))}
         # legacy integer ids -> Spotify ids; a merged row's id points at its survivor's key
-        cur.execute("""CREATE TEMP TABLE map_artist ON COMMIT DROP AS
+        cur.execute(
+            scratch(
+                private,
+                """CREATE TEMP TABLE map_artist ON COMMIT DROP AS
                        SELECT DISTINCT ON (legacy_id) legacy_id, spotify_id FROM stg_artists
-                       WHERE legacy_id IS NOT NULL ORDER BY legacy_id, seq""")
+                       WHERE legacy_id IS NOT NULL ORDER BY legacy_id, seq""",
+            )
+        )
         cur.execute("ALTER TABLE map_artist ADD PRIMARY KEY (legacy_id)")
         counts["tracks"] = {"merged": _merge_duplicates(cur, "tracks", ("s.spotify_id",))}
         cur.execute("""SELECT count(*) FROM stg_tracks s WHERE s.artist_ref IS NOT NULL
                        AND s.status = 'ok'
                        AND NOT EXISTS (SELECT 1 FROM map_artist m WHERE m.legacy_id = s.artist_ref)""")
         counts["tracks"]["cleared_refs"] = cur.fetchone()[0]
-        cur.execute("""CREATE TEMP TABLE map_track ON COMMIT DROP AS
+        cur.execute(
+            scratch(
+                private,
+                """CREATE TEMP TABLE map_track ON COMMIT DROP AS
                        SELECT DISTINCT ON (legacy_id) legacy_id, spotify_id FROM stg_tracks
-                       WHERE legacy_id IS NOT NULL ORDER BY legacy_id, seq""")
+                       WHERE legacy_id IS NOT NULL ORDER BY legacy_id, seq""",
+            )
+        )
         cur.execute("ALTER TABLE map_track ADD PRIMARY KEY (legacy_id)")
         cur.execute("ANALYZE map_artist; ANALYZE map_track")
         cur.execute("""

@@ -73,10 +73,13 @@ class Plan:
     schema: str
     tables: tuple[str, ...]  # app tables built privately and moved in
     merge_dictionary: bool  # the public dictionary has words: merge instead of moving it
-    keys: list = field(default_factory=list)  # primary keys and unique constraints
-    indexes: list = field(default_factory=list)  # the other indexes
-    foreign_keys: list = field(default_factory=list)  # between private tables
+    # (table, statement): primary keys and unique constraints; the other indexes
+    keys: list[tuple[str, sql.Composable]] = field(default_factory=list)
+    indexes: list[tuple[str, sql.Composable]] = field(default_factory=list)
+    # (table, referenced table, statement): between private tables
+    foreign_keys: list[tuple[str, str, sql.Composable]] = field(default_factory=list)
     swap_foreign_keys: list = field(default_factory=list)  # to tables that stay (users)
+    enforced_at_swap: set[str] = field(default_factory=set)  # their "table.column"
 
     @property
     def moved(self) -> tuple[str, ...]:
@@ -91,7 +94,7 @@ def create_private_tables(cur, layout: str) -> Plan:
     path, where those names find the private copies (and ``users`` the public one)."""
     tables = MOVED_TABLES[layout]
     plan = Plan(new_schema_name(), tables, merge_dictionary=not tables_empty(cur, DICTIONARY_TABLES))
-    cur.execute("SET LOCAL search_path = public")
+    cur.execute("SET search_path = public")
     cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(plan.schema)))
     for table in tables + DICTIONARY_TABLES:
         cur.execute(
@@ -101,7 +104,7 @@ def create_private_tables(cur, layout: str) -> Plan:
         )
     for table in plan.moved:
         _plan_keys_and_indexes(cur, plan, table)
-    cur.execute(f"SET LOCAL search_path = {private_search_path(plan.schema)}")
+    cur.execute(f"SET search_path = {private_search_path(plan.schema)}")
     return plan
 
 
@@ -112,22 +115,26 @@ def private_search_path(schema: str) -> str:
 def _plan_keys_and_indexes(cur, plan: Plan, table: str) -> None:
     target = sql.SQL("{}.{}").format(sql.Identifier(plan.schema), sql.Identifier(table))
     cur.execute(
-        """SELECT c.conname, c.contype, pg_get_constraintdef(c.oid), c.confrelid::regclass::text
-           FROM pg_constraint c WHERE c.conrelid = %s::regclass AND c.contype IN ('p', 'u', 'x', 'f')
+        """SELECT c.conname, c.contype, pg_get_constraintdef(c.oid), r.relname,
+                  (SELECT string_agg(a.attname, ',') FROM pg_attribute a
+                   WHERE a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey))
+           FROM pg_constraint c LEFT JOIN pg_class r ON r.oid = c.confrelid
+           WHERE c.conrelid = %s::regclass AND c.contype IN ('p', 'u', 'x', 'f')
            ORDER BY c.contype DESC, c.conname""",
         (f"public.{table}",),
     )
-    for name, kind, definition, referenced in cur.fetchall():
+    for name, kind, definition, referenced, columns in cur.fetchall():
         add = sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(target, sql.Identifier(name)) + sql.SQL(definition)
         if kind != "f":
-            plan.keys.append(add)
-        elif referenced.split(".")[-1] in plan.tables:
-            plan.foreign_keys.append(add)
+            plan.keys.append((table, add))
+        elif referenced in plan.tables:
+            plan.foreign_keys.append((table, referenced, add))
         else:
             plan.swap_foreign_keys.append(
                 sql.SQL("ALTER TABLE public.{} ADD CONSTRAINT {} ").format(sql.Identifier(table), sql.Identifier(name))
                 + sql.SQL(definition)
             )
+            plan.enforced_at_swap.add(f"{table}.{columns}")
     cur.execute(
         """SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
            WHERE i.indrelid = %s::regclass
@@ -140,7 +147,7 @@ def _plan_keys_and_indexes(cur, plan: Plan, table: str) -> None:
         private = public_name.sub(
             lambda match: f" ON {match.group(1) or ''}{_quoted(plan.schema)}.{table} ", definition, count=1
         )
-        plan.indexes.append(sql.SQL(private))
+        plan.indexes.append((table, sql.SQL(private)))
 
 
 def _quoted(name: str) -> str:
@@ -208,7 +215,7 @@ def _dependent_views(cur, tables) -> list[tuple[str, str, str, str]]:
 
 def swap(cur, plan: Plan) -> None:
     """Replace the empty public tables by the private ones, in the caller's transaction."""
-    cur.execute("SET LOCAL search_path = public")
+    cur.execute("SET search_path = public")
     locked = plan.tables + DICTIONARY_TABLES
     cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(_public_list(locked)))
     if not tables_empty(cur, plan.tables):

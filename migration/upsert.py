@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from psycopg2 import sql
 
-from . import swap
+from . import parallel, swap
 
 IDENTITY_COLUMNS = (("users", "id"), ("playlists", "id"), ("snapshots", "id"))
 BULK_TABLES = ("artists", "tracks", "playlists", "playlist_tracks", "snapshots")
@@ -149,19 +149,75 @@ TRACK_CONFLICT = f"""
        OR (t.raw_json = '{{}}' AND excluded.raw_json <> '{{}}')"""
 
 
-def load(cur, layout: str, owner_id: int, bulk: bool = True, private: swap.Plan | None = None) -> set[str]:
+def insert_statements(layout: str, owner_id: int, empty: set[str], clock: str, private: bool) -> dict[str, str]:
+    """The upserts by target table, in dependency order. ``clock`` stands in for the
+    timestamps the source lacks (one value for the whole run, which verification knows)."""
+
+    def on_conflict(table: str, clause: str) -> str:
+        return "" if table in empty else clause  # an empty table has nothing to conflict with
+
+    owner = int(owner_id)
+    statements = {}
+    if layout == "v1":
+        statements["artists"] = f"""INSERT INTO artists (spotify_id, name, created_at)
+                        SELECT spotify_id, name, coalesce(created_at, {clock}) FROM stg_artists
+                        WHERE status = 'ok'
+                        {on_conflict("artists", "ON CONFLICT (spotify_id) DO NOTHING")}"""
+        # a private build loads artists and tracks at once: the surviving staged artist is
+        # the row the artists table gets
+        artists = "stg_artists a ON a.status = 'ok' AND" if private else "artists a ON"
+        artist_join = f"""LEFT JOIN map_artist m ON m.legacy_id = s.artist_ref
+                         LEFT JOIN {artists} a.spotify_id = m.spotify_id"""
+        artist_name, artist_id = "coalesce(s.artist_name, a.name)", "a.spotify_id"
+    else:
+        artist_join, artist_name, artist_id = "", "s.artist_name", "NULL::text"
+    statements["tracks"] = f"""
+        INSERT INTO tracks AS t (spotify_id, name, artist_name, primary_artist_id, album_name,
+            duration_ms, release_date, release_date_precision, explicit, popularity, spotify_url,
+            raw_json, audio_features, created_at, updated_at)
+        SELECT s.spotify_id, s.name, {artist_name}, {artist_id}, s.album_name, s.duration_ms,
+               s.release_date, s.release_date_precision, s.explicit, s.popularity, s.spotify_url,
+               s.raw_json::jsonb, s.audio_features::jsonb, coalesce(s.created_at, {clock}),
+               coalesce(s.updated_at, s.created_at, {clock})
+        FROM stg_tracks s {artist_join} WHERE s.status = 'ok' {on_conflict("tracks", TRACK_CONFLICT)}"""
+    if layout == "v1":
+        statements["playlists"] = f"""INSERT INTO playlists (user_id, kind, name, legacy_key, created_at)
+                        SELECT {owner}, 'legacy', playlist_key, playlist_key, coalesce(min(added_at), {clock})
+                        FROM stg_entries GROUP BY playlist_key ORDER BY playlist_key
+                        {on_conflict("playlists", "ON CONFLICT (user_id, legacy_key) DO NOTHING")}"""
+        statements["playlist_tracks"] = f"""INSERT INTO playlist_tracks (playlist_id, track_id, position, added_at)
+                        SELECT p.id, m.spotify_id, s.position, s.added_at
+                        FROM stg_entries s JOIN map_track m ON m.legacy_id = s.track_ref
+                        JOIN playlists p ON p.user_id = {owner} AND p.legacy_key = s.playlist_key
+                        WHERE s.status = 'ok'
+                        {on_conflict("playlist_tracks", "ON CONFLICT (playlist_id, track_id) DO NOTHING")}"""
+    else:
+        conflict = "ON CONFLICT (user_id, track_id, snapshot_date, time_range) DO NOTHING"
+        statements["snapshots"] = f"""INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
+                        SELECT {owner}, track_spotify_id, snapshot_date, time_range, rank
+                        FROM stg_snapshots WHERE status = 'ok'
+                        {on_conflict("snapshots", conflict)}"""
+    return statements
+
+
+def load(
+    cur,
+    layout: str,
+    owner_id: int,
+    bulk: bool = True,
+    private: swap.Plan | None = None,
+    sessions: parallel.Sessions | None = None,
+    clock: str = "now()",
+) -> set[str]:
     """Upsert survivors in dependency order; returns the tables it filled from empty.
 
-    With ``private``, the tables are the empty private copies of ``migration.swap`` (first
-    on the search path): nothing to conflict with, no index or key until the data is in."""
+    With ``private`` (and its ``sessions``), the tables are the empty private copies of
+    ``migration.swap``, filled and indexed by several sessions at once (build_private)."""
+    if private is not None and sessions is not None:
+        return build_private(sessions, layout, owner_id, private, clock)
     restore: list = []
     empty: set[str] = set()
-    if private is not None:
-        empty = set(BULK_TABLES if layout == "v1" else ("tracks", "snapshots"))
-        restore = private.keys + [sql.SQL(DERIVED_BY_TRIGGER["tracks"][1])] + private.indexes + private.foreign_keys
-        bulk = False
-    else:
-        record_preexisting(cur, layout, owner_id)
+    record_preexisting(cur, layout, owner_id)
     if bulk:
         tables = BULK_TABLES if layout == "v1" else ("tracks", "snapshots")
         for table in tables:
@@ -169,59 +225,38 @@ def load(cur, layout: str, owner_id: int, bulk: bool = True, private: swap.Plan 
             if steps is not None:
                 empty.add(table)
                 restore += steps
-
-    def on_conflict(table: str, clause: str) -> str:
-        return "" if table in empty else clause  # an empty table has nothing to conflict with
-
-    if layout == "v1":
-        cur.execute(f"""INSERT INTO artists (spotify_id, name, created_at)
-                        SELECT spotify_id, name, coalesce(created_at, now()) FROM stg_artists
-                        WHERE status = 'ok'
-                        {on_conflict("artists", "ON CONFLICT (spotify_id) DO NOTHING")}""")
-        artist_join = """LEFT JOIN map_artist m ON m.legacy_id = s.artist_ref
-                         LEFT JOIN artists a ON a.spotify_id = m.spotify_id"""
-        artist_name, artist_id = "coalesce(s.artist_name, a.name)", "a.spotify_id"
-    else:
-        artist_join, artist_name, artist_id = "", "s.artist_name", "NULL::text"
-    cur.execute(f"""
-        INSERT INTO tracks AS t (spotify_id, name, artist_name, primary_artist_id, album_name,
-            duration_ms, release_date, release_date_precision, explicit, popularity, spotify_url,
-            raw_json, audio_features, created_at, updated_at)
-        SELECT s.spotify_id, s.name, {artist_name}, {artist_id}, s.album_name, s.duration_ms,
-               s.release_date, s.release_date_precision, s.explicit, s.popularity, s.spotify_url,
-               s.raw_json::jsonb, s.audio_features::jsonb, coalesce(s.created_at, now()),
-               coalesce(s.updated_at, s.created_at, now())
-        FROM stg_tracks s {artist_join} WHERE s.status = 'ok' {on_conflict("tracks", TRACK_CONFLICT)}""")
-    if layout == "v1":
-        cur.execute(
-            f"""INSERT INTO playlists (user_id, kind, name, legacy_key, created_at)
-                        SELECT %s, 'legacy', playlist_key, playlist_key, coalesce(min(added_at), now())
-                        FROM stg_entries GROUP BY playlist_key ORDER BY playlist_key
-                        {on_conflict("playlists", "ON CONFLICT (user_id, legacy_key) DO NOTHING")}""",
-            (owner_id,),
-        )
-        cur.execute(
-            f"""INSERT INTO playlist_tracks (playlist_id, track_id, position, added_at)
-                        SELECT p.id, m.spotify_id, s.position, s.added_at
-                        FROM stg_entries s JOIN map_track m ON m.legacy_id = s.track_ref
-                        JOIN playlists p ON p.user_id = %s AND p.legacy_key = s.playlist_key
-                        WHERE s.status = 'ok'
-                        {on_conflict("playlist_tracks", "ON CONFLICT (playlist_id, track_id) DO NOTHING")}""",
-            (owner_id,),
-        )
-    else:
-        conflict = "ON CONFLICT (user_id, track_id, snapshot_date, time_range) DO NOTHING"
-        cur.execute(
-            f"""INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
-                        SELECT %s, track_spotify_id, snapshot_date, time_range, rank
-                        FROM stg_snapshots WHERE status = 'ok'
-                        {on_conflict("snapshots", conflict)}""",
-            (owner_id,),
-        )
+    for statement in insert_statements(layout, owner_id, empty, clock, private=False).values():
+        cur.execute(statement)
     for statement in restore:
         cur.execute(statement)
     reset_identity_sequences(cur)
     return empty
+
+
+def build_private(sessions: parallel.Sessions, layout: str, owner_id: int, plan: swap.Plan, clock: str) -> set[str]:
+    """Fill the private tables, then their keys, indexes, foreign keys and search dictionary,
+    each statement on whichever session is free once what it needs is there."""
+    inserts = insert_statements(layout, owner_id, set(plan.tables), clock, private=True)
+    tasks: dict[str, tuple[parallel.Task, list[str]]] = {}
+    for table, statement in inserts.items():
+        after = ["load:playlists"] if table == "playlist_tracks" else []
+        tasks[f"load:{table}"] = (parallel.statement(statement), after)
+    tasks["derive:search_words"] = (parallel.statement(DERIVED_BY_TRIGGER["tracks"][1]), ["load:tracks"])
+    keys_of: dict[str, list[str]] = {}
+    for n, (table, key) in enumerate(plan.keys):
+        keys_of.setdefault(table, []).append(f"key:{n}")
+        tasks[f"key:{n}"] = (parallel.statement(key), [f"load:{table}"])
+    for n, (table, index) in enumerate(plan.indexes):
+        filled_by = "derive:search_words" if table in swap.DICTIONARY_TABLES else f"load:{table}"
+        tasks[f"index:{n}"] = (parallel.statement(index), [filled_by])
+    for n, (table, referenced, foreign_key) in enumerate(plan.foreign_keys):
+        tasks[f"foreign key:{n}"] = (
+            parallel.statement(foreign_key),
+            keys_of.get(table, []) + keys_of.get(referenced, []) + [f"load:{table}", f"load:{referenced}"],
+        )
+    tasks["sequences"] = (reset_identity_sequences, [f"load:{table}" for table in inserts])
+    parallel.run_graph(sessions, tasks)
+    return set(plan.tables)
 
 
 def reset_identity_sequences(cur) -> None:

@@ -14,6 +14,7 @@ import psycopg2
 import pytest
 
 from legacy_factory import make_v1, make_v2, spotify_id
+from test_migrate import PRIVATE_SCHEMAS, nothing_migrated
 
 ROOT = Path(__file__).resolve().parents[1]
 EXIT_INPUT = 1
@@ -118,7 +119,7 @@ def test_corrupt_data_page_is_one_line_naming_the_file(dry_run, make_database, t
     url = make_database(schema=False)
     result = run_cli(path, "--database-url", url, *(["--dry-run"] if dry_run else []))
     assert_one_line_refusal(result, str(path), "damaged", "nothing was committed")
-    assert public_tables(url) == 0
+    assert nothing_migrated(url) and fetch_one(url, PRIVATE_SCHEMAS) == (0,)
 
 
 # --- 12. an expected table that is a view -------------------------------------------------

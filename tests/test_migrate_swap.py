@@ -101,14 +101,14 @@ def test_readers_see_empty_unlocked_tables_until_the_swap(make_database, tmp_pat
     seen = []
     real_check = cli.verify.check_database
 
-    def look_from_another_session(cur):
+    def look_from_another_session(cur, *args):
         # the migration has loaded and built everything by now, in its private schema
         with psycopg2.connect(url) as reader, reader.cursor() as other:
             other.execute("SET lock_timeout = '2s'")
             other.execute("SELECT (SELECT count(*) FROM tracks), (SELECT count(*) FROM snapshots)")
             seen.append(other.fetchone())
         reader.close()
-        return real_check(cur)
+        return real_check(cur, *args)
 
     monkeypatch.setattr(cli.verify, "check_database", look_from_another_session)
     assert cli.main([str(path), "--database-url", url]) == cli.EXIT_OK
