@@ -326,6 +326,7 @@ def migrate(conn, source: LegacySource, args, report: Report, cleaner: Cleaner, 
             if run.new_owner:
                 load.create_owner(cur, args.user, owner_id)
             swap.swap(cur, private)
+            swap.bump_owner_data_version(cur, owner_id)
             upsert.reset_identity_sequences(cur)
         say(f"swapped the private tables into place in {time.monotonic() - step:.1f} s")
     return COMMIT  # main() commits: the one place that knows whether it happened

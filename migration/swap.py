@@ -280,3 +280,12 @@ def _owners(cur, tables) -> dict[str, str]:
 def _current_user(cur) -> str:
     cur.execute("SELECT current_user")
     return cur.fetchone()[0]
+
+
+def bump_owner_data_version(cur, owner_id: int) -> None:
+    """The private tables had none of the app's triggers while they filled, so what the
+    snapshots trigger does for an insert (move the owner's data_version, which invalidates
+    their cached charts) is done once here, when the schema has it."""
+    cur.execute("SELECT to_regprocedure('bump_data_versions(bigint[])') IS NOT NULL")
+    if cur.fetchone()[0]:
+        cur.execute("SELECT bump_data_versions(ARRAY[%s]::bigint[])", (owner_id,))

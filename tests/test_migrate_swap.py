@@ -116,3 +116,15 @@ def test_readers_see_empty_unlocked_tables_until_the_swap(make_database, tmp_pat
     [(tracks, snapshots)] = fetch(url, "SELECT (SELECT count(*) FROM tracks), (SELECT count(*) FROM snapshots)")
     assert tracks > 0 and snapshots > 0
     assert fetch(url, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'mtm\\_import\\_%'") == [(0,)]
+
+
+def test_an_existing_owner_sees_new_data_not_cached_charts(make_database, tmp_path):
+    """The private tables fill without the app's triggers: the owner's data_version (what
+    cached charts are stamped with) must still move, or their empty charts would be served."""
+    path = tmp_path / "v2.db"
+    make_v2(path, dirty=False)
+    url = make_database()
+    execute(url, "INSERT INTO users (spotify_id, data_version) VALUES ('alice', 5)")
+    assert cli.main([str(path), "--database-url", url, "--user", "alice"]) == cli.EXIT_OK
+    [(version,)] = fetch(url, "SELECT data_version FROM users WHERE spotify_id = 'alice'")
+    assert version > 5
