@@ -29,9 +29,7 @@ Adding a chart (this is all it takes; the cache, the ETag and the page follow):
 
 from __future__ import annotations
 
-import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -50,7 +48,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_wtf.csrf import generate_csrf
 
 import history_db
 import insights_db
@@ -459,20 +456,9 @@ def warm_dashboard(cur, user_id: int) -> None:
 
 
 def page_tag(user_id: int, filters: Filters, found: page_store.Lookup, user: dict, run: dict | None) -> str | None:
-    """The frame's ETag: everything the frame shows. None (no 304, no ETag) while a flash
-    message waits: it is shown once."""
-    if session.get("_flashes"):
-        return None
-    # The page embeds a CSRF token valid WTF_CSRF_TIME_LIMIT seconds; a page kept longer
-    # than half of that is rendered again, so its "Sync now" button always works.
-    limit = current_app.config.get("WTF_CSRF_TIME_LIMIT", 3600)
-    token_age = int(time.time() // (limit / 2)) if limit else 0
-    generate_csrf()  # the session's CSRF secret exists from now on (a first visit makes it)
-    csrf_secret = hashlib.sha256(str(session.get("csrf_token")).encode()).hexdigest()[:12]
+    """The frame's ETag: everything the frame shows (see conditional.page_etag)."""
     run_state = (run["id"], run["status"], run["stage"], run["finished_at"]) if run else None
-    return conditional.etag(
-        "dashboard", user_id, filters.params, found.stamp, user["display_name"], run_state, token_age, csrf_secret
-    )
+    return conditional.page_etag("dashboard", user_id, filters.params, found.stamp, user["display_name"], run_state)
 
 
 # -- views ------------------------------------------------------------------------

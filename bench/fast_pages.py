@@ -130,7 +130,7 @@ def throughput_table(results: dict, apps: list[str]) -> tuple[str, bool]:
 PLAYS = """
 INSERT INTO plays (user_id, played_at, track_id, ms_played, source)
 SELECT %(user_id)s, date_trunc('second', now()) - g * interval '3 minutes 7 seconds',
-       (%(tracks)s::text[])[1 + g %% cardinality(%(tracks)s::text[])], 60000 + (g * 7919) %% 240000, 'export'
+       (%(tracks)s::text[])[1 + g %% cardinality(%(tracks)s::text[])], 60000 + (g::bigint * 7919) %% 240000, 'export'
 FROM generate_series(1, %(plays)s) AS g
 ON CONFLICT (user_id, played_at) DO NOTHING
 """

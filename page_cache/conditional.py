@@ -8,8 +8,9 @@ your own):
   ``Cache-Control`` itself, which always wins. Static files keep Flask's own
   ``no-cache`` + ``ETag``.
 - **Opt in to revalidation** when a view has a cheap validator (a version that moves when
-  the answer changes, see store.py): build the tag with ``etag(...)`` from
-  everything the answer depends on, return ``not_modified(tag)`` when it is not None
+  the answer changes, see store.py): build the tag with ``etag(...)`` (``page_etag(...)``
+  for HTML, which also counts the CSRF token and flash messages) from everything the
+  answer depends on, return ``not_modified(tag)`` when it is not None
   (before doing the expensive part), else ``revalidate(response, tag)``, which sets the
   ``ETag`` and ``Cache-Control: private, no-cache``: only the person's browser may keep
   it, and it must ask every time (a 304 costs a version lookup, not a page).
@@ -18,8 +19,10 @@ your own):
 from __future__ import annotations
 
 import hashlib
+import time
 
-from flask import Response, request, session
+from flask import Response, current_app, request, session
+from flask_wtf.csrf import generate_csrf
 
 REVALIDATE = "private, no-cache"
 NO_STORE = "no-store"
@@ -28,6 +31,24 @@ NO_STORE = "no-store"
 def etag(*parts: object) -> str:
     """An opaque tag of everything an answer depends on (user, page, parameters, stamp)."""
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+def page_etag(*parts: object) -> str | None:
+    """The tag of an HTML page built from ``parts``, or None (no ETag, no 304) while a flash
+    message waits: it is shown once.
+
+    Every page embeds a CSRF token (the log-out form) signed with the time it was made and
+    valid WTF_CSRF_TIME_LIMIT seconds, for this session's CSRF secret: the tag changes with
+    the secret and every half of that limit, so a page kept by the browser never posts an
+    expired token.
+    """
+    if session.get("_flashes"):
+        return None
+    limit = current_app.config.get("WTF_CSRF_TIME_LIMIT", 3600)
+    token_period = int(time.time() // (limit / 2)) if limit else 0
+    generate_csrf()  # the session's CSRF secret exists from now on (a first visit makes it)
+    csrf_secret = hashlib.sha256(str(session.get("csrf_token")).encode()).hexdigest()[:12]
+    return etag("page", *parts, token_period, csrf_secret)
 
 
 def not_modified(tag: str) -> Response | None:

@@ -35,6 +35,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from database import transaction
@@ -113,6 +114,17 @@ def answers(cur, user_id: int, names: list[str], params: str, inputs: str, compu
     """``lookup`` then ``complete``, for callers that need no ETag in between."""
     found = lookup(cur, user_id, names, params, inputs)
     return None if found is None else complete(cur, found, compute)
+
+
+def json_ready(value):
+    """``value`` as the store keeps it: dates and times as ISO text, the rest as JSON has it."""
+    return json.loads(json.dumps(value, default=_iso))
+
+
+def _iso(value) -> str:
+    if isinstance(value, date):  # datetime too
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON: convert it before storing")
 
 
 def json_object(members: dict[str, str]) -> str:

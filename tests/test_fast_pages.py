@@ -15,7 +15,7 @@ import dashboard
 import spotify
 import sync
 import users_db
-from helpers import charts_of, query, user_id
+from helpers import charts_of, log_in_as, query, user_id
 from insights_data import load_fixed_data
 from page_cache import store_db
 
@@ -214,3 +214,37 @@ def test_other_personal_pages_are_never_stored_and_static_files_keep_theirs(fixe
     assert client.get("/settings").headers["Cache-Control"] == "no-store"
     assert client.get("/api/sync/status").headers["Cache-Control"] == "no-store"
     assert client.get("/static/charts.js").headers["Cache-Control"] == "no-cache"
+
+
+def test_the_track_page_is_stored_and_revalidated_and_follows_a_change(client, conn, people):
+    log_in_as(client, people["ava"])
+    track_id = query_one(
+        conn,
+        """SELECT track_id FROM snapshots s WHERE user_id = %s
+           AND NOT EXISTS (SELECT FROM saved_tracks l WHERE l.user_id = s.user_id AND l.track_id = s.track_id)
+           ORDER BY track_id LIMIT 1""",
+        people["ava"],
+    )
+    first = client.get(f"/tracks/{track_id}")
+    assert first.status_code == 200 and first.headers["Cache-Control"] == "private, no-cache"
+    assert "<dt>In your library</dt><dd>no</dd>" in first.get_data(as_text=True)
+    again = client.get(f"/tracks/{track_id}", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+    stored = [a for a in store_db.stored_answers(conn.cursor(), people["ava"]) if a["chart"] == "track-page"]
+    assert [a["params"] for a in stored] == [track_id]
+
+    conn.cursor().execute(
+        "INSERT INTO saved_tracks (user_id, track_id, added_at) VALUES (%s, %s, '2026-03-04T05:06:07Z')",
+        (people["ava"], track_id),
+    )
+    changed = client.get(f"/tracks/{track_id}", headers={"If-None-Match": first.headers["ETag"]})
+    assert changed.status_code == 200 and "since 2026-03-04" in changed.get_data(as_text=True)
+    # somebody else's track is a 404, and a 404 is not stored
+    assert client.get("/tracks/no-such-track").status_code == 404
+    assert len([a for a in store_db.stored_answers(conn.cursor(), people["ava"]) if a["chart"] == "track-page"]) == 1
+
+
+def query_one(conn, sql: str, *params):
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchone()[0]
