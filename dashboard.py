@@ -456,9 +456,11 @@ def warm_dashboard(cur, user_id: int) -> None:
 
 
 def page_tag(user_id: int, filters: Filters, found: page_store.Lookup, user: dict, run: dict | None) -> str | None:
-    """The frame's ETag: everything the frame shows (see conditional.page_etag)."""
+    """The frame's ETag: everything the frame shows (see conditional.page_etag): the stored
+    numbers' stamp, the filters, and the user and sync rows whole (a notice such as "log in
+    again" lives there)."""
     run_state = (run["id"], run["status"], run["stage"], run["finished_at"]) if run else None
-    return conditional.page_etag("dashboard", user_id, filters.params, found.stamp, user["display_name"], run_state)
+    return conditional.page_etag("dashboard", user_id, filters.params, found.stamp, sorted(user.items()), run_state)
 
 
 # -- views ------------------------------------------------------------------------

@@ -202,9 +202,12 @@ def test_a_sync_in_progress_and_a_flash_message_are_never_hidden_by_a_304(fixed_
     )
     running = client.get("/dashboard", headers={"If-None-Match": tag})
     assert running.status_code == 200 and "Running: Reading your library" in running.get_data(as_text=True)
+    cur.execute("UPDATE users SET needs_relogin_since = now() WHERE id = %s", (users["me"],))
+    notice = client.get("/dashboard", headers={"If-None-Match": running.headers["ETag"]})
+    assert notice.status_code == 200 and notice.headers["ETag"] != running.headers["ETag"]
     with client.session_transaction() as session:
         session["_flashes"] = [("message", "Sync started.")]
-    flashed = client.get("/dashboard", headers={"If-None-Match": running.headers["ETag"]})
+    flashed = client.get("/dashboard", headers={"If-None-Match": notice.headers["ETag"]})
     assert flashed.status_code == 200 and "Sync started." in flashed.get_data(as_text=True)
     assert "ETag" not in flashed.headers and flashed.headers["Cache-Control"] == "no-store"
 
