@@ -431,22 +431,18 @@ LANGUAGE sql AS $$
     FROM (SELECT id FROM users WHERE id = ANY (user_ids) ORDER BY id FOR UPDATE) AS locked
     WHERE u.id = locked.id;
 $$;
-CREATE OR REPLACE FUNCTION bump_data_version_after_insert() RETURNS trigger
+-- One function for the three events: each branch reads only the transition tables its
+-- event has (PL/pgSQL plans a statement when it first runs it).
+CREATE OR REPLACE FUNCTION bump_data_version_after_write() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM bump_data_versions(ARRAY(SELECT DISTINCT user_id FROM new_rows));
-    RETURN NULL;
-END $$;
-CREATE OR REPLACE FUNCTION bump_data_version_after_update() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM bump_data_versions(ARRAY(SELECT user_id FROM new_rows UNION SELECT user_id FROM old_rows));
-    RETURN NULL;
-END $$;
-CREATE OR REPLACE FUNCTION bump_data_version_after_delete() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM bump_data_versions(ARRAY(SELECT DISTINCT user_id FROM old_rows));
+    IF TG_OP = 'INSERT' THEN
+        PERFORM bump_data_versions(ARRAY(SELECT DISTINCT user_id FROM new_rows));
+    ELSIF TG_OP = 'DELETE' THEN
+        PERFORM bump_data_versions(ARRAY(SELECT DISTINCT user_id FROM old_rows));
+    ELSE
+        PERFORM bump_data_versions(ARRAY(SELECT user_id FROM new_rows UNION SELECT user_id FROM old_rows));
+    END IF;
     RETURN NULL;
 END $$;
 DO $$
@@ -456,15 +452,19 @@ BEGIN
     FOREACH person_table IN ARRAY ARRAY['snapshots', 'saved_tracks', 'plays'] LOOP
         EXECUTE format('CREATE OR REPLACE TRIGGER %1$s_bump_data_version_after_insert
             AFTER INSERT ON %1$I REFERENCING NEW TABLE AS new_rows
-            FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version_after_insert()', person_table);
+            FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version_after_write()', person_table);
         EXECUTE format('CREATE OR REPLACE TRIGGER %1$s_bump_data_version_after_update
             AFTER UPDATE ON %1$I REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-            FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version_after_update()', person_table);
+            FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version_after_write()', person_table);
         EXECUTE format('CREATE OR REPLACE TRIGGER %1$s_bump_data_version_after_delete
             AFTER DELETE ON %1$I REFERENCING OLD TABLE AS old_rows
-            FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version_after_delete()', person_table);
+            FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version_after_write()', person_table);
     END LOOP;
 END $$;
+-- version 11's first three trigger functions, of one shape, now bump_data_version_after_write()
+DROP FUNCTION IF EXISTS bump_data_version_after_insert();
+DROP FUNCTION IF EXISTS bump_data_version_after_update();
+DROP FUNCTION IF EXISTS bump_data_version_after_delete();
 
 -- The catalogue's number moves at COMMIT (a deferred constraint trigger), once per
 -- transaction: taking that one row's lock in the middle of a sync's sorted track upserts

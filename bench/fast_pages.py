@@ -37,14 +37,12 @@ from pathlib import Path
 import psycopg2
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import http_load_lib as lib  # noqa: E402
-from http_load import drain  # noqa: E402
-
-from database import fetch_value  # noqa: E402  (the path http_load_lib set)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import http_load_lib as lib  # noqa: E402
+from bench.http_load import DEFAULTS, drain  # noqa: E402
+from database import fetch_value  # noqa: E402
 
 LEVELS = (16, 64, 256)
-SETTINGS = {"workers": 2, "threads": 8, "pool_max": 10}
 PAGES = [
     ("/healthz", "healthz"),
     ("/dashboard", "dashboard"),
@@ -274,8 +272,8 @@ def main() -> None:
             apps = {}
             if args.baseline:
                 checkout = baseline_checkout(args.baseline, tmp)
-                apps["before"] = stack.gunicorn("before", code=checkout, **SETTINGS)
-            apps["after"] = stack.gunicorn("after", **SETTINGS)
+                apps["before"] = stack.gunicorn("before", code=checkout, **DEFAULTS)
+            apps["after"] = stack.gunicorn("after", **DEFAULTS)
             browsers = {name: lib.Browser(apps["after"].url, name).log_in() for name in lib.LISTENERS}
             for browser in browsers.values():
                 status = browser.wait_for_sync(timeout=300)
@@ -342,12 +340,7 @@ def main() -> None:
                 remove_checkout(checkout)
 
     baseline = f", baseline {args.baseline}" if args.baseline else ""
-    print(f"\nbench/fast_pages.py, one run; embedded PostgreSQL 18; 2 CPUs{baseline}.")
-    print("\n".join(out))
-    print()
-    for name, ok in verdicts.items():
-        print(f"- {name}: {'PASS' if ok else 'FAIL'}")
-    sys.exit(0 if all(verdicts.values()) else 1)
+    lib.report(f"\nbench/fast_pages.py, one run; embedded PostgreSQL 18; 2 CPUs{baseline}.", out, verdicts)
 
 
 if __name__ == "__main__":

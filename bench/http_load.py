@@ -332,15 +332,12 @@ def main():
         finally:
             stack.close()
 
-    print(
+    lib.report(
         f"\nwrk 4.1, 2 threads, {args.seconds} s per run, --timeout 10s; embedded PostgreSQL 18; "
-        f"machine: 2 CPUs shared with other benchmarks."
+        f"machine: 2 CPUs shared with other benchmarks.",
+        out,
+        verdicts,
     )
-    print("\n".join(out))
-    print()
-    for name, ok in verdicts.items():
-        print(f"- {name}: {'PASS' if ok else 'FAIL'}")
-    sys.exit(0 if all(verdicts.values()) else 1)
 
 
 if __name__ == "__main__":

@@ -395,3 +395,13 @@ def wrk(
         result[key] = float(value)
     result["non2xx"] = result["requests"] - result["s2xx"]
     return result
+
+
+def report(header: str, lines: list[str], verdicts: dict[str, bool]) -> None:
+    """Print a bench's tables and verdicts, then exit 0 only if every verdict passed."""
+    print(header)
+    print("\n".join(lines))
+    print()
+    for name, ok in verdicts.items():
+        print(f"- {name}: {'PASS' if ok else 'FAIL'}")
+    sys.exit(0 if all(verdicts.values()) else 1)
