@@ -200,15 +200,17 @@ def test_bad_rows_are_counted_and_the_rest_imported(db, tmp_path):
         extended_row(START, 8, ms_played="lots"),
         "not an object",
         extended_row(START + timedelta(days=3), 9, master_metadata_track_name="Nul\x00 and\ttab\\"),
+        extended_row(START + timedelta(days=4), 10, master_metadata_track_name="\\N"),  # COPY's NULL, as a name
     ]
     summary = run_import(db, listener, write_json(tmp_path / "Streaming_History_Audio_2021_0.json", rows))
-    assert summary["new_plays"] == 3 and summary["bad_rows"] == 5
+    assert summary["new_plays"] == 4 and summary["bad_rows"] == 5
     assert summary["bad"] == {
         "no valid end time (ts)": 3,
         "ms_played is not a number of milliseconds": 1,
         "not a JSON object": 1,
     }
     assert query(db, "SELECT track_name FROM plays WHERE track_name LIKE %s", ("Nul%",)) == [("Nul and\ttab\\",)]
+    assert query(db, "SELECT count(*) FROM plays WHERE track_name = %s", ("\\N",)) == [(1,)]
 
 
 def nothing_stored(db) -> bool:
