@@ -125,6 +125,27 @@ def transaction(conn: Connection | None = None):
 SINCE = "coalesce(%(since)s::date, '-infinity'::date)"
 
 
+def write_despite_outage(write, what: str, attempts: int = 30, pause: float = 1.0) -> bool:
+    """Run ``write(cur)`` in a transaction of its own, waiting out a database outage: the
+    outcome of a background run (a sync, an import) must be recorded, and the likeliest
+    reason the run failed is the very outage that would stop us from saying so. Returns
+    whether it was written; the last failure is logged with ``what``."""
+    import logging
+    import time
+
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction() as cur:
+                write(cur)
+            return True
+        except (DatabaseUnavailable, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            if attempt == attempts:
+                logging.getLogger(__name__).error("%s: could not be recorded: %s", what, exc)
+                return False
+            time.sleep(pause)
+    return False
+
+
 def fetch_all(cur) -> list[dict]:
     """The cursor's remaining rows as dicts keyed by column name."""
     names = [column.name for column in cur.description]

@@ -13,7 +13,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -28,7 +27,7 @@ import snapshots
 import sync_runs_db
 import tracks_db
 import users_db
-from database import DatabaseUnavailable, analyze_tables, transaction
+from database import DatabaseUnavailable, analyze_tables, transaction, write_despite_outage
 from page_cache import store as page_store
 from spotify import TIME_RANGES, QuotaExceeded, SpotifyClient, SpotifyError, SpotifySettings, settings_for
 
@@ -183,21 +182,15 @@ def run_sync(settings: SpotifySettings, user_id: int, run_id: int, day: date | N
 
 
 def record_outcome(run_id: int, outcome: dict, attempts: int = 30, pause: float = 1.0) -> None:
-    """Write the run's result, waiting out a database outage (the likeliest reason a sync
-    failed is the very outage that would stop us from saying so)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            with transaction() as cur:
-                if "summary" in outcome:
-                    sync_runs_db.finish_run(cur, run_id, outcome["summary"])
-                else:
-                    sync_runs_db.fail_run(cur, run_id, outcome["error"])
-            return
-        except (DatabaseUnavailable, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            if attempt == attempts:
-                log.error("sync %s: could not record its outcome: %s", run_id, exc)
-                return
-            time.sleep(pause)
+    """Write the run's result, waiting out a database outage (database.write_despite_outage)."""
+
+    def write(cur) -> None:
+        if "summary" in outcome:
+            sync_runs_db.finish_run(cur, run_id, outcome["summary"])
+        else:
+            sync_runs_db.fail_run(cur, run_id, outcome["error"])
+
+    write_despite_outage(write, f"sync {run_id}'s outcome", attempts, pause)
 
 
 def this_worker() -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import psycopg2
 
 import history_db
-from database import DatabaseUnavailable, connection, transaction
+from database import DatabaseUnavailable, connection, transaction, write_despite_outage
 
 from .archive import BadInput, display_name
 from .importer import describe, import_files
@@ -129,21 +128,16 @@ def _import(instance_path: str, import_id: int, user_id: int, max_unpacked: int)
     return summary
 
 
-def record_outcome(import_id: int, outcome: dict[str, Any], attempts: int = 30, pause: float = 1.0) -> None:
+def record_outcome(import_id: int, outcome: dict[str, Any]) -> None:
     """Write the result, waiting out a database outage (likely the reason it failed)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            with transaction() as cur:
-                if "summary" in outcome:
-                    history_db.finish_import(cur, import_id, outcome["summary"])
-                else:
-                    history_db.fail_import(cur, import_id, outcome["error"])
-            return
-        except (DatabaseUnavailable, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            if attempt == attempts:
-                log.error("import %s: could not record its outcome: %s", import_id, exc)
-                return
-            time.sleep(pause)
+
+    def write(cur) -> None:
+        if "summary" in outcome:
+            history_db.finish_import(cur, import_id, outcome["summary"])
+        else:
+            history_db.fail_import(cur, import_id, outcome["error"])
+
+    write_despite_outage(write, f"import {import_id}'s outcome")
 
 
 def run_in_thread(target: Callable[[], object], import_id: int) -> threading.Thread:

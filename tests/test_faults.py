@@ -160,7 +160,7 @@ def test_a_live_workers_run_still_blocks_a_second_sync(spotify_app, emulator, db
 def test_a_sync_that_fails_during_an_outage_still_records_its_outcome(spotify_app, emulator, db, monkeypatch):
     sign_in_and_sync(spotify_app.test_client(), emulator, "chen")
     user_id = listener_id(db, "chen")
-    real_transaction, failures = sync.transaction, {"left": 2}
+    real_transaction, failures = database.transaction, {"left": 2}
 
     def flaky_transaction(*args, **kwargs):  # the database is down for the first two tries
         if failures["left"]:
@@ -170,6 +170,7 @@ def test_a_sync_that_fails_during_an_outage_still_records_its_outcome(spotify_ap
 
     with spotify_app.app_context():
         run_id = sync.start_run(user_id)
-        monkeypatch.setattr(sync, "transaction", flaky_transaction)
+        monkeypatch.setattr(database, "transaction", flaky_transaction)  # write_despite_outage's
         sync.record_outcome(run_id, {"error": "The database failed during the sync"}, pause=0.01)
+    assert failures["left"] == 0  # it was down, and waited out
     assert query(db, "SELECT status FROM sync_runs WHERE id = %s", (run_id,)) == [("failed",)]

@@ -4,7 +4,6 @@ the emulator's synthetic data export it is tried with in demo mode."""
 from __future__ import annotations
 
 import io
-import time
 from datetime import timedelta
 
 import pytest
@@ -12,7 +11,7 @@ import requests
 
 from conftest import FROZEN_NOW
 from emulator.data_export import listening
-from helpers import csrf_token, query, user_id
+from helpers import csrf_token, query, user_id, wait_until
 
 
 def download_export(emulator, listener="ava", **params) -> bytes:
@@ -38,15 +37,11 @@ def start(client, import_id: int):
 
 
 def wait_for_import(client, import_id: int, timeout: float = 60) -> dict:
-    deadline, seen = time.monotonic() + timeout, []
-    while time.monotonic() < deadline:
+    def finished():
         status = client.get(f"/api/import/{import_id}").get_json()
-        seen.append(status["status"])
-        if status["status"] in ("succeeded", "failed"):
-            status["seen"] = seen
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"import {import_id} did not finish: {seen[-3:]}")
+        return status if status["status"] in ("succeeded", "failed") else None
+
+    return wait_until(finished, f"import {import_id} to finish", timeout, interval=0.05)
 
 
 def import_bytes(client, data: bytes, name="my_spotify_data.zip") -> dict:
