@@ -513,3 +513,11 @@ DO $$ BEGIN
         EXECUTE FUNCTION bump_catalogue_version();
 EXCEPTION WHEN duplicate_object THEN NULL;
 END $$;
+
+-- version 8: listening insights from plays. The person's time zone (an IANA name the
+-- browser reports once, checked against pg_timezone_names; NULL until then, read as UTC)
+-- puts plays on their own days and hours.
+INSERT INTO schema_version (version, description)
+VALUES (8, 'users.time_zone: the person''s time zone for the listening charts')
+ON CONFLICT (version) DO NOTHING;
+ALTER TABLE users ADD COLUMN IF NOT EXISTS time_zone text;

@@ -1,0 +1,246 @@
+"""Listening-chart benchmark: every plays_insights_db query for a heavy listener (300,000
+plays over ten years) among 10 million plays in the database, per period a person picks.
+
+    .venv/bin/python bench/play_insights.py                      # 10 M plays, the README's table
+    .venv/bin/python bench/play_insights.py --plays 1000000 --samples 20   # a quick look
+
+Data (generated in SQL with generate_series): one heavy listener with HEAVY plays spread
+over ten years (about 80 a day, at the hours people listen), and ordinary listeners with
+ORDINARY plays each over three years until PLAYS plays in all, each user's rows written
+together as an import writes them; TRACKS tracks by TRACKS / 8 artists, each listener
+drawing from a skewed pool of their own; 15 % skipped, 5 % captured plays without
+ms_played (their length comes from the track). The server is an embedded PostgreSQL of
+the benchmark's own, deleted at the end (or kept with --data-dir). Prints a Markdown table
+for the README: per chart and period, p50 and p95 of SAMPLES runs after warm-up, each run
+in its own transaction on one connection, as one chart request would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+import psycopg2
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import database  # noqa: E402
+import db_config  # noqa: E402
+import plays_insights_db as pdb  # noqa: E402
+
+TZ = "Europe/Berlin"
+TODAY = date(2026, 11, 2)
+
+GENERATE_CATALOGUE = [
+    """
+INSERT INTO artists (spotify_id, name)
+SELECT 'ba' || g, 'Bench Artist ' || g FROM generate_series(1, %(artists)s) g
+""",
+    """
+INSERT INTO tracks (spotify_id, name, artist_name, primary_artist_id, album_name, duration_ms)
+SELECT 'bt' || g, 'Bench Track ' || g, 'Bench Artist ' || (g %% %(artists)s + 1), 'ba' || (g %% %(artists)s + 1),
+       'Bench Album ' || (g / 10), 120000 + (g * 7919) %% 240000
+FROM generate_series(1, %(tracks)s) g
+""",
+]
+
+# One user's plays: ``n`` plays evenly over ``days`` days before TODAY with an hour of
+# day that follows a listening curve; tracks from a pool of 20,000 starting at the user's
+# own offset, the first ones played far more often (a cube of a uniform draw).
+GENERATE_PLAYS = """
+INSERT INTO plays (user_id, played_at, track_id, ms_played, skipped, reason_start, reason_end, shuffle,
+                   platform, country, source)
+SELECT %(user_id)s, played_at, 'bt' || track_no,
+       CASE WHEN captured THEN NULL WHEN skip THEN (random() * 30000)::int ELSE 120000 + (track_no * 7919) %% 240000 END,
+       CASE WHEN captured THEN NULL ELSE skip END,
+       CASE WHEN captured THEN NULL ELSE 'clickrow' END,
+       CASE WHEN captured THEN NULL WHEN skip THEN 'fwdbtn' ELSE 'trackdone' END,
+       CASE WHEN captured THEN NULL ELSE random() < 0.3 END,
+       CASE WHEN captured THEN NULL ELSE 'android' END,
+       CASE WHEN captured THEN NULL ELSE 'DE' END,
+       CASE WHEN captured THEN 'polling' ELSE 'export' END
+FROM (
+    SELECT date_trunc('second', %(end)s::timestamptz - make_interval(days => %(days)s)
+                      + (g::float8 / %(n)s) * make_interval(days => %(days)s)) AS played_at,
+           1 + (%(offset)s + (power(random(), 3) * 20000)::int) %% %(tracks)s AS track_no,
+           random() < 0.15 AS skip, random() < 0.05 AS captured
+    FROM generate_series(1, %(n)s) g
+) AS generated
+ON CONFLICT DO NOTHING
+"""
+
+
+def load(url: str, args, report) -> int:
+    """Fill the database; returns the heavy listener's id."""
+    with psycopg2.connect(url) as conn:
+        database.apply_schema(conn)
+        with conn.cursor() as cur:
+            cur.execute("SET maintenance_work_mem = '1GB'; SET synchronous_commit = off")
+            cur.execute("SELECT setseed(0.42)")
+            started = time.perf_counter()
+            for statement in GENERATE_CATALOGUE:
+                cur.execute(statement, {"artists": max(args.tracks // 8, 1), "tracks": args.tracks})
+            cur.execute("ALTER TABLE plays DROP CONSTRAINT plays_track_id_fkey")
+            ordinary = max((args.plays - args.heavy) // args.ordinary, 0)
+            cur.execute(
+                "INSERT INTO users (spotify_id, time_zone) SELECT 'bench-' || g, %s FROM generate_series(0, %s) g "
+                "RETURNING id",
+                (TZ, ordinary),
+            )
+            ids = [row[0] for row in cur.fetchall()]
+            heavy = ids[len(ids) // 2]  # in the middle of the table, not at an end
+            for n, user_id in enumerate(ids):
+                size, days = (args.heavy, 3652) if user_id == heavy else (args.ordinary, 1095)
+                cur.execute(
+                    GENERATE_PLAYS,
+                    {
+                        "user_id": user_id,
+                        "n": size,
+                        "days": days,
+                        "end": TODAY,
+                        "offset": (n * 7_919) % args.tracks,
+                        "tracks": args.tracks,
+                    },
+                )
+                if n % 100 == 0:
+                    report(f"plays: {n + 1} of {len(ids)} users, {time.perf_counter() - started:.0f} s")
+            cur.execute(
+                "ALTER TABLE plays ADD CONSTRAINT plays_track_id_fkey FOREIGN KEY (track_id) "
+                "REFERENCES tracks (spotify_id)"
+            )
+            report(f"loaded in {time.perf_counter() - started:.0f} s")
+    conn.close()
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("VACUUM (ANALYZE)")  # the visibility map makes index-only scans possible
+    conn.close()
+    return heavy
+
+
+def periods() -> dict:
+    """What a person picks: the dashboard's default, one year's review, everything."""
+    return {
+        "last 12 months": (date(TODAY.year - 1, TODAY.month, TODAY.day), TODAY),
+        "year 2023": (date(2023, 1, 1), date(2023, 12, 31)),
+        "all history": (None, None),
+    }
+
+
+def charts(first, last) -> dict:
+    """chart name -> a call of its query, as the listening pages make it."""
+    grain = "month" if first is None else "week"
+    return {
+        "minutes per " + grain: lambda cur, u: pdb.listening_minutes(cur, u, TZ, first, last, grain),
+        "hour × weekday heatmap": lambda cur, u: pdb.hour_weekday_heatmap(cur, u, TZ, first, last),
+        "top tracks by plays": lambda cur, u: pdb.top_items(cur, u, TZ, first, last, "tracks", "plays"),
+        "top artists by minutes": lambda cur, u: pdb.top_items(cur, u, TZ, first, last, "artists", "minutes"),
+        "top albums by minutes": lambda cur, u: pdb.top_items(cur, u, TZ, first, last, "albums", "minutes"),
+        "skip rate": lambda cur, u: pdb.skip_rate(cur, u, TZ, first, last),
+        "skip rate per month": lambda cur, u: pdb.skip_rate_by_month(cur, u, TZ, first, last),
+        "discoveries per month": lambda cur, u: pdb.discoveries(cur, u, TZ, first, last),
+        "longest streak": lambda cur, u: pdb.longest_streak(cur, u, TZ, first, last),
+        "totals": lambda cur, u: pdb.totals(cur, u, TZ, first, last),
+        "first plays": lambda cur, u: pdb.first_plays(cur, u, TZ, first, last),
+        "most skipped": lambda cur, u: pdb.most_skipped(cur, u, TZ, first, last),
+    }
+
+
+def measure(url: str, heavy: int, samples: int, warmup: int = 3) -> dict:
+    timings = defaultdict(list)
+    conn = psycopg2.connect(url, connection_factory=database.Connection)
+    with conn.cursor() as cur:
+        for period, (first, last) in periods().items():
+            for name, run in charts(first, last).items():
+                for sample in range(warmup + samples):
+                    started = time.perf_counter()
+                    run(cur, heavy)
+                    conn.rollback()
+                    if sample >= warmup:
+                        timings[(name, period)].append(time.perf_counter() - started)
+        for sample in range(warmup + samples):
+            started = time.perf_counter()
+            pdb.on_this_day(cur, heavy, TZ, TODAY)
+            conn.rollback()
+            if sample >= warmup:
+                timings[("on this day (1, 5, 10 years)", "–")].append(time.perf_counter() - started)
+    conn.close()
+    return timings
+
+
+def percentile(values: list, share: float) -> float:
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def already_loaded(url: str) -> int | None:
+    try:
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT user_id FROM plays GROUP BY user_id ORDER BY count(*) DESC LIMIT 1")
+            row = cur.fetchone()
+        conn.close()
+        return row[0] if row else None
+    except psycopg2.Error:
+        return None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plays", type=int, default=10_000_000, help="plays in the database in all")
+    parser.add_argument("--heavy", type=int, default=300_000, help="plays of the heavy listener")
+    parser.add_argument("--ordinary", type=int, default=10_000, help="plays of each other listener")
+    parser.add_argument("--tracks", type=int, default=200_000)
+    parser.add_argument("--samples", type=int, default=40, help="runs of each query (after 3 warm-up runs)")
+    parser.add_argument("--data-dir", help="keep the loaded server here and reuse it next time")
+    args = parser.parse_args()
+
+    def report(line):
+        print(f"  {line}", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="bench-plays-") as tmp:
+        server = db_config.EmbeddedPostgres(
+            Path(args.data_dir or tmp), cleanup_mode="stop" if args.data_dir else "delete"
+        )
+        try:
+            url = server.url("bench")
+            heavy = already_loaded(url)
+            if heavy is None:
+                report("loading…")
+                heavy = load(url, args, report)
+            else:
+                with psycopg2.connect(url) as conn:
+                    database.apply_schema(conn)  # indexes added since the data was loaded
+                conn.close()
+            with psycopg2.connect(url) as conn, conn.cursor() as cur:
+                cur.execute(
+                    "SELECT (SELECT count(*) FROM plays), (SELECT count(*) FROM plays WHERE user_id = %s), "
+                    "(SELECT count(*) FROM users), current_setting('server_version')",
+                    (heavy,),
+                )
+                total, mine, users, version = cur.fetchone()
+            conn.close()
+            report("measuring…")
+            timings = measure(url, heavy, args.samples)
+        finally:
+            server.server().cleanup()
+
+    print(
+        f"\n{total:,} plays of {users:,} listeners; the one measured has {mine:,} plays over ten years. "
+        f"PostgreSQL {version} (embedded), {args.samples} runs per query after 3 warm-up runs, "
+        "one connection, 2 cores, time zone Europe/Berlin.\n"
+    )
+    print("| chart | period | p50 ms | p95 ms |")
+    print("|---|---|---:|---:|")
+    for (name, period), times in timings.items():
+        print(f"| {name} | {period} | {percentile(times, 0.5):.1f} | {percentile(times, 0.95):.1f} |")
+    worst = max(timings, key=lambda key: percentile(timings[key], 0.95))
+    print(f"\nWorst p95: {percentile(timings[worst], 0.95):.1f} ms ({worst[0]}, {worst[1]}; target < 50 ms).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""Every listening aggregate of plays_insights_db on a seeded year and a half of plays,
+checked against the same numbers worked out in plain Python from the seeded rows (with
+zoneinfo for the person's time zone). Runs in the rolled-back ``conn`` fixture."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+
+import plays_insights_db as pdb
+from plays_factory import TIME_ZONE, seed_history
+
+RANGE = (date(2025, 2, 1), date(2025, 7, 31))
+
+
+@pytest.fixture
+def history(conn):
+    with conn.cursor() as cur:
+        return seed_history(cur)
+
+
+def minutes(ms: int) -> float:
+    """PostgreSQL's round(x, 1): half away from zero."""
+    return float((Decimal(ms) / Decimal(60000)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def in_range(plays, first=None, last=None, tz=TIME_ZONE):
+    return [
+        p
+        for p in plays
+        if (first is None or p.local(tz).date() >= first) and (last is None or p.local(tz).date() <= last)
+    ]
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def filled(per_period: dict, step) -> list:
+    """Every period from the first to the last, empty ones as (0, 0)."""
+    periods, current = [], min(per_period)
+    while current <= max(per_period):
+        periods.append((current, *per_period.get(current, (0, 0))))
+        current = step(current)
+    return periods
+
+
+def next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def by_period(plays, key) -> dict:
+    sums: dict = defaultdict(lambda: [0, 0])
+    for p in plays:
+        sums[key(p.local().date())][0] += 1
+        sums[key(p.local().date())][1] += p.ms
+    return {k: (n, ms) for k, (n, ms) in sums.items()}
+
+
+def test_listening_minutes_per_month_week_and_day(conn, history):
+    with conn.cursor() as cur:
+        monthly = pdb.listening_minutes(cur, history.me, TIME_ZONE, None, None, "month")
+        weekly = pdb.listening_minutes(cur, history.me, TIME_ZONE, *RANGE, "week")
+        daily = pdb.listening_minutes(cur, history.me, TIME_ZONE, date(2025, 3, 1), date(2025, 3, 20), "day")
+    expected = filled(by_period(history.plays, month_of), next_month)
+    assert [(r["period"], r["plays"], r["minutes"]) for r in monthly] == [(m, n, minutes(ms)) for m, n, ms in expected]
+    assert len(monthly) == 18 and sum(r["plays"] for r in monthly) == len(history.plays)
+
+    week_start = lambda d: d - timedelta(days=d.weekday())  # noqa: E731  (ISO weeks start on Monday)
+    expected = filled(by_period(in_range(history.plays, *RANGE), week_start), lambda d: d + timedelta(days=7))
+    assert [(r["period"], r["plays"], r["minutes"]) for r in weekly] == [(w, n, minutes(ms)) for w, n, ms in expected]
+
+    # 3-9 March 2025 is a week off: its days are there, with nothing in them
+    expected = filled(
+        by_period(in_range(history.plays, date(2025, 3, 1), date(2025, 3, 20)), lambda d: d),
+        lambda d: d + timedelta(days=1),
+    )
+    assert [(r["period"], r["plays"], r["minutes"]) for r in daily] == [(d, n, minutes(ms)) for d, n, ms in expected]
+    assert [r["plays"] for r in daily if date(2025, 3, 3) <= r["period"] <= date(2025, 3, 9)] == [0] * 7
+
+
+def test_heatmap_counts_local_hours_and_weekdays(conn, history):
+    with conn.cursor() as cur:
+        local = pdb.hour_weekday_heatmap(cur, history.me, TIME_ZONE, *RANGE)
+        utc = pdb.hour_weekday_heatmap(cur, history.me, "UTC", *RANGE)
+    assert len(local) == 168 and [(r["weekday"], r["hour"]) for r in local[:2]] == [(1, 0), (1, 1)]
+    expected = Counter((p.local().isoweekday(), p.local().hour) for p in in_range(history.plays, *RANGE))
+    assert {(r["weekday"], r["hour"]): r["plays"] for r in local if r["plays"]} == dict(expected)
+    ms = Counter()
+    for p in in_range(history.plays, *RANGE):
+        ms[(p.local().isoweekday(), p.local().hour)] += p.ms
+    assert {(r["weekday"], r["hour"]): r["minutes"] for r in local if r["plays"]} == {
+        k: minutes(v) for k, v in ms.items()
+    }
+    # the same plays in UTC sit four or five hours later (New York's winter and summer time)
+    assert sum(r["plays"] for r in utc) == sum(expected.values())
+    assert {(r["weekday"], r["hour"]): r["plays"] for r in utc if r["plays"]} != dict(expected)
+
+
+def ranked(counter_plays: Counter, counter_ms: Counter, by: str) -> list:
+    keys = list(counter_plays)
+    if by == "plays":
+        keys.sort(key=lambda k: (-counter_plays[k], -counter_ms[k], k))
+    else:
+        keys.sort(key=lambda k: (-counter_ms[k], -counter_plays[k], k))
+    return [(k, counter_plays[k], minutes(counter_ms[k])) for k in keys]
+
+
+@pytest.mark.parametrize("by", ["plays", "minutes"])
+def test_top_tracks_artists_and_albums_for_a_date_range(conn, history, by):
+    plays = in_range(history.plays, *RANGE)
+    with conn.cursor() as cur:
+        tracks = pdb.top_items(cur, history.me, TIME_ZONE, *RANGE, "tracks", by, limit=50)
+        artists = pdb.top_items(cur, history.me, TIME_ZONE, *RANGE, "artists", by, limit=50)
+        albums = pdb.top_items(cur, history.me, TIME_ZONE, *RANGE, "albums", by, limit=3)
+    for rows, key in ((tracks, lambda p: p.title), (artists, lambda p: p.artist), (albums, lambda p: p.album)):
+        counted, ms = Counter(), Counter()
+        for p in plays:
+            if key(p) is not None:
+                counted[key(p)] += 1
+                ms[key(p)] += p.ms
+        name = next(column for column in ("track_name", "album_name", "artist_name") if column in rows[0])
+        assert [(r[name], r["plays"], r["minutes"]) for r in rows] == ranked(counted, ms, by)[: len(rows)]
+    # the primary artist, not the credited names: Under Pressure counts for David Bowie
+    assert "David Bowie, Queen" not in [r["artist_name"] for r in artists]
+    # unenriched tracks are named by the export; local files by their own names
+    assert {"Massive Attack", "The Garage Band"} <= {r["artist_name"] for r in artists}
+    assert "Demo Tape 1" in [r["track_name"] for r in tracks]
+    assert len(albums) == 3
+
+
+def test_skip_rate_overall_and_per_month(conn, history):
+    plays = in_range(history.plays, *RANGE)
+    with conn.cursor() as cur:
+        rate = pdb.skip_rate(cur, history.me, TIME_ZONE, *RANGE)
+        monthly = pdb.skip_rate_by_month(cur, history.me, TIME_ZONE, *RANGE)
+    known = [p for p in plays if p.was_skipped is not None]
+    skipped = [p for p in known if p.was_skipped]
+    assert rate["plays"] == len(plays) and rate["known"] == len(known) < len(plays)  # captured plays do not know
+    assert rate["skipped"] == len(skipped)
+    assert rate["skip_pct"] == float((Decimal(100 * len(skipped)) / len(known)).quantize(Decimal("0.1"), ROUND_HALF_UP))
+    assert [r["month"] for r in monthly] == [date(2025, m, 1) for m in range(2, 8)]
+    assert sum(r["skipped"] for r in monthly) == len(skipped)
+
+
+def test_discoveries_are_first_plays_ever(conn, history):
+    firsts_track, firsts_artist = {}, {}
+    for p in sorted(history.plays, key=lambda p: p.played_at):
+        firsts_track.setdefault(p.track_id or p.track_name, month_of(p.local().date()))
+        if p.artist:
+            firsts_artist.setdefault(p.artist, month_of(p.local().date()))
+    with conn.cursor() as cur:
+        rows = pdb.discoveries(cur, history.me, TIME_ZONE, None, None)
+        ranged = pdb.discoveries(cur, history.me, TIME_ZONE, *RANGE)
+    new_tracks, new_artists = Counter(firsts_track.values()), Counter(firsts_artist.values())
+    assert {r["month"]: (r["new_tracks"], r["new_artists"]) for r in rows if r["new_tracks"] or r["new_artists"]} == {
+        m: (new_tracks[m], new_artists[m]) for m in set(new_tracks) | set(new_artists)
+    }
+    assert sum(r["new_tracks"] for r in rows) == len(firsts_track)
+    # June 2025 brings the two Massive Attack tracks (unenriched) and their artist
+    assert next(r for r in ranged if r["month"] == date(2025, 6, 1)) == {
+        "month": date(2025, 6, 1),
+        "new_tracks": 2,
+        "new_artists": 1,
+    }
+    assert [r["month"] for r in ranged] == [date(2025, m, 1) for m in range(2, 8)]
+
+
+def streaks(days: set) -> list:
+    """The lengths of the runs of consecutive days."""
+    runs: list = []
+    for day in sorted(days):
+        if runs and day == runs[-1][1] + timedelta(days=1):
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
+    return [(last - first).days + 1 for first, last in runs]
+
+
+def test_longest_streak(conn, history):
+    days = {p.local().date() for p in history.plays}
+    with conn.cursor() as cur:
+        streak = pdb.longest_streak(cur, history.me, TIME_ZONE, None, None)
+        in_march = pdb.longest_streak(cur, history.me, TIME_ZONE, date(2025, 3, 5), date(2025, 3, 9))
+    assert streak["days"] == max(streaks(days))
+    assert (streak["last_day"] - streak["first_day"]).days + 1 == streak["days"]
+    assert all(streak["first_day"] + timedelta(days=i) in days for i in range(streak["days"]))
+    assert in_march is None  # a week off
+
+
+def test_on_this_day_one_five_and_ten_years_ago(conn, history):
+    today = date(2026, 2, 10)
+    with conn.cursor() as cur:
+        rows = pdb.on_this_day(cur, history.me, TIME_ZONE, today)
+        leap = pdb.on_this_day(cur, history.me, TIME_ZONE, date(2028, 2, 29), years=[3])
+    day_plays = [p for p in history.plays if p.local().date() == date(2025, 2, 10)]
+    assert [(r["years_ago"], r["day"]) for r in rows] == [
+        (1, date(2025, 2, 10)),
+        (5, date(2021, 2, 10)),
+        (10, date(2016, 2, 10)),
+    ]
+    assert rows[0]["plays"] == len(day_plays) > 0
+    assert rows[0]["minutes"] == minutes(sum(p.ms for p in day_plays))
+    counted = Counter(p.title for p in day_plays)
+    assert [(t["track_name"], t["plays"]) for t in rows[0]["tracks"]][0][1] == max(counted.values())
+    assert sorted((t["track_name"], t["plays"]) for t in rows[0]["tracks"]) == sorted(counted.items())
+    assert rows[1]["plays"] == rows[2]["plays"] == 0 and rows[1]["tracks"] == []
+    assert leap[0]["day"] == date(2025, 2, 28)  # 29 February three years back is the 28th
+
+
+def test_year_numbers_totals_first_plays_and_most_skipped(conn, history):
+    year = (date(2025, 1, 1), date(2025, 12, 31))
+    plays = in_range(history.plays, *year)
+    earlier = {p.track_id or p.track_name for p in history.plays if p.local().date() < year[0]}
+    with conn.cursor() as cur:
+        totals = pdb.totals(cur, history.me, TIME_ZONE, *year)
+        firsts = pdb.first_plays(cur, history.me, TIME_ZONE, *year)
+        skipped = pdb.most_skipped(cur, history.me, TIME_ZONE, *year, limit=3)
+    assert totals == {
+        "plays": len(plays),
+        "minutes": minutes(sum(p.ms for p in plays)),
+        "tracks": len({p.track_id or p.track_name for p in plays}),
+        "artists": len({p.artist for p in plays if p.artist}),
+        "days": len({p.local().date() for p in plays}),
+    }
+    new = []
+    for p in sorted(plays, key=lambda p: p.played_at):
+        key = p.track_id or p.track_name
+        if key not in earlier and key not in [n[0] for n in new]:
+            new.append((key, p.title))
+    assert [r["track_name"] for r in firsts] == [title for _, title in new][:5]
+    skips, counts = Counter(p.title for p in plays if p.was_skipped), Counter(p.title for p in plays)
+    expected = sorted(skips, key=lambda t: (-skips[t], -counts[t], t))[:3]
+    assert [(r["track_name"], r["skips"], r["plays"]) for r in skipped] == [(t, skips[t], counts[t]) for t in expected]
+
+
+def test_captured_plays_count_the_tracks_whole_length(conn, history):
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO users (spotify_id) VALUES ('captured') RETURNING id")
+        user = cur.fetchone()[0]
+        cur.execute(
+            "INSERT INTO plays (user_id, played_at, track_id) VALUES (%s, '2026-01-01 12:00Z', 't_heroes')", (user,)
+        )
+        assert pdb.totals(cur, user, "UTC", None, None)["minutes"] == minutes(371_000)
+        assert pdb.skip_rate(cur, user, "UTC", None, None) == {"plays": 1, "known": 0, "skipped": 0, "skip_pct": None}
+
+
+def test_time_zone_is_checked_and_stored(conn, history):
+    with conn.cursor() as cur:
+        assert pdb.valid_time_zone(cur, "Europe/Berlin") == "Europe/Berlin"
+        assert pdb.valid_time_zone(cur, "Mars/Olympus_Mons") is None
+        assert pdb.valid_time_zone(cur, "'; DROP TABLE plays; --") is None
+        assert pdb.time_zone(cur, history.other) == "UTC"
+        pdb.set_time_zone(cur, history.other, "Asia/Kathmandu")
+        assert pdb.time_zone(cur, history.other) == "Asia/Kathmandu"
+        assert pdb.play_span(cur, history.me, TIME_ZONE)["plays"] == len(history.plays)
+        assert pdb.has_plays(cur, history.me)
