@@ -2,84 +2,58 @@
 tracks / artists / albums, skip rate, discoveries, streaks, "on this day" and the year in
 review, all counted from ``plays``. Connection-first (a cursor), never commits.
 
-Every function is a pure computation of (user, parameters): the same arguments give the
-same rows, so a cache keyed by the person's data version can keep them.
+Every chart function is a pure computation of (user, parameters): the same arguments on
+the same plays give the same rows, so a cache keyed by the person's data version can keep
+them. Call ``refresh_rollups`` first (the views do, once per request).
 
 Shared rules:
 
-- A period is ``first`` to ``last``, two local dates, both included (None: open ended),
-  in the person's time zone ``tz`` (an IANA name already checked by ``valid_time_zone``).
-  A play belongs to the moment its playback ended (``played_at``).
+- Days, hours and months are the person's own, in their time zone (``users.time_zone``,
+  UTC until their browser told us). A period is ``first`` to ``last``, two local dates,
+  both included (None: open ended). A play belongs to the moment its playback ended.
 - A play's length is ``ms_played``; plays captured from recently played have none, and
   count the track's whole ``duration_ms`` instead (0 when even that is unknown).
 - A track is its Spotify id; a play with no id (a local file) is its names. An artist is
-  the track's primary artist's name, else the name the play or the unenriched track gives.
+  the track's primary artist's name, else the name the unenriched track or the play gives.
 - A play is skipped when the export says ``skipped``; when it does not say (older
   exports), when it ended on the forward button (``reason_end = 'fwdbtn'``); plays that
   know neither (captured ones) are left out of the skip rate.
 - Ties are broken by name in the "C" collation, so the order is the same on every server.
+
+Speed: the charts read two rollups (schema_postgres.sql, version 8) instead of every play:
+``play_hours`` (per local day and hour) and ``play_month_tracks`` (per local month and
+track). A period that starts or ends inside a month takes the whole months inside it from
+the rollup and only the plays of its ragged ends from ``plays``.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from database import fetch_all, fetch_one
 
 GRAINS = ("day", "week", "month")
 ORDERS = {"plays": "plays DESC, ms DESC", "minutes": "ms DESC, plays DESC"}
+# pg_advisory_xact_lock(namespace, user id): one rollup refresh per person at a time
+ROLLUP_LOCK = 8_000_008
 
-# Local midnight of the first day, and of the day after the last, as instants.
-START = "coalesce(%(first)s::date::timestamp AT TIME ZONE %(tz)s, '-infinity'::timestamptz)"
-END = "coalesce((%(last)s::date + 1)::timestamp AT TIME ZONE %(tz)s, 'infinity'::timestamptz)"
-
+MINUTES = "round(%s / 60000.0, 1)::float8"
 # COALESCE evaluates lazily: the track's length is looked up only for plays without
 # their own ms_played (the few captured ones), not once per play.
 PLAY_MS = "coalesce(p.ms_played, (SELECT t.duration_ms FROM tracks t WHERE t.spotify_id = p.track_id), 0)"
 SKIPPED = "coalesce(p.skipped, CASE WHEN p.reason_end IS NOT NULL THEN p.reason_end = 'fwdbtn' END)"
 
 
-def my_plays(start: str = START, end: str = END) -> str:
-    """The person's plays ending in [start, end), with their length and skip flag."""
-    return f"""
-my_plays AS (
-    SELECT p.played_at, p.track_id, p.track_name, p.artist_name, p.album_name,
-           {PLAY_MS} AS ms, {SKIPPED} AS skipped
-    FROM plays p
-    WHERE p.user_id = %(user_id)s AND p.played_at >= {start} AND p.played_at < {end}
-)"""
+def local_midnight(day_param: str, default: str) -> str:
+    """The instant a local date starts, as SQL (``default`` when the date is NULL)."""
+    return f"coalesce(%({day_param})s::date::timestamp AT TIME ZONE %(tz)s, '{default}'::timestamptz)"
 
 
-MY_PLAYS = my_plays()
-EVER = "'-infinity'::timestamptz"
-
-# Plays grouped by track first (a few thousand rows for a year of listening), and only
-# then joined to the catalogue for names: one catalogue lookup per track, not per play.
-PER_TRACK = """
-per_track AS (
-    SELECT track_id,
-           CASE WHEN track_id IS NULL THEN track_name END AS local_track,
-           CASE WHEN track_id IS NULL THEN artist_name END AS local_artist,
-           CASE WHEN track_id IS NULL THEN album_name END AS local_album,
-           count(*) AS plays, sum(ms) AS ms,
-           count(*) FILTER (WHERE skipped) AS skips, min(played_at) AS first_at
-    FROM my_plays GROUP BY 1, 2, 3, 4
-),
-named AS (
-    SELECT pt.track_id, pt.plays, pt.ms, pt.skips, pt.first_at,
-           coalesce(t.name, pt.local_track) AS track_name,
-           coalesce(a.name, t.artist_name, pt.local_artist) AS artist_name,
-           coalesce(t.album_name, pt.local_album) AS album_name
-    FROM per_track pt
-    LEFT JOIN tracks t ON t.spotify_id = pt.track_id
-    LEFT JOIN artists a ON a.spotify_id = t.primary_artist_id
-)"""
-
-MINUTES = "round(%s / 60000.0, 1)::float8"
-
-
-def _params(user_id: int, tz: str, first: date | None = None, last: date | None = None, **more) -> dict:
-    return {"user_id": user_id, "tz": tz, "first": first, "last": last, **more}
+START = local_midnight("first", "-infinity")
+END = local_midnight("after_last", "infinity")
+WHOLE_START = local_midnight("whole_first", "-infinity")
+WHOLE_END = local_midnight("whole_end", "infinity")
+IN_PERIOD = "day >= coalesce(%(first)s::date, '-infinity'::date) AND day <= coalesce(%(last)s::date, 'infinity'::date)"
 
 
 # -- the person's time zone ----------------------------------------------------------
@@ -90,10 +64,6 @@ def valid_time_zone(cur, name: str) -> str | None:
     return row[0] if row else None
 
 
-def set_time_zone(cur, user_id: int, tz: str) -> None:
-    cur.execute("UPDATE users SET time_zone = %s WHERE id = %s", (tz, user_id))
-
-
 def time_zone(cur, user_id: int) -> str:
     """The person's stored time zone; UTC until their browser has told us theirs."""
     cur.execute("SELECT coalesce(time_zone, 'UTC') FROM users WHERE id = %s", (user_id,))
@@ -101,20 +71,176 @@ def time_zone(cur, user_id: int) -> str:
     return row[0] if row else "UTC"
 
 
+def set_time_zone(cur, user_id: int, tz: str) -> bool:
+    """Store a (checked) time zone; when it changed, every rollup of the person is rebuilt
+    on the next read. Returns whether it changed."""
+    cur.execute("UPDATE users SET time_zone = %s WHERE id = %s AND time_zone IS DISTINCT FROM %s", (tz, user_id, tz))
+    if not cur.rowcount:
+        return False
+    cur.execute("INSERT INTO play_rollup_dirty (user_id, month) VALUES (%s, NULL)", (user_id,))
+    return True
+
+
+# -- the rollups ---------------------------------------------------------------------
+def _rollup_sources(months: list | None) -> str:
+    """The person's plays, with length and skip flag, in the given local months (None: all)."""
+    where = ""
+    if months is not None:
+        where = """
+        JOIN unnest(%(months)s::date[]) AS m(month)
+          ON p.played_at >= m.month::timestamp AT TIME ZONE %(tz)s
+         AND p.played_at < (m.month + interval '1 month')::timestamp AT TIME ZONE %(tz)s"""
+    return f"""
+    SELECT p.played_at, p.played_at AT TIME ZONE %(tz)s AS local, p.track_id, p.track_name, p.artist_name,
+           p.album_name, {PLAY_MS} AS ms, {SKIPPED} AS skipped
+    FROM plays p {where}
+    WHERE p.user_id = %(user_id)s"""
+
+
+FORGET_HOURS = """
+DELETE FROM play_hours WHERE user_id = %(user_id)s
+  AND (%(months)s::date[] IS NULL OR date_trunc('month', day)::date = ANY (%(months)s::date[]))
+"""
+FORGET_MONTH_TRACKS = """
+DELETE FROM play_month_tracks WHERE user_id = %(user_id)s
+  AND (%(months)s::date[] IS NULL OR month = ANY (%(months)s::date[]))
+"""
+BUILD_HOURS = """
+INSERT INTO play_hours (user_id, day, hour, plays, ms, skipped, skip_known)
+SELECT %(user_id)s, local::date, extract(hour FROM local)::smallint, count(*), sum(ms),
+       count(*) FILTER (WHERE skipped), count(skipped)
+FROM ({sources}) AS played
+GROUP BY local::date, extract(hour FROM local)
+"""
+BUILD_MONTH_TRACKS = """
+INSERT INTO play_month_tracks (user_id, month, track_id, local_track, local_artist, local_album,
+                               plays, ms, skips, first_at)
+SELECT %(user_id)s, date_trunc('month', local)::date, track_id,
+       CASE WHEN track_id IS NULL THEN track_name END,
+       CASE WHEN track_id IS NULL THEN artist_name END,
+       CASE WHEN track_id IS NULL THEN album_name END,
+       count(*), sum(ms), count(*) FILTER (WHERE skipped), min(played_at)
+FROM ({sources}) AS played
+GROUP BY 2, 3, 4, 5, 6
+"""
+
+
+def refresh_rollups(cur, user_id: int) -> bool:
+    """Recompute the person's rollups for the local months whose plays changed since the
+    last refresh (plays_note_months_* triggers). Cheap when nothing changed: one probe.
+    Returns whether anything was recomputed."""
+    cur.execute("SELECT EXISTS (SELECT 1 FROM play_rollup_dirty WHERE user_id = %s)", (user_id,))
+    if not cur.fetchone()[0]:
+        return False
+    cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (ROLLUP_LOCK, user_id))
+    # Only notes already committed are taken; a writer still running leaves its own for
+    # the next refresh, so no change is ever missed.
+    cur.execute("DELETE FROM play_rollup_dirty WHERE user_id = %s RETURNING month", (user_id,))
+    noted = {row[0] for row in cur.fetchall()}
+    if not noted:
+        return False
+    months = None if None in noted else sorted(noted)
+    params = {"user_id": user_id, "months": months, "tz": time_zone(cur, user_id)}
+    cur.execute(FORGET_HOURS, params)
+    cur.execute(FORGET_MONTH_TRACKS, params)
+    cur.execute(BUILD_HOURS.format(sources=_rollup_sources(months)), params)
+    cur.execute(BUILD_MONTH_TRACKS.format(sources=_rollup_sources(months)), params)
+    return True
+
+
+# -- periods -------------------------------------------------------------------------
+def _first_of_next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def whole_months(first: date | None, last: date | None) -> tuple[date | None, date | None]:
+    """The whole local months inside [first, last] as [whole_first, whole_end) (None: open);
+    when there is none, an empty span at ``first`` (so the ragged ends cover it all)."""
+    whole_first = first if first is None or first.day == 1 else _first_of_next_month(first)
+    whole_end = None if last is None else (last + timedelta(days=1)).replace(day=1)
+    if whole_first is not None and whole_end is not None and whole_first >= whole_end:
+        return first, first
+    return whole_first, whole_end
+
+
+def _params(cur, user_id: int, first: date | None = None, last: date | None = None, **more) -> dict:
+    whole_first, whole_end = whole_months(first, last)
+    return {
+        "user_id": user_id,
+        "tz": time_zone(cur, user_id),
+        "first": first,
+        "last": last,
+        "after_last": None if last is None else last + timedelta(days=1),
+        "whole_first": whole_first,
+        "whole_end": whole_end,
+        **more,
+    }
+
+
+def _aggregate(cur) -> dict:
+    """The one row an aggregate without GROUP BY always returns."""
+    row = fetch_one(cur)
+    assert row is not None
+    return row
+
+
+# The period's plays per track: whole months from play_month_tracks, the ragged ends
+# from plays. Then named once per track (not per play) from the catalogue.
+TRACK_KEYS = "track_id, local_track, local_artist, local_album"
+PER_TRACK = f"""
+ragged AS (
+    SELECT p.played_at, p.track_id, p.track_name, p.artist_name, p.album_name, {PLAY_MS} AS ms, {SKIPPED} AS skipped
+    FROM plays p WHERE p.user_id = %(user_id)s AND p.played_at >= {START} AND p.played_at < {WHOLE_START}
+    UNION ALL
+    SELECT p.played_at, p.track_id, p.track_name, p.artist_name, p.album_name, {PLAY_MS}, {SKIPPED}
+    FROM plays p WHERE p.user_id = %(user_id)s AND p.played_at >= {WHOLE_END} AND p.played_at < {END}
+),
+parts AS (
+    SELECT {TRACK_KEYS}, plays, ms, skips, first_at FROM play_month_tracks
+    WHERE user_id = %(user_id)s
+      AND month >= coalesce(%(whole_first)s::date, '-infinity'::date)
+      AND month < coalesce(%(whole_end)s::date, 'infinity'::date)
+    UNION ALL
+    SELECT track_id, CASE WHEN track_id IS NULL THEN track_name END, CASE WHEN track_id IS NULL THEN artist_name END,
+           CASE WHEN track_id IS NULL THEN album_name END, 1, ms, CASE WHEN skipped THEN 1 ELSE 0 END, played_at
+    FROM ragged
+),
+per_track AS (
+    SELECT {TRACK_KEYS}, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips,
+           min(first_at) AS first_at
+    FROM parts GROUP BY {TRACK_KEYS}
+),
+{{named}}"""
+NAMED = """named AS (
+    SELECT pt.track_id, pt.plays, pt.ms, pt.skips, pt.first_at,
+           coalesce(t.name, pt.local_track) AS track_name,
+           coalesce(a.name, t.artist_name, pt.local_artist) AS artist_name,
+           coalesce(t.album_name, pt.local_album) AS album_name
+    FROM per_track pt
+    LEFT JOIN tracks t ON t.spotify_id = pt.track_id
+    LEFT JOIN artists a ON a.spotify_id = t.primary_artist_id
+)"""
+PERIOD_TRACKS = PER_TRACK.format(named=NAMED)
+# Every track's first play ever, whatever the period: the whole history's months.
+EVER_TRACKS = f"""
+per_track AS (
+    SELECT {TRACK_KEYS}, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips,
+           min(first_at) AS first_at
+    FROM play_month_tracks WHERE user_id = %(user_id)s GROUP BY {TRACK_KEYS}
+),
+{NAMED}"""
+HOURS = f"SELECT * FROM play_hours WHERE user_id = %(user_id)s AND {IN_PERIOD}"
+
+
 # -- what there is -------------------------------------------------------------------
-def play_span(cur, user_id: int, tz: str) -> dict:
-    """How many plays, and the local days of the first and the last (None without plays).
-    Reads the two ends of the primary key and a count of it."""
+def play_span(cur, user_id: int) -> dict:
+    """How many plays, and the local days of the first and the last (None without plays)."""
     cur.execute(
-        """
-        SELECT count(*) AS plays,
-               (min(played_at) AT TIME ZONE %(tz)s)::date AS first_day,
-               (max(played_at) AT TIME ZONE %(tz)s)::date AS last_day
-        FROM plays WHERE user_id = %(user_id)s
-    """,
-        _params(user_id, tz),
+        "SELECT coalesce(sum(plays), 0)::bigint AS plays, min(day) AS first_day, max(day) AS last_day "
+        "FROM play_hours WHERE user_id = %(user_id)s",
+        {"user_id": user_id},
     )
-    return fetch_one(cur)
+    return _aggregate(cur)
 
 
 def has_plays(cur, user_id: int) -> bool:
@@ -124,38 +250,34 @@ def has_plays(cur, user_id: int) -> bool:
 
 # -- charts --------------------------------------------------------------------------
 LISTENING_MINUTES = f"""
-WITH {MY_PLAYS},
-buckets AS (
-    SELECT date_trunc(%(grain)s, played_at AT TIME ZONE %(tz)s)::date AS period, count(*) AS plays, sum(ms) AS ms
-    FROM my_plays GROUP BY 1
+WITH buckets AS (
+    SELECT date_trunc(%(grain)s, day)::date AS period, sum(plays) AS plays, sum(ms) AS ms
+    FROM ({HOURS}) AS h GROUP BY 1
 ),
 periods AS (
     SELECT generate_series(min(period), max(period), ('1 ' || %(grain)s)::interval)::date AS period FROM buckets
 )
-SELECT period, coalesce(b.plays, 0) AS plays, {MINUTES % "coalesce(b.ms, 0)"} AS minutes
+SELECT period, coalesce(b.plays, 0)::bigint AS plays, {MINUTES % "coalesce(b.ms, 0)"} AS minutes
 FROM periods LEFT JOIN buckets b USING (period)
 ORDER BY period
 """
 
 
-def listening_minutes(cur, user_id: int, tz: str, first: date | None, last: date | None, grain: str) -> list[dict]:
+def listening_minutes(cur, user_id: int, first: date | None, last: date | None, grain: str) -> list[dict]:
     """Plays and minutes per local day, week (from Monday) or month, from the first to
     the last period with a play, empty periods filled with 0."""
     if grain not in GRAINS:
         raise ValueError(f"grain must be one of {GRAINS}")
-    cur.execute(LISTENING_MINUTES, _params(user_id, tz, first, last, grain=grain))
+    cur.execute(LISTENING_MINUTES, _params(cur, user_id, first, last, grain=grain))
     return fetch_all(cur)
 
 
 HEATMAP = f"""
-WITH {MY_PLAYS},
-cells AS (
-    SELECT extract(isodow FROM local)::int AS weekday, extract(hour FROM local)::int AS hour,
-           count(*) AS plays, sum(ms) AS ms
-    FROM (SELECT played_at AT TIME ZONE %(tz)s AS local, ms FROM my_plays) AS located
-    GROUP BY 1, 2
+WITH cells AS (
+    SELECT extract(isodow FROM day)::int AS weekday, hour::int AS hour, sum(plays) AS plays, sum(ms) AS ms
+    FROM ({HOURS}) AS h GROUP BY 1, 2
 )
-SELECT d.weekday, h.hour, coalesce(c.plays, 0) AS plays, {MINUTES % "coalesce(c.ms, 0)"} AS minutes
+SELECT d.weekday, h.hour, coalesce(c.plays, 0)::bigint AS plays, {MINUTES % "coalesce(c.ms, 0)"} AS minutes
 FROM generate_series(1, 7) AS d(weekday)
 CROSS JOIN generate_series(0, 23) AS h(hour)
 LEFT JOIN cells c USING (weekday, hour)
@@ -163,9 +285,9 @@ ORDER BY d.weekday, h.hour
 """
 
 
-def hour_weekday_heatmap(cur, user_id: int, tz: str, first: date | None, last: date | None) -> list[dict]:
+def hour_weekday_heatmap(cur, user_id: int, first: date | None, last: date | None) -> list[dict]:
     """168 rows, Monday (1) to Sunday (7) by hour 0-23 of the local end of each play."""
-    cur.execute(HEATMAP, _params(user_id, tz, first, last))
+    cur.execute(HEATMAP, _params(cur, user_id, first, last))
     return fetch_all(cur)
 
 
@@ -177,14 +299,7 @@ TOP_KEYS = {
 
 
 def top_items(
-    cur,
-    user_id: int,
-    tz: str,
-    first: date | None,
-    last: date | None,
-    kind: str,
-    by: str = "plays",
-    limit: int = 10,
+    cur, user_id: int, first: date | None, last: date | None, kind: str, by: str = "plays", limit: int = 10
 ) -> list[dict]:
     """The period's top ``kind`` (tracks, artists or albums) by ``by`` (plays or minutes),
     each with plays, minutes and skips. Plays with no artist or album name do not count
@@ -192,7 +307,7 @@ def top_items(
     keys, name = TOP_KEYS[kind]
     cur.execute(
         f"""
-        WITH {MY_PLAYS}, {PER_TRACK},
+        WITH {PERIOD_TRACKS},
         grouped AS (
             SELECT {keys}, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips
             FROM named WHERE {name} IS NOT NULL GROUP BY {keys}
@@ -201,45 +316,41 @@ def top_items(
         ORDER BY {ORDERS[by]}, {name} COLLATE "C", artist_name COLLATE "C" NULLS LAST
         LIMIT %(limit)s
     """,
-        _params(user_id, tz, first, last, limit=limit),
+        _params(cur, user_id, first, last, limit=limit),
     )
     return fetch_all(cur)
 
 
 SKIP_RATE = f"""
-WITH {MY_PLAYS}
-SELECT count(*) AS plays, count(skipped) AS known, count(*) FILTER (WHERE skipped) AS skipped,
-       round(100.0 * count(*) FILTER (WHERE skipped) / nullif(count(skipped), 0), 1)::float8 AS skip_pct
-FROM my_plays
+SELECT coalesce(sum(plays), 0)::bigint AS plays, coalesce(sum(skip_known), 0)::bigint AS known,
+       coalesce(sum(skipped), 0)::bigint AS skipped,
+       round(100.0 * sum(skipped) / nullif(sum(skip_known), 0), 1)::float8 AS skip_pct
+FROM ({HOURS}) AS h
+"""
+SKIP_RATE_BY_MONTH = f"""
+SELECT date_trunc('month', day)::date AS month, sum(skip_known)::bigint AS known, sum(skipped)::bigint AS skipped,
+       round(100.0 * sum(skipped) / sum(skip_known), 1)::float8 AS skip_pct
+FROM ({HOURS}) AS h GROUP BY 1 HAVING sum(skip_known) > 0 ORDER BY 1
 """
 
 
-def skip_rate(cur, user_id: int, tz: str, first: date | None, last: date | None) -> dict:
+def skip_rate(cur, user_id: int, first: date | None, last: date | None) -> dict:
     """Plays, how many say whether they were skipped (``known``), how many were, and the
     share of the known ones (None when none is known)."""
-    cur.execute(SKIP_RATE, _params(user_id, tz, first, last))
-    return fetch_one(cur)
+    cur.execute(SKIP_RATE, _params(cur, user_id, first, last))
+    return _aggregate(cur)
 
 
-SKIP_RATE_BY_MONTH = f"""
-WITH {MY_PLAYS}
-SELECT date_trunc('month', played_at AT TIME ZONE %(tz)s)::date AS month,
-       count(skipped) AS known, count(*) FILTER (WHERE skipped) AS skipped,
-       round(100.0 * count(*) FILTER (WHERE skipped) / nullif(count(skipped), 0), 1)::float8 AS skip_pct
-FROM my_plays GROUP BY 1 HAVING count(skipped) > 0 ORDER BY 1
-"""
-
-
-def skip_rate_by_month(cur, user_id: int, tz: str, first: date | None, last: date | None) -> list[dict]:
+def skip_rate_by_month(cur, user_id: int, first: date | None, last: date | None) -> list[dict]:
     """The skip rate of each local month that has plays known to be skipped or not."""
-    cur.execute(SKIP_RATE_BY_MONTH, _params(user_id, tz, first, last))
+    cur.execute(SKIP_RATE_BY_MONTH, _params(cur, user_id, first, last))
     return fetch_all(cur)
 
 
 # A discovery is the first play ever of a track (or an artist), whatever the period asked
 # for: the period only chooses which months are shown.
 DISCOVERIES = f"""
-WITH {my_plays(EVER, "'infinity'::timestamptz")}, {PER_TRACK},
+WITH {EVER_TRACKS},
 artist_firsts AS (
     SELECT min(first_at) AS first_at FROM named WHERE artist_name IS NOT NULL GROUP BY artist_name
 ),
@@ -254,7 +365,7 @@ counted AS (
 span AS (
     SELECT greatest(date_trunc('month', %(first)s::date)::date, min(month)) AS first_month,
            least(date_trunc('month', %(last)s::date)::date,
-                 (SELECT date_trunc('month', max(played_at) AT TIME ZONE %(tz)s)::date FROM my_plays)) AS last_month
+                 (SELECT max(month) FROM play_month_tracks WHERE user_id = %(user_id)s)) AS last_month
     FROM counted
 ),
 shown AS (
@@ -266,16 +377,15 @@ ORDER BY month
 """
 
 
-def discoveries(cur, user_id: int, tz: str, first: date | None, last: date | None) -> list[dict]:
+def discoveries(cur, user_id: int, first: date | None, last: date | None) -> list[dict]:
     """Per local month of the period: tracks and artists played for the first time ever."""
-    cur.execute(DISCOVERIES, _params(user_id, tz, first, last))
+    cur.execute(DISCOVERIES, _params(cur, user_id, first, last))
     return fetch_all(cur)
 
 
 # Gaps and islands: consecutive days minus their row number are constant along a streak.
 LONGEST_STREAK = f"""
-WITH {MY_PLAYS},
-days AS (SELECT DISTINCT (played_at AT TIME ZONE %(tz)s)::date AS day FROM my_plays),
+WITH days AS (SELECT DISTINCT day FROM ({HOURS}) AS h),
 islands AS (SELECT day, day - (row_number() OVER (ORDER BY day))::int AS island FROM days)
 SELECT count(*)::int AS days, min(day) AS first_day, max(day) AS last_day
 FROM islands GROUP BY island
@@ -284,10 +394,10 @@ LIMIT 1
 """
 
 
-def longest_streak(cur, user_id: int, tz: str, first: date | None, last: date | None) -> dict | None:
+def longest_streak(cur, user_id: int, first: date | None, last: date | None) -> dict | None:
     """The longest run of consecutive local days with at least one play (the latest of
     equally long ones): days, first_day, last_day; None without plays."""
-    cur.execute(LONGEST_STREAK, _params(user_id, tz, first, last))
+    cur.execute(LONGEST_STREAK, _params(cur, user_id, first, last))
     return fetch_one(cur)
 
 
@@ -312,7 +422,8 @@ per_track AS (
     LEFT JOIN artists ar ON ar.spotify_id = t.primary_artist_id
     GROUP BY d.years_ago, d.track_id, 2, 3
 )
-SELECT a.years_ago, a.day, coalesce(sum(pt.plays), 0)::int AS plays, {MINUTES % "coalesce(sum(pt.ms), 0)"} AS minutes,
+SELECT a.years_ago, a.day, coalesce(sum(pt.plays), 0)::int AS plays,
+       {MINUTES % "coalesce(sum(pt.ms), 0)"} AS minutes,
        coalesce(json_agg(json_build_object('track_name', pt.track_name, 'artist_name', pt.artist_name,
                                            'plays', pt.plays)
                          ORDER BY pt.plays DESC, pt.ms DESC, pt.first_at) FILTER (WHERE pt.plays IS NOT NULL),
@@ -323,49 +434,47 @@ ORDER BY a.years_ago
 """
 
 
-def on_this_day(cur, user_id: int, tz: str, today: date, years=(1, 5, 10)) -> list[dict]:
+def on_this_day(cur, user_id: int, today: date, years=(1, 5, 10)) -> list[dict]:
     """For each of ``years`` ago: the local day (29 February falls back to the 28th),
     its plays and minutes, and the tracks played that day, most played first."""
-    cur.execute(ON_THIS_DAY, _params(user_id, tz, today=today, years=list(years)))
+    cur.execute(ON_THIS_DAY, _params(cur, user_id, today=today, years=list(years)))
     return fetch_all(cur)
 
 
 TOTALS = f"""
-WITH {MY_PLAYS}, {PER_TRACK}
+WITH {PERIOD_TRACKS}
 SELECT coalesce(sum(plays), 0)::bigint AS plays, {MINUTES % "coalesce(sum(ms), 0)"} AS minutes,
        count(*) AS tracks, count(DISTINCT artist_name) AS artists,
-       (SELECT count(DISTINCT (played_at AT TIME ZONE %(tz)s)::date) FROM my_plays) AS days
+       (SELECT count(DISTINCT day) FROM ({HOURS}) AS h) AS days
 FROM named
 """
 
 
-def totals(cur, user_id: int, tz: str, first: date | None, last: date | None) -> dict:
+def totals(cur, user_id: int, first: date | None, last: date | None) -> dict:
     """Plays, minutes, distinct tracks and artists, and days with a play, in the period."""
-    cur.execute(TOTALS, _params(user_id, tz, first, last))
-    return fetch_one(cur)
+    cur.execute(TOTALS, _params(cur, user_id, first, last))
+    return _aggregate(cur)
 
 
-# First plays ever: every play up to the period's end counts for "first", so a track
-# heard before the period is no first play in it.
 FIRST_PLAYS = f"""
-WITH {my_plays(EVER, END)}, {PER_TRACK}
-SELECT track_id, track_name, artist_name, first_at, plays
+WITH {EVER_TRACKS}
+SELECT track_id, track_name, artist_name, first_at
 FROM named
-WHERE first_at >= {START}
+WHERE first_at >= {START} AND first_at < {END}
 ORDER BY first_at, track_name COLLATE "C"
 LIMIT %(limit)s
 """
 
 
-def first_plays(cur, user_id: int, tz: str, first: date | None, last: date | None, limit: int = 5) -> list[dict]:
+def first_plays(cur, user_id: int, first: date | None, last: date | None, limit: int = 5) -> list[dict]:
     """The first ``limit`` tracks heard for the first time ever in the period, in the
-    order they were first played, with how often they were played up to its end."""
-    cur.execute(FIRST_PLAYS, _params(user_id, tz, first, last, limit=limit))
+    order they were first played."""
+    cur.execute(FIRST_PLAYS, _params(cur, user_id, first, last, limit=limit))
     return fetch_all(cur)
 
 
 MOST_SKIPPED = f"""
-WITH {MY_PLAYS}, {PER_TRACK}
+WITH {PERIOD_TRACKS}
 SELECT track_id, track_name, artist_name, skips, plays
 FROM named WHERE skips > 0
 ORDER BY skips DESC, plays DESC, track_name COLLATE "C", artist_name COLLATE "C" NULLS LAST
@@ -373,7 +482,7 @@ LIMIT %(limit)s
 """
 
 
-def most_skipped(cur, user_id: int, tz: str, first: date | None, last: date | None, limit: int = 5) -> list[dict]:
+def most_skipped(cur, user_id: int, first: date | None, last: date | None, limit: int = 5) -> list[dict]:
     """The tracks skipped most often in the period, with how often they were played."""
-    cur.execute(MOST_SKIPPED, _params(user_id, tz, first, last, limit=limit))
+    cur.execute(MOST_SKIPPED, _params(cur, user_id, first, last, limit=limit))
     return fetch_all(cur)

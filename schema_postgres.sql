@@ -521,3 +521,68 @@ INSERT INTO schema_version (version, description)
 VALUES (8, 'users.time_zone: the person''s time zone for the listening charts')
 ON CONFLICT (version) DO NOTHING;
 ALTER TABLE users ADD COLUMN IF NOT EXISTS time_zone text;
+-- version 8: rollups of plays for the listening charts, so that a heavy listener's ten
+-- years (300,000 plays) are charted from a few thousand rows instead of every play. Both
+-- are in the person's local time and hold only what plays say; plays stay the truth:
+-- - play_hours: per local day and hour, plays, milliseconds (a captured play without
+--   ms_played counts its track's length) and skips (see plays_insights_db);
+-- - play_month_tracks: per local month and track (a local file by its names), the same
+--   sums and the month's first play of it.
+-- Writers of plays never touch them: a statement trigger only notes which local months
+-- of whom changed (play_rollup_dirty, no unique key, so concurrent writers never wait on
+-- each other), and readers recompute those months from plays before charting
+-- (plays_insights_db.refresh_rollups). A time zone change marks everything (month NULL).
+CREATE TABLE IF NOT EXISTS play_hours (
+    user_id    bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    day        date NOT NULL,
+    hour       smallint NOT NULL CHECK (hour BETWEEN 0 AND 23),
+    plays      integer NOT NULL,
+    ms         bigint NOT NULL,
+    skipped    integer NOT NULL,
+    skip_known integer NOT NULL,
+    PRIMARY KEY (user_id, day, hour)
+);
+CREATE TABLE IF NOT EXISTS play_month_tracks (
+    user_id      bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    month        date NOT NULL,
+    track_id     text,              -- NULL: a play without a track id, named below
+    local_track  text,
+    local_artist text,
+    local_album  text,
+    plays        integer NOT NULL,
+    ms           bigint NOT NULL,
+    skips        integer NOT NULL,
+    first_at     timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS play_month_tracks_user_month_idx
+    ON play_month_tracks (user_id, month) INCLUDE (track_id, plays, ms, skips, first_at);
+-- no foreign key: a cascade deleting a person's plays must not note rows for them
+CREATE TABLE IF NOT EXISTS play_rollup_dirty (
+    user_id bigint NOT NULL,
+    month   date                    -- NULL: every month
+);
+CREATE INDEX IF NOT EXISTS play_rollup_dirty_user_idx ON play_rollup_dirty (user_id);
+CREATE OR REPLACE FUNCTION note_changed_play_months() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO play_rollup_dirty (user_id, month)
+    SELECT DISTINCT c.user_id, date_trunc('month', c.played_at AT TIME ZONE coalesce(u.time_zone, 'UTC'))::date
+    FROM changed_plays c JOIN users u ON u.id = c.user_id;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER plays_note_months_after_insert
+    AFTER INSERT ON plays REFERENCING NEW TABLE AS changed_plays
+    FOR EACH STATEMENT EXECUTE FUNCTION note_changed_play_months();
+CREATE OR REPLACE TRIGGER plays_note_old_months_after_update
+    AFTER UPDATE ON plays REFERENCING OLD TABLE AS changed_plays
+    FOR EACH STATEMENT EXECUTE FUNCTION note_changed_play_months();
+CREATE OR REPLACE TRIGGER plays_note_new_months_after_update
+    AFTER UPDATE ON plays REFERENCING NEW TABLE AS changed_plays
+    FOR EACH STATEMENT EXECUTE FUNCTION note_changed_play_months();
+CREATE OR REPLACE TRIGGER plays_note_months_after_delete
+    AFTER DELETE ON plays REFERENCING OLD TABLE AS changed_plays
+    FOR EACH STATEMENT EXECUTE FUNCTION note_changed_play_months();
+-- plays written before version 8: everyone's rollups are built on first read
+INSERT INTO play_rollup_dirty (user_id, month)
+SELECT DISTINCT user_id, NULL::date FROM plays
+WHERE NOT EXISTS (SELECT FROM play_hours) AND NOT EXISTS (SELECT FROM play_rollup_dirty);

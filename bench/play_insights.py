@@ -18,7 +18,6 @@ in its own transaction on one connection, as one chart request would.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import tempfile
 import time
@@ -56,7 +55,8 @@ GENERATE_PLAYS = """
 INSERT INTO plays (user_id, played_at, track_id, ms_played, skipped, reason_start, reason_end, shuffle,
                    platform, country, source)
 SELECT %(user_id)s, played_at, 'bt' || track_no,
-       CASE WHEN captured THEN NULL WHEN skip THEN (random() * 30000)::int ELSE 120000 + (track_no * 7919) %% 240000 END,
+       CASE WHEN captured THEN NULL WHEN skip THEN (random() * 30000)::int
+            ELSE 120000 + (track_no * 7919) %% 240000 END,
        CASE WHEN captured THEN NULL ELSE skip END,
        CASE WHEN captured THEN NULL ELSE 'clickrow' END,
        CASE WHEN captured THEN NULL WHEN skip THEN 'fwdbtn' ELSE 'trackdone' END,
@@ -222,7 +222,9 @@ def main():
                     "(SELECT count(*) FROM users), current_setting('server_version')",
                     (heavy,),
                 )
-                total, mine, users, version = cur.fetchone()
+                row = cur.fetchone()
+                assert row is not None
+                total, mine, users, version = row
             conn.close()
             report("measuring…")
             timings = measure(url, heavy, args.samples)
