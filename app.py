@@ -20,6 +20,7 @@ import health
 import history.cli
 import home
 import import_history
+import listening
 import playlists
 import search
 import security
@@ -54,6 +55,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(listening.bp)
     app.register_blueprint(search.bp)
     app.register_blueprint(tracks.bp)
     app.register_blueprint(playlists.bp)

@@ -52,6 +52,7 @@ from flask import (
 import history_db
 import insights_db
 import library_db
+import listening
 import snapshots
 import spotify
 import sync
@@ -442,6 +443,7 @@ def overview(cur, user_id: int) -> dict:
         "snapshot_days": snapshots.snapshot_day_count(cur, user_id),
         "library": library_db.library_size(cur, user_id),
         "has_export_history": history_db.has_export_plays(cur, user_id),
+        "listening": listening.dashboard_card(cur, user_id),
     }
 
 
@@ -492,6 +494,7 @@ def index():
             library=frame["library"],
             snapshot_days=frame["snapshot_days"],
             has_export_history=frame["has_export_history"],
+            listening=frame.get("listening"),
             demo=spotify.settings_for(current_app).demo,
             filters=filters,
             sections=sections,

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from database import fetch_all, fetch_one
+from database import fetch_all, fetch_one, fetch_single, fetch_value
 
 GRAINS = ("day", "week", "month")
 ORDERS = {"plays": "plays DESC, ms DESC", "minutes": "ms DESC, plays DESC"}
@@ -64,11 +64,24 @@ def valid_time_zone(cur, name: str) -> str | None:
     return row[0] if row else None
 
 
-def time_zone(cur, user_id: int) -> str:
-    """The person's stored time zone; UTC until their browser has told us theirs."""
-    cur.execute("SELECT coalesce(time_zone, 'UTC') FROM users WHERE id = %s", (user_id,))
+def stored_time_zone(cur, user_id: int) -> str | None:
+    """The time zone the person's browser told us, None until it has."""
+    cur.execute("SELECT time_zone FROM users WHERE id = %s", (user_id,))
     row = cur.fetchone()
-    return row[0] if row else "UTC"
+    return row[0] if row else None
+
+
+def time_zone(cur, user_id: int) -> str:
+    """The zone their days and hours are counted in: the stored one, else UTC."""
+    return stored_time_zone(cur, user_id) or "UTC"
+
+
+def local_today(cur, user_id: int) -> date:
+    """Today where the person is (their stored time zone)."""
+    cur.execute(
+        "SELECT (now() AT TIME ZONE coalesce(time_zone, 'UTC'))::date AS today FROM users WHERE id = %s", (user_id,)
+    )
+    return fetch_value(cur)
 
 
 def set_time_zone(cur, user_id: int, tz: str) -> bool:
@@ -129,8 +142,8 @@ def refresh_rollups(cur, user_id: int) -> bool:
     """Recompute the person's rollups for the local months whose plays changed since the
     last refresh (plays_note_months_* triggers). Cheap when nothing changed: one probe.
     Returns whether anything was recomputed."""
-    cur.execute("SELECT EXISTS (SELECT 1 FROM play_rollup_dirty WHERE user_id = %s)", (user_id,))
-    if not cur.fetchone()[0]:
+    cur.execute("SELECT EXISTS (SELECT 1 FROM play_rollup_dirty WHERE user_id = %s) AS dirty", (user_id,))
+    if not fetch_value(cur):
         return False
     cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (ROLLUP_LOCK, user_id))
     # Only notes already committed are taken; a writer still running leaves its own for
@@ -175,13 +188,6 @@ def _params(cur, user_id: int, first: date | None = None, last: date | None = No
         "whole_end": whole_end,
         **more,
     }
-
-
-def _aggregate(cur) -> dict:
-    """The one row an aggregate without GROUP BY always returns."""
-    row = fetch_one(cur)
-    assert row is not None
-    return row
 
 
 # The period's plays per track: whole months from play_month_tracks, the ragged ends
@@ -240,12 +246,12 @@ def play_span(cur, user_id: int) -> dict:
         "FROM play_hours WHERE user_id = %(user_id)s",
         {"user_id": user_id},
     )
-    return _aggregate(cur)
+    return fetch_single(cur)
 
 
 def has_plays(cur, user_id: int) -> bool:
-    cur.execute("SELECT EXISTS (SELECT 1 FROM plays WHERE user_id = %s)", (user_id,))
-    return cur.fetchone()[0]
+    cur.execute("SELECT EXISTS (SELECT 1 FROM plays WHERE user_id = %s) AS any", (user_id,))
+    return fetch_value(cur)
 
 
 # -- charts --------------------------------------------------------------------------
@@ -338,7 +344,7 @@ def skip_rate(cur, user_id: int, first: date | None, last: date | None) -> dict:
     """Plays, how many say whether they were skipped (``known``), how many were, and the
     share of the known ones (None when none is known)."""
     cur.execute(SKIP_RATE, _params(cur, user_id, first, last))
-    return _aggregate(cur)
+    return fetch_single(cur)
 
 
 def skip_rate_by_month(cur, user_id: int, first: date | None, last: date | None) -> list[dict]:
@@ -453,7 +459,7 @@ FROM named
 def totals(cur, user_id: int, first: date | None, last: date | None) -> dict:
     """Plays, minutes, distinct tracks and artists, and days with a play, in the period."""
     cur.execute(TOTALS, _params(cur, user_id, first, last))
-    return _aggregate(cur)
+    return fetch_single(cur)
 
 
 FIRST_PLAYS = f"""
