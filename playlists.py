@@ -8,12 +8,14 @@ into the catalogue first.
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 import playlists_db
+import plays_insights_db
 import spotify
 import tracks_db
 from auth import login_required, require_user_id
@@ -81,6 +83,79 @@ def parse_era(year_raw: str | None, decade_raw: str | None) -> Era | None:
         start = int(digits)
         return Era(start, start + 9, f"the {start}s", {"decade": start})
     return None
+
+
+# Meteorological seasons of the northern hemisphere; winter YEAR runs into YEAR + 1.
+SEASONS = {"spring": (3, 5), "summer": (6, 8), "autumn": (9, 11), "winter": (12, 14)}
+FIRST_PLAYED_YEAR = 2006  # Spotify's first year; nobody played anything on it before
+
+
+@dataclass
+class PlayedPeriod:
+    """Local days of what was played: a month, a season or a year."""
+
+    first: date
+    last: date
+    label: str
+    year: int
+    part: str  # "", a season, or the month's number "1".."12"
+
+    @property
+    def parameters(self) -> dict:
+        return {"played": {"from": self.first.isoformat(), "to": self.last.isoformat(), "label": self.label}}
+
+
+def played_parts() -> list[tuple[str, str]]:
+    """The choices of the "what you played" form: the whole year, seasons, months."""
+    return [
+        ("", "the whole year"),
+        *((s, s) for s in SEASONS),
+        *((str(m), calendar.month_name[m]) for m in range(1, 13)),
+    ]
+
+
+def month_end(year: int, month: int) -> date:
+    return date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+
+
+def parse_played(year_raw: str | None, part_raw: str | None) -> PlayedPeriod | None:
+    """The period of plays asked for ("summer 2019", "July 2019", "2019"), None when
+    nothing was asked, BadInput when it cannot be."""
+    year_text, part = (year_raw or "").strip(), (part_raw or "").strip().lower()
+    if not year_text:
+        if part:
+            raise BadInput("Type the year you played it in, such as 2019.")
+        return None
+    if not year_text.isascii() or not year_text.isdigit():
+        raise BadInput(f"“{year_text[:20]}” is not a year. Type a year such as 2019.")
+    year = int(year_text)
+    if not FIRST_PLAYED_YEAR <= year <= date.today().year:
+        raise BadInput(f"Pick a year you could have played it in, between {FIRST_PLAYED_YEAR} and {date.today().year}.")
+    if part in SEASONS:
+        first_month, last_month = SEASONS[part]
+        first = date(year, first_month, 1)
+        last = month_end(year + (last_month - 1) // 12, (last_month - 1) % 12 + 1)
+        return PlayedPeriod(first, last, f"{part} {year}", year, part)
+    if part.isascii() and part.isdigit() and 1 <= int(part) <= 12:
+        month = int(part)
+        label = f"{calendar.month_name[month]} {year}"
+        return PlayedPeriod(date(year, month, 1), month_end(year, month), label, year, str(month))
+    if part not in ("", "year"):
+        raise BadInput(f"“{part[:20]}” is not a month or a season: pick one from the list.")
+    return PlayedPeriod(date(year, 1, 1), date(year, 12, 31), str(year), year, "")
+
+
+def select_played(period: PlayedPeriod) -> Selection:
+    """What the person played in the period, most played through first (no search top-up:
+    the point is what they really played)."""
+    user_id = require_user_id()
+    with transaction() as cur:
+        plays_insights_db.refresh_rollups(cur, user_id)
+    with transaction() as cur:
+        rows = plays_insights_db.played_tracks(cur, user_id, period.first, period.last, limit=OWN_TRACKS_LIMIT)
+    for row in rows:
+        row["source"] = "yours"
+    return Selection(tracks=rows)
 
 
 @dataclass
@@ -171,7 +246,13 @@ def time_machine():
         "last_year": last_year(),
         "year": (values.get("year") or "").strip()[:20],
         "decade": (values.get("decade") or "").strip()[:20],
+        "played_year": (values.get("played_year") or "").strip()[:20],
+        "played_part": (values.get("played_part") or "").strip()[:20],
+        "played_parts": played_parts(),
+        "first_played_year": FIRST_PLAYED_YEAR,
     }
+    if context["played_year"] or context["played_part"]:
+        return played_time_machine(context)
     try:
         era = parse_era(values.get("year"), values.get("decade"))
     except BadInput as exc:
@@ -188,6 +269,27 @@ def time_machine():
         )
         return created(playlist_id, name, len(selection.tracks))
     return render_template("playlists/time_machine.html", era=era, selection=selection, **context)
+
+
+def played_time_machine(context: dict):
+    """The time machine from what was played in a month, a season or a year."""
+    try:
+        period = parse_played(context["played_year"], context["played_part"])
+    except BadInput as exc:
+        return render_template("playlists/time_machine.html", played_error=str(exc), **context), 400
+    assert period is not None  # a year or a part was given
+    selection = select_played(period)
+    if request.method == "POST" and selection.tracks:
+        name = f"Time machine: played in {period.label}"
+        playlist_id = build_on_spotify(
+            "time_machine",
+            name,
+            f"What you played in {period.label}, by Music Time Machine.",
+            period.parameters,
+            selection,
+        )
+        return created(playlist_id, name, len(selection.tracks))
+    return render_template("playlists/time_machine.html", played=period, selection=selection, **context)
 
 
 # -- forgotten gems, currently obsessed, mood ---------------------------------------------

@@ -492,3 +492,22 @@ def most_skipped(cur, user_id: int, first: date | None, last: date | None, limit
     """The tracks skipped most often in the period, with how often they were played."""
     cur.execute(MOST_SKIPPED, _params(cur, user_id, first, last, limit=limit))
     return fetch_all(cur)
+
+
+PLAYED_TRACKS = f"""
+WITH {PERIOD_TRACKS}
+SELECT t.spotify_id, t.name, t.artist_name, t.album_name, t.release_date, t.duration_ms,
+       n.plays, {MINUTES % "n.ms"} AS minutes, n.skips
+FROM named n JOIN tracks t ON t.spotify_id = n.track_id
+WHERE n.plays > n.skips
+ORDER BY n.plays - n.skips DESC, n.ms DESC, t.name COLLATE "C", t.spotify_id
+LIMIT %(limit)s
+"""
+
+
+def played_tracks(cur, user_id: int, first: date | None, last: date | None, limit: int = 150) -> list[dict]:
+    """The catalogue tracks played in the period, the ones played through most often
+    first (plays less skips, then minutes); a track only ever skipped is left out, and so
+    are local files (no Spotify id to add to a playlist)."""
+    cur.execute(PLAYED_TRACKS, _params(cur, user_id, first, last, limit=limit))
+    return fetch_all(cur)

@@ -137,3 +137,30 @@ def test_time_zone_from_the_browser_is_checked_stored_and_used(signed_in, histor
 def test_listening_pages_need_a_login(client):
     assert client.get("/listening").status_code == 302
     assert client.get("/listening/2025").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "year, part, first, last, label",
+    [
+        ("2019", "summer", date(2019, 6, 1), date(2019, 8, 31), "summer 2019"),
+        ("2019", "winter", date(2019, 12, 1), date(2020, 2, 29), "winter 2019"),
+        ("2024", "2", date(2024, 2, 1), date(2024, 2, 29), "February 2024"),
+        ("2021", "", date(2021, 1, 1), date(2021, 12, 31), "2021"),
+    ],
+)
+def test_played_periods(year, part, first, last, label):
+    import playlists
+
+    period = playlists.parse_played(year, part)
+    assert (period.first, period.last, period.label) == (first, last, label)
+
+
+@pytest.mark.parametrize(
+    "year, part, message",
+    [("", "summer", "Type the year"), ("19", "", "between 2006"), ("2019", "monsoon", "not a month or a season")],
+)
+def test_bad_played_periods(year, part, message):
+    import playlists
+
+    with pytest.raises(playlists.BadInput, match=message):
+        playlists.parse_played(year, part)
