@@ -75,7 +75,7 @@ def read_period(args, today: date) -> Period:
             abort(400, f"The period starts ({first.isoformat()}) after it ends ({last.isoformat()}).")
         label = f"{first.isoformat() if first else 'the start'} to {last.isoformat() if last else 'today'}"
         return Period(first, last, label, None)
-    preset = args.get("preset", DEFAULT_PRESET)
+    preset = args.get("preset") or DEFAULT_PRESET
     if preset not in PRESETS:
         abort(
             400,

@@ -46,6 +46,20 @@ TRACKS = [
 LOCAL_FILES = [("Demo Tape 1", "The Garage Band", "Basement"), ("Voice Memo", None, None)]
 TRACK_BY_ID = {t[0]: t for t in TRACKS}
 
+# the seeded listener's tracks, the first one twice as likely as the others
+FAVOURITES = [
+    "t_dq",
+    "t_dq",
+    "t_under",
+    "t_heroes",
+    "t_wuth",
+    "t_hill",
+    "t_feel",
+    "t_sinner",
+    "t_purple",
+    "t_sos",
+    "t_life",
+]
 TIME_ZONE = "America/New_York"  # with daylight saving time, so the hours move twice a year
 FIRST_DAY, LAST_DAY = date(2024, 9, 20), date(2026, 2, 27)
 
@@ -180,21 +194,18 @@ def seed_history(cur, spotify_id: str = "listener", time_zone: str | None = TIME
     me, other = (row[0] for row in cur.fetchall())
     rng = random.Random(20261102)
     history = History(me, other)
-    mine = [
-        "t_dq",
-        "t_dq",
-        "t_under",
-        "t_heroes",
-        "t_wuth",
-        "t_hill",
-        "t_feel",
-        "t_sinner",
-        "t_purple",
-        "t_sos",
-        "t_life",
-    ]
-    history.plays = make_plays(rng, FIRST_DAY, LAST_DAY, mine, days_off=0.12)
+    history.plays = make_plays(rng, FIRST_DAY, LAST_DAY, FAVOURITES, days_off=0.12)
     history.other_plays = make_plays(rng, date(2025, 1, 1), date(2025, 12, 31), ["t_kiss", "t_mm", "t_under"], 0.3)
     insert_plays(cur, me, history.plays)
     insert_plays(cur, other, history.other_plays)
     return history
+
+
+def seed_plays_for(cur, user_id: int) -> list[Play]:
+    """The same year and a half of plays for an existing user (a demo listener after their
+    first sync): the catalogue they need, then the plays. Returns the plays."""
+    seed_catalogue(cur)
+    rng = random.Random(20261102)
+    plays = make_plays(rng, FIRST_DAY, LAST_DAY, FAVOURITES, days_off=0.12)
+    insert_plays(cur, user_id, plays)
+    return plays
