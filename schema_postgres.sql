@@ -518,7 +518,7 @@ END $$;
 -- browser reports once, checked against pg_timezone_names; NULL until then, read as UTC)
 -- puts plays on their own days and hours.
 INSERT INTO schema_version (version, description)
-VALUES (8, 'users.time_zone: the person''s time zone for the listening charts')
+VALUES (8, 'users.time_zone; play_hours, play_month_tracks and play_rollup_dirty: listening rollups')
 ON CONFLICT (version) DO NOTHING;
 ALTER TABLE users ADD COLUMN IF NOT EXISTS time_zone text;
 -- version 8: rollups of plays for the listening charts, so that a heavy listener's ten

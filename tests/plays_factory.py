@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from psycopg2.extras import execute_values
@@ -209,3 +210,17 @@ def seed_plays_for(cur, user_id: int) -> list[Play]:
     plays = make_plays(rng, FIRST_DAY, LAST_DAY, FAVOURITES, days_off=0.12)
     insert_plays(cur, user_id, plays)
     return plays
+
+
+def minutes(ms: int) -> float:
+    """PostgreSQL's round(x, 1): half away from zero."""
+    return float((Decimal(ms) / Decimal(60000)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def in_range(plays: list[Play], first: date | None = None, last: date | None = None, tz: str = TIME_ZONE) -> list:
+    """The plays whose local end falls in [first, last]."""
+    return [
+        p
+        for p in plays
+        if (first is None or p.local(tz).date() >= first) and (last is None or p.local(tz).date() <= last)
+    ]

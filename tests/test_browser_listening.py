@@ -20,8 +20,7 @@ import psycopg2
 
 from conftest import browser_log_in
 from helpers import user_id
-from plays_factory import TIME_ZONE, seed_plays_for
-from test_plays_insights import in_range, minutes
+from plays_factory import TIME_ZONE, in_range, minutes, seed_plays_for
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 RANGE = ("2025-02-01", "2025-07-31")

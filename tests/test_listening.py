@@ -11,9 +11,8 @@ from datetime import date
 import pytest
 
 import plays_insights_db as pdb
-from plays_factory import seed_history
-from test_plays_insights import in_range, minutes
-from test_tracks_data import log_in_as
+from helpers import log_in_as
+from plays_factory import in_range, minutes, seed_history
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 
 import plays_insights_db as pdb
-from plays_factory import TIME_ZONE, seed_history
+from plays_factory import in_range, minutes, seed_history
 
 RANGE = (date(2025, 2, 1), date(2025, 7, 31))
 
@@ -26,19 +26,6 @@ def history(conn):
         assert pdb.refresh_rollups(cur, seeded.me) and pdb.refresh_rollups(cur, seeded.other)
         assert not pdb.refresh_rollups(cur, seeded.me)  # nothing changed since
         return seeded
-
-
-def minutes(ms: int) -> float:
-    """PostgreSQL's round(x, 1): half away from zero."""
-    return float((Decimal(ms) / Decimal(60000)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
-
-
-def in_range(plays, first=None, last=None, tz=TIME_ZONE):
-    return [
-        p
-        for p in plays
-        if (first is None or p.local(tz).date() >= first) and (last is None or p.local(tz).date() <= last)
-    ]
 
 
 def month_of(day: date) -> date:
