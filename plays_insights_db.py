@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import users_db
 from database import fetch_all, fetch_one, fetch_single, fetch_value
 
 GRAINS = ("day", "week", "month")
@@ -91,6 +92,7 @@ def set_time_zone(cur, user_id: int, tz: str) -> bool:
     if not cur.rowcount:
         return False
     cur.execute("INSERT INTO play_rollup_dirty (user_id, month) VALUES (%s, NULL)", (user_id,))
+    users_db.bump_data_version(cur, user_id)  # every cached chart of theirs is in the old zone
     return True
 
 

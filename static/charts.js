@@ -1,11 +1,13 @@
 // Draws the dashboard's charts into the boxes the frame reserved for them, from
 // /api/charts (the page's <link rel="preload"> has usually fetched it already), and
-// redraws them from the same API when the filters change.
+// redraws them from the same API when the filters change. Pages that carry their charts'
+// data in the page (<script type="application/json" id="chart-data">, the listening
+// pages, whose tables come from the same numbers) are drawn from that instead.
 (function () {
   "use strict";
   const form = document.getElementById("chart-filters");
   const status = document.getElementById("filters-status");
-  if (!form || typeof Chart === "undefined") return;
+  if (typeof Chart === "undefined") return;
   let shown = null; // the last answer drawn, for redrawing on a theme switch
 
   // Okabe–Ito: distinguishable with every common colour-vision deficiency; line charts
@@ -134,14 +136,21 @@
     return error.fromServer ? error.message : fallback;
   }
 
-  load(form.dataset.chartsUrl).catch(function (error) {
-    failed(messageOf(error, "The charts could not be loaded. Please reload the page."));
-  });
-
   // Follow a light/dark switch without a reload.
   window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", function () {
     applyTheme();
     if (shown) drawAll(shown);
+  });
+
+  const inPage = document.getElementById("chart-data");
+  if (inPage) {
+    shown = JSON.parse(inPage.textContent).charts;
+    drawAll(shown);
+    return;
+  }
+  if (!form) return;
+  load(form.dataset.chartsUrl).catch(function (error) {
+    failed(messageOf(error, "The charts could not be loaded. Please reload the page."));
   });
 
   // The filter form works without JavaScript (a GET of /dashboard); with it, only the
