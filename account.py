@@ -10,8 +10,8 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 
 import account_db
 import sync_runs_db
-from auth import login_required, require_user_id
-from database import transaction
+from auth import end_every_session, login_required, require_user_id
+from database import long_running, transaction
 
 # The person's account; its page keeps the URL /settings, the name people know it by.
 bp = Blueprint("account", __name__)
@@ -72,8 +72,10 @@ def download_of_account(chunks, mimetype: str, extension: str):
 
 
 def json_export(user_id: int):
-    # One read transaction for the whole file, so every section is the same moment.
+    # One read transaction for the whole file, so every section is the same moment; a long
+    # history to a slow client may keep it open for minutes.
     with transaction() as cur:
+        long_running(cur)
         exported_at = datetime.now().astimezone().isoformat()
         yield f'{{"exported_at": "{exported_at}", "user": {account_db.export_user_row(cur, user_id)}'
         for section in account_db.EXPORT_SECTIONS:
@@ -91,6 +93,7 @@ def csv_export(user_id: int):
     writer = csv.writer(buffer)
     writer.writerow(account_db.CSV_COLUMNS)
     with transaction() as cur:
+        long_running(cur)
         for count, row in enumerate(account_db.stream_csv_rows(cur.connection, user_id), 1):
             writer.writerow(spreadsheet_safe(row))
             if count % account_db.EXPORT_BATCH == 0:
@@ -110,6 +113,14 @@ def export_json():
 @login_required
 def export_csv():
     return download_of_account(csv_export, "text/csv; charset=utf-8", "csv")
+
+
+@bp.post("/settings/logout-everywhere")
+@login_required
+def logout_everywhere():
+    end_every_session()
+    flash("You are logged out on every device, this one included.")
+    return redirect(url_for("home.index"))
 
 
 @bp.post("/settings/delete")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -68,11 +69,30 @@ def settings_from_env(environ) -> dict:
     """Every setting the app reads, with its default (README.md lists the same)."""
     return {
         "SECRET_KEY": environ.get("FLASK_SECRET_KEY"),
+        # old keys during a rotation: they still verify session cookies and open stored tokens
+        "SECRET_KEY_FALLBACKS": [
+            k.strip() for k in environ.get("FLASK_SECRET_KEY_FALLBACKS", "").split(",") if k.strip()
+        ],
         "DATABASE_URL": environ.get("DATABASE_URL"),
         "DB_POOL_MIN": number_setting(environ, "DB_POOL_MIN", 2, int),
         "DB_POOL_MAX": number_setting(environ, "DB_POOL_MAX", 10, int),
         "DB_POOL_TIMEOUT": number_setting(environ, "DB_POOL_TIMEOUT", 5.0, float),
+        # Bounds on every statement a request runs (seconds; 0 = none), and the longer ones
+        # of syncs, exports and the CLI (database.StatementBounds).
+        "DB_STATEMENT_TIMEOUT": number_setting(environ, "DB_STATEMENT_TIMEOUT", 5.0, float),
+        "DB_LOCK_TIMEOUT": number_setting(environ, "DB_LOCK_TIMEOUT", 0.5, float),
+        "DB_IDLE_IN_TRANSACTION_TIMEOUT": number_setting(environ, "DB_IDLE_IN_TRANSACTION_TIMEOUT", 30.0, float),
+        "DB_JOB_STATEMENT_TIMEOUT": number_setting(environ, "DB_JOB_STATEMENT_TIMEOUT", 600.0, float),
+        "DB_JOB_LOCK_TIMEOUT": number_setting(environ, "DB_JOB_LOCK_TIMEOUT", 60.0, float),
+        "DB_JOB_IDLE_IN_TRANSACTION_TIMEOUT": number_setting(
+            environ, "DB_JOB_IDLE_IN_TRANSACTION_TIMEOUT", 600.0, float
+        ),
+        "DB_HEALTH_TIMEOUT": number_setting(environ, "DB_HEALTH_TIMEOUT", 1.0, float),
         "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
+        # A session unused this long ends (Flask re-signs the cookie on every request, so this
+        # is idle time, checked on the server from the signature's timestamp). A week: a
+        # weekly visitor stays in, a copied cookie dies within days even if nobody logs out.
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=number_setting(environ, "SESSION_IDLE_DAYS", 7.0, float)),
         # Request bodies: every form here is a few hundred bytes; larger bodies get a 413 before
         # they are read. One view may take more (security.body_limit), like the history upload.
         "MAX_CONTENT_LENGTH": number_setting(environ, "MAX_CONTENT_LENGTH", 1024 * 1024, int),

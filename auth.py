@@ -25,9 +25,15 @@ def settings() -> spotify.SpotifySettings:
     return dataclasses.replace(base, redirect_uri=url_for("auth.callback", _external=True))
 
 
+# The cookie is signed, not secret: it carries the user id and the users row's session
+# version at login. One primary-key read per request (the first use, cached on g) checks it,
+# so logout, "log out everywhere" and deleting the account end copies of the cookie too.
+SESSION_VERSION = "session_version"
+
+
 def current_user_id() -> int | None:
-    """The signed-in person's id, or None: nobody signed in, or the account the cookie
-    names is gone (deleted in another tab). Checked once per request, on first use."""
+    """The signed-in person's id, or None: nobody signed in, the session was ended
+    (logout anywhere) or the account is gone (deleted in another tab)."""
     if "signed_in_user_id" not in g:
         g.signed_in_user_id = _session_user_id()
     return g.signed_in_user_id
@@ -38,11 +44,30 @@ def _session_user_id() -> int | None:
     if user_id is None:
         return None
     with transaction() as cur:
-        exists = users_db.user_exists(cur, user_id)
-    if not exists:
+        version = users_db.session_version(cur, user_id)
+    # cookies from before version 10 carry no version: they count as 0, the column's default
+    if version is None or version != session.get(SESSION_VERSION, 0):
         session.clear()  # a dead session must not come back on the next request
         return None
     return user_id
+
+
+def start_session(user_id: int) -> None:
+    with transaction() as cur:
+        version = users_db.session_version(cur, user_id)
+    session.clear()
+    session["user_id"] = user_id
+    session[SESSION_VERSION] = version
+    session.permanent = True  # PERMANENT_SESSION_LIFETIME: the idle lifetime (app.py)
+
+
+def end_every_session() -> None:
+    """Log this person out here and on every other device."""
+    user_id = current_user_id()
+    if user_id is not None:
+        with transaction() as cur:
+            users_db.end_sessions(cur, user_id)
+    session.clear()
 
 
 def require_user_id() -> int:
@@ -74,8 +99,10 @@ def login_page():
 @bp.post("/login")
 def login():
     state = secrets.token_urlsafe(32)
+    verifier, challenge = spotify.pkce_pair()
     session["oauth_state"] = state
-    return redirect(spotify.authorize_url(settings(), state))
+    session["oauth_verifier"] = verifier  # signed cookie of this browser only, like the state
+    return redirect(spotify.authorize_url(settings(), state, challenge))
 
 
 def refuse(message: str, status: int = 400):
@@ -85,9 +112,10 @@ def refuse(message: str, status: int = 400):
 @bp.get("/callback")
 def callback():
     expected_state = session.pop("oauth_state", None)  # one use only, whatever happens next
+    verifier = session.pop("oauth_verifier", "")
     if request.args.get("error"):
         return refuse(f"Spotify did not let you in ({request.args['error']}). Nothing was stored.")
-    if not expected_state or not secrets.compare_digest(expected_state, request.args.get("state", "")):
+    if not expected_state or not verifier or not secrets.compare_digest(expected_state, request.args.get("state", "")):
         return refuse(
             "This login link is not valid or has already been used (state mismatch). "
             "Please start again from the login page."
@@ -96,15 +124,13 @@ def callback():
     if not code:
         return refuse("Spotify came back without a login code. Please start again.")
     try:
-        user_id, first_visit = complete_login(code)
+        user_id, first_visit = complete_login(code, verifier)
     except spotify.AuthorizationFailed as exc:
         return refuse(exc.message)
     except spotify.UserNotRegistered:
         # development mode: only the owner can fix this, so the page says exactly how
         return render_template("auth/not_registered.html"), 403
-    session.clear()
-    session["user_id"] = user_id
-    session.permanent = True
+    start_session(user_id)
     if first_visit:
         try:
             sync.sync_in_background(spotify.settings_for(current_app), user_id)
@@ -114,10 +140,10 @@ def callback():
     return redirect(url_for("dashboard.index"))
 
 
-def complete_login(code: str) -> tuple[int, bool]:
+def complete_login(code: str, code_verifier: str) -> tuple[int, bool]:
     """Exchange the code, read the profile, store user and tokens in one transaction."""
     config = settings()
-    tokens = spotify.exchange_code(config, code)
+    tokens = spotify.exchange_code(config, code, code_verifier)
     profile = spotify.SpotifyClient(config, tokens["access_token"]).me()
     account_id = profile.get("account_id") if isinstance(profile.get("account_id"), str) else None
     with transaction() as cur:
@@ -135,5 +161,7 @@ def complete_login(code: str) -> tuple[int, bool]:
 
 @bp.post("/logout")
 def logout():
-    session.clear()
+    # One session version per account: logging out ends the copies of this cookie and the
+    # sessions of other devices alike (the settings page says so on its own button).
+    end_every_session()
     return redirect(url_for("home.index"))

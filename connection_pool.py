@@ -116,7 +116,13 @@ class _Store(ThreadedConnectionPool):
 
 class ConnectionPool:
     def __init__(
-        self, dsn: str, minconn: int = 2, maxconn: int = 10, timeout: float = 5.0, description: str = "the database"
+        self,
+        dsn: str,
+        minconn: int = 2,
+        maxconn: int = 10,
+        timeout: float = 5.0,
+        description: str = "the database",
+        options: str = "",
     ):
         if not 0 <= minconn <= maxconn or maxconn < 1:
             raise ValueError(f"need 0 <= DB_POOL_MIN <= DB_POOL_MAX and DB_POOL_MAX >= 1 (got {minconn}, {maxconn})")
@@ -133,12 +139,16 @@ class ConnectionPool:
         self.closed = False
         # minconn=0: never connect inside the constructor, so an app can start (and say
         # 503) while its database is down. Then raise the keep-threshold to maxconn.
+        # ``options``: server settings for every session (``-c name=value ...``), after
+        # any the URL already carries, which a keyword argument would otherwise replace.
+        session_options = " ".join(filter(None, [dsn_options(dsn), options]))
         self._store = _Store(
             0,
             maxconn,
             dsn,
             connection_factory=Connection,
             connect_timeout=int(os.environ.get("DB_CONNECT_TIMEOUT", "5")),
+            **({"options": session_options} if session_options else {}),
         )
         self._store.minconn = maxconn
         atexit.register(self._close_at_exit)
@@ -183,8 +193,8 @@ class ConnectionPool:
         return not self.closed and id(conn) in self._store._rused
 
     @contextmanager
-    def connection(self):
-        conn = self.getconn()
+    def connection(self, timeout: float | None = None):
+        conn = self.getconn(timeout)
         try:
             yield conn
         finally:
@@ -272,6 +282,13 @@ class ConnectionPool:
                 f"this connection pool belongs to process {self.pid}, not {os.getpid()}: "
                 "connections must not cross a fork; use database.get_pool() in the child"
             )
+
+
+def dsn_options(dsn: str) -> str | None:
+    try:
+        return psycopg2.extensions.parse_dsn(dsn).get("options")
+    except psycopg2.ProgrammingError:
+        return None  # a malformed URL: connecting reports it, naming the setting
 
 
 def is_usable(conn: Connection) -> bool:

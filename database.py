@@ -4,18 +4,23 @@
   each get their own after the fork;
 - ``transaction()`` commits once, at the outermost block; nested blocks are savepoints;
 - ``get_db()`` lends a request one connection on ``flask.g`` and takes it back at teardown;
-- ``apply_schema()`` / ``flask --app app init-db`` run schema_postgres.sql.
+- ``apply_schema()`` / ``flask --app app init-db`` run schema_postgres.sql;
+- every session of the pool runs under ``StatementBounds`` (the web's: short), and
+  ``long_running(cur)`` gives one transaction the longer bounds of jobs and the CLI.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import psycopg2
+import psycopg2.errors
 
 import db_config
 from connection_pool import Connection, ConnectionPool, DatabaseUnavailable, PoolForkedError, PoolTimeout  # noqa: F401
@@ -24,6 +29,50 @@ SCHEMA_FILE = Path(__file__).with_name("schema_postgres.sql")
 SCHEMA_VERSION = 11
 # Any constant works; it only has to be the same in every process applying the schema.
 SCHEMA_LOCK_KEY = 7_214_052_019
+
+
+# -- how long the database may keep anyone waiting -----------------------------------
+@dataclass(frozen=True)
+class StatementBounds:
+    """Seconds one statement may run, one lock may be waited for, and a transaction may sit
+    idle before PostgreSQL ends it (0: no bound). The web's bounds hold on every session
+    of the pool, so a locked table or a runaway query turns into a quick 503 instead of a
+    hung thread; jobs, exports and the CLI take longer ones per transaction."""
+
+    statement: float
+    lock: float
+    idle_in_transaction: float
+
+    def settings(self) -> dict[str, int]:
+        return {
+            "statement_timeout": round(self.statement * 1000),
+            "lock_timeout": round(self.lock * 1000),
+            "idle_in_transaction_session_timeout": round(self.idle_in_transaction * 1000),
+        }
+
+    def session_options(self) -> str:
+        """libpq's ``options``: the bounds as the session's defaults, with no round trip."""
+        return " ".join(f"-c {name}={ms}" for name, ms in self.settings().items())
+
+
+WEB_BOUNDS = StatementBounds(statement=5.0, lock=0.5, idle_in_transaction=30.0)
+JOB_BOUNDS = StatementBounds(statement=600.0, lock=60.0, idle_in_transaction=600.0)
+_job_bounds = JOB_BOUNDS
+
+
+def long_running(cur, bounds: StatementBounds | None = None) -> None:
+    """Give the current transaction the job bounds (``SET LOCAL``: they end with it, and
+    work through PgBouncer's transaction pooling). For a sync's write, a schema change,
+    a streamed export: work that is allowed to take minutes and wait for locks."""
+    settings = (bounds or _job_bounds).settings()
+    cur.execute("; ".join(f"SET LOCAL {name} = %s" for name in settings), list(settings.values()))
+
+
+def run_with_bound(cur, seconds: float, statement: str, params=()) -> None:
+    """One statement under a bound of its own (a health probe must not wait like a page)."""
+    ms = max(1, round(seconds * 1000))
+    cur.execute("SET LOCAL statement_timeout = %s; SET LOCAL lock_timeout = %s", (ms, ms))
+    cur.execute(statement, params)
 
 
 # -- the process's pool -------------------------------------------------------------
@@ -36,14 +85,27 @@ _inherited_pools: list = []
 
 
 def configure(
-    url_factory, minconn: int = 2, maxconn: int = 10, timeout: float = 5.0, description: str = "the database"
+    url_factory,
+    minconn: int = 2,
+    maxconn: int = 10,
+    timeout: float = 5.0,
+    description: str = "the database",
+    bounds: StatementBounds = WEB_BOUNDS,
+    job_bounds: StatementBounds = JOB_BOUNDS,
 ) -> None:
     """Say how to build the pool; it is built on first use in each process."""
+    global _job_bounds
     close_pool()
     with _pool_lock:
         _settings.update(
-            url_factory=url_factory, minconn=minconn, maxconn=maxconn, timeout=timeout, description=description
+            url_factory=url_factory,
+            minconn=minconn,
+            maxconn=maxconn,
+            timeout=timeout,
+            description=description,
+            bounds=bounds,
         )
+        _job_bounds = job_bounds
 
 
 def get_pool() -> ConnectionPool:
@@ -60,7 +122,12 @@ def get_pool() -> ConnectionPool:
                 raise RuntimeError("database.configure() has not been called")
             url = _settings["url_factory"]()
             _pool = ConnectionPool(
-                url, _settings["minconn"], _settings["maxconn"], _settings["timeout"], _settings["description"]
+                url,
+                _settings["minconn"],
+                _settings["maxconn"],
+                _settings["timeout"],
+                _settings["description"],
+                options=_settings["bounds"].session_options(),
             )
         return _pool
 
@@ -180,6 +247,7 @@ def apply_schema(conn) -> int:
     ``CREATE ... IF NOT EXISTS`` alone does not survive. The caller commits.
     """
     with conn.cursor() as cur:
+        long_running(cur)  # a new version may rewrite big tables, and waits for running syncs
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         cur.execute(SCHEMA_FILE.read_text())
         cur.execute("SELECT max(version) FROM schema_version")
@@ -192,25 +260,47 @@ def analyze_tables(cur) -> None:
     cur.execute("ANALYZE snapshots, saved_tracks, plays, tracks, artists")
 
 
-def schema_version(conn) -> int | None:
-    """The applied schema version, or None when init-db has never run."""
+def schema_version(conn, bound: float | None = None) -> int | None:
+    """The applied schema version, or None when init-db has never run. With ``bound``
+    (seconds) the reads also touch ``users``, which every signed-in page reads first, and
+    give up after that long (QueryCanceled or LockNotAvailable)."""
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('schema_version') IS NOT NULL")
-        if not cur.fetchone()[0]:
+        if bound is not None:
+            run_with_bound(cur, bound, "SELECT to_regclass('schema_version') IS NOT NULL, to_regclass('users')")
+        else:
+            cur.execute("SELECT to_regclass('schema_version') IS NOT NULL, to_regclass('users')")
+        has_version, users = cur.fetchone()
+        if not has_version:
             return None
+        if users is not None and bound is not None:
+            cur.execute("SELECT 1 FROM users LIMIT 1")  # waits, within the bound, on a lock someone holds
         cur.execute("SELECT max(version) FROM schema_version")
         return cur.fetchone()[0]
 
 
-def health() -> dict:
-    """Database status and pool counts for /healthz; ``ok`` is False when it cannot serve."""
-    report = {"ok": False, "database": "unavailable", "schema_version": None, "pool": None}
+def health(budget: float = 1.0) -> dict:
+    """Database status and pool counts for /healthz; ``ok`` is False when it cannot serve.
+
+    The wait for a connection and the reads together take at most ``budget`` seconds: past
+    that the database is reported "slow" (a locked table, every connection busy) instead
+    of the probe waiting with it.
+    """
+    report: dict = {"ok": False, "database": "unavailable", "schema_version": None, "pool": None}
     try:
         pool = get_pool()
         report["pool"] = pool.stats()
-        with pool.connection() as conn:
-            version = schema_version(conn)
+        started = time.monotonic()
+        with pool.connection(timeout=budget) as conn:
+            version = schema_version(conn, bound=budget - (time.monotonic() - started))
             conn.rollback()
+    except PoolTimeout as exc:
+        report.update(database="slow", error=f"the database did not answer within {budget:g} s: {exc}")
+        return report
+    except (psycopg2.errors.QueryCanceled, psycopg2.errors.LockNotAvailable) as exc:
+        report.update(
+            database="slow", error=f"the database did not answer within {budget:g} s ({db_config.first_line(exc)})"
+        )
+        return report
     except (DatabaseUnavailable, db_config.DatabaseConfigError) as exc:
         report["error"] = str(exc)
         return report
@@ -266,6 +356,14 @@ def database_environ(config) -> dict:
     return {**os.environ, **{k: str(config[k]) for k in names if config.get(k) is not None}}
 
 
+def bounds_from_config(config, prefix: str, default: StatementBounds) -> StatementBounds:
+    return StatementBounds(
+        statement=float(config.get(f"{prefix}STATEMENT_TIMEOUT", default.statement)),
+        lock=float(config.get(f"{prefix}LOCK_TIMEOUT", default.lock)),
+        idle_in_transaction=float(config.get(f"{prefix}IDLE_IN_TRANSACTION_TIMEOUT", default.idle_in_transaction)),
+    )
+
+
 def init_app(app) -> None:
     settings = app.config
     instance_dir = Path(app.instance_path)
@@ -276,6 +374,8 @@ def init_app(app) -> None:
         maxconn=int(settings.get("DB_POOL_MAX", 10)),
         timeout=float(settings.get("DB_POOL_TIMEOUT", 5)),
         description=db_config.describe_source(environ, instance_dir),
+        bounds=bounds_from_config(settings, "DB_", WEB_BOUNDS),
+        job_bounds=bounds_from_config(settings, "DB_JOB_", JOB_BOUNDS),
     )
     if db_config.uses_embedded_server(environ):
         db_config.exit_cleanly_on_sigterm()

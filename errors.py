@@ -16,6 +16,11 @@ from database import DatabaseUnavailable, PoolTimeout
 log = logging.getLogger(__name__)
 
 
+def logged_path() -> str:
+    """The path for a log line: decoded, a "%0a" in it would end the line and forge the next."""
+    return request.path.encode("unicode_escape").decode("ascii").replace('"', "\\x22")
+
+
 def wants_json() -> bool:
     if request.path.startswith("/api/") or request.path == "/healthz":
         return True
@@ -33,7 +38,7 @@ def error_response(status: int, title: str, message: str, retry_after: int | Non
 
 
 def database_unavailable(exc: DatabaseUnavailable):
-    log.warning("503 on %s: %s", request.path, exc)
+    log.warning("503 on %s: %s", logged_path(), exc)
     if isinstance(exc, PoolTimeout):  # the database is fine; too many people at once
         return error_response(
             503,
@@ -49,9 +54,21 @@ def database_unavailable(exc: DatabaseUnavailable):
     )
 
 
+def database_too_slow(exc: psycopg2.Error):
+    # A statement ran past DB_STATEMENT_TIMEOUT or waited past DB_LOCK_TIMEOUT (a table
+    # locked by a migration, a stuck transaction): the same quick answer as a full pool.
+    log.warning("503 on %s: %s", logged_path(), db_config.first_line(exc))
+    return error_response(
+        503,
+        "Busy right now",
+        "The database is busy. Please try again in a moment.",
+        retry_after=PoolTimeout.retry_after,
+    )
+
+
 def database_connection_lost(exc: psycopg2.Error):
     # The server went away while this request was using its connection (a restart).
-    log.warning("503 on %s: database connection lost: %s", request.path, db_config.first_line(exc))
+    log.warning("503 on %s: database connection lost: %s", logged_path(), db_config.first_line(exc))
     return error_response(
         503,
         "Database unavailable",
@@ -63,7 +80,7 @@ def database_connection_lost(exc: psycopg2.Error):
 def spotify_error(exc: spotify.SpotifyError):
     if isinstance(exc, spotify.QuotaExceeded):  # spotify.py logged the operator's line already
         return error_response(503, "Spotify quota used up", exc.message, retry_after=exc.retry_after)
-    log.warning("%s on %s: %s", type(exc).__name__, request.path, exc.message)
+    log.warning("%s on %s: %s", type(exc).__name__, logged_path(), exc.message)
     if isinstance(exc, spotify.ReloginNeeded):  # still signed in here: only Spotify needs a new login
         return error_response(401, "Please log in with Spotify again", exc.message)
     if isinstance(exc, spotify.LoginRequired):
@@ -81,7 +98,7 @@ def spotify_error(exc: spotify.SpotifyError):
 def schema_out_of_date(exc: psycopg2.Error):
     log.error(
         "503 on %s: the schema is missing or out of date (%s): run `flask --app app init-db`",
-        request.path,
+        logged_path(),
         db_config.first_line(exc),
     )
     return error_response(
@@ -97,7 +114,7 @@ def http_error(exc: HTTPException):
 
 
 def unexpected_error(exc: Exception):
-    log.exception("500 on %s", request.path)
+    log.exception("500 on %s", logged_path())
     return error_response(500, "Something went wrong", "An unexpected error happened on our side. It has been logged.")
 
 
@@ -107,6 +124,8 @@ def init_app(app) -> None:
     app.register_error_handler(psycopg2.errors.UndefinedTable, schema_out_of_date)
     app.register_error_handler(psycopg2.errors.UndefinedColumn, schema_out_of_date)
     app.register_error_handler(psycopg2.errors.UndefinedFunction, schema_out_of_date)
+    app.register_error_handler(psycopg2.errors.QueryCanceled, database_too_slow)
+    app.register_error_handler(psycopg2.errors.LockNotAvailable, database_too_slow)
     app.register_error_handler(psycopg2.OperationalError, database_connection_lost)
     app.register_error_handler(psycopg2.InterfaceError, database_connection_lost)
     app.register_error_handler(spotify.SpotifyError, spotify_error)
@@ -115,7 +134,7 @@ def init_app(app) -> None:
 
 
 def database_unavailable_config(exc: db_config.DatabaseConfigError):
-    log.error("503 on %s: %s", request.path, exc)
+    log.error("503 on %s: %s", logged_path(), exc)
     return error_response(
         503,
         "Database not configured",

@@ -27,8 +27,10 @@ graceful_timeout = 20
 keepalive = 5
 accesslog = "-"
 errorlog = "-"
-# Access lines carry the path and status, never query strings with codes or tokens.
-access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+# Access lines carry the raw path, escaped (never the decoded one: "%0a" would end the line
+# and forge the next), and no query string (the OAuth code and state travel there).
+logger_class = "gunicorn_worker.AccessLogger"
+access_log_format = '%(h)s "%(m)s %(path)s" %(s)s %(b)s %(M)sms'
 
 
 def on_starting(server):

@@ -1,4 +1,5 @@
-"""gunicorn's gthread worker, plus how long each request waited for a thread.
+"""gunicorn's gthread worker, plus how long each request waited for a thread; and the
+access log's safe request path (``AccessLogger``, at the end).
 
 Under overload the wait that hurts is not the connection pool's (bounded by
 DB_POOL_TIMEOUT) but the queue *in front of* the app: gthread hands every readable
@@ -22,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
 
 from database import QUEUE_SECONDS
@@ -59,3 +61,21 @@ class QueueTimingWorker(ThreadWorker):
             return app(environ, start_response)
 
         self.wsgi = with_queue_time
+
+
+# -- the access log ------------------------------------------------------------------------
+class AccessLogger(Logger):
+    """gunicorn's logger with one more atom for ``access_log_format``: ``%(path)s``, the
+    request's path as it came on the wire (percent-escapes kept, so ``%0a`` stays those
+    three characters and cannot start a forged line), anything unprintable escaped, and
+    no query string: that is where the OAuth ``code`` and ``state`` travel."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        atoms["path"] = log_safe_path(environ.get("RAW_URI") or environ.get("PATH_INFO") or "")
+        return atoms
+
+
+def log_safe_path(raw_uri: str) -> str:
+    path = raw_uri.split("?", 1)[0].split("#", 1)[0]
+    return "".join(c if "!" <= c <= "~" and c not in '"\\' else f"\\x{ord(c):02x}" for c in path)[:2000]

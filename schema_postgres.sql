@@ -25,6 +25,7 @@ VALUES (1, 'users, tokens, artists, tracks, snapshots, library, plays, playlists
        (5, 'plays: every play with its facts and source; tracks.needs_enrichment'),
        (6, 'users.account_id; users.needs_relogin_since and invalid_grant_count'),
        (7, 'history_imports and history_import_files: data-export imports, their progress and fingerprints'),
+       (10, 'users.session_version (server-revocable sessions); spotify_tokens.access_token_encrypted'),
        (11, 'users.data_version, catalogue_version, chart_cache: compute once per change')
 ON CONFLICT (version) DO NOTHING;
 
@@ -95,12 +96,17 @@ CREATE UNIQUE INDEX IF NOT EXISTS users_account_id_key ON users (account_id);
 ALTER TABLE users ADD COLUMN IF NOT EXISTS needs_relogin_since timestamptz;
 ALTER TABLE users ADD COLUMN IF NOT EXISTS invalid_grant_count integer NOT NULL DEFAULT 0
     CHECK (invalid_grant_count >= 0);
+-- version 10: every session cookie carries the version it was issued under; logout, "log
+-- out everywhere" and deleting the account move on from it, so a copied cookie opens
+-- nothing afterwards (auth.py checks it on every signed-in request).
+ALTER TABLE users ADD COLUMN IF NOT EXISTS session_version integer NOT NULL DEFAULT 0;
 
--- Server-side token storage: tokens never travel to the browser. The refresh token is
--- encrypted by the application before it gets here.
+-- Server-side token storage: tokens never travel to the browser. Both tokens are
+-- encrypted by the application before they get here.
 CREATE TABLE IF NOT EXISTS spotify_tokens (
     user_id                  bigint PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
-    access_token             text NOT NULL,
+    access_token             text,   -- plain, only in rows written before version 10
+    access_token_encrypted   bytea,
     refresh_token_encrypted  bytea,
     expires_at               timestamptz NOT NULL,
     scope                    text NOT NULL DEFAULT '',
@@ -109,6 +115,12 @@ CREATE TABLE IF NOT EXISTS spotify_tokens (
 );
 CREATE OR REPLACE TRIGGER spotify_tokens_set_updated_at
     BEFORE UPDATE ON spotify_tokens FOR EACH ROW EXECUTE FUNCTION set_updated_at();
+-- version 10: the access token is encrypted like the refresh token (token_keys.py). Plain
+-- ones from before are re-encrypted at their next write (they last an hour) or by
+-- `flask --app app rotate-token-keys`; expired ones are useless and cleared here.
+ALTER TABLE spotify_tokens ADD COLUMN IF NOT EXISTS access_token_encrypted bytea;
+ALTER TABLE spotify_tokens ALTER COLUMN access_token DROP NOT NULL;
+UPDATE spotify_tokens SET access_token = NULL WHERE access_token IS NOT NULL AND expires_at <= now();
 
 CREATE TABLE IF NOT EXISTS artists (
     spotify_id text PRIMARY KEY CHECK (spotify_id <> ''),

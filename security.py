@@ -90,6 +90,11 @@ def add_security_headers(response, app, production: bool):
     headers.setdefault("Referrer-Policy", "same-origin")
     if production:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    # Pages and API answers carry someone's listening history: no shared or browser cache
+    # keeps them. The default only; a view that sets its own Cache-Control keeps it (a page
+    # with an ETag sends "private, no-cache"), and static files carry the one send_file set.
+    if "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"
     return response
 
 

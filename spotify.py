@@ -1,10 +1,10 @@
 """Everything that talks to Spotify; the only module that imports spotipy.
 
-- OAuth: authorization-code flow with a one-time ``state``; codes exchanged with
-  ``check_cache=False``; spotipy only ever sees a ``MemoryCacheHandler`` (its default file
-  cache would share one token between all users).
-- Tokens live in ``spotify_tokens`` (users_db), the refresh token encrypted with Fernet
-  under a key derived from the app's secret; refreshed a minute before expiry, under a row
+- OAuth: authorization-code flow with a one-time ``state`` and PKCE (S256); codes exchanged
+  with ``check_cache=False``; spotipy only ever sees a ``MemoryCacheHandler`` (its default
+  file cache would share one token between all users).
+- Tokens live in ``spotify_tokens`` (users_db), both encrypted with Fernet under a key
+  derived from the app's secret (token_keys.py); refreshed a minute before expiry, under a row
   lock so two workers never refresh at once. ``invalid_grant`` (revoked, the 6-month
   expiry, or Spotify's own incident) raises ``ReloginNeeded``: the first one keeps the
   encrypted refresh token and marks the account (``users.needs_relogin_since``), one retry
@@ -22,19 +22,21 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
+import secrets
 import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlencode
 
 import requests
 import spotipy
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.fernet import MultiFernet
 from spotipy.exceptions import SpotifyException, SpotifyOauthError
 
+import token_keys
 import users_db
 from database import transaction
 
@@ -148,6 +150,7 @@ class SpotifySettings:
     client_secret: str
     redirect_uri: str
     secret_key: str
+    old_secret_keys: tuple[str, ...] = ()  # FLASK_SECRET_KEY_FALLBACKS: still open stored tokens
     accounts_url: str = "https://accounts.spotify.com"
     api_url: str = "https://api.spotify.com"
     demo: bool = False
@@ -158,7 +161,9 @@ class SpotifySettings:
 
 
 # -- OAuth ------------------------------------------------------------------------
-def oauth_manager(settings: SpotifySettings, state: str | None = None) -> spotipy.SpotifyOAuth:
+def oauth_manager(
+    settings: SpotifySettings, state: str | None = None, session: requests.Session | None = None
+) -> spotipy.SpotifyOAuth:
     manager = spotipy.SpotifyOAuth(
         client_id=settings.client_id,
         client_secret=settings.client_secret,
@@ -168,19 +173,44 @@ def oauth_manager(settings: SpotifySettings, state: str | None = None) -> spotip
         open_browser=False,
         cache_handler=spotipy.MemoryCacheHandler(),
         requests_timeout=settings.timeout,
+        requests_session=session or True,
     )
     manager.OAUTH_AUTHORIZE_URL = settings.accounts_url + "/authorize"
     manager.OAUTH_TOKEN_URL = settings.accounts_url + "/api/token"
     return manager
 
 
-def authorize_url(settings: SpotifySettings, state: str) -> str:
-    return oauth_manager(settings, state).get_authorize_url()
+# PKCE (RFC 7636, S256) on top of the client secret: the login's code is bound to a
+# verifier that never leaves this server and the person's session, so a code stolen on its
+# way back (a log, a referrer, a forged callback in someone else's browser) is worthless.
+def pkce_pair() -> tuple[str, str]:
+    """(code_verifier, code_challenge): 86 URL-safe characters and their S256 digest."""
+    verifier = secrets.token_urlsafe(64)
+    return verifier, base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
-def exchange_code(settings: SpotifySettings, code: str) -> dict:
+def authorize_url(settings: SpotifySettings, state: str, code_challenge: str) -> str:
+    url = oauth_manager(settings, state).get_authorize_url()
+    return f"{url}&{urlencode({'code_challenge': code_challenge, 'code_challenge_method': 'S256'})}"
+
+
+class _CodeExchangeWithVerifier(requests.Session):
+    """spotipy's code exchange with PKCE's ``code_verifier`` added to the form (spotipy
+    sends one only from SpotifyPKCE, the flow for apps without a client secret)."""
+
+    def __init__(self, code_verifier: str):
+        super().__init__()
+        self.code_verifier = code_verifier
+
+    def post(self, url, data=None, **kwargs):  # type: ignore[override]
+        if isinstance(data, dict) and data.get("grant_type") == "authorization_code":
+            data = {**data, "code_verifier": self.code_verifier}
+        return super().post(url, data=data, **kwargs)
+
+
+def exchange_code(settings: SpotifySettings, code: str, code_verifier: str) -> dict:
     """Trade a one-time authorization code for {access_token, refresh_token, expires_at, scope}."""
-    manager = oauth_manager(settings)
+    manager = oauth_manager(settings, session=_CodeExchangeWithVerifier(code_verifier))
     try:
         with warnings.catch_warnings():  # as_dict=True is "deprecated" but the only way to get the refresh token
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -206,32 +236,16 @@ def token_record(info: dict) -> dict:
 
 
 # -- token storage ------------------------------------------------------------------
-def _fernet(settings: SpotifySettings) -> Fernet:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"music-time-machine refresh tokens").derive(
-        settings.secret_key.encode()
-    )
-    return Fernet(base64.urlsafe_b64encode(key))
-
-
-def encrypt_refresh_token(settings: SpotifySettings, token: str | None) -> bytes | None:
-    return None if token is None else _fernet(settings).encrypt(token.encode())
-
-
-def decrypt_refresh_token(settings: SpotifySettings, blob) -> str | None:
-    if blob is None:
-        return None
-    try:
-        return _fernet(settings).decrypt(bytes(blob)).decode()
-    except InvalidToken:
-        return None  # the secret key changed: the person simply logs in again
+def token_cipher(settings: SpotifySettings) -> MultiFernet:
+    return token_keys.cipher(settings.secret_key, settings.old_secret_keys)
 
 
 def store_tokens(cur, settings: SpotifySettings, user_id: int, record: dict, consented: bool) -> None:
     users_db.save_tokens(
         cur,
         user_id,
-        access_token=record["access_token"],
-        refresh_token_encrypted=encrypt_refresh_token(settings, record.get("refresh_token")),
+        access_token_encrypted=token_cipher(settings).encrypt(record["access_token"].encode()),
+        refresh_token_encrypted=token_keys.encrypt(token_cipher(settings), record.get("refresh_token")),
         expires_at=record["expires_at"],
         scope=record["scope"],
         refresh_token_expires_at=(datetime.now(UTC) + REFRESH_TOKEN_LIFETIME) if consented else None,
@@ -252,9 +266,12 @@ def _current_or_refreshed_token(cur, settings: SpotifySettings, user_id: int):
     tokens = users_db.lock_tokens(cur, user_id)  # FOR UPDATE: one refresh at a time per user
     if tokens is None:
         return LoginRequired("Please log in with Spotify.")
-    if tokens["expires_at"] - REFRESH_MARGIN > datetime.now(UTC):
-        return tokens["access_token"]
-    refresh_token = decrypt_refresh_token(settings, tokens["refresh_token_encrypted"])
+    cipher = token_cipher(settings)
+    # a plain token is a row from before version 10; the next write encrypts it
+    access_token = tokens["access_token"] or token_keys.decrypt(cipher, tokens["access_token_encrypted"])
+    if access_token and tokens["expires_at"] - REFRESH_MARGIN > datetime.now(UTC):
+        return access_token
+    refresh_token = token_keys.decrypt(cipher, tokens["refresh_token_encrypted"])
     if refresh_token is None:
         users_db.delete_tokens(cur, user_id)
         return LoginRequired("Your Spotify session has ended. Please log in again.")
@@ -269,7 +286,9 @@ def _current_or_refreshed_token(cur, settings: SpotifySettings, user_id: int):
         return SpotifyUnavailable("Spotify refused to renew your session. Please try again later.")
     except requests.RequestException:
         return SpotifyUnavailable("Spotify did not answer while renewing your session.")
-    record = token_record(info)
+    # Spotify mostly sends no new refresh token: the old one is written back under the
+    # current key, so a rotated secret reaches it too
+    record = {"refresh_token": refresh_token} | {k: v for k, v in token_record(info).items() if v is not None}
     store_tokens(cur, settings, user_id, record, consented=False)
     if relogin["invalid_grant_count"]:  # the retry worked: that invalid_grant was Spotify's fault
         users_db.clear_relogin(cur, user_id)
@@ -487,6 +506,7 @@ def init_app(app) -> None:
     Settings are built on first use, so commands that never call Spotify (init-db) never
     start an emulator."""
     app.extensions["spotify"] = None
+    app.cli.add_command(token_keys.rotate_token_keys_command)
 
 
 def settings_from_config(config) -> SpotifySettings:
@@ -497,6 +517,7 @@ def settings_from_config(config) -> SpotifySettings:
             client_secret=config.get("SPOTIPY_CLIENT_SECRET") or "",
             redirect_uri=config.get("SPOTIPY_REDIRECT_URI") or "http://127.0.0.1:5000/callback",
             secret_key=config["SECRET_KEY"],
+            old_secret_keys=tuple(config.get("SECRET_KEY_FALLBACKS") or ()),
             accounts_url=config.get("SPOTIFY_ACCOUNTS_URL") or "https://accounts.spotify.com",
             api_url=config.get("SPOTIFY_API_URL") or "https://api.spotify.com",
             timeout=timeout,
@@ -509,6 +530,7 @@ def settings_from_config(config) -> SpotifySettings:
         client_secret=spotify_emulator.DEMO_CLIENT_SECRET,
         redirect_uri=config.get("SPOTIPY_REDIRECT_URI") or "",
         secret_key=config["SECRET_KEY"],
+        old_secret_keys=tuple(config.get("SECRET_KEY_FALLBACKS") or ()),
         accounts_url=emulator_url,
         api_url=emulator_url,
         demo=True,

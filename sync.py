@@ -27,7 +27,7 @@ import snapshots
 import sync_runs_db
 import tracks_db
 import users_db
-from database import DatabaseUnavailable, analyze_tables, transaction, write_despite_outage
+from database import DatabaseUnavailable, analyze_tables, long_running, transaction, write_despite_outage
 from page_cache import store as page_store
 from spotify import TIME_RANGES, QuotaExceeded, SpotifyClient, SpotifyError, SpotifySettings, settings_for
 
@@ -139,9 +139,11 @@ def sync_user(settings: SpotifySettings, user_id: int, day: date | None = None, 
     )
     report("Saving")
     with transaction() as cur:
+        long_running(cur)  # thousands of rows, and other syncs' row locks to wait for
         summary = store_everything(cur, user_id, day, fetched)
     if first_sync:
         with transaction() as cur:
+            long_running(cur)
             analyze_tables(cur)
     report("Adding audio features")
     ids = sorted({tid for ts in fetched.top.values() for t in ts if (tid := track_id(t))})

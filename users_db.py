@@ -84,9 +84,16 @@ def get_user(cur, user_id: int) -> dict | None:
     return fetch_one(cur)
 
 
-def user_exists(cur, user_id: int) -> bool:
-    cur.execute("SELECT 1 FROM users WHERE id = %s", (user_id,))
-    return cur.fetchone() is not None
+def session_version(cur, user_id: int) -> int | None:
+    """The version a session cookie of this user must carry; None when the user is gone."""
+    cur.execute("SELECT session_version FROM users WHERE id = %s", (user_id,))
+    row = cur.fetchone()
+    return None if row is None else row[0]
+
+
+def end_sessions(cur, user_id: int) -> None:
+    """Every session cookie issued so far stops opening anything (logout, log out everywhere)."""
+    cur.execute("UPDATE users SET session_version = session_version + 1 WHERE id = %s", (user_id,))
 
 
 def relogin_state(cur, user_id: int) -> dict:
@@ -121,20 +128,22 @@ def save_tokens(
     cur,
     user_id: int,
     *,
-    access_token: str,
+    access_token_encrypted: bytes,
     refresh_token_encrypted: bytes | None,
     expires_at,
     scope: str,
     refresh_token_expires_at=None,
 ) -> None:
-    """Store tokens; a refresh that returns no new refresh token keeps the old one."""
+    """Store tokens, both encrypted (the plain access_token column of rows from before
+    version 10 is cleared); a refresh that returns no new refresh token keeps the old one."""
     cur.execute(
         """
-        INSERT INTO spotify_tokens (user_id, access_token, refresh_token_encrypted, expires_at, scope,
-                                    refresh_token_expires_at)
-        VALUES (%s, %s, %s, %s, %s, %s)
+        INSERT INTO spotify_tokens (user_id, access_token, access_token_encrypted, refresh_token_encrypted,
+                                    expires_at, scope, refresh_token_expires_at)
+        VALUES (%s, NULL, %s, %s, %s, %s, %s)
         ON CONFLICT (user_id) DO UPDATE SET
-            access_token = EXCLUDED.access_token,
+            access_token = NULL,
+            access_token_encrypted = EXCLUDED.access_token_encrypted,
             refresh_token_encrypted = coalesce(EXCLUDED.refresh_token_encrypted,
                                                spotify_tokens.refresh_token_encrypted),
             expires_at = EXCLUDED.expires_at,
@@ -142,19 +151,43 @@ def save_tokens(
             refresh_token_expires_at = coalesce(EXCLUDED.refresh_token_expires_at,
                                                 spotify_tokens.refresh_token_expires_at)
     """,
-        (user_id, access_token, refresh_token_encrypted, expires_at, scope, refresh_token_expires_at),
+        (user_id, access_token_encrypted, refresh_token_encrypted, expires_at, scope, refresh_token_expires_at),
     )
 
 
 def lock_tokens(cur, user_id: int) -> dict | None:
     cur.execute(
         """
-        SELECT access_token, refresh_token_encrypted, expires_at, scope, refresh_token_expires_at
+        SELECT access_token, access_token_encrypted, refresh_token_encrypted, expires_at, scope,
+               refresh_token_expires_at
         FROM spotify_tokens WHERE user_id = %s FOR UPDATE
     """,
         (user_id,),
     )
     return fetch_one(cur)
+
+
+def stored_tokens(cur) -> list[dict]:
+    """Every user's stored tokens, locked, for re-encryption under a new key."""
+    cur.execute("""
+        SELECT user_id, access_token, access_token_encrypted, refresh_token_encrypted
+        FROM spotify_tokens ORDER BY user_id FOR UPDATE
+    """)
+    return fetch_all(cur)
+
+
+def replace_encrypted_tokens(
+    cur, user_id: int, access_token_encrypted: bytes | None, refresh_token_encrypted: bytes | None
+) -> None:
+    """New ciphertexts for a user's tokens; a refresh token given as None stays as it is."""
+    cur.execute(
+        """
+        UPDATE spotify_tokens SET access_token = NULL, access_token_encrypted = %s,
+               refresh_token_encrypted = coalesce(%s, refresh_token_encrypted)
+        WHERE user_id = %s
+    """,
+        (access_token_encrypted, refresh_token_encrypted, user_id),
+    )
 
 
 def delete_tokens(cur, user_id: int) -> None:

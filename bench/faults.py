@@ -1,6 +1,6 @@
 """Faults under gunicorn, with a PASS/FAIL verdict and the numbers behind it.
 
-    .venv/bin/python bench/faults.py [--only restart,pool,spotify,kill]
+    .venv/bin/python bench/faults.py [--only restart,pool,locked,spotify,kill]
 
 The app runs exactly as the Procfile runs it (gunicorn -c gunicorn.conf.py), in demo mode,
 on an embedded PostgreSQL of the benchmark's own (so it can be restarted):
@@ -13,6 +13,11 @@ on an embedded PostgreSQL of the benchmark's own (so it can be restarted):
    (DB_POOL_MAX 4, DB_POOL_TIMEOUT 2 s, 40 requests at once): each request gets its data
    or a 503 + Retry-After; the app's own request time for a 503 stays within
    DB_POOL_TIMEOUT (+0.5 s), read from gunicorn's access log.
+2b. locked: ``LOCK TABLE users IN ACCESS EXCLUSIVE MODE`` held for 45 s from outside
+   while 64 clients read pages and /healthz on the Procfile's defaults (2 workers x 8
+   threads, DB_POOL_TIMEOUT 5 s): every answer within DB_POOL_TIMEOUT + 1 s, each one a
+   200 or a 503 with Retry-After (the web's lock_timeout, database.WEB_BOUNDS), and every
+   request started 2 s after the release answered 200.
 3. spotify: the emulator (started by gunicorn's master) made slow (beyond
    SPOTIFY_REQUEST_TIMEOUT 2 s), answering 503, or 429 with Retry-After: 3600, over its
    admin endpoint: the sync ends within a bound with a clear message in
@@ -192,7 +197,15 @@ def fault_restart(stack, browsers):
 # -- 2. pool exhausted -----------------------------------------------------------------
 def fault_pool(stack, browsers):
     timeout = 2.0
-    app = stack.gunicorn("pool", workers=2, threads=8, pool_max=4, pool_timeout=timeout)
+    # statement and lock bounds beyond the test, so the blocked requests hold their slots
+    app = stack.gunicorn(
+        "pool",
+        workers=2,
+        threads=8,
+        pool_max=4,
+        pool_timeout=timeout,
+        extra_env={"DB_LOCK_TIMEOUT": "30", "DB_STATEMENT_TIMEOUT": "30"},
+    )
     cookie = browsers["ava"].cookie
     blocker = psycopg2.connect(stack.db_url)
     with blocker.cursor() as cur:
@@ -243,6 +256,97 @@ def fault_pool(stack, browsers):
         bool(pools) and all(p["in_use"] == 0 for p in pools),
         f"/healthz pool samples in_use {sorted({p['in_use'] for p in pools})}, "
         f"timeouts counted {sorted({p['timeouts'] for p in pools})}",
+    )
+    app.process.stop()
+
+
+# -- 2b. a table every page reads, locked for 45 s under load ---------------------------
+def fault_locked(stack, browsers, hold: float = 45.0, clients: int = 64):
+    pool_timeout = 5.0  # the Procfile's default
+    app = stack.gunicorn("locked", workers=2, threads=8, pool_timeout=pool_timeout)
+    cookies = [b.cookie for b in browsers.values()]
+    paths = ["/dashboard", "/api/charts/rank-movement", "/api/sync/status", "/search?q=love", "/healthz"]
+    stop = threading.Event()
+    events = []  # (started, finished, status, has Retry-After)
+    lock = threading.Lock()
+
+    def reader(i):
+        s = requests.Session()
+        n = i
+        while not stop.is_set():
+            path = paths[n % len(paths)]
+            n += 1
+            started = time.monotonic()
+            status: int | str
+            try:
+                r = s.get(
+                    app.url + path,
+                    headers={"Cookie": f"session={cookies[i % len(cookies)]}", "Accept": "application/json"},
+                    allow_redirects=False,
+                    timeout=30,
+                )
+                status, retry = r.status_code, "Retry-After" in r.headers
+                error = r.json().get("error") if status >= 400 else None  # /healthz: a string
+                why = error.get("title", "") if isinstance(error, dict) else (error or "")[:60]
+            except Exception as exc:  # counted as a failure, never a silently dead client
+                status, retry, why = type(exc).__name__, False, str(exc)[:80]
+            with lock:
+                events.append((started, time.monotonic(), status, retry, f"{path} {status} {why}".strip()))
+
+    readers = [threading.Thread(target=reader, args=(i,)) for i in range(clients)]
+    for t in readers:
+        t.start()
+    time.sleep(3)
+    blocker = psycopg2.connect(stack.db_url)
+    with blocker.cursor() as cur:
+        cur.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+    locked_at = time.monotonic()
+    time.sleep(hold)
+    blocker.rollback()
+    blocker.close()
+    released_at = time.monotonic()
+    time.sleep(6)
+    stop.set()
+    for t in readers:
+        t.join(60)
+
+    print(f"locked drill: {len(events)} answers, kinds {Counter(e[4] for e in events).most_common(8)}", file=sys.stderr)
+    during = [e for e in events if e[1] > locked_at and e[0] < released_at]
+    slowest = max((e[1] - e[0] for e in during), default=0.0)
+    statuses = Counter(e[2] for e in during)
+    shed = [e for e in during if e[2] != 200]
+    clean = all(e[2] == 503 and e[3] for e in shed)
+    latencies = sorted(e[1] - e[0] for e in during)
+    median = latencies[len(latencies) // 2] if latencies else 0.0
+    verdict(
+        f"locked {hold:g} s: every answer within DB_POOL_TIMEOUT + 1 s, a 503 + Retry-After when not served",
+        bool(during) and slowest <= pool_timeout + 1 and clean and statuses[503] > 0,
+        f"users locked {hold:g} s, {clients} clients, 2 workers x 8 threads: {len(during)} answers during the lock "
+        f"({dict(statuses)}), all non-200 are 503 with Retry-After: {clean}; answer time median {median:.2f} s, "
+        f"max {slowest:.2f} s (bound {pool_timeout + 1:g} s)",
+    )
+    after = [e for e in events if e[0] > released_at]
+    failed_after = [e for e in after if e[2] != 200]
+    last_failure = max((e[0] - released_at for e in failed_after), default=None)
+    first_ok = min((e[1] - released_at for e in after if e[2] == 200), default=None)
+    recovered = bool(after) and all(e[2] == 200 for e in after if e[0] > released_at + 2)
+    before = [e for e in events if e[1] < locked_at]
+    late = Counter(e[4] for e in after if e[0] > released_at + 2 and e[2] != 200)
+    verdict(
+        f"locked {hold:g} s: recovery within 2 s after the release",
+        recovered,
+        f"{len(after)} requests after the release, first 200 {first_ok if first_ok is None else round(first_ok, 2)} s "
+        f"after it, last failure started "
+        + ("never" if last_failure is None else f"{last_failure:.2f} s after it")
+        + f"; failures later than 2 s: {dict(late) or 'none'}; before the lock "
+        f"{sum(1 for e in before if e[2] != 200)} of {len(before)} failed",
+    )
+    time.sleep(1)
+    pools = pool_counts(app)
+    verdict(
+        f"locked {hold:g} s: every pool slot free afterwards",
+        bool(pools) and all(p["in_use"] == 0 and p["waiting"] == 0 for p in pools),
+        f"/healthz pool samples in_use {sorted({p['in_use'] for p in pools})}",
     )
     app.process.stop()
 
@@ -382,7 +486,8 @@ def fault_kill(stack):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="restart,pool,spotify,kill")
+    parser.add_argument("--only", default="restart,pool,locked,spotify,kill")
+    parser.add_argument("--lock-seconds", type=float, default=45.0, help="how long the locked drill holds the lock")
     args = parser.parse_args()
     chosen = set(args.only.split(","))
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp:
@@ -403,6 +508,7 @@ def main():
             for name, run in (
                 ("restart", lambda: fault_restart(stack, browsers)),
                 ("pool", lambda: fault_pool(stack, browsers)),
+                ("locked", lambda: fault_locked(stack, browsers, hold=args.lock_seconds)),
                 ("spotify", lambda: fault_spotify(stack, browsers)),
                 ("kill", lambda: fault_kill(stack)),
             ):

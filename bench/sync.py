@@ -80,8 +80,11 @@ def fetch(listener: str) -> tuple[sync.Fetched, float]:
         api_url=emulator.base_url,
         demo=True,
     )
-    code = emulator.state.issue_code(emulator.client_id, settings.redirect_uri, listener, spotify.SCOPES.split())
-    client = spotify.SpotifyClient(settings, spotify.exchange_code(settings, code)["access_token"])
+    verifier, challenge = spotify.pkce_pair()
+    code = emulator.state.issue_code(
+        emulator.client_id, settings.redirect_uri, listener, spotify.SCOPES.split(), challenge
+    )
+    client = spotify.SpotifyClient(settings, spotify.exchange_code(settings, code, verifier)["access_token"])
     started = time.perf_counter()
     fetched = sync.fetch_everything(client, lambda stage: None, backfill_from=None)
     seconds = time.perf_counter() - started

@@ -1,7 +1,8 @@
 """The emulator's accounts service: /authorize (consent page) and /api/token.
 
 Answers like accounts.spotify.com: the authorization-code grant with a
-single-use code bound to its client and redirect URI, the refresh-token grant,
+single-use code bound to its client and redirect URI (and, with PKCE, to the S256
+``code_challenge``: redeemed only with its ``code_verifier``), the refresh-token grant,
 client authentication by HTTP Basic or form fields, and OAuth errors as
 `{"error": "invalid_grant", "error_description": ...}` with status 400.
 """
@@ -63,14 +64,27 @@ def valid_redirect_uri(uri: str) -> bool:
     return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1"))
 
 
+AUTHORIZE_PARAMS = (
+    "client_id",
+    "response_type",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
+
+
 def _authorize_params(source) -> dict:
-    params = {k: source.get(k, "") for k in ("client_id", "response_type", "redirect_uri", "scope", "state")}
+    params = {k: source.get(k, "") for k in AUTHORIZE_PARAMS}
     if params["client_id"] not in _state().clients:
         raise AuthorizeError("INVALID_CLIENT: Invalid client")
     if not valid_redirect_uri(params["redirect_uri"]):
         raise AuthorizeError("INVALID_CLIENT: Invalid redirect URI")
     if params["response_type"] != "code":
         raise AuthorizeError("unsupported_response_type: response_type must be code")
+    if params["code_challenge"] and params["code_challenge_method"] != "S256":
+        raise AuthorizeError("invalid_request: code_challenge_method must be S256")  # Spotify: S256 only
     return params
 
 
@@ -115,7 +129,9 @@ def authorize_decision():
     user_id = request.form.get("user_id", "")
     if user_id not in DEMO_USERS:
         return _error_page("Choose a demo listener")
-    code = _state().issue_code(params["client_id"], params["redirect_uri"], user_id, params["scope"].split())
+    code = _state().issue_code(
+        params["client_id"], params["redirect_uri"], user_id, params["scope"].split(), params["code_challenge"]
+    )
     return _back_to_client(params, code=code)
 
 
@@ -127,7 +143,9 @@ def token():
     form, grant_type = request.form, request.form.get("grant_type")
     try:
         if grant_type == "authorization_code":
-            answer = _state().redeem_code(form.get("code", ""), client_id, form.get("redirect_uri"))
+            answer = _state().redeem_code(
+                form.get("code", ""), client_id, form.get("redirect_uri"), form.get("code_verifier")
+            )
         elif grant_type == "refresh_token":
             answer = _state().refresh(form.get("refresh_token", ""), client_id)
         else:

@@ -7,6 +7,9 @@ under its lock. The catalogue itself is immutable and needs no lock.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 import threading
 from dataclasses import asdict, dataclass, field
@@ -133,6 +136,14 @@ class Playlist:
     version: int = 1
 
 
+def pkce_matches(verifier: str | None, challenge: str) -> bool:
+    """S256: the challenge is BASE64URL(SHA256(verifier)) without padding."""
+    if not verifier or not 43 <= len(verifier) <= 128:
+        return False
+    digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii", "replace")).digest()).rstrip(b"=")
+    return hmac.compare_digest(digest.decode(), challenge)
+
+
 class EmulatorState:
     """Accounts, tokens and playlists of one emulator, plus its clock and faults."""
 
@@ -172,7 +183,10 @@ class EmulatorState:
         return client_id in self.clients and secrets.compare_digest(self.clients[client_id], client_secret or "")
 
     # -- authorization codes
-    def issue_code(self, client_id: str, redirect_uri: str, user_id: str, scopes) -> str:
+    def issue_code(
+        self, client_id: str, redirect_uri: str, user_id: str, scopes, code_challenge: str | None = None
+    ) -> str:
+        """``code_challenge``: PKCE's S256 challenge, when the authorize request had one."""
         if user_id not in DEMO_USERS:
             raise KeyError(user_id)
         code = "AQ" + secrets.token_urlsafe(48)
@@ -183,10 +197,13 @@ class EmulatorState:
                 "user_id": user_id,
                 "scopes": frozenset(scopes),
                 "issued_at": self.now(),
+                "code_challenge": code_challenge or None,
             }
         return code
 
-    def redeem_code(self, code: str, client_id: str, redirect_uri: str | None) -> dict:
+    def redeem_code(
+        self, code: str, client_id: str, redirect_uri: str | None, code_verifier: str | None = None
+    ) -> dict:
         with self._lock:
             # pop: a code works once, whatever the outcome (RFC 6749 4.1.2)
             grant = self._codes.pop(code, None)
@@ -198,6 +215,10 @@ class EmulatorState:
             raise GrantError("invalid_grant", "Invalid authorization code")
         if redirect_uri != grant["redirect_uri"]:
             raise GrantError("invalid_grant", "Invalid redirect URI")
+        # PKCE (RFC 7636): a code issued against a challenge is redeemed only with the
+        # verifier it was made from, so a code stolen on its way back is useless elsewhere.
+        if grant["code_challenge"] and not pkce_matches(code_verifier, grant["code_challenge"]):
+            raise GrantError("invalid_grant", "code_verifier was incorrect")
         refresh = secrets.token_urlsafe(96)
         with self._lock:
             self._refresh[refresh] = _RefreshToken(

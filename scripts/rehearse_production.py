@@ -37,6 +37,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import db_config  # noqa: E402
+import token_keys  # noqa: E402
 from emulator import server as spotify_emulator  # noqa: E402
 
 LISTENER = "chen"
@@ -271,10 +272,13 @@ def main() -> int:
             import psycopg2
 
             with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
-                cur.execute("SELECT access_token FROM spotify_tokens")
-                access_tokens = [row[0] for row in cur.fetchall()]
+                cur.execute("SELECT access_token, access_token_encrypted FROM spotify_tokens")
+                rows = cur.fetchall()
             conn.close()
-            check(access_tokens, "no token was stored")
+            check(rows and all(plain is None for plain, _ in rows), "no token was stored, or one in plain text")
+            cipher = token_keys.cipher(secret)
+            access_tokens = [token_keys.decrypt(cipher, blob) or "" for _, blob in rows]
+            check(all(access_tokens), "a stored access token does not decrypt with FLASK_SECRET_KEY")
             secrets_to_hide = [
                 ("FLASK_SECRET_KEY", secret),
                 ("the client secret", spotify_emulator.DEMO_CLIENT_SECRET),

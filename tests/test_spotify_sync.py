@@ -55,9 +55,11 @@ def test_login_callback_first_sync_records_history(spotify_app, emulator, db):
     assert query(db, "SELECT count(*) FROM tracks WHERE jsonb_typeof(raw_json) <> 'object'")[0][0] == 0
     assert query(db, "SELECT count(*) FROM tracks WHERE release_date IS NULL")[0][0] == 0
     assert query(db, "SELECT count(*) FROM plays WHERE user_id = %s", (uid,))[0][0] > 0
-    # tokens: on the server only, the refresh token encrypted
-    access, refresh = query(db, "SELECT access_token, refresh_token_encrypted FROM spotify_tokens")[0]
-    assert access and refresh and b"refresh" not in bytes(refresh)
+    # tokens: on the server only, both encrypted (tests/test_token_storage.py)
+    plain, access, refresh = query(
+        db, "SELECT access_token, access_token_encrypted, refresh_token_encrypted FROM spotify_tokens"
+    )[0]
+    assert plain is None and access and refresh and b"refresh" not in bytes(refresh)
     assert "access_token" not in str(client.get_cookie("session").value if client.get_cookie("session") else "")
 
     page = client.get("/dashboard").get_data(as_text=True)
@@ -125,11 +127,13 @@ def logged_in_user(spotify_app, emulator, db, listener):
 
 def test_expired_access_token_is_refreshed_before_use(spotify_app, emulator, db):
     client, uid, settings = logged_in_user(spotify_app, emulator, db, "bruno")
-    old = query(db, "SELECT access_token FROM spotify_tokens WHERE user_id = %s", (uid,))[0][0]
+    old = query(db, "SELECT access_token_encrypted FROM spotify_tokens WHERE user_id = %s", (uid,))[0][0]
     emulator.state.expire_access_tokens("bruno")
     expire_access_token(db, uid)
     assert "summary" in sync.sync_now(settings, uid)
-    new, expires = query(db, "SELECT access_token, expires_at FROM spotify_tokens WHERE user_id = %s", (uid,))[0]
+    new, expires = query(
+        db, "SELECT access_token_encrypted, expires_at FROM spotify_tokens WHERE user_id = %s", (uid,)
+    )[0]
     assert new != old and expires > datetime.now(UTC)
 
 
