@@ -37,43 +37,30 @@ def error_response(status: int, title: str, message: str, retry_after: int | Non
     return body, status, {"Retry-After": str(retry_after)} if retry_after else {}
 
 
+def database_503(title: str, message: str, retry_after: int, logged: str):
+    log.warning("503 on %s: %s", logged_path(), logged)
+    return error_response(503, title, f"{message} Please try again in a moment.", retry_after=retry_after)
+
+
 def database_unavailable(exc: DatabaseUnavailable):
-    log.warning("503 on %s: %s", logged_path(), exc)
     if isinstance(exc, PoolTimeout):  # the database is fine; too many people at once
-        return error_response(
-            503,
-            "Busy right now",
-            "Too many requests at once. Please try again in a moment.",
-            retry_after=exc.retry_after,
-        )
-    return error_response(
-        503,
-        "Database unavailable",
-        "The database is not answering right now. Please try again in a moment.",
-        retry_after=exc.retry_after,
-    )
+        return database_503("Busy right now", "Too many requests at once.", exc.retry_after, str(exc))
+    return database_503("Database unavailable", "The database is not answering right now.", exc.retry_after, str(exc))
 
 
 def database_too_slow(exc: psycopg2.Error):
     # A statement ran past DB_STATEMENT_TIMEOUT or waited past DB_LOCK_TIMEOUT (a table
     # locked by a migration, a stuck transaction): the same quick answer as a full pool.
-    log.warning("503 on %s: %s", logged_path(), db_config.first_line(exc))
-    return error_response(
-        503,
-        "Busy right now",
-        "The database is busy. Please try again in a moment.",
-        retry_after=PoolTimeout.retry_after,
-    )
+    return database_503("Busy right now", "The database is busy.", PoolTimeout.retry_after, db_config.first_line(exc))
 
 
 def database_connection_lost(exc: psycopg2.Error):
     # The server went away while this request was using its connection (a restart).
-    log.warning("503 on %s: database connection lost: %s", logged_path(), db_config.first_line(exc))
-    return error_response(
-        503,
+    return database_503(
         "Database unavailable",
-        "The connection to the database was lost. Please try again in a moment.",
-        retry_after=DatabaseUnavailable.retry_after,
+        "The connection to the database was lost.",
+        DatabaseUnavailable.retry_after,
+        f"database connection lost: {db_config.first_line(exc)}",
     )
 
 

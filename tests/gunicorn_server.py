@@ -75,3 +75,17 @@ def start_gunicorn(app_spec: str, tmp_path: Path, ready_path: str, **env_vars: s
             server.stop()
             pytest.fail(f"gunicorn did not start:\n{server.log_text()[-3000:]}")
         time.sleep(0.2)
+
+
+def start_app(tmp_path: Path, db: str, emulator, threads: int = 1, **env_vars: str) -> Gunicorn:
+    """The app itself (``app:create_app()``) under gunicorn, on database ``db``, in demo mode
+    on the test session's emulator."""
+    return start_gunicorn(
+        "app:create_app()",
+        tmp_path,
+        "/healthz",
+        DATABASE_URL=db,
+        GUNICORN_THREADS=str(threads),
+        SPOTIFY_EMULATOR_URL=emulator.base_url,
+        **env_vars,
+    )

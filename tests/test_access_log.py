@@ -9,21 +9,14 @@ import time
 import pytest
 import requests
 
-from gunicorn_server import start_gunicorn
+from gunicorn_server import start_app
 
 FORGED = '127.0.0.1 "GET /settings/delete" 200 0 1ms'
 
 
 @pytest.fixture
 def gunicorn_app(db, emulator, tmp_path):
-    server = start_gunicorn(
-        "app:create_app()",
-        tmp_path,
-        "/healthz",
-        DATABASE_URL=db,
-        GUNICORN_THREADS="2",
-        SPOTIFY_EMULATOR_URL=emulator.base_url,
-    )
+    server = start_app(tmp_path, db, emulator, threads=2)
     yield server
     server.stop()
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 from flask import make_response
-from test_tracks_data import log_in_as, seed
+
+from helpers import log_in_as
+from people_data import seed
 
 
 @pytest.fixture

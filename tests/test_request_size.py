@@ -10,7 +10,7 @@ import pytest
 import requests
 
 import security
-from gunicorn_server import start_gunicorn
+from gunicorn_server import start_app
 
 
 def test_oversized_form_is_refused_with_413_before_csrf_reads_it(app):
@@ -36,14 +36,7 @@ def test_a_view_can_take_more_through_its_own_config_key(app):
 
 @pytest.fixture
 def one_thread_app(db, emulator, tmp_path):
-    server = start_gunicorn(
-        "app:create_app()",
-        tmp_path,
-        "/healthz",
-        DATABASE_URL=db,
-        GUNICORN_THREADS="1",
-        SPOTIFY_EMULATOR_URL=emulator.base_url,
-    )
+    server = start_app(tmp_path, db, emulator, threads=1)
     yield server
     server.stop()
 

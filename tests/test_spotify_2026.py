@@ -12,6 +12,7 @@ import pytest
 
 import spotify
 import sync
+import token_keys
 from emulator import objects as emulator_objects
 from helpers import approve, log_in, query, sign_in_and_sync, start_login, user_id
 
@@ -93,8 +94,9 @@ def test_a_used_up_quota_is_not_retried_and_both_person_and_operator_are_told(sp
     assert "used up its Spotify quota" in outcome["error"] and "administrator has been told" in outcome["error"]
     operator = [r for r in caplog.records if r.levelno >= logging.WARNING and "QUOTA_EXCEEDED" in r.getMessage()]
     assert len(operator) == 1 and operator[0].levelno == logging.ERROR
-    (access,) = query(db, "SELECT access_token FROM spotify_tokens WHERE user_id = %s", (uid,))[0]
-    assert access not in caplog.text
+    (blob,) = query(db, "SELECT access_token_encrypted FROM spotify_tokens WHERE user_id = %s", (uid,))[0]
+    access = token_keys.decrypt(token_keys.cipher(spotify_app.config["SECRET_KEY"]), blob)
+    assert access and access not in caplog.text
     assert query(db, "SELECT count(*) FROM snapshots WHERE snapshot_date = %s", (TOMORROW,))[0][0] == 0
 
 

@@ -17,7 +17,7 @@ import database
 import spotify
 import sync
 from app import create_app
-from gunicorn_server import start_gunicorn
+from gunicorn_server import start_app
 from helpers import query, sign_in_and_sync
 
 POOL_TIMEOUT = 2.0
@@ -216,15 +216,8 @@ def session_cookie(user_id: int) -> str:
 
 def test_gunicorn_answers_every_request_within_the_pool_timeout_while_users_is_locked(db, emulator, tmp_path):
     [(user_id,)] = query(db, "INSERT INTO users (spotify_id, display_name) VALUES ('locked', 'L') RETURNING id")
-    server = start_gunicorn(
-        "app:create_app()",
-        tmp_path,
-        "/healthz",
-        DATABASE_URL=db,
-        FLASK_SECRET_KEY="gunicorn-test-secret",
-        GUNICORN_THREADS="2",
-        DB_POOL_TIMEOUT=str(POOL_TIMEOUT),
-        SPOTIFY_EMULATOR_URL=emulator.base_url,
+    server = start_app(
+        tmp_path, db, emulator, threads=2, FLASK_SECRET_KEY="gunicorn-test-secret", DB_POOL_TIMEOUT=str(POOL_TIMEOUT)
     )
     cookie = {"Cookie": f"session={session_cookie(user_id)}", "Accept": "application/json"}
     lock = HeldLock(db, "users")
@@ -235,12 +228,14 @@ def test_gunicorn_answers_every_request_within_the_pool_timeout_while_users_is_l
             response = requests.get(server.url + path, headers=cookie, timeout=30)
             return path, response.status_code, response.headers.get("Retry-After"), time.monotonic() - started
 
-        with ThreadPoolExecutor(12) as pool:  # 12 at once on 2 threads: most of them queue
-            answers = list(pool.map(get, ["/dashboard"] * 10 + ["/healthz", "/api/sync/status"]))
+        with ThreadPoolExecutor(8) as pool:  # 8 at once on 2 threads: most of them queue
+            answers = list(pool.map(get, ["/dashboard"] * 6 + ["/healthz", "/api/sync/status"]))
     finally:
         lock.release()
     assert all(status == 503 and retry for _, status, retry, _ in answers), answers
-    assert max(took for *_, took in answers) < POOL_TIMEOUT + 1, answers
+    # unbounded, they would wait for the lock as long as it is held; the bench measures the
+    # exact figure (bench/faults.py), this allows for a busy test machine
+    assert max(took for *_, took in answers) < POOL_TIMEOUT + 2, answers
     recovered = requests.get(server.url + "/api/sync/status", headers=cookie, timeout=5)
     assert recovered.status_code == 200
     server.stop()
