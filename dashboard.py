@@ -481,30 +481,32 @@ def index():
         tag = page_tag(user_id, filters, found, user, run)
         if tag and (unchanged := conditional.not_modified(tag)):
             return unchanged
+        if tag and (html := conditional.rendered(tag)) is not None:
+            return conditional.revalidate(Response(html), tag)
         frame = json.loads(page_store.complete(cur, found, lambda c, _: {OVERVIEW: overview(c, user_id)})[OVERVIEW])
     sections: dict[str, list] = {}
     for name, spec in CHARTS.items():
         sections.setdefault(spec.section, []).append({"name": name, "title": spec.title, "wide": name in WIDE_CHARTS})
-    response = Response(
-        render_template(
-            "dashboard/index.html",
-            user=user,
-            run=run,
-            top=frame["top"],
-            library=frame["library"],
-            snapshot_days=frame["snapshot_days"],
-            has_export_history=frame["has_export_history"],
-            listening=frame.get("listening"),
-            demo=spotify.settings_for(current_app).demo,
-            filters=filters,
-            sections=sections,
-            section_titles=SECTIONS,
-            charts_url=url_for("dashboard.all_charts_data", time_range=filters.time_range, period=filters.period),
-            time_ranges=spotify.TIME_RANGE_LABELS,
-            periods=PERIODS,
-        )
+    html = render_template(
+        "dashboard/index.html",
+        user=user,
+        run=run,
+        top=frame["top"],
+        library=frame["library"],
+        snapshot_days=frame["snapshot_days"],
+        has_export_history=frame["has_export_history"],
+        listening=frame.get("listening"),
+        demo=spotify.settings_for(current_app).demo,
+        filters=filters,
+        sections=sections,
+        section_titles=SECTIONS,
+        charts_url=url_for("dashboard.all_charts_data", time_range=filters.time_range, period=filters.period),
+        time_ranges=spotify.TIME_RANGE_LABELS,
+        periods=PERIODS,
     )
-    return conditional.revalidate(response, tag) if tag else response
+    if not tag:
+        return Response(html)
+    return conditional.revalidate(Response(conditional.keep_rendered(tag, html)), tag)
 
 
 def charts_response(names: list[str], one: bool = False) -> Response:

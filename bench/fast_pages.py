@@ -1,6 +1,6 @@
 """Fast pages (issue 15): the dashboard against /healthz, before and after, in one run.
 
-    .venv/bin/python bench/fast_pages.py [--seconds 10] [--baseline REV] [--plays 300000]
+    .venv/bin/python bench/fast_pages.py [--seconds 10] [--rounds 3] [--baseline REV] [--plays 300000]
                                          [--skip-browser] [--page PATH ...]
     (needs the Debian packages wrk and chromium)
 
@@ -10,8 +10,8 @@ One PostgreSQL of the bench's own, the five demo listeners logged in and synced,
    in review (when that page exists), against this checkout and, with ``--baseline REV``,
    against that older revision of the app (a git worktree in the temp dir) on the same
    database with the same session cookies. Both run exactly as the Procfile says
-   (2 workers x 8 threads, DB_POOL_MAX 10). Rows alternate between the two apps, so both
-   see the same machine.
+   (2 workers x 8 threads, DB_POOL_MAX 10). Each round runs /healthz, then each page, the
+   two apps in turn, so both see the same machine; medians over the rounds.
 2. The bulk-insert price of the data-version trigger: ``--plays`` plays for one person in
    one INSERT, with the trigger and with it disabled (three times each, rolled back).
 3. The first view after a sync for that person, with ``--plays`` plays committed: a sync
@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 import psycopg2
@@ -49,7 +50,7 @@ PAGES = [
     ("/api/charts/rank-movement", "chart API"),
     ("/api/charts", "all charts API"),
 ]
-YEAR_IN_REVIEW = ["/year-in-review", "/insights/year", "/dashboard/year"]  # whichever the app has
+YEAR_IN_REVIEW = [f"/listening/{date.today().year}"]  # the insights pages' Year in review
 HEAVY_LISTENER = "emeka"
 
 
@@ -80,45 +81,51 @@ def answers(app_url: str, path: str, cookie: str) -> bool:
 
 
 # -- 1. throughput --------------------------------------------------------------------
-def throughput(apps: dict, pages: list, seconds: int, cookies: list) -> dict:
-    """{(connections, page label, app name): wrk result}; an app that lacks a page skips it."""
-    results = {}
+def throughput(apps: dict, pages: list, seconds: int, cookies: list, rounds: int) -> dict:
+    """{(connections, page label, app name): [wrk result per round]}. Each round measures
+    /healthz and then every page, app after app, so a page's ratio compares runs seconds
+    apart on a machine whose load moves; an app that lacks a page skips it."""
+    results: dict = {}
     for connections in LEVELS:
-        for path, label in pages:
-            for name, app in apps.items():
-                if not answers(app.url, path, cookies[0]):
-                    continue
-                drain(app.url)
-                results[(connections, label, name)] = lib.wrk(app.url + path, connections, seconds, cookies=cookies)
-                r = results[(connections, label, name)]
-                print(
-                    f"  {connections:>3} {label} [{name}]: {r['rps']:.0f} req/s, non-2xx {r['non2xx']:.0f}, "
-                    f"timeouts {r['timeouts']:.0f}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        for _ in range(rounds):
+            for path, label in pages:
+                for name, app in apps.items():
+                    if not answers(app.url, path, cookies[0]):
+                        continue
+                    drain(app.url)
+                    r = lib.wrk(app.url + path, connections, seconds, cookies=cookies)
+                    results.setdefault((connections, label, name), []).append(r)
+                    print(
+                        f"  {connections:>3} {label} [{name}]: {r['rps']:.0f} req/s, non-2xx {r['non2xx']:.0f}, "
+                        f"timeouts {r['timeouts']:.0f}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     return results
 
 
 def throughput_table(results: dict, apps: list[str]) -> tuple[str, bool]:
+    """Medians over the rounds; the ratio is the median of each round's page / /healthz."""
     lines = [
-        "| connections | page | app | requests/s | p50 ms | p99 ms | max ms | non-2xx | of which 503 + Retry-After "
-        "| wrk timeouts | vs `/healthz` (same app) |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| connections | page | app | requests/s | p50 ms | p99 ms | non-2xx | of which 503 + Retry-After "
+        "| wrk timeouts | vs `/healthz` (same app, same round) |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     ok = True
-    for (connections, label, name), r in results.items():
-        health = results.get((connections, "healthz", name), {}).get("rps") or float("nan")
-        ratio = r["rps"] / health
+    for (connections, label, name), runs in results.items():
+        health = results[(connections, "healthz", name)]
+        ratio = statistics.median(r["rps"] / h["rps"] for r, h in zip(runs, health, strict=True))
+        median = {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms")}
+        total = {key: sum(r[key] for r in runs) for key in ("non2xx", "s503_retry_after", "timeouts")}
         lines.append(
-            f"| {connections} | {label} | {name} | {r['rps']:.0f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} "
-            f"| {r['max_ms']:.0f} | {r['non2xx']:.0f} | {r['s503_retry_after']:.0f} | {r['timeouts']:.0f} "
-            f"| {ratio:.2f} |"
+            f"| {connections} | {label} | {name} | {median['rps']:.0f} | {median['p50_ms']:.0f} "
+            f"| {median['p99_ms']:.0f} | {total['non2xx']:.0f} | {total['s503_retry_after']:.0f} "
+            f"| {total['timeouts']:.0f} | {ratio:.2f} |"
         )
         if name == apps[-1]:
-            ok &= r["timeouts"] == 0 and r["non2xx"] == r["s503_retry_after"]
+            ok &= total["timeouts"] == 0 and total["non2xx"] == total["s503_retry_after"]
             if connections <= 64:
-                ok &= r["non2xx"] == 0
+                ok &= total["non2xx"] == 0
             if connections == 64 and label != "healthz":
                 ok &= ratio >= 0.5
     return "\n".join(lines), ok
@@ -256,6 +263,7 @@ def browser_timings(app_url: str, cookie: str, loads: int = 5) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="wrk rounds per page (medians are reported)")
     parser.add_argument("--baseline", help="an older revision to measure beside this checkout (e.g. 0c512a1)")
     parser.add_argument("--plays", type=int, default=300_000)
     parser.add_argument("--skip-browser", action="store_true")
@@ -294,10 +302,11 @@ def main() -> None:
                 views = {"before: every view computes": baseline_view(apps["before"].url, heavy), **views}
 
             print("wrk ...", file=sys.stderr, flush=True)
-            results = throughput(apps, pages, args.seconds, cookies)
+            results = throughput(apps, pages, args.seconds, cookies, args.rounds)
             text, ok = throughput_table(results, list(apps))
             out.append(
-                f"\n**Throughput** — wrk {args.seconds} s per row, --timeout 10s, 2 threads, the five listeners' "
+                f"\n**Throughput** — wrk {args.seconds} s x {args.rounds} rounds per row, --timeout 10s, 2 threads, "
+                f"the five listeners' "
                 f"cookies in turn; each app as the Procfile runs it (WEB_CONCURRENCY=2, GUNICORN_THREADS=8, "
                 f"DB_POOL_MAX=10, DB_POOL_TIMEOUT=5 s)\n"
             )

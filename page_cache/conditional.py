@@ -13,13 +13,17 @@ your own):
   answer depends on, return ``not_modified(tag)`` when it is not None
   (before doing the expensive part), else ``revalidate(response, tag)``, which sets the
   ``ETag`` and ``Cache-Control: private, no-cache``: only the person's browser may keep
-  it, and it must ask every time (a 304 costs a version lookup, not a page).
+  it, and it must ask every time (a 304 costs a version lookup, not a page). An HTML
+  page whose tag is known can also be kept rendered: ``rendered(tag)`` /
+  ``keep_rendered(tag, html)``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
+from collections import OrderedDict
 
 from flask import Response, current_app, request, session
 from flask_wtf.csrf import generate_csrf
@@ -65,6 +69,34 @@ def revalidate(response: Response, tag: str) -> Response:
     response.set_etag(tag)
     response.headers["Cache-Control"] = REVALIDATE
     return response
+
+
+# -- pages rendered once per tag ------------------------------------------------------
+# A tag names everything a page shows (that is what makes a 304 safe), so the page rendered
+# for a tag can be sent again as it is to the next request that computes the same tag: a
+# browser without the page in its cache (another device, wrk) costs the tag's queries, not
+# a template rendering. Per process, the most recent RENDERED_PAGES pages.
+RENDERED_PAGES = 256
+_rendered: OrderedDict[str, str] = OrderedDict()
+_rendered_lock = threading.Lock()
+
+
+def rendered(tag: str) -> str | None:
+    """The page kept for ``tag``, if this process rendered it lately."""
+    with _rendered_lock:
+        html = _rendered.get(tag)
+        if html is not None:
+            _rendered.move_to_end(tag)
+        return html
+
+
+def keep_rendered(tag: str, html: str) -> str:
+    with _rendered_lock:
+        _rendered[tag] = html
+        _rendered.move_to_end(tag)
+        while len(_rendered) > RENDERED_PAGES:
+            _rendered.popitem(last=False)
+    return html
 
 
 def default_no_store(response: Response) -> Response:
