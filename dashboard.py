@@ -53,6 +53,7 @@ import history_db
 import insights_db
 import library_db
 import listening
+import plays_insights_db
 import snapshots
 import spotify
 import sync
@@ -447,6 +448,16 @@ def overview(cur, user_id: int) -> dict:
     }
 
 
+def stored_overview(cur, user_id: int) -> page_store.Lookup | None:
+    # inputs: the listening card counts the last 12 months up to the person's today,
+    # which moves at their midnight
+    return page_store.lookup(cur, user_id, [OVERVIEW], "", plays_insights_db.local_today(cur, user_id).isoformat())
+
+
+def complete_overview(cur, found: page_store.Lookup) -> dict:
+    return json.loads(page_store.complete(cur, found, lambda c, _: {OVERVIEW: overview(c, found.user_id)})[OVERVIEW])
+
+
 @page_store.warmer
 def warm_dashboard(cur, user_id: int) -> None:
     """After a sync: the frame and the charts with the default filters, ready."""
@@ -454,7 +465,8 @@ def warm_dashboard(cur, user_id: int) -> None:
     found = stored_charts(cur, user_id, filters, list(CHARTS))
     if found is not None:
         complete_charts(cur, found, filters)
-    page_store.answers(cur, user_id, [OVERVIEW], "", "", lambda c, _: {OVERVIEW: overview(c, user_id)})
+    if (frame := stored_overview(cur, user_id)) is not None:
+        complete_overview(cur, frame)
 
 
 def page_tag(user_id: int, filters: Filters, found: page_store.Lookup, user: dict, run: dict | None) -> str | None:
@@ -473,7 +485,7 @@ def index():
     filters = read_filters(request.args)
     with transaction() as cur:
         user = users_db.get_user(cur, user_id)
-        found = page_store.lookup(cur, user_id, [OVERVIEW], "", "")
+        found = stored_overview(cur, user_id)
         if user is None or found is None:  # the account was deleted elsewhere
             session.clear()
             return redirect(url_for("home.index"))
@@ -483,7 +495,7 @@ def index():
             return unchanged
         if tag and (html := conditional.rendered(tag)) is not None:
             return conditional.revalidate(Response(html), tag)
-        frame = json.loads(page_store.complete(cur, found, lambda c, _: {OVERVIEW: overview(c, user_id)})[OVERVIEW])
+        frame = complete_overview(cur, found)
     sections: dict[str, list] = {}
     for name, spec in CHARTS.items():
         sections.setdefault(spec.section, []).append({"name": name, "title": spec.title, "wide": name in WIDE_CHARTS})

@@ -110,12 +110,6 @@ def complete(cur, found: Lookup, compute: Compute) -> dict[str, str]:
     return {name: answers[name] for name in found.names}
 
 
-def answers(cur, user_id: int, names: list[str], params: str, inputs: str, compute: Compute) -> dict[str, str] | None:
-    """``lookup`` then ``complete``, for callers that need no ETag in between."""
-    found = lookup(cur, user_id, names, params, inputs)
-    return None if found is None else complete(cur, found, compute)
-
-
 def json_ready(value):
     """``value`` as the store keeps it: dates and times as ISO text, the rest as JSON has it."""
     return json.loads(json.dumps(value, default=_iso))
