@@ -291,6 +291,127 @@ def run_pgloader(path: Path, url: str) -> tuple[float, float, int, str]:
     return seconds, memory, status, f"exit {status}; {len(errors)} error lines; text JSON, no checks"
 
 
+# What a person writes after pgloader to reach the app's schema from its text mirror (moved
+# to a schema "legacy"): the app's schema from init-db, then one INSERT ... SELECT per table
+# with safe casts (a bad value becomes NULL instead of aborting the statement), duplicates
+# collapsed onto their first row, references followed, orphans and rank collisions
+# dropped, the search dictionary filled by the app's own trigger. Nothing is verified or
+# reported: the cheap end of "the same result".
+PGLOADER_SQL_FUNCTIONS = r"""
+CREATE FUNCTION legacy.ts(value text) RETURNS timestamptz LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF value ~ '^\s*[0-9]+(\.[0-9]+)?\s*$' THEN
+        RETURN to_timestamp(CASE WHEN value::numeric >= 1e11 THEN value::numeric / 1000
+                                 ELSE value::numeric END);
+    END IF;
+    RETURN value::timestamptz;
+EXCEPTION WHEN others THEN RETURN NULL;
+END $$;
+CREATE FUNCTION legacy.obj(value text) RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE parsed jsonb;
+BEGIN
+    parsed := value::jsonb;
+    WHILE jsonb_typeof(parsed) = 'string' LOOP parsed := (parsed #>> '{}')::jsonb; END LOOP;
+    RETURN CASE WHEN jsonb_typeof(parsed) = 'object' THEN parsed END;
+EXCEPTION WHEN others THEN RETURN NULL;
+END $$;
+CREATE FUNCTION legacy.num(value text, low bigint, high bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+    SELECT n FROM (SELECT CASE WHEN trim(value) ~ '^-?[0-9]+(\.0*)?$' THEN trim(value)::numeric::bigint END AS n) x
+    WHERE n BETWEEN low AND high
+$$;
+CREATE FUNCTION legacy.sid(value text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT nullif(regexp_replace(trim(value),
+                                 '^(spotify:(track|artist):|https?://open\.spotify\.com/(track|artist)/)', ''), '')
+$$;
+"""
+PGLOADER_SQL = {
+    "v1": """
+INSERT INTO users (spotify_id, display_name, is_placeholder)
+    VALUES ('legacy-owner', 'Legacy SQLite owner', true);
+CREATE TEMP TABLE artist_map AS
+    SELECT a.id,
+           first_value(legacy.sid(a.spotify_id)) OVER (PARTITION BY legacy.sid(a.spotify_id) ORDER BY a.id) AS sid,
+           a.name, a.created_at
+    FROM legacy.artists a WHERE legacy.sid(a.spotify_id) IS NOT NULL AND trim(a.name) <> '';
+INSERT INTO artists (spotify_id, name, created_at)
+    SELECT DISTINCT ON (sid) sid, name, coalesce(legacy.ts(created_at), now()) FROM artist_map ORDER BY sid, id;
+CREATE TEMP TABLE track_map AS
+    SELECT t.*, first_value(legacy.sid(t.spotify_id)) OVER (PARTITION BY legacy.sid(t.spotify_id) ORDER BY t.id) AS sid
+    FROM legacy.tracks t WHERE legacy.sid(t.spotify_id) IS NOT NULL AND trim(t.name) <> '';
+INSERT INTO tracks (spotify_id, name, primary_artist_id, artist_name, album_name, duration_ms,
+                    release_date, release_date_precision, popularity, audio_features, created_at, updated_at)
+    SELECT DISTINCT ON (t.sid) t.sid, t.name, m.sid, m.name, t.album_name,
+           legacy.num(t.duration_ms::text, 0, 2147483647),
+           parse_release_date(t.release_date, NULL),
+           CASE WHEN parse_release_date(t.release_date, NULL) IS NOT NULL
+                THEN release_date_precision(t.release_date, NULL) END,
+           legacy.num(t.popularity::text, 0, 100), legacy.obj(t.audio_features),
+           coalesce(legacy.ts(t.created_at), now()), coalesce(legacy.ts(t.created_at), now())
+    FROM track_map t LEFT JOIN artist_map m ON m.id = t.artist_id ORDER BY t.sid, t.id;
+INSERT INTO playlists (user_id, kind, name, legacy_key, created_at)
+    SELECT u.id, 'legacy', e.playlist_id, e.playlist_id, coalesce(min(legacy.ts(e.created_at)), now())
+    FROM legacy.playlist_tracks e, users u WHERE u.spotify_id = 'legacy-owner' AND trim(e.playlist_id) <> ''
+    GROUP BY u.id, e.playlist_id;
+INSERT INTO playlist_tracks (playlist_id, track_id, position, added_at)
+    SELECT DISTINCT ON (p.id, t.sid) p.id, t.sid, legacy.num(e.position::text, 0, 2147483647), legacy.ts(e.created_at)
+    FROM legacy.playlist_tracks e JOIN track_map t ON t.id = e.track_id
+    JOIN playlists p ON p.legacy_key = e.playlist_id
+    WHERE legacy.num(e.position::text, 0, 2147483647) IS NOT NULL ORDER BY p.id, t.sid, e.id;
+""",
+    "v2": """
+INSERT INTO users (spotify_id, display_name, is_placeholder)
+    VALUES ('legacy-owner', 'Legacy SQLite owner', true);
+CREATE TEMP TABLE track_rows AS
+    SELECT legacy.sid(t.track_id) AS sid, t.*, legacy.obj(t.raw_json) AS payload FROM legacy.tracks t;
+INSERT INTO tracks (spotify_id, name, artist_name, album_name, duration_ms, release_date, release_date_precision,
+                    explicit, popularity, spotify_url, raw_json, created_at, updated_at)
+    SELECT DISTINCT ON (sid) sid, coalesce(nullif(trim(name), ''), payload->>'name'), artist_name, album_name,
+           legacy.num(duration_ms::text, 0, 2147483647),
+           parse_release_date(payload->'album'->>'release_date', NULL),
+           CASE WHEN parse_release_date(payload->'album'->>'release_date', NULL) IS NOT NULL
+                THEN release_date_precision(payload->'album'->>'release_date', NULL) END,
+           CASE WHEN jsonb_typeof(payload->'explicit') = 'boolean' THEN (payload->>'explicit')::boolean END,
+           legacy.num(payload->>'popularity', 0, 100), spotify_url, coalesce(payload, '{}'),
+           coalesce(legacy.ts(created_at), now()), coalesce(legacy.ts(updated_at), legacy.ts(created_at), now())
+    FROM track_rows WHERE sid IS NOT NULL AND coalesce(nullif(trim(name), ''), payload->>'name') IS NOT NULL
+    ORDER BY sid;
+INSERT INTO snapshots (user_id, track_id, snapshot_date, time_range, rank)
+    SELECT u.id, s.sid, s.day, s.time_range, s.rank
+    FROM (SELECT *, row_number() OVER (PARTITION BY time_range, day, rank ORDER BY id) AS holder
+          FROM (SELECT DISTINCT ON (sid, day, time_range) *
+                FROM (SELECT s.id, legacy.sid(s.track_id) AS sid, legacy.ts(s.snapshot_date)::date AS day,
+                             replace(replace(lower(trim(s.time_range)), '-', '_'), ' ', '_') AS time_range,
+                             legacy.num(s.rank::text, 1, 2147483647) AS rank
+                      FROM legacy.snapshots s) c
+                WHERE time_range IN ('short_term', 'medium_term', 'long_term') AND rank IS NOT NULL
+                  AND day BETWEEN '1970-01-01' AND '2100-12-31'
+                  AND EXISTS (SELECT FROM tracks t WHERE t.spotify_id = c.sid)
+                ORDER BY sid, day, time_range, id) d) s, users u
+    WHERE s.holder = 1 AND u.spotify_id = 'legacy-owner';
+""",
+}
+
+
+def run_pgloader_sql(path: Path, url: str) -> tuple[float, float, int, str]:
+    """pgloader, then the SQL above, timed together (memory: pgloader's, the SQL runs in the server)."""
+    seconds, memory, status, note = run_pgloader(path, url)
+    if status != 0:
+        return seconds, memory, status, note
+    layout = "v1" if "v1" in path.stem else "v2"
+    started = time.monotonic()
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("ALTER SCHEMA public RENAME TO legacy; CREATE SCHEMA public")
+        cur.execute(PGLOADER_SQL_FUNCTIONS)
+        cur.execute("SET TIME ZONE 'UTC'")
+    database.apply_schema(conn)
+    with conn, conn.cursor() as cur:
+        cur.execute(PGLOADER_SQL[layout])
+        cur.execute("DROP SCHEMA legacy CASCADE")
+    conn.close()
+    extra = time.monotonic() - started
+    return seconds + extra, memory, status, f"{note}; then {extra:.1f} s of SQL into the app's schema, no checks"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the issue's sizes")
@@ -299,8 +420,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", choices=("v1", "v2"), help="one layout only")
     parser.add_argument(
         "--tools",
-        default="ours,floor,pgloader,book",
-        help="comma-separated subset of ours,floor,pgloader,book (floor needs ours)",
+        default="ours,pgloader,pgloader+sql,floor,book",
+        help="comma-separated subset of ours,pgloader,pgloader+sql,floor,book (floor needs ours)",
     )
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -319,6 +440,7 @@ def main(argv=None) -> int:
             "ours": ("ours (migrate_to_postgresql.py)", run_ours, path, rows),
             "floor": ("floor: app schema from clean rows", run_floor, path, rows),
             "pgloader": ("pgloader", run_pgloader, path, rows),
+            "pgloader+sql": ("pgloader + SQL to the app's schema", run_pgloader_sql, path, rows),
         }
         if "book" in args.tools:  # its slice is built only when the book runs
             slice_path, slice_rows = sliced_copy(path, args.book_rows)
