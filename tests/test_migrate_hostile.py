@@ -10,11 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from legacy_factory import make_v1, make_v2, spotify_id
-from test_migrate import PRIVATE_SCHEMAS, nothing_migrated
+from test_migrate import PRIVATE_SCHEMAS, fetch, nothing_migrated
 
 ROOT = Path(__file__).resolve().parents[1]
 EXIT_INPUT = 1
@@ -42,11 +41,7 @@ def assert_one_line_refusal(result: subprocess.CompletedProcess, *expected: str)
 
 
 def fetch_one(url, query, params=None):
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(query, params)
-        row = cur.fetchone()
-    conn.close()
-    return row
+    return fetch(url, query, params)[0]
 
 
 def public_tables(url) -> int:

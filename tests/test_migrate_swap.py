@@ -8,6 +8,7 @@ import pytest
 
 import migrate_to_postgresql as cli
 from legacy_factory import make_v1, make_v2
+from test_migrate import fetch
 
 # the public schema's shape, by name (OIDs, attnums of dropped columns and sizes aside)
 CATALOG = {
@@ -53,14 +54,6 @@ def execute(url, statement) -> None:
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
         cur.execute(statement)
     conn.close()
-
-
-def fetch(url, query):
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(query)
-        rows = cur.fetchall()
-    conn.close()
-    return rows
 
 
 # what another app version or an operator may have added around the moved tables: a view
