@@ -35,6 +35,8 @@ _SPOTIFY_URI = re.compile(r"^spotify:(?:track|artist):([0-9A-Za-z]+)$")
 _SPOTIFY_URL = re.compile(r"^https?://open\.spotify\.com/(?:track|artist)/([0-9A-Za-z]+)(?:\?.*)?$")
 _RELEASE_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 _EPOCH = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
+# what can parse to a float JSONB refuses: NaN, Infinity, or an exponent of 3+ digits
+_NON_FINITE_NUMBER = re.compile(r"NaN|Infinity|\d[eE][+-]?\d{3}")
 
 
 class Invalid(ValueError):
@@ -287,7 +289,10 @@ def clean_json_object(value, field: str, issues: RowIssues):
     rebuild = False
     try:
         try:
-            parsed = json.loads(text, parse_constant=constant, parse_float=number)
+            if _NON_FINITE_NUMBER.search(text):
+                parsed = json.loads(text, parse_constant=constant, parse_float=number)
+            else:  # the usual payload: the C scanner alone, no Python call per number
+                parsed = json.loads(text)
         except ValueError:  # raw control characters inside strings: JSONB refuses them
             parsed = json.loads(text, parse_constant=constant, parse_float=number, strict=False)
             rebuild = True
