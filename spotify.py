@@ -434,14 +434,14 @@ class SpotifyClient:
         """The whole library, page by page; ``on_page(done, total)`` after each page."""
         first = self._call(self._sp.current_user_saved_tracks, limit=50)
         return self._all_pages(
-            first, lambda i: isinstance(i, dict) and "added_at" in i and is_track_object(i.get("track")), on_page
+            first, lambda i: isinstance(i, dict) and "added_at" in i and is_track_object(carried(i)), on_page
         )
 
     def recently_played(self) -> list:
         page = self._call(self._sp.current_user_recently_played, limit=50)
         return self._all_pages(
             {**page, "next": None},
-            lambda i: isinstance(i, dict) and "played_at" in i and is_track_object(i.get("track")),
+            lambda i: isinstance(i, dict) and "played_at" in i and is_track_object(carried(i)),
         )
 
     def audio_features(self, track_ids: list) -> list:
@@ -478,6 +478,37 @@ class SpotifyClient:
     def add_to_playlist(self, playlist_id: str, uris: list) -> None:
         for start in range(0, len(uris), 100):  # Spotify takes at most 100 per request
             self._call(self._sp.playlist_add_items, playlist_id, uris[start : start + 100])
+
+
+def catalogue_track(value) -> dict | None:
+    """``value`` if it is a track of Spotify's catalogue, else None: a podcast episode
+    (``type`` "episode"; playlists also send episodes track-shaped with ``episode`` true),
+    a local file (``is_local``, id null) or a removed track (null) is never one."""
+    if not isinstance(value, dict) or value.get("is_local") or value.get("episode") is True:
+        return None
+    if value.get("type", "track") != "track" or not isinstance(value.get("id"), str) or not value["id"]:
+        return None
+    return value
+
+
+def carried(item) -> dict | None:
+    """What an item of a list carries: ``item`` in playlist items since February 2026,
+    ``track`` before (and in saved and recently-played items); some answers have both."""
+    if not isinstance(item, dict):
+        return None
+    return item["item"] if isinstance(item.get("item"), dict) else item.get("track")
+
+
+def item_kind(item) -> str:
+    """'track', 'episode', 'local file' or 'unavailable': what a sync counts it as."""
+    value = carried(item)
+    if catalogue_track(value) is not None:
+        return "track"
+    if isinstance(value, dict) and (value.get("type") == "episode" or value.get("episode") is True):
+        return "episode"
+    if isinstance(value, dict) and (value.get("is_local") or (isinstance(item, dict) and item.get("is_local"))):
+        return "local file"
+    return "unavailable"
 
 
 def is_track_object(value) -> bool:

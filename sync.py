@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -29,7 +30,17 @@ import tracks_db
 import users_db
 from database import DatabaseUnavailable, analyze_tables, long_running, transaction, write_despite_outage
 from page_cache import store as page_store
-from spotify import TIME_RANGES, QuotaExceeded, SpotifyClient, SpotifyError, SpotifySettings, settings_for
+from spotify import (
+    TIME_RANGES,
+    QuotaExceeded,
+    SpotifyClient,
+    SpotifyError,
+    SpotifySettings,
+    carried,
+    catalogue_track,
+    item_kind,
+    settings_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,25 +77,44 @@ def fetch_everything(client: SpotifyClient, report, backfill_from: date | None, 
 
 
 def track_id(track) -> str | None:
-    return track.get("id") if isinstance(track, dict) and isinstance(track.get("id"), str) else None
+    """The id of a catalogue track; None for an episode, a local file or a removed track."""
+    found = catalogue_track(track)
+    return found["id"] if found else None
+
+
+def skipped_items(fetched: Fetched) -> dict:
+    """Library and recently-played items that are not catalogue tracks, by kind: counted in
+    the summary, never stored as tracks."""
+    kinds = Counter(item_kind(i) for i in [*fetched.saved, *fetched.plays])
+    kinds.update(
+        "local file" if isinstance(t, dict) and t.get("is_local") else "unavailable"
+        for ts in fetched.top.values()
+        for t in ts
+        if track_id(t) is None
+    )
+    kinds.pop("track", None)
+    return dict(sorted(kinds.items()))
 
 
 def store_everything(cur, user_id: int, day: date, fetched: Fetched) -> dict:
     """Write one sync in one transaction: the shared catalogue first (in a global lock
     order, see tracks_db), then this user's snapshots, library and plays."""
     every_track = [
-        *(t for ts in [*fetched.top.values(), *fetched.history.values()] for t in ts),
-        *(i.get("track") for i in fetched.saved),
-        *(i.get("track") for i in fetched.plays),
+        catalogue_track(t)
+        for t in [
+            *(t for ts in [*fetched.top.values(), *fetched.history.values()] for t in ts),
+            *(carried(i) for i in fetched.saved),
+            *(carried(i) for i in fetched.plays),
+        ]
     ]
-    new = tracks_db.upsert_catalogue(cur, every_track)
+    new = tracks_db.upsert_catalogue(cur, [t for t in every_track if t is not None])
     summary = {
         "day": day.isoformat(),
         "top": {},
         "new_tracks": new["tracks"],
         "new_artists": new["artists"],
-        # local files and tracks Spotify withdrew come without an id: counted, not stored
-        "skipped_without_id": sum(1 for t in every_track if track_id(t) is None),
+        # episodes, local files and tracks Spotify withdrew: counted, never stored as tracks
+        "skipped": skipped_items(fetched),
     }
 
     for time_range, tracks in fetched.top.items():
@@ -95,7 +125,7 @@ def store_everything(cur, user_id: int, day: date, fetched: Fetched) -> dict:
         snapshots.store_top_tracks(cur, user_id, past_day, time_range, [track_id(t) for t in tracks])
     summary["backfilled_snapshots"] = len({d for d, _ in fetched.history})
 
-    saved = [(track_id(i.get("track")), i["added_at"]) for i in fetched.saved if track_id(i.get("track"))]
+    saved = [(track_id(carried(i)), i["added_at"]) for i in fetched.saved if track_id(carried(i))]
     newly_saved = sum(
         library_db.store_saved_tracks(cur, user_id, [s[0] for s in chunk], [s[1] for s in chunk])
         for chunk in tracks_db.chunks(saved)
@@ -103,7 +133,7 @@ def store_everything(cur, user_id: int, day: date, fetched: Fetched) -> dict:
     removed = library_db.forget_unsaved(cur, user_id, [s[0] for s in saved])
     summary["library"] = {"saved": len({s[0] for s in saved}), "newly_saved": newly_saved, "removed": removed}
 
-    plays = [(track_id(i.get("track")), i["played_at"]) for i in fetched.plays if track_id(i.get("track"))]
+    plays = [(track_id(carried(i)), i["played_at"]) for i in fetched.plays if track_id(carried(i))]
     summary["new_plays"] = library_db.store_plays(cur, user_id, [p[0] for p in plays], [p[1] for p in plays])
     users_db.mark_synced(cur, user_id)
     return summary

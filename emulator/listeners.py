@@ -27,6 +27,18 @@ RECENTLY_PLAYED_MAX = 50  # Spotify keeps only the last 50 plays
 LIBRARY_ANCHOR = date(2026, 3, 1)  # most saves happen before this day ...
 LIBRARY_HORIZON = date(2028, 12, 31)  # ... then a trickle of new saves
 TIME_RANGES = ("short_term", "medium_term", "long_term")
+# Real-world quirks, deterministic: in recently played, some plays are podcast episodes and
+# some are local files (songs from the listener's own disk, with no Spotify id); and now
+# and then a top list names one track twice (spotify/web-api#1013), for that day.
+EPISODE_PLAY_RATE = 0.05
+LOCAL_FILE_PLAY_RATE = 0.02
+TOP_LIST_DUPLICATE_RATE = 0.03
+EPISODE_PREFIX, LOCAL_FILE_PREFIX = "episode:", "local:"
+PODCASTS = (
+    ("The Long Play", "Groove Radio"),
+    ("Liner Notes Weekly", "Sleeve & Co"),
+    ("B-Sides and Beyond", "Crate Diggers Network"),
+)
 
 
 @dataclass(frozen=True)
@@ -192,6 +204,45 @@ def top_track_ids(user_id: str, time_range: str, as_of: date) -> tuple:
     return tuple(pool[i].id for i in ranked[:TOP_TRACKS_MAX] if totals[i] > 0)
 
 
+@lru_cache(maxsize=2048)
+def served_top_track_ids(user_id: str, time_range: str, as_of: date) -> tuple:
+    """The top list as the Web API serves it: ``top_track_ids``, except that on a few
+    (listener, range, day)s one track appears a second time further down, and the list
+    still stops at 99 entries."""
+    ids = top_track_ids(user_id, time_range, as_of)
+    if len(ids) < 20 or stable_unit(user_id, time_range, as_of.isoformat(), "duplicate") >= TOP_LIST_DUPLICATE_RATE:
+        return ids
+    rng = random.Random(f"{user_id}:{time_range}:{as_of.isoformat()}:duplicate")
+    first = rng.randrange(len(ids) - 10)
+    again = rng.randrange(first + 1, len(ids))
+    return (ids[:again] + (ids[first],) + ids[again:])[:TOP_TRACKS_MAX]
+
+
+def episode_duration_ms(show: int, number: int) -> int:
+    return int((20 + 50 * stable_unit("episode-length", show, number)) * 60_000)
+
+
+def parse_played_item(item: str) -> tuple:
+    """('track', track_id) | ('local', track_id) | ('episode', show, number)."""
+    if item.startswith(EPISODE_PREFIX):
+        show, number = item[len(EPISODE_PREFIX) :].split(":")
+        return ("episode", int(show), int(number))
+    if item.startswith(LOCAL_FILE_PREFIX):
+        return ("local", item[len(LOCAL_FILE_PREFIX) :])
+    return ("track", item)
+
+
+def _as_recently_played(user_id: str, track_id: str, at: datetime) -> str:
+    """What recently played says one play was: mostly the track, sometimes a local copy of
+    it, sometimes a podcast episode (the export's own plays stay tracks)."""
+    draw = stable_unit(user_id, at.isoformat(), "played-item")
+    if draw < EPISODE_PLAY_RATE:
+        return f"{EPISODE_PREFIX}{int(draw * 1e6) % len(PODCASTS)}:{1 + int(draw * 1e9) % 499}"
+    if draw < EPISODE_PLAY_RATE + LOCAL_FILE_PLAY_RATE:
+        return LOCAL_FILE_PREFIX + track_id
+    return track_id
+
+
 @lru_cache(maxsize=16)
 def _library(user_id: str) -> tuple:
     """Every save the listener ever makes: (track_id, added_at), newest first."""
@@ -246,10 +297,11 @@ def day_plays(user_id: str, day: date) -> list:
 
 
 def recently_played(user_id: str, now: datetime) -> list:
-    """The last 50 plays before `now`: (track_id, played_at), newest first.
+    """The last 50 plays before `now`: (item, played_at), newest first; an item is a track
+    id or, now and then, a local file or an episode (``parse_played_item``).
 
     Asking again a minute later gives the same history plus anything new.
     """
     plays = [p for back in range(3, -1, -1) for p in day_plays(user_id, now.date() - timedelta(days=back))]
-    plays = [p for p in plays if p[1] <= now]
+    plays = [(_as_recently_played(user_id, track_id, at), at) for track_id, at in plays if at <= now]
     return sorted(plays, key=lambda p: p[1], reverse=True)[:RECENTLY_PLAYED_MAX]

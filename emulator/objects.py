@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
-from .catalogue import get_catalogue
-from .listeners import DEMO_USERS
+from .catalogue import get_catalogue, stable_unit
+from .listeners import DEMO_USERS, PODCASTS, episode_duration_ms
 from .state import Playlist, snapshot_id
 
 ALBUM_MARKETS = ["AR", "AU", "BR", "CA", "DE", "ES", "FR", "GB", "IT", "JP", "MX", "NL", "SE", "US"]
@@ -47,16 +47,33 @@ def artist_object(base: str, artist) -> dict:
     return {"name": artist.name, **_links(base, "artist", artist.id)}
 
 
+# Real-world quirks of the catalogue, at rates like Spotify's and fixed per album: some
+# albums have no cover at all, and a few say they were released in the year "0000".
+ALBUM_WITHOUT_IMAGES_RATE = 0.02
+ALBUM_YEAR_ZERO_RATE = 0.005
+
+
+def album_quirk(album_id: str) -> str | None:
+    """'no images', 'year 0000' or None; the same album always has the same quirk."""
+    draw = stable_unit("album-quirk", album_id)
+    if draw < ALBUM_WITHOUT_IMAGES_RATE:
+        return "no images"
+    if draw < ALBUM_WITHOUT_IMAGES_RATE + ALBUM_YEAR_ZERO_RATE:
+        return "year 0000"
+    return None
+
+
 def album_object(base: str, album) -> dict:
     catalogue = get_catalogue()
+    quirk = album_quirk(album.id)
     return {
         "album_type": album.album_type,
         "total_tracks": album.total_tracks,
         "available_markets": ALBUM_MARKETS,
-        "images": images(base, "album", album.id),
+        "images": [] if quirk == "no images" else images(base, "album", album.id),
         "name": album.name,
-        "release_date": album.release_date,
-        "release_date_precision": album.release_date_precision,
+        "release_date": "0000" if quirk == "year 0000" else album.release_date,
+        "release_date_precision": "year" if quirk == "year 0000" else album.release_date_precision,
         "artists": [artist_object(base, catalogue.artists[a]) for a in album.artist_ids],
         **_links(base, "album", album.id),
     }
@@ -76,6 +93,92 @@ def track_object(base: str, track_id: str) -> dict:
         "name": track.name,
         "track_number": track.track_number,
         **_links(base, "track", track.id),
+    }
+
+
+def local_track_object(track_id: str) -> dict:
+    """A local file (a song from the listener's own disk) as Spotify describes one: no id,
+    no hrefs, a spotify:local: URI built from its tags, is_local true."""
+    catalogue = get_catalogue()
+    track = catalogue.tracks[track_id]
+    album, artists = catalogue.albums[track.album_id], catalogue.track_artists(track)
+
+    def tag(text: str) -> str:
+        return quote_plus(text)
+
+    no_links: dict[str, object] = {"external_urls": {}, "href": None, "id": None, "uri": None}
+    return {
+        "album": {
+            "album_type": None,
+            "total_tracks": 0,
+            "available_markets": [],
+            "images": [],
+            "name": album.name,
+            "release_date": None,
+            "release_date_precision": None,
+            "artists": [],
+            "type": "album",
+            **no_links,
+        },
+        "artists": [{"name": a.name, "type": "artist", **no_links} for a in artists],
+        "disc_number": 0,
+        "duration_ms": track.duration_ms,
+        "explicit": False,
+        "external_ids": {},
+        "is_local": True,
+        "name": track.name,
+        "track_number": 0,
+        "type": "track",
+        **no_links,
+        "uri": f"spotify:local:{tag(artists[0].name)}:{tag(album.name)}:{tag(track.name)}:{track.duration_ms // 1000}",
+    }
+
+
+def _base62_of(*parts) -> str:
+    number = int.from_bytes(hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=16).digest(), "big")
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    return "".join(alphabet[(number // 62**i) % 62] for i in range(22))
+
+
+def show_object(base: str, show: int) -> dict:
+    name, publisher = PODCASTS[show]
+    show_id = _base62_of("show", show)
+    return {
+        "available_markets": ALBUM_MARKETS,
+        "copyrights": [],
+        "description": f"{name}, a demo podcast.",
+        "html_description": f"<p>{name}, a demo podcast.</p>",
+        "explicit": False,
+        "images": images(base, "show", show_id),
+        "is_externally_hosted": False,
+        "languages": ["en"],
+        "media_type": "audio",
+        "name": name,
+        "publisher": publisher,
+        "total_episodes": 500,
+        **_links(base, "show", show_id),
+    }
+
+
+def episode_object(base: str, show: int, number: int) -> dict:
+    """A podcast episode: what a recently-played list holds beside tracks, type "episode"."""
+    episode_id = _base62_of("episode", show, number)
+    name = f"{PODCASTS[show][0]} #{number}"
+    return {
+        "audio_preview_url": None,
+        "description": f"Episode {number}.",
+        "html_description": f"<p>Episode {number}.</p>",
+        "duration_ms": episode_duration_ms(show, number),
+        "explicit": False,
+        "images": images(base, "episode", episode_id),
+        "is_externally_hosted": False,
+        "is_playable": True,
+        "languages": ["en"],
+        "name": name,
+        "release_date": "2026-10-01",
+        "release_date_precision": "day",
+        "show": show_object(base, show),
+        **_links(base, "episode", episode_id),
     }
 
 

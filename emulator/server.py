@@ -45,7 +45,7 @@ from . import objects
 from .accounts import accounts
 from .catalogue import get_catalogue
 from .data_export import data_export
-from .listeners import DEMO_USERS, TIME_RANGES, top_track_ids
+from .listeners import DEMO_USERS, TIME_RANGES, served_top_track_ids
 from .state import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorState, Faults
 from .web_api import api_error, web_api
 
@@ -216,7 +216,7 @@ def top_tracks_as_of(user_id: str, time_range: str, as_of: date, base_url: str) 
     The in-process twin of GET /v1/me/top/tracks?time_range=...&as_of=...: for
     backfilling a snapshot a week without an HTTP round trip per week.
     """
-    return [objects.track_object(base_url.rstrip("/"), i) for i in top_track_ids(user_id, time_range, as_of)]
+    return [objects.track_object(base_url.rstrip("/"), i) for i in served_top_track_ids(user_id, time_range, as_of)]
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -19,7 +19,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from . import objects
 from .catalogue import get_catalogue, search_tracks
-from .listeners import TIME_RANGES, recently_played, saved_tracks, top_track_ids
+from .listeners import TIME_RANGES, parse_played_item, recently_played, saved_tracks, served_top_track_ids
 from .state import EmulatorState
 
 web_api = Blueprint("emulator_web_api", __name__, url_prefix="/v1")
@@ -163,7 +163,7 @@ def top_tracks():
             _base(), request.path, [], offset, 0, 0, time_range=time_range, as_of=request.args.get("as_of")
         )
         return jsonify(empty | {"previous": empty["href"]})
-    ids = top_track_ids(g.token.user_id, time_range, _as_of_day())
+    ids = served_top_track_ids(g.token.user_id, time_range, _as_of_day())
     items = [objects.track_object(_base(), i) for i in ids[offset : offset + limit]]
     return jsonify(
         objects.page(
@@ -294,9 +294,7 @@ def _recently_played_page() -> dict:
     after, before = _int_arg("after", -1, 0, 10**15), _int_arg("before", -1, 0, 10**15)
     if after >= 0 and before >= 0:
         raise ApiError(400, "Only one of the cursors 'after' and 'before' can be specified")
-    plays = [
-        (track_id, at, int(at.timestamp() * 1000)) for track_id, at in recently_played(g.token.user_id, _state().now())
-    ]
+    plays = [(item, at, int(at.timestamp() * 1000)) for item, at in recently_played(g.token.user_id, _state().now())]
     window = [p for p in plays if p[2] > after and (before < 0 or p[2] < before)]
     shown, base = window[:limit], _base()
     query = {"after": after} if after >= 0 else {}
@@ -308,18 +306,23 @@ def _recently_played_page() -> dict:
     href_query = query | ({"before": before} if before >= 0 else {}) | {"limit": limit}
     return {
         "href": f"{base}{request.path}?{urlencode(href_query)}",
-        "items": [
-            {
-                "track": objects.track_object(base, track_id),
-                "played_at": objects.timestamp(at, True),
-                "context": _album_context(base, track_id),
-            }
-            for track_id, at, _ in shown
-        ],
+        "items": [_play_history_item(base, item, at) for item, at, _ in shown],
         "next": older,
         "limit": limit,
         "cursors": {"after": str(shown[0][2]), "before": str(shown[-1][2])} if shown else None,
     }
+
+
+def _play_history_item(base: str, item: str, at: datetime) -> dict:
+    played_at = objects.timestamp(at, True)
+    kind, *what = parse_played_item(item)
+    if kind == "episode":
+        episode = objects.episode_object(base, *what)
+        context = {k: episode["show"][k] for k in ("href", "external_urls", "uri")} | {"type": "show"}
+        return {"track": episode, "played_at": played_at, "context": context}
+    if kind == "local":  # played from the listener's disk: no context Spotify knows
+        return {"track": objects.local_track_object(what[0]), "played_at": played_at}
+    return {"track": objects.track_object(base, item), "played_at": played_at, "context": _album_context(base, item)}
 
 
 def _album_context(base: str, track_id: str) -> dict:

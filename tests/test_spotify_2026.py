@@ -13,6 +13,8 @@ import pytest
 import spotify
 import sync
 import token_keys
+from conftest import FROZEN_NOW
+from emulator import listeners as emulator_listeners
 from emulator import objects as emulator_objects
 from helpers import approve, log_in, query, sign_in_and_sync, start_login, user_id
 
@@ -181,3 +183,86 @@ def test_a_confirmed_invalid_grant_deletes_the_tokens_and_a_new_login_clears_the
     log_in(client, emulator, "bruno")  # logging in again: new tokens, no notice (no first sync: not new)
     assert relogin_mark(db, uid) == (False, 0) and refresh_token_kept(db, uid)
     assert "Spotify stopped accepting" not in client.get("/settings").get_data(as_text=True)
+
+
+# -- items that are not tracks; the demo listeners' real-world quirks ----------------------
+def played_kinds(listener: str) -> dict:
+    kinds = [
+        emulator_listeners.parse_played_item(item)[0]
+        for item, _ in emulator_listeners.recently_played(listener, FROZEN_NOW)
+    ]
+    return {"track": kinds.count("track"), "episode": kinds.count("episode"), "local file": kinds.count("local")}
+
+
+NOT_A_TRACK = "SELECT count(*) FROM tracks WHERE raw_json->>'type' <> 'track' OR (raw_json->>'is_local')::boolean"
+
+
+def test_a_sync_stores_no_episode_and_no_local_file_as_a_track(spotify_app, emulator, db):
+    listener = next(u for u in emulator_listeners.DEMO_USERS if all(played_kinds(u).values()))
+    expected = played_kinds(listener)
+    client = sign_in_and_sync(spotify_app.test_client(), emulator, listener)
+    summary = client.get("/api/sync/status").get_json()["summary"]
+    assert summary["skipped"] == {"episode": expected["episode"], "local file": expected["local file"]}
+    assert query(db, NOT_A_TRACK)[0][0] == 0
+    assert (
+        query(db, "SELECT count(*) FROM plays WHERE user_id = %s", (user_id(db, listener),))[0][0] == expected["track"]
+    )
+
+
+def saved(track, added_at="2026-10-01T10:00:00Z") -> dict:
+    return {"added_at": added_at, "track": track}
+
+
+def test_saved_episodes_local_files_and_items_under_item_are_never_tracks(conn):
+    track = emulator_objects.track_object(
+        "http://emulator", emulator_listeners.top_track_ids("ava", "short_term", FROZEN_NOW.date())[0]
+    )
+    episode = emulator_objects.episode_object("http://emulator", 0, 7)
+    local = emulator_objects.local_track_object(track["id"])
+    track_shaped_episode = {**track, "id": "5Xk1bVzVVcPH5eDyR9y1ZD", "type": "episode", "episode": True, "track": False}
+    fetched = sync.Fetched(
+        top={"short_term": [track]},
+        saved=[
+            saved(episode),
+            saved(local),
+            saved(track_shaped_episode),
+            saved(None),
+            {"added_at": "2026-10-02T10:00:00Z", "item": track},
+        ],
+        plays=[{"played_at": "2026-11-01T10:00:00Z", "item": episode, "track": episode}],
+    )
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO users (spotify_id) VALUES ('classified') RETURNING id")
+        uid = cur.fetchone()[0]
+        summary = sync.store_everything(cur, uid, TOMORROW, fetched)
+        cur.execute("SELECT spotify_id FROM tracks")
+        assert [r[0] for r in cur.fetchall()] == [track["id"]]
+        cur.execute("SELECT track_id FROM saved_tracks WHERE user_id = %s", (uid,))
+        assert [r[0] for r in cur.fetchall()] == [track["id"]]  # the one under `item` (playlist shape)
+    assert summary["skipped"] == {"episode": 3, "local file": 1, "unavailable": 1} and summary["new_plays"] == 0
+
+
+def test_playlist_items_carry_their_track_under_item(spotify_app, emulator, db):
+    sign_in_and_sync(spotify_app.test_client(), emulator, "ava")
+    client = spotify.SpotifyClient.for_user(spotify.settings_for(spotify_app), user_id(db, "ava"))
+    track_id = query(db, "SELECT track_id FROM snapshots ORDER BY rank LIMIT 1")[0][0]
+    playlist = client.create_playlist("Classified", "items under item")
+    client.add_to_playlist(playlist["id"], [f"spotify:track:{track_id}"])
+    (item,) = client._call(client._sp._get, f"playlists/{playlist['id']}/items")["items"]
+    assert "track" not in item  # February 2026: `item`, the old `track` gone for development mode
+    assert spotify.carried(item)["id"] == track_id and spotify.item_kind(item) == "track"
+    assert spotify.item_kind({"track": item["item"]}) == "track"  # the old shape still reads
+
+
+def test_quirky_catalogue_data_is_stored_honestly_and_pages_still_render(spotify_app, emulator, db):
+    client = sign_in_and_sync(spotify_app.test_client(), emulator, "emeka")  # a 5,000-track library
+    no_cover = query(db, "SELECT spotify_id FROM tracks WHERE raw_json->'album'->'images' = '[]' LIMIT 1")[0][0]
+    year_zero = query(
+        db, "SELECT spotify_id, release_date FROM tracks WHERE raw_json->'album'->>'release_date' = '0000' LIMIT 1"
+    )[0]
+    assert year_zero[1] is None  # "0000" is no date: not year 1, not an error
+    for track in (no_cover, year_zero[0]):
+        page = client.get(f"/tracks/{track}")
+        assert page.status_code == 200, track
+    assert "/_emulator/images/" not in client.get(f"/tracks/{no_cover}").get_data(as_text=True)
+    assert client.get("/dashboard").status_code == 200

@@ -12,7 +12,7 @@ import hashlib
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,8 @@ from spotipy.oauth2 import SpotifyOauthError
 from conftest import FROZEN_NOW
 from emulator import catalogue as emulator_catalogue
 from emulator import listeners as emulator_listeners
-from emulator.server import DEMO_USERS
+from emulator import objects as emulator_objects
+from emulator.server import DEMO_USERS, TIME_RANGES
 from emulator.web_api import REMOVED_ENDPOINT
 from openapi_contract import find_operation, load_spec, response_problems
 
@@ -536,6 +537,10 @@ def _fingerprint() -> str:
     for user_id in DEMO_USERS:
         digest.update(",".join(emulator_listeners.top_track_ids(user_id, "short_term", date(2026, 6, 1))).encode())
         digest.update(str(emulator_listeners.saved_tracks(user_id, FROZEN_NOW)[:50]).encode())
+        digest.update(str(emulator_listeners.recently_played(user_id, FROZEN_NOW)).encode())  # its quirks too
+        for day in range(60):
+            served = emulator_listeners.served_top_track_ids(user_id, "long_term", date(2026, 6, 1) + timedelta(day))
+            digest.update(",".join(served).encode())
     return digest.hexdigest()
 
 
@@ -677,3 +682,42 @@ def test_many_threads_share_one_emulator(emulator, make_oauth):
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(session, range(16)))
     assert all(user == me and total == 10 for user, me, total in results)
+
+
+# ------------------------------------------------------ real-world quirks
+
+
+def test_recently_played_holds_episodes_and_local_files_beside_tracks(make_spotify):
+    plays = [
+        i["track"] for user in DEMO_USERS for i in make_spotify(user).current_user_recently_played(limit=50)["items"]
+    ]
+    episodes = [p for p in plays if p["type"] == "episode"]
+    local = [p for p in plays if p.get("is_local")]
+    assert 0 < len(episodes) < 0.15 * len(plays) and 0 < len(local) < 0.1 * len(plays)
+    assert all(e["show"]["name"] and e["duration_ms"] > 60_000 for e in episodes)
+    assert all(t["id"] is None and t["uri"].startswith("spotify:local:") and t["name"] for t in local)
+    # the `recorded` teardown checks each shape against the description
+
+
+def test_some_albums_have_no_cover_and_a_few_were_released_in_year_0000(sp):
+    albums = emulator_catalogue.get_catalogue().albums
+    quirks = [emulator_objects.album_quirk(a) for a in albums]
+    assert 0.01 < quirks.count("no images") / len(albums) < 0.04 and quirks.count("year 0000") >= 1
+    tracks = emulator_catalogue.get_catalogue().track_list
+    for quirk in ("no images", "year 0000"):
+        track = next(t for t in tracks if emulator_objects.album_quirk(t.album_id) == quirk)
+        album = sp.track(track.id)["album"]
+        assert album["images"] == [] if quirk == "no images" else album["release_date"] == "0000"
+
+
+def test_a_few_top_lists_name_one_track_twice(sp):
+    """spotify/web-api#1013: the same id at two places of a top list, for that day."""
+    days = [date(2026, 1, 1) + timedelta(n) for n in range(120)]
+    lists = [emulator_listeners.served_top_track_ids(u, r, d) for u in DEMO_USERS for r in TIME_RANGES for d in days]
+    doubled = [ids for ids in lists if len(set(ids)) < len(ids)]
+    assert 0.01 < len(doubled) / len(lists) < 0.06 and all(len(ids) <= 99 for ids in lists)
+    day = next(d for d in days if len(set(emulator_listeners.served_top_track_ids("ava", "long_term", d))) < 99)
+    first = sp._get("me/top/tracks", limit=50, time_range="long_term", as_of=day.isoformat())["items"]
+    second = sp._get("me/top/tracks", limit=50, offset=49, time_range="long_term", as_of=day.isoformat())["items"]
+    ids = [t["id"] for t in first + second[1:]]
+    assert len(ids) == 99 and len(set(ids)) == 98
