@@ -179,16 +179,22 @@ def load_plays(db_url: str, user_id: int, plays: int) -> int:
 
 
 # -- 3. the first view after a sync ---------------------------------------------------
-def first_view(app_url: str, browser: lib.Browser) -> dict:
-    """What the browser asks for when it opens the dashboard: the frame, then the charts."""
+def first_view(app_url: str, browser: lib.Browser, tries: int = 5) -> dict:
+    """What the browser asks for when it opens the dashboard: the frame, then the charts.
+    A loaded machine may shed a request (503 + Retry-After): then it is asked again, as a
+    browser would after Retry-After, and the shed try is not timed."""
     s = browser.session
-    started = time.perf_counter()
-    page = s.get(app_url + "/dashboard", timeout=60)
-    frame = time.perf_counter() - started
-    charts = s.get(app_url + "/api/charts", timeout=60)
-    total = time.perf_counter() - started
-    assert page.status_code == 200 and charts.status_code == 200, (page.status_code, charts.status_code)
-    return {"frame_ms": frame * 1000, "charts_ms": (total - frame) * 1000, "total_ms": total * 1000}
+    for _ in range(tries):
+        started = time.perf_counter()
+        page = s.get(app_url + "/dashboard", timeout=60)
+        frame = time.perf_counter() - started
+        charts = s.get(app_url + "/api/charts", timeout=60)
+        total = time.perf_counter() - started
+        if page.status_code == 200 and charts.status_code == 200:
+            return {"frame_ms": frame * 1000, "charts_ms": (total - frame) * 1000, "total_ms": total * 1000}
+        assert {page.status_code, charts.status_code} <= {200, 503}, (page.status_code, charts.status_code)
+        time.sleep(1)
+    raise RuntimeError(f"the dashboard was shed {tries} times")
 
 
 def after_a_sync(app_url: str, browser: lib.Browser, db_url: str, user_id: int, rounds: int = 3) -> dict:
@@ -266,6 +272,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="wrk rounds per page (medians are reported)")
     parser.add_argument("--baseline", help="an older revision to measure beside this checkout (e.g. 0c512a1)")
     parser.add_argument("--plays", type=int, default=300_000)
+    parser.add_argument("--trigger-rounds", type=int, default=3, help="bulk inserts timed each way")
     parser.add_argument("--skip-browser", action="store_true")
     parser.add_argument("--page", action="append", default=[], help="another page to measure (a path)")
     args = parser.parse_args()
@@ -293,7 +300,7 @@ def main() -> None:
             heavy = browsers[HEAVY_LISTENER]
             heavy_id = lib.query(stack.db_url, "SELECT id FROM users WHERE spotify_id = %s", (HEAVY_LISTENER,))[0][0]
             print(f"the trigger's price on {args.plays:,} plays ...", file=sys.stderr, flush=True)
-            price = trigger_price(stack.db_url, heavy_id, args.plays)
+            price = trigger_price(stack.db_url, heavy_id, args.plays, args.trigger_rounds)
             plays = load_plays(stack.db_url, heavy_id, args.plays)
             stack.analyze()
             print(f"first view after a sync ({plays:,} plays) ...", file=sys.stderr, flush=True)
@@ -318,7 +325,7 @@ def main() -> None:
 
             out.append(
                 f"\n**The data-version trigger on a bulk insert** — one INSERT of {args.plays:,} plays for one "
-                "person, median of 3, rolled back:\n"
+                f"person, median of {args.trigger_rounds}, rolled back:\n"
             )
             out.append("| plays trigger | seconds |\n|---|---:|")
             out.extend(f"| {label} | {seconds:.2f} |" for label, seconds in price.items())
