@@ -304,7 +304,11 @@ def main() -> None:
             plays = load_plays(stack.db_url, heavy_id, args.plays)
             stack.analyze()
             print(f"first view after a sync ({plays:,} plays) ...", file=sys.stderr, flush=True)
-            views = after_a_sync(apps["after"].url, heavy, stack.db_url, heavy_id)
+            try:
+                views = after_a_sync(apps["after"].url, heavy, stack.db_url, heavy_id)
+            except RuntimeError as exc:  # every try shed: say so instead of a number
+                print(f"first view not measured: {exc}", file=sys.stderr)
+                views = {}
             if "before" in apps:
                 views = {"before: every view computes": baseline_view(apps["before"].url, heavy), **views}
 
@@ -339,7 +343,8 @@ def main() -> None:
             out.append("| when | frame ms | charts ms | total ms |\n|---|---:|---:|---:|")
             for when, v in views.items():
                 out.append(f"| {when} | {v['frame_ms']:.0f} | {v['charts_ms']:.0f} | {v['total_ms']:.0f} |")
-            verdicts["first view after a sync < 300 ms"] = views["after a sync (precomputed)"]["total_ms"] < 300
+            first = views.get("after a sync (precomputed)", {}).get("total_ms", float("inf"))
+            verdicts["first view after a sync < 300 ms"] = first < 300
 
             if not args.skip_browser:
                 out.append(

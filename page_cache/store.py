@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from database import transaction
+from database import long_running, transaction
 from page_cache import store_db
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,7 @@ def warm(user_id: int) -> None:
     for function in WARMERS:
         try:
             with transaction() as cur:
+                long_running(cur)  # a writer's background work, not a page: the job bounds
                 function(cur, user_id)
         except Exception:
             log.exception("precomputing %s for user %s failed; the next view computes it", function.__name__, user_id)
