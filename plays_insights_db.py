@@ -39,6 +39,7 @@ ORDERS = {"plays": "plays DESC, ms DESC", "minutes": "ms DESC, plays DESC"}
 ROLLUP_LOCK = 8_000_008
 
 MINUTES = "round(%s / 60000.0, 1)::float8"
+TRACK_KEYS = "track_id, local_track, local_artist, local_album"
 # COALESCE evaluates lazily: the track's length is looked up only for plays without
 # their own ms_played (the few captured ones), not once per play.
 PLAY_MS = "coalesce(p.ms_played, (SELECT t.duration_ms FROM tracks t WHERE t.spotify_id = p.track_id), 0)"
@@ -140,6 +141,32 @@ GROUP BY 2, 3, 4, 5, 6
 """
 
 
+# The whole-history sums (play_tracks) of the tracks the recomputed months had before or
+# have now, summed again from all their months. A local file's key has NULLs: compared
+# coalesced, so that the comparison is a plain equality the planner can hash (a Spotify id
+# is never empty, so no track is taken for a local file).
+def track_key(alias: str) -> str:
+    return ", ".join(f"coalesce({alias}.{key}, '')" for key in TRACK_KEYS.split(", "))
+
+
+NOTE_TOUCHED_TRACKS = f"""
+INSERT INTO touched_tracks SELECT DISTINCT {TRACK_KEYS} FROM play_month_tracks
+WHERE user_id = %(user_id)s AND month = ANY (%(months)s::date[])
+"""
+FORGET_TOUCHED_TRACKS = f"""
+DELETE FROM play_tracks pt WHERE user_id = %(user_id)s
+  AND ({track_key("pt")}) IN (SELECT {track_key("tt")} FROM touched_tracks tt)
+"""
+BUILD_TRACKS = f"""
+INSERT INTO play_tracks (user_id, {TRACK_KEYS}, plays, ms, skips, first_at)
+SELECT %(user_id)s, {TRACK_KEYS}, sum(plays), sum(ms), sum(skips), min(first_at)
+FROM play_month_tracks m
+WHERE user_id = %(user_id)s {{touched}}
+GROUP BY {TRACK_KEYS}
+"""
+ONLY_TOUCHED = f"AND ({track_key('m')}) IN (SELECT {track_key('tt')} FROM touched_tracks tt)"
+
+
 def refresh_rollups(cur, user_id: int) -> bool:
     """Recompute the person's rollups for the local months whose plays changed since the
     last refresh (plays_note_months_* triggers). Cheap when nothing changed: one probe.
@@ -157,9 +184,22 @@ def refresh_rollups(cur, user_id: int) -> bool:
     months = None if None in noted else sorted(noted)
     params = {"user_id": user_id, "months": months, "tz": time_zone(cur, user_id)}
     cur.execute(FORGET_HOURS, params)
-    cur.execute(FORGET_MONTH_TRACKS, params)
     cur.execute(BUILD_HOURS.format(sources=_rollup_sources(months)), params)
+    if months is None:
+        cur.execute("DELETE FROM play_tracks WHERE user_id = %(user_id)s", params)
+    else:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS touched_tracks "
+            "(track_id text, local_track text, local_artist text, local_album text) ON COMMIT DROP"
+        )
+        cur.execute("TRUNCATE touched_tracks")
+        cur.execute(NOTE_TOUCHED_TRACKS, params)  # before
+    cur.execute(FORGET_MONTH_TRACKS, params)
     cur.execute(BUILD_MONTH_TRACKS.format(sources=_rollup_sources(months)), params)
+    if months is not None:
+        cur.execute(NOTE_TOUCHED_TRACKS, params)  # after
+        cur.execute(FORGET_TOUCHED_TRACKS, params)
+    cur.execute(BUILD_TRACKS.format(touched="" if months is None else ONLY_TOUCHED), params)
     return True
 
 
@@ -194,7 +234,6 @@ def _params(cur, user_id: int, first: date | None = None, last: date | None = No
 
 # The period's plays per track: whole months from play_month_tracks, the ragged ends
 # from plays. Then named once per track (not per play) from the catalogue.
-TRACK_KEYS = "track_id, local_track, local_artist, local_album"
 PER_TRACK = f"""
 ragged AS (
     SELECT p.played_at, p.track_id, p.track_name, p.artist_name, p.album_name, {PLAY_MS} AS ms, {SKIPPED} AS skipped
@@ -229,14 +268,20 @@ NAMED = """named AS (
     LEFT JOIN artists a ON a.spotify_id = t.primary_artist_id
 )"""
 PERIOD_TRACKS = PER_TRACK.format(named=NAMED)
-# Every track's first play ever, whatever the period: the whole history's months.
+# The whole history, track by track (also every track's first play ever).
 EVER_TRACKS = f"""
 per_track AS (
-    SELECT {TRACK_KEYS}, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips,
-           min(first_at) AS first_at
-    FROM play_month_tracks WHERE user_id = %(user_id)s GROUP BY {TRACK_KEYS}
+    SELECT {TRACK_KEYS}, plays::bigint, ms, skips::bigint, first_at FROM play_tracks WHERE user_id = %(user_id)s
 ),
 {NAMED}"""
+
+
+def with_tracks(sql: str, first: date | None, last: date | None) -> str:
+    """``sql`` with its ``{tracks}`` CTEs: the whole-history rollup for an open period,
+    else months and ragged ends."""
+    return sql.format(tracks=EVER_TRACKS if first is None and last is None else PERIOD_TRACKS)
+
+
 HOURS = f"SELECT * FROM play_hours WHERE user_id = %(user_id)s AND {IN_PERIOD}"
 
 
@@ -315,7 +360,7 @@ def top_items(
     keys, name = TOP_KEYS[kind]
     cur.execute(
         f"""
-        WITH {PERIOD_TRACKS},
+        WITH {with_tracks("{tracks}", first, last)},
         grouped AS (
             SELECT {keys}, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips
             FROM named WHERE {name} IS NOT NULL GROUP BY {keys}
@@ -450,7 +495,7 @@ def on_this_day(cur, user_id: int, today: date, years=(1, 5, 10)) -> list[dict]:
 
 
 TOTALS = f"""
-WITH {PERIOD_TRACKS}
+WITH {{tracks}}
 SELECT coalesce(sum(plays), 0)::bigint AS plays, {MINUTES % "coalesce(sum(ms), 0)"} AS minutes,
        count(*) AS tracks, count(DISTINCT artist_name) AS artists,
        (SELECT count(DISTINCT day) FROM ({HOURS}) AS h) AS days
@@ -460,7 +505,7 @@ FROM named
 
 def totals(cur, user_id: int, first: date | None, last: date | None) -> dict:
     """Plays, minutes, distinct tracks and artists, and days with a play, in the period."""
-    cur.execute(TOTALS, _params(cur, user_id, first, last))
+    cur.execute(with_tracks(TOTALS, first, last), _params(cur, user_id, first, last))
     return fetch_single(cur)
 
 
@@ -481,8 +526,8 @@ def first_plays(cur, user_id: int, first: date | None, last: date | None, limit:
     return fetch_all(cur)
 
 
-MOST_SKIPPED = f"""
-WITH {PERIOD_TRACKS}
+MOST_SKIPPED = """
+WITH {tracks}
 SELECT track_id, track_name, artist_name, skips, plays
 FROM named WHERE skips > 0
 ORDER BY skips DESC, plays DESC, track_name COLLATE "C", artist_name COLLATE "C" NULLS LAST
@@ -492,12 +537,12 @@ LIMIT %(limit)s
 
 def most_skipped(cur, user_id: int, first: date | None, last: date | None, limit: int = 5) -> list[dict]:
     """The tracks skipped most often in the period, with how often they were played."""
-    cur.execute(MOST_SKIPPED, _params(cur, user_id, first, last, limit=limit))
+    cur.execute(with_tracks(MOST_SKIPPED, first, last), _params(cur, user_id, first, last, limit=limit))
     return fetch_all(cur)
 
 
 PLAYED_TRACKS = f"""
-WITH {PERIOD_TRACKS}
+WITH {{tracks}}
 SELECT t.spotify_id, t.name, t.artist_name, t.album_name, t.release_date, t.duration_ms,
        n.plays, {MINUTES % "n.ms"} AS minutes, n.skips
 FROM named n JOIN tracks t ON t.spotify_id = n.track_id
@@ -511,5 +556,5 @@ def played_tracks(cur, user_id: int, first: date | None, last: date | None, limi
     """The catalogue tracks played in the period, the ones played through most often
     first (plays less skips, then minutes); a track only ever skipped is left out, and so
     are local files (no Spotify id to add to a playlist)."""
-    cur.execute(PLAYED_TRACKS, _params(cur, user_id, first, last, limit=limit))
+    cur.execute(with_tracks(PLAYED_TRACKS, first, last), _params(cur, user_id, first, last, limit=limit))
     return fetch_all(cur)

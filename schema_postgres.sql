@@ -530,7 +530,7 @@ END $$;
 -- browser reports once, checked against pg_timezone_names; NULL until then, read as UTC)
 -- puts plays on their own days and hours.
 INSERT INTO schema_version (version, description)
-VALUES (8, 'users.time_zone; play_hours, play_month_tracks and play_rollup_dirty: listening rollups')
+VALUES (8, 'users.time_zone; play_hours, play_month_tracks, play_tracks and play_rollup_dirty: listening rollups')
 ON CONFLICT (version) DO NOTHING;
 ALTER TABLE users ADD COLUMN IF NOT EXISTS time_zone text;
 -- version 8: rollups of plays for the listening charts, so that a heavy listener's ten
@@ -539,7 +539,7 @@ ALTER TABLE users ADD COLUMN IF NOT EXISTS time_zone text;
 -- - play_hours: per local day and hour, plays, milliseconds (a captured play without
 --   ms_played counts its track's length) and skips (see plays_insights_db);
 -- - play_month_tracks: per local month and track (a local file by its names), the same
---   sums and the month's first play of it.
+--   sums and the month's first play of it;
 -- Writers of plays never touch them: a statement trigger only notes which local months
 -- of whom changed (play_rollup_dirty, no unique key, so concurrent writers never wait on
 -- each other), and readers recompute those months from plays before charting
@@ -568,6 +568,20 @@ CREATE TABLE IF NOT EXISTS play_month_tracks (
 );
 CREATE INDEX IF NOT EXISTS play_month_tracks_user_month_idx
     ON play_month_tracks (user_id, month) INCLUDE (track_id, plays, ms, skips, first_at);
+-- - play_tracks: per track, the whole history's sums and its first play ever (what "all
+--   history" and discoveries read: a person's distinct tracks, not their months × tracks)
+CREATE TABLE IF NOT EXISTS play_tracks (
+    user_id      bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    track_id     text,
+    local_track  text,
+    local_artist text,
+    local_album  text,
+    plays        integer NOT NULL,
+    ms           bigint NOT NULL,
+    skips        integer NOT NULL,
+    first_at     timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS play_tracks_user_idx ON play_tracks (user_id, track_id);
 -- no foreign key: a cascade deleting a person's plays must not note rows for them
 CREATE TABLE IF NOT EXISTS play_rollup_dirty (
     user_id bigint NOT NULL,

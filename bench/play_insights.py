@@ -235,9 +235,13 @@ def main():
                 report("loading…")
                 heavy = load(url, args, report)
             else:
-                with psycopg2.connect(url) as conn:
-                    database.apply_schema(conn)  # indexes added since the data was loaded
-                conn.close()
+                with psycopg2.connect(url, connection_factory=database.Connection) as catching_up:
+                    database.apply_schema(catching_up)  # tables and indexes added since the data was loaded
+                    with catching_up.cursor() as cur:
+                        cur.execute("SELECT DISTINCT user_id FROM play_rollup_dirty ORDER BY 1")
+                        for (user_id,) in cur.fetchall():  # rollups a load did not finish
+                            pdb.refresh_rollups(cur, user_id)
+                catching_up.close()
             with psycopg2.connect(url) as conn, conn.cursor() as cur:
                 cur.execute(
                     "SELECT (SELECT count(*) FROM plays), (SELECT count(*) FROM plays WHERE user_id = %s), "

@@ -285,6 +285,8 @@ def test_rollups_follow_every_change_to_plays(conn, history):
         assert pdb.totals(cur, history.me, None, None)["plays"] == len(plays)
         top = pdb.top_items(cur, history.me, date(2025, 4, 1), date(2025, 4, 30), "tracks", "plays", limit=50)
         assert ("Kiss", 1) in [(r["track_name"], r["plays"]) for r in top]
+        ever = pdb.top_items(cur, history.me, None, None, "tracks", "plays", limit=50)  # the whole-history rollup
+        assert ("Kiss", 1) in [(r["track_name"], r["plays"]) for r in ever]
 
         # a play re-attributed to another track, and a whole month of plays gone
         cur.execute(
@@ -302,6 +304,10 @@ def test_rollups_follow_every_change_to_plays(conn, history):
         assert june == []
         top = pdb.top_items(cur, history.me, date(2025, 4, 1), date(2025, 4, 30), "tracks", "plays", limit=50)
         assert "Kiss" not in [r["track_name"] for r in top] and "Mamma Mia" in [r["track_name"] for r in top]
+        ever = pdb.top_items(cur, history.me, None, None, "tracks", "plays", limit=50)
+        assert ("Mamma Mia", 1) in [(r["track_name"], r["plays"]) for r in ever]
+        assert "Kiss" not in [r["track_name"] for r in ever]
+        assert pdb.totals(cur, history.me, None, None)["tracks"] == len({p.track_id or p.track_name for p in left})
 
 
 def test_deleting_an_account_takes_its_plays_and_rollups(conn, history):
@@ -311,3 +317,22 @@ def test_deleting_an_account_takes_its_plays_and_rollups(conn, history):
             cur.execute(f"SELECT count(*) FROM {table} WHERE user_id = %s", (history.me,))
             assert cur.fetchone()[0] == 0, table
         assert pdb.totals(cur, history.other, None, None)["plays"] == len(history.other_plays)
+
+
+def test_a_whole_rebuild_is_the_first_refresh_of_a_connection(conn):
+    """A time zone change (or plays from before version 8) rebuilds everything, with no
+    month-by-month bookkeeping left over from an earlier refresh."""
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO users (spotify_id) VALUES ('rebuilt') RETURNING id")
+        user = cur.fetchone()[0]
+        cur.execute(
+            "INSERT INTO plays (user_id, played_at, track_id, track_name, ms_played) "
+            "VALUES (%s, '2026-01-01 00:30Z', NULL, 'Voice Memo', 60000)",
+            (user,),
+        )
+        assert pdb.set_time_zone(cur, user, "America/New_York")
+        assert pdb.refresh_rollups(cur, user)
+        assert pdb.listening_minutes(cur, user, None, None, "day") == [
+            {"period": date(2025, 12, 31), "plays": 1, "minutes": 1.0}
+        ]
+        assert [r["track_name"] for r in pdb.top_items(cur, user, None, None, "tracks")] == ["Voice Memo"]
