@@ -214,6 +214,14 @@ def clean_emulator(emulator):
 
 
 @pytest.fixture
+def allowlist(emulator):
+    """Set the emulator's development-mode allowlist for one test; everyone is let in
+    again after it (``allowlist(["ava"])``)."""
+    yield emulator.state.set_allowed_users
+    emulator.state.set_allowed_users(None)
+
+
+@pytest.fixture
 def db(make_database):
     """A fresh database with the schema, for tests where the app commits (and syncs run on threads)."""
     return make_database(schema=True)

@@ -93,3 +93,17 @@ def charts_of(client, query: str = "") -> dict:
     response = client.get("/api/charts" + query)
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()["charts"]
+
+
+def expire_access_token(db_url: str, uid: int) -> None:
+    """As if the stored access token had run out an hour ago (the next call refreshes it)."""
+    query(
+        db_url,
+        "UPDATE spotify_tokens SET expires_at = now() - interval '1 hour' WHERE user_id = %s RETURNING 1",
+        (uid,),
+    )
+
+
+def age_relogin_mark(db_url: str, uid: int) -> None:
+    """As if the hour before the one retry after an invalid_grant had passed."""
+    query(db_url, "UPDATE users SET needs_relogin_since = now() - interval '2 hours' WHERE id = %s RETURNING 1", (uid,))

@@ -8,15 +8,22 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-import pytest
-
 import spotify
 import sync
 import token_keys
 from conftest import FROZEN_NOW
 from emulator import listeners as emulator_listeners
 from emulator import objects as emulator_objects
-from helpers import approve, log_in, query, sign_in_and_sync, start_login, user_id
+from helpers import (
+    age_relogin_mark,
+    approve,
+    expire_access_token,
+    log_in,
+    query,
+    sign_in_and_sync,
+    start_login,
+    user_id,
+)
 
 TOMORROW = date(2026, 11, 24)
 
@@ -27,13 +34,6 @@ def account_id_of(listener: str) -> str:
 
 def users(db) -> list:
     return query(db, "SELECT id, spotify_id, account_id FROM users ORDER BY id")
-
-
-@pytest.fixture
-def allowlist(emulator):
-    """The emulator's development-mode allowlist for one test; everyone again after it."""
-    yield emulator.state.set_allowed_users
-    emulator.state.set_allowed_users(None)
 
 
 # -- accounts are linked by account_id (May 2026 changelog) -------------------------------
@@ -125,17 +125,8 @@ def test_the_daily_snapshot_stops_at_a_used_up_quota(spotify_app, emulator, db):
 
 
 # -- invalid_grant is not always a revocation (listenbrainz-server PR 1921) ---------------
-def expire_access_token(db, uid):
-    query(db, "UPDATE spotify_tokens SET expires_at = now() - interval '1 hour' WHERE user_id = %s RETURNING 1", (uid,))
-
-
 def relogin_mark(db, uid):
     return query(db, "SELECT needs_relogin_since IS NOT NULL, invalid_grant_count FROM users WHERE id = %s", (uid,))[0]
-
-
-def age_the_mark(db, uid):
-    """As if the hour before the one retry had passed."""
-    query(db, "UPDATE users SET needs_relogin_since = now() - interval '2 hours' WHERE id = %s RETURNING 1", (uid,))
 
 
 def refresh_token_kept(db, uid) -> bool:
@@ -162,7 +153,7 @@ def test_an_invalid_grant_during_a_spotify_incident_loses_nothing(spotify_app, e
     # before the retry is due Spotify is not asked (it would have answered: the fault is used up)
     assert "try once more later" in sync.sync_now(settings, uid, day=TOMORROW)["error"]
     assert relogin_mark(db, uid) == (True, 1)
-    age_the_mark(db, uid)
+    age_relogin_mark(db, uid)
     assert "summary" in sync.sync_now(settings, uid, day=TOMORROW)  # the one retry works
     assert relogin_mark(db, uid) == (False, 0)
     assert "Spotify stopped accepting" not in client.get("/dashboard").get_data(as_text=True)
@@ -175,7 +166,7 @@ def test_a_confirmed_invalid_grant_deletes_the_tokens_and_a_new_login_clears_the
     expire_access_token(db, uid)
     sync.sync_now(settings, uid, day=TOMORROW)
     assert refresh_token_kept(db, uid)
-    age_the_mark(db, uid)
+    age_relogin_mark(db, uid)
     confirmed = sync.sync_now(settings, uid, day=TOMORROW)
     assert "no longer accepts" in confirmed["error"] and relogin_mark(db, uid) == (True, 2)
     assert query(db, "SELECT count(*) FROM spotify_tokens WHERE user_id = %s", (uid,))[0][0] == 0

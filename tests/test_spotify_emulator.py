@@ -451,13 +451,6 @@ def test_a_used_up_quota_says_so_in_the_429_body(emulator, sp):
     assert quota.value.headers["Retry-After"] == "86400"
 
 
-@pytest.fixture
-def allowlist(emulator):
-    """Set the development-mode allowlist for one test; everyone is let in again after it."""
-    yield emulator.state.set_allowed_users
-    emulator.state.set_allowed_users(None)
-
-
 def test_development_mode_allowlist_refuses_unregistered_users(emulator, make_spotify, allowlist):
     """February 2026: a development-mode app serves only the users added in its dashboard."""
     allowlist(["ava", "bruno"])

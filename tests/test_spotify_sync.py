@@ -12,13 +12,19 @@ import pytest
 import spotify
 import sync
 from emulator.listeners import served_top_track_ids
-from helpers import approve, log_in, query, sign_in_and_sync, start_login, user_id, wait_for_sync
+from helpers import (
+    age_relogin_mark,
+    approve,
+    expire_access_token,
+    log_in,
+    query,
+    sign_in_and_sync,
+    start_login,
+    user_id,
+    wait_for_sync,
+)
 
 TODAY = date(2026, 11, 23)
-
-
-def expire_access_token(db, uid):
-    query(db, "UPDATE spotify_tokens SET expires_at = now() - interval '1 hour' WHERE user_id = %s RETURNING 1", (uid,))
 
 
 @pytest.mark.parametrize("spotify_app", [26], indirect=True)
@@ -165,7 +171,7 @@ def test_dead_refresh_token_asks_to_log_in_and_goes_once_a_retry_confirms_it(spo
     assert (
         query(db, "SELECT status FROM sync_runs WHERE user_id = %s ORDER BY id DESC LIMIT 1", (uid,))[0][0] == "failed"
     )
-    query(db, "UPDATE users SET needs_relogin_since = now() - interval '2 hours' WHERE id = %s RETURNING 1", (uid,))
+    age_relogin_mark(db, uid)
     outcome = sync.sync_now(settings, uid)  # the one later retry: a second invalid_grant confirms it
     assert "no longer accepts" in outcome["error"]
     assert query(db, "SELECT count(*) FROM spotify_tokens WHERE user_id = %s", (uid,))[0][0] == 0
