@@ -219,6 +219,13 @@ def test_gunicorn_answers_every_request_within_the_pool_timeout_while_users_is_l
     server = start_app(
         tmp_path, db, emulator, threads=2, FLASK_SECRET_KEY="gunicorn-test-secret", DB_POOL_TIMEOUT=str(POOL_TIMEOUT)
     )
+    try:
+        answers_while_users_is_locked(server, db, user_id)
+    finally:
+        server.stop()  # also when an assertion failed: no gunicorn outlives its test
+
+
+def answers_while_users_is_locked(server, db: str, user_id: int) -> None:
     cookie = {"Cookie": f"session={session_cookie(user_id)}", "Accept": "application/json"}
     lock = HeldLock(db, "users")
     try:
@@ -238,4 +245,3 @@ def test_gunicorn_answers_every_request_within_the_pool_timeout_while_users_is_l
     assert max(took for *_, took in answers) < POOL_TIMEOUT + 2, answers
     recovered = requests.get(server.url + "/api/sync/status", headers=cookie, timeout=5)
     assert recovered.status_code == 200
-    server.stop()
