@@ -44,6 +44,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = instance_secret_key(Path(app.instance_path))
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    auth.init_app(app)
     security.init_app(app)
     conditional.init_app(app)
     database.init_app(app)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import secrets
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
@@ -15,6 +16,28 @@ import users_db
 from database import transaction
 
 bp = Blueprint("auth", __name__)
+
+# Spotify accepts plain-HTTP redirect URIs only to a loopback IP literal, and cookies set on
+# localhost are not sent to 127.0.0.1: a visit to localhost could never finish a login.
+LOOPBACK_NAMES = ("localhost", "localhost.")
+
+
+def init_app(app) -> None:
+    """Call first in create_app: the move must come before any hook that could refuse the
+    request (CSRF, body size) or set a cookie on the wrong host."""
+    app.before_request(send_localhost_to_loopback_ip)
+
+
+def send_localhost_to_loopback_ip():
+    """http://localhost:PORT/... -> http://127.0.0.1:PORT/... (same path and query), before
+    anything sets a cookie; 307 keeps the method and body of a stray POST."""
+    parts = urlsplit(request.url)
+    # Only with a port, the way a development server is opened: a bare "localhost" is how
+    # Werkzeug's test client and in-process tools name the app, and nobody logs in on port 80.
+    if (parts.hostname or "").lower() not in LOOPBACK_NAMES or parts.port is None:
+        return None
+    netloc = f"127.0.0.1:{parts.port}"
+    return redirect(urlunsplit(parts._replace(netloc=netloc)), code=307)
 
 
 def settings() -> spotify.SpotifySettings:
