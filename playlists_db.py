@@ -11,34 +11,47 @@ from psycopg2.extras import Json
 from database import fetch_all, fetch_one, fetch_single
 
 # How much the person cared about each of their tracks: snapshot appearances, best rank,
-# whether it is saved, how often it was seen played. One row per track.
+# whether it is saved and when, how often it was seen played. One row per track.
 AFFINITY = """
     SELECT track_id, sum(snapshot_rows) AS snapshot_rows, min(best_rank) AS best_rank,
-           bool_or(saved) AS saved, sum(plays) AS plays
+           bool_or(saved) AS saved, max(saved_at) AS saved_at, sum(plays) AS plays
     FROM (
-        SELECT track_id, count(*) AS snapshot_rows, min(rank) AS best_rank, false AS saved, 0 AS plays
+        SELECT track_id, count(*) AS snapshot_rows, min(rank) AS best_rank, false AS saved,
+               NULL::timestamptz AS saved_at, 0 AS plays
           FROM snapshots WHERE user_id = %(user_id)s GROUP BY track_id
         UNION ALL
-        SELECT track_id, 0, NULL, true, 0 FROM saved_tracks WHERE user_id = %(user_id)s
+        SELECT track_id, 0, NULL, true, added_at, 0 FROM saved_tracks WHERE user_id = %(user_id)s
         UNION ALL
-        SELECT track_id, 0, NULL, false, count(*) FROM plays WHERE user_id = %(user_id)s GROUP BY track_id
+        SELECT track_id, 0, NULL, false, NULL, count(*) FROM plays WHERE user_id = %(user_id)s GROUP BY track_id
     ) AS facts
     GROUP BY track_id
 """
+
+# Most listened to first: plays, then rank history (appearances, best rank), then the most
+# recently saved; the id only makes ties stable (never the name: that was an A-to-Z slice).
+LISTENED_MOST = "a.plays DESC, a.snapshot_rows DESC, a.best_rank NULLS LAST, a.saved_at DESC NULLS LAST, t.spotify_id"
 
 TRACK_COLUMNS = "t.spotify_id, t.name, t.artist_name, t.album_name, t.release_date, t.duration_ms"
 
 
 def era_tracks(cur, user_id: int, first_year: int, last_year: int, limit: int = 150) -> list[dict]:
-    """The person's tracks released in [first_year, last_year], the ones they cared about
-    most first (most snapshot appearances, best rank, saved, most played)."""
+    """The person's tracks released in [first_year, last_year], what they listened to most
+    first (LISTENED_MOST), the years taking turns: each year's best, then each year's
+    second best, and so on, so a long era is not one busy year."""
     cur.execute(
         f"""
-        SELECT {TRACK_COLUMNS}, a.snapshot_rows, a.best_rank, a.saved, a.plays
-        FROM ({AFFINITY}) AS a JOIN tracks t ON t.spotify_id = a.track_id
-        WHERE t.release_date >= make_date(%(first_year)s, 1, 1)
-          AND t.release_date < make_date(%(last_year)s + 1, 1, 1)
-        ORDER BY a.snapshot_rows DESC, a.best_rank NULLS LAST, a.saved DESC, a.plays DESC, t.name, t.spotify_id
+        SELECT spotify_id, name, artist_name, album_name, release_date, duration_ms,
+               snapshot_rows, best_rank, saved, plays
+        FROM (
+            SELECT {TRACK_COLUMNS}, a.snapshot_rows, a.best_rank, a.saved, a.plays,
+                   row_number() OVER (PARTITION BY extract(year FROM t.release_date) ORDER BY {LISTENED_MOST})
+                       AS turn,
+                   row_number() OVER (ORDER BY {LISTENED_MOST}) AS overall
+            FROM ({AFFINITY}) AS a JOIN tracks t ON t.spotify_id = a.track_id
+            WHERE t.release_date >= make_date(%(first_year)s, 1, 1)
+              AND t.release_date < make_date(%(last_year)s + 1, 1, 1)
+        ) AS ranked
+        ORDER BY turn, overall
         LIMIT %(limit)s
     """,
         {"user_id": user_id, "first_year": first_year, "last_year": last_year, "limit": limit},

@@ -3,7 +3,7 @@ gems, currently obsessed, mood; recording; bad input; other people's playlists."
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from psycopg2.extras import Json
@@ -12,7 +12,7 @@ import playlists
 import playlists_db
 import tracks_db
 from helpers import log_in_as
-from people_data import LATEST
+from people_data import LATEST, add_user, snap, track
 
 NEXT_YEAR = date.today().year + 1
 
@@ -30,6 +30,52 @@ def test_era_selection_is_the_persons_tracks_they_cared_about_most_first(conn, p
         assert len(playlists_db.era_tracks(cur, people["ava"], 1999, 1999)) == 25
         assert len(playlists_db.era_tracks(cur, people["ava"], 1999, 1999, limit=10)) == 10
         assert ids(playlists_db.era_tracks(cur, people["bob"], 1970, 1989)) == ["tbob", "tnight"]
+
+
+def seed_sixties_listener(cur) -> int:
+    """cleo's 1960s: names in reverse order of how much she listened, over three years."""
+    sixties = [("t61apple", "Apple", "1961"), ("t61burn", "Burn", "1961"), ("t61call", "Call", "1961")]
+    sixties += [("t61zed", "Zed", "1961"), ("t65yes", "Yes", "1965"), ("t65xylo", "Xylo", "1965")]
+    sixties += [("t68wow", "Wow", "1968")]
+    tracks_db.upsert_catalogue(cur, [track(i, name, "Sixties Band", "Sixties", year) for i, name, year in sixties])
+    cleo = add_user(cur, "cleo-test")
+    saved = {"t61apple": 1, "t61burn": 5, "t61call": 3, "t65xylo": 2}  # month of 2026 (Xylo: of 2025)
+    for track_id, month in saved.items():
+        year = 2025 if track_id == "t65xylo" else 2026
+        cur.execute(
+            "INSERT INTO saved_tracks (user_id, track_id, added_at) VALUES (%s, %s, %s)",
+            (cleo, track_id, datetime(year, month, 1, tzinfo=UTC)),
+        )
+    for n, track_id in enumerate(["t61zed", "t61zed", "t61zed", "t68wow"]):
+        cur.execute(
+            "INSERT INTO plays (user_id, played_at, track_id) VALUES (%s, %s, %s)",
+            (cleo, datetime(2026, 10, 1, 12, n, tzinfo=UTC), track_id),
+        )
+    snap(cur, cleo, date(2026, 9, 7), "short_term", ["t65yes"])
+    snap(cur, cleo, date(2026, 10, 5), "short_term", ["t65yes"])
+    return cleo
+
+
+def test_a_decade_is_what_was_listened_to_most_spread_over_its_years(conn):
+    with conn.cursor() as cur:
+        cleo = seed_sixties_listener(cur)
+        chosen = ids(playlists_db.era_tracks(cur, cleo, 1960, 1969))
+        one_year = ids(playlists_db.era_tracks(cur, cleo, 1961, 1961))
+    # each year's best first (Zed played 3 times, Wow once, Yes ranked twice), then each
+    # year's second (Burn saved in May, Xylo in 2025), then 1961's third and fourth
+    assert chosen == ["t61zed", "t68wow", "t65yes", "t61burn", "t65xylo", "t61call", "t61apple"]
+    assert one_year == ["t61zed", "t61burn", "t61call", "t61apple"]  # plays, then library recency
+
+
+def test_the_time_machine_page_says_how_the_tracks_were_chosen(client, conn):
+    with conn.cursor() as cur:
+        cleo = seed_sixties_listener(cur)
+    log_in_as(client, cleo)
+    html = client.get("/time-machine?decade=1960s").get_data(as_text=True)
+    assert html.index(">Zed<") < html.index(">Wow<") < html.index(">Apple<")
+    assert "played most first, then by how often they were in your top tracks" in html
+    assert "taking turns across the decade's years" in html
+    assert "taking turns" not in client.get("/time-machine?year=1961").get_data(as_text=True)
 
 
 def test_forgotten_gems(conn, people):
