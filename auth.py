@@ -136,6 +136,8 @@ def refuse(message: str, status: int = 400):
 def callback():
     expected_state = session.pop("oauth_state", None)  # one use only, whatever happens next
     verifier = session.pop("oauth_verifier", "")
+    if request.args.get("error") == "access_denied":  # the person pressed Cancel: their choice, not a failure
+        return render_template("auth/login_failed.html", cancelled=True)
     if request.args.get("error"):
         return refuse(f"Spotify did not let you in ({request.args['error']}). Nothing was stored.")
     if not expected_state or not verifier or not secrets.compare_digest(expected_state, request.args.get("state", "")):

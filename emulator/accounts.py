@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from .listeners import DEMO_USERS
+from .listeners import DEMO_USERS, DemoUser
 from .state import EmulatorState, GrantError
 
 accounts = Blueprint("emulator_accounts", __name__)
@@ -34,16 +34,22 @@ SCOPE_TEXT = {
 }
 
 _AUTHORIZE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Spotify (emulator) - authorize</title><style>body{{font-family:sans-serif;max-width:36em;
-margin:3em auto;line-height:1.5}}button{{font-size:1em;padding:.4em 1.2em;margin-right:1em}}</style>
-</head><body><h1>Spotify emulator</h1>
+<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="color-scheme" content="light dark">
+<title>Spotify (emulator) - authorize</title><style>
+body{{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em;line-height:1.5;
+background:#fff;color:#191414}}
+a{{color:#0b6b31}}fieldset{{border:1px solid #888;border-radius:.4em}}
+label{{display:block;padding:.35em 0}}.about{{display:block;margin-left:1.6em;font-size:.9em;color:#555}}
+button{{font-size:1em;padding:.5em 1.2em;margin:0 1em .5em 0}}
+@media (prefers-color-scheme: dark){{body{{background:#121212;color:#eee}}a{{color:#6fdc95}}.about{{color:#bbb}}}}
+</style></head><body><main><h1>Spotify emulator</h1>
 <p><strong>{client}</strong> asks to:</p><ul>{scopes}</ul>
 <form method="post" action="{action}">{hidden}
 <fieldset><legend>Log in as a demo listener</legend>{users}</fieldset><p>
 <button type="submit" name="action" value="approve">Agree</button>
 <button type="submit" name="action" value="deny">Cancel</button></p></form>
 <p><small>Demo data: a local stand-in for Spotify; no real account is used.
-<a href="/_emulator/privacy">Request your data</a> (a listener's data export).</small></p></body></html>"""
+<a href="/_emulator/privacy">Request your data</a> (a listener's data export).</small></p></main></body></html>"""
 
 
 class AuthorizeError(Exception):
@@ -94,6 +100,13 @@ def _back_to_client(params: dict, **answer) -> BaseResponse:
     return redirect(params["redirect_uri"] + separator + urlencode(answer), code=303)
 
 
+def about(listener: DemoUser) -> str:
+    """One line on a demo listener's taste, from the same numbers that drive their charts."""
+    genres = sorted(listener.genres, key=lambda genre: -listener.genres[genre])[:3]
+    era = "every era" if listener.era_width >= 20 else f"mostly the {listener.era // 10 * 10}s"
+    return f"{', '.join(genres)}; {era}; {listener.library_size:,} saved tracks"
+
+
 @accounts.get("/authorize")
 def authorize_page():
     try:
@@ -110,7 +123,7 @@ def authorize_page():
     hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in params.items())
     users = "".join(
         f'<label><input type="radio" name="user_id" value="{u.id}"{" checked" if i == 0 else ""}> '
-        f"{html.escape(u.display_name)}</label><br>"
+        f'{html.escape(u.display_name)}<span class="about">{html.escape(about(u))}</span></label>'
         for i, u in enumerate(DEMO_USERS.values())
     )
     return _AUTHORIZE_PAGE.format(

@@ -254,7 +254,7 @@ def users_count(db):
 @pytest.mark.parametrize(
     "callback_query, message",
     [
-        ({"error": "access_denied", "state": "x"}, "did not let you in (access_denied)"),
+        ({"error": "server_error", "state": "x"}, "did not let you in (server_error)"),
         ({"code": "abc", "state": "forged"}, "state mismatch"),
         ({"code": "abc"}, "state mismatch"),
     ],
