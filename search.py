@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, redirect, render_template, request, url_for
 
 import search_db
 from auth import login_required, require_user_id
@@ -30,6 +30,8 @@ def index():
         with transaction() as cur:
             result = search_db.search_tracks(cur, require_user_id(), q, page)
     pages = -(-result["total"] // search_db.PAGE_SIZE) if result else 0
+    if pages and page > pages:  # an old or edited link: the last page, not an empty one
+        return redirect(url_for("search.index", q=q, page=pages))
     return render_template(
         "search/index.html",
         q=q,
@@ -40,4 +42,5 @@ def index():
         page_size=search_db.PAGE_SIZE,
         max_chars=search_db.MAX_QUERY_CHARS,
         highlight=search_db.highlight,
+        half_typed=(search_db.typed_words(q) or [""])[-1],
     )

@@ -81,12 +81,24 @@ def slip(typed: str, real: str) -> int | None:
     return None
 
 
+def typed_words(q: str) -> list[str] | None:
+    words = list(dict.fromkeys(_WORD.findall(q.lower())))
+    return None if not words or _SEARCH_OPERATORS.search(q) else words
+
+
+def prefix_tsquery(q: str) -> str | None:
+    """``q``'s words as typed, the last one as a prefix: how the fallback tells a half-typed
+    word ("bohem") from a misspelt one, so the page does not call a prefix a typo."""
+    words = typed_words(q)
+    return None if words is None else " & ".join([*(f"'{w}'" for w in words[:-1]), f"'{words[-1]}':*"])
+
+
 def similar_words_tsquery(cur, q: str) -> str | None:
     """``q`` with every word widened to the real words one edit away (and the last to a
     prefix), as to_tsquery text; None when it has no words, or uses search operators: a
     person who writes a phrase or excludes a word means exactly that."""
-    words = list(dict.fromkeys(_WORD.findall(q.lower())))
-    if not words or _SEARCH_OPERATORS.search(q):
+    words = typed_words(q)
+    if words is None:
         return None
     widened = [n < MAX_WIDENED_WORDS and len(w) >= MIN_WIDENED_LENGTH and not w.isdigit() for n, w in enumerate(words)]
     variants = set().union(*(deletion_variants(w) for w, widen in zip(words, widened, strict=True) if widen))
@@ -110,7 +122,8 @@ def similar_words_tsquery(cur, q: str) -> str | None:
 
 # One statement over the person's tracks that match either the query as typed or its
 # similar-words version: when any match as typed, only those are kept ("full_text"),
-# else the others are ("similar"). Both tsqueries reach the planner as constants, so for
+# else the others are ("prefix" when each is only the last word half typed, else
+# "similar"). Both tsqueries reach the planner as constants, so for
 # a big library it reaches the few matches through the GIN index (tests/test_search.py
 # checks the plan). The last SELECT always returns one row, so a page past the end still
 # learns the total and the method.
@@ -120,22 +133,27 @@ WITH mine AS MATERIALIZED (
 ),
 hits AS (
     SELECT t.spotify_id, t.name, t.artist_name, t.album_name, t.release_date, t.search_vector,
-           t.search_vector @@ websearch_to_tsquery('english', %(q)s) AS as_typed
+           t.search_vector @@ websearch_to_tsquery('english', %(q)s) AS as_typed,
+           coalesce(t.search_vector @@ to_tsquery('english', %(prefix)s), false) AS as_prefix
     FROM tracks t
     WHERE (t.search_vector @@ websearch_to_tsquery('english', %(q)s)
            OR t.search_vector @@ to_tsquery('english', %(similar)s))
       AND t.spotify_id IN (SELECT track_id FROM mine)
 ),
 kept AS (
-    SELECT spotify_id, name, artist_name, album_name, release_date, as_typed,
+    SELECT spotify_id, name, artist_name, album_name, release_date, as_typed, as_prefix,
            CASE WHEN as_typed THEN ts_rank(search_vector, websearch_to_tsquery('english', %(q)s))
-                ELSE ts_rank(search_vector, to_tsquery('english', %(similar)s)) END AS score
+                ELSE ts_rank(search_vector, to_tsquery('english', %(similar)s)) END AS score,
+           -- a misspelt artist ("queem"): when the corrected words name the artist on their
+           -- own, that artist's tracks come before names that merely contain the word
+           NOT as_typed AND coalesce(to_tsvector('english', coalesce(artist_name, ''))
+                                     @@ to_tsquery('english', %(similar)s), false) AS names_artist
     FROM hits
     WHERE as_typed OR NOT EXISTS (SELECT FROM hits WHERE as_typed)
 ),
 page AS (
     SELECT * FROM kept
-    ORDER BY score DESC, name, spotify_id
+    ORDER BY names_artist DESC, score DESC, name, spotify_id
     LIMIT %(limit)s OFFSET %(offset)s
 ),
 marked AS (
@@ -149,11 +167,12 @@ SELECT totals.method, totals.total,
        ts_headline('english', m.name, m.marks, %(options)s) AS name_hl,
        ts_headline('english', coalesce(m.artist_name, ''), m.marks, %(options)s) AS artist_hl,
        ts_headline('english', coalesce(m.album_name, ''), m.marks, %(options)s) AS album_hl
-FROM (SELECT CASE WHEN bool_or(as_typed) THEN 'full_text' WHEN count(*) > 0 THEN 'similar' END AS method,
+FROM (SELECT CASE WHEN bool_or(as_typed) THEN 'full_text' WHEN bool_and(as_prefix) THEN 'prefix'
+                  WHEN count(*) > 0 THEN 'similar' END AS method,
              count(*) AS total
       FROM kept) AS totals
 LEFT JOIN marked AS m ON true
-ORDER BY m.score DESC, m.name, m.spotify_id
+ORDER BY m.names_artist DESC, m.score DESC, m.name, m.spotify_id
 """
 
 
@@ -167,7 +186,7 @@ def clean_query(raw: str | None) -> tuple[str, bool]:
 def search_tracks(cur, user_id: int, q: str, page: int = 1, page_size: int = PAGE_SIZE) -> dict:
     """One page of the person's tracks matching ``q`` (already cleaned, non-empty).
 
-    Returns {"method": "full_text" | "similar" | None, "total", "rows"}; rows carry
+    Returns {"method": "full_text" | "prefix" | "similar" | None, "total", "rows"}; rows carry
     ``name_hl``/``artist_hl``/``album_hl`` with sentinel marks around the matched words.
     A page past the end has no rows but the real total.
     """
@@ -176,6 +195,7 @@ def search_tracks(cur, user_id: int, q: str, page: int = 1, page_size: int = PAG
         {
             "q": q,
             "similar": similar_words_tsquery(cur, q),
+            "prefix": prefix_tsquery(q),
             "user_id": user_id,
             "limit": page_size,
             "offset": (page - 1) * page_size,

@@ -4,6 +4,7 @@ pagination, scoping to the person's own tracks, hostile input, and index use."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -50,7 +51,7 @@ def test_trigram_fallback_when_full_text_finds_nothing(conn, people):
     typo = search(conn, people["ava"], "Bee Gess")
     assert typo["method"] == "similar" and names(typo) == ["Night Fever"]
     prefix = search(conn, people["ava"], "abb")
-    assert prefix["method"] == "similar" and names(prefix) == ["Dancing Queen"]
+    assert prefix["method"] == "prefix" and names(prefix) == ["Dancing Queen"]
     assert names(search(conn, people["ava"], "beyonce")) == ["Déjà Vu"]  # no accent typed
     assert search(conn, people["ava"], "springsteen")["method"] is None  # bob's artist: not ava's
     assert search(conn, people["ava"], "zzzzqqq") == {"method": None, "total": 0, "rows": []}
@@ -80,7 +81,31 @@ def test_stop_words_in_a_typo_query_stay_ignorable(conn, people):
 
 def test_half_typed_last_word_matches_as_a_prefix(conn, people):
     found = search(conn, people["ava"], "bohem")
-    assert found["method"] == "similar" and names(found) == ["Bohemian Rhapsody"]
+    assert found["method"] == "prefix" and names(found) == ["Bohemian Rhapsody"]
+    assert search(conn, people["ava"], "dancing que")["method"] == "prefix"
+
+
+def test_a_misspelt_artist_ranks_that_artists_tracks_first(conn, people):
+    assert names(search(conn, people["ava"], "queen")) == ["Dancing Queen", "Bohemian Rhapsody"]  # typed right
+    typo = search(conn, people["ava"], "queem")
+    assert typo["method"] == "similar" and names(typo) == ["Bohemian Rhapsody", "Dancing Queen"]
+    assert names(search(conn, people["ava"], "dua lipaa")) == ["Dance the Night"]
+
+
+def test_the_search_page_names_a_prefix_and_a_typo_for_what_they_are(client, conn, people):
+    log_in_as(client, people["ava"])
+    prefix = client.get("/search?q=bohem").get_data(as_text=True)
+    assert "a word starting with “bohem”" in prefix and "closest spellings" not in prefix
+    typo = client.get("/search?q=queem").get_data(as_text=True)
+    assert "closest spellings" in typo and "starting with" not in typo
+
+
+def test_a_page_past_the_end_shows_the_last_page(client, conn, people):
+    log_in_as(client, people["ava"])
+    response = client.get("/search?q=love&page=99")
+    assert response.status_code == 302 and response.headers["Location"] == "/search?q=love&page=2"
+    assert "page 2 of 2" in client.get("/search?q=love&page=99", follow_redirects=True).get_data(as_text=True)
+    assert client.get("/search?q=zzzzqqq&page=99").status_code == 200  # nothing found: nothing to move to
 
 
 @pytest.mark.parametrize(
@@ -170,7 +195,8 @@ def test_hostile_queries_answer_results_or_nothing_found_never_500(client, conn,
     if search_db.clean_query(q)[0]:
         assert "found" in html  # "N tracks found" or "Nothing found"
     assert "<script>alert" not in html
-    assert client.get("/search", query_string={"q": q, "page": "999999999999"}).status_code == 200
+    far = client.get("/search", query_string={"q": q, "page": "999999999999"}, follow_redirects=True)
+    assert far.status_code == 200 and len(far.history) <= 1  # at most one move, to the last page
 
 
 def test_long_query_is_cut_and_says_so(client, conn, people):
@@ -209,6 +235,7 @@ def test_full_text_search_uses_its_gin_index_on_a_big_catalogue(conn, people):
         params = {
             "q": "zebra",
             "similar": search_db.similar_words_tsquery(cur, "zebra"),
+            "prefix": search_db.prefix_tsquery("zebra"),
             "user_id": people["ava"],
             "limit": 20,
             "offset": 0,
@@ -226,3 +253,9 @@ def test_full_text_search_uses_its_gin_index_on_a_big_catalogue(conn, people):
         zebar = search_db.search_tracks(cur, people["ava"], "zebar")
         assert zebar["method"] == "similar" and zebar["total"] == 4
         assert search_db.search_tracks(cur, people["ava"], "zebra")["total"] == 4
+
+
+def test_the_search_box_is_focused_on_arrival_not_over_results(client, conn, people):
+    log_in_as(client, people["ava"])
+    assert re.search(r'<input type="search" id="q"[^>]* autofocus>', client.get("/search").get_data(as_text=True))
+    assert "autofocus" not in client.get("/search?q=love").get_data(as_text=True)  # results are read first
