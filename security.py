@@ -7,6 +7,8 @@ Railway's proxy headers (X-Forwarded-Proto/For/Host) are trusted, one hop deep.
 
 from __future__ import annotations
 
+import logging
+import re
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, request
@@ -174,6 +176,28 @@ def too_large(limit: int) -> str:
     return f"This request is larger than the {limit:,} bytes this page accepts."
 
 
+# A request line in the development server's access log: "GET /callback?code=...&state=... HTTP/1.1".
+_REQUEST_LINE_QUERY = re.compile(r'("(?:\x1b\[[\d;]*m)*[A-Z]+ [^\s?"]*)\?[^\s"]*')
+
+
+class QueryStringsOutOfAccessLog(logging.Filter):
+    """`flask run` logs each request line whole, and the login callback's carries the OAuth
+    code and state: keep the path, drop the query (as gunicorn.conf.py's %(U)s does)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        stripped = _REQUEST_LINE_QUERY.sub(r"\1", message)
+        if stripped != message:
+            record.msg, record.args = stripped, ()
+        return True
+
+
+def keep_query_strings_out_of_the_access_log() -> None:
+    werkzeug_log = logging.getLogger("werkzeug")
+    if not any(isinstance(f, QueryStringsOutOfAccessLog) for f in werkzeug_log.filters):  # once per process
+        werkzeug_log.addFilter(QueryStringsOutOfAccessLog())
+
+
 def init_app(app) -> None:
     """Call after check_production_settings (create_app runs it before any fallback key exists)."""
     production = is_production(app)
@@ -183,5 +207,6 @@ def init_app(app) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
     app.after_request(lambda response: add_security_headers(response, app, production))
     app.before_request(refuse_oversized_body)  # before CSRFProtect's hook parses any form
+    keep_query_strings_out_of_the_access_log()
     app.add_template_filter(spotify_link)
     app.add_template_filter(spotify_image)

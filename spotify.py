@@ -335,6 +335,11 @@ class SpotifyClient:
         return cls(settings, access_token_for(settings, user_id))
 
     def _call(self, method, *args, **kwargs):
+        return self._call_expecting((), method, *args, **kwargs)
+
+    def _call_expecting(self, expected: tuple[type[SpotifyError], ...], method, *args, **kwargs):
+        """``expected``: errors the caller handles as a normal answer, so they are not
+        logged as a WARNING here (the caller says what happened, at its own level)."""
         name = getattr(method, "__name__", method)
         try:
             return self._call_with_retries(method, *args, **kwargs)
@@ -348,7 +353,8 @@ class SpotifyClient:
             )
             raise
         except SpotifyError as exc:
-            log.warning("Spotify call %s failed: %s", name, exc.message)
+            if not isinstance(exc, expected):
+                log.warning("Spotify call %s failed: %s", name, exc.message)
             raise
 
     def _call_with_retries(self, method, *args, **kwargs):
@@ -452,7 +458,9 @@ class SpotifyClient:
         found: list[dict] = []
         for start in range(0, len(track_ids), 100):
             try:
-                answer = self._call(self._sp.audio_features, track_ids[start : start + 100])
+                # new apps get 403 here since Nov 2024: expected, so INFO below, not a WARNING
+                batch = track_ids[start : start + 100]
+                answer = self._call_expecting((SpotifyForbidden,), self._sp.audio_features, batch)
             except SpotifyForbidden:
                 flag["value"] = True
                 log.info("audio features are forbidden for this Spotify app; not asking again")

@@ -4,10 +4,12 @@ run on threads of their own, as in production."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import requests
 
 import spotify
 import sync
@@ -22,6 +24,7 @@ from helpers import (
     start_login,
     user_id,
     wait_for_sync,
+    wait_until,
 )
 
 TODAY = date(2026, 11, 23)
@@ -227,6 +230,24 @@ def test_slow_spotify_times_out_instead_of_hanging(spotify_app, emulator, db):
     outcome = sync.sync_now(settings, uid, day=TODAY + timedelta(days=1))
     assert "did not answer in time" in outcome["error"]
     assert time.monotonic() - started < 2 * 1 + 3  # two tries of 1 s at most, never a hang
+
+
+def test_the_expected_audio_features_403_is_logged_at_info_not_as_a_warning(spotify_app, emulator, db, caplog):
+    client, uid, settings = logged_in_user(spotify_app, emulator, db, "ava")
+    fresh = spotify.SpotifySettings(**{**settings.__dict__, "audio_features_forbidden": {"value": False}})
+    with caplog.at_level(logging.INFO, logger="spotify"):
+        outcome = sync.sync_now(fresh, uid, day=TODAY + timedelta(days=1))
+    assert outcome["summary"]["audio_features"] == "not available to this Spotify app"
+    spotify_lines = [r for r in caplog.records if r.name == "spotify" and "audio" in r.getMessage()]
+    assert [r.levelno for r in spotify_lines] == [logging.INFO], [r.getMessage() for r in spotify_lines]
+
+
+def test_the_development_servers_access_log_never_shows_oauth_codes_or_state(live_server, caplog):
+    with caplog.at_level(logging.INFO, logger="werkzeug"):
+        requests.get(live_server + "/callback?code=SECRET-CODE&state=SECRET-STATE", timeout=5)
+        wait_until(lambda: "/callback" in caplog.text, "the callback's access line")
+    assert "SECRET" not in caplog.text
+    assert '"GET /callback HTTP/1.1" 400' in caplog.text  # the path and status stay
 
 
 def test_audio_features_403_never_fails_a_sync_and_are_stored_when_allowed(spotify_app, emulator, db):
