@@ -305,8 +305,9 @@ SILENT_AFTER = "2 minutes"
 INTERRUPTED = (
     "The import was interrupted (the server restarted or the worker died); nothing was changed. Please run it again."
 )
-RUN_COLUMNS = """id, user_id, status, stage, files, bytes_total, bytes_done, rows_done, summary, error,
+RUN_COLUMNS = f"""id, user_id, status, stage, files, bytes_total, bytes_done, rows_done, summary, error,
                  created_at, started_at, finished_at, heartbeat_at,
+                 status IN ('queued', 'running') AND heartbeat_at < now() - interval '{SILENT_AFTER}' AS silent,
                  extract(epoch FROM (coalesce(finished_at, now()) - started_at)) AS seconds"""
 
 

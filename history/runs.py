@@ -154,6 +154,8 @@ def status(row: dict) -> dict:
     share = row["bytes_done"] / row["bytes_total"] if row["bytes_total"] else None
     eta = seconds * (1 - share) / share if share and 0 < share < 1 and row["status"] == "running" else None
     summary = row["summary"] or {}
+    if row.get("silent"):  # its worker died: say so rather than let the page wait forever
+        row = {**row, "status": "failed", "error": history_db.INTERRUPTED}
     return {
         "id": row["id"],
         "status": row["status"],

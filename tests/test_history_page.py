@@ -143,3 +143,18 @@ def test_the_emulator_export_carries_private_fields_the_import_drops(emulator, g
     assert rows and all("ts" in r and "ms_played" in r for r in rows)
     private = {"ip_addr"} if generation == "new" else {"ip_addr_decrypted", "user_agent_decrypted", "username"}
     assert private <= rows[0].keys()
+
+
+def test_an_import_whose_worker_died_is_reported_as_interrupted(logged_in, db):
+    client = logged_in("ava")
+    import_id = upload(client, b"[]", name="Streaming_History_Audio_2020_0.json").get_json()["import_id"]
+    query(
+        db,
+        "UPDATE history_imports SET status = 'running', started_at = now(), worker = 'elsewhere:1',"
+        " heartbeat_at = now() - interval '5 minutes' WHERE id = %s",
+        (import_id,),
+    )
+    status = client.get(f"/api/import/{import_id}").get_json()
+    assert status["status"] == "failed" and "interrupted" in status["message"]
+    again = import_bytes(client, b"[]", name="Streaming_History_Audio_2020_0.json")  # not blocked by the dead one
+    assert again["status"] == "succeeded"
