@@ -96,6 +96,8 @@ def import_status(import_id: int):
 def uploading_import(import_id: int | None) -> int:
     """The import files are being added to: a new one, or the caller's own, still uploading."""
     user_id = require_user_id()
+    if import_id is None:
+        runs.forget_abandoned_uploads(current_app.instance_path)
     with transaction() as cur:
         if import_id is None:
             return history_db.create_import(cur, user_id)

@@ -82,6 +82,17 @@ def forget_uploads(instance_path: str, import_id: int) -> None:
     shutil.rmtree(upload_dir(instance_path, import_id), ignore_errors=True)
 
 
+def forget_abandoned_uploads(instance_path: str) -> None:
+    """Uploads started a day ago and never queued (the tab was closed): their files go and
+    the import is marked failed, so nothing lingers on disk."""
+    with transaction() as cur:
+        abandoned = history_db.stale_uploads(cur)
+        for import_id in abandoned:
+            history_db.fail_import(cur, import_id, "The upload was never finished.")
+    for import_id in abandoned:
+        forget_uploads(instance_path, import_id)
+
+
 def queue(import_id: int, user_id: int, worker: str, worker_alive) -> None:
     with transaction() as cur:
         if not history_db.queue_import(cur, import_id, user_id, worker, worker_alive):

@@ -12,6 +12,7 @@ import requests
 from conftest import FROZEN_NOW
 from emulator.data_export import listening
 from helpers import csrf_token, query, user_id, wait_until
+from history import runs
 
 
 def download_export(emulator, listener="ava", **params) -> bytes:
@@ -158,3 +159,14 @@ def test_an_import_whose_worker_died_is_reported_as_interrupted(logged_in, db):
     assert status["status"] == "failed" and "interrupted" in status["message"]
     again = import_bytes(client, b"[]", name="Streaming_History_Audio_2020_0.json")  # not blocked by the dead one
     assert again["status"] == "succeeded"
+
+
+def test_an_abandoned_upload_is_removed_when_the_next_import_starts(logged_in, spotify_app, db):
+    client = logged_in("bruno")
+    abandoned = upload(client, b"[]", name="Streaming_History_Audio_2020_0.json").get_json()["import_id"]
+    folder = runs.upload_dir(spotify_app.instance_path, abandoned)
+    assert any(folder.iterdir())
+    query(db, "UPDATE history_imports SET heartbeat_at = now() - interval '2 days' WHERE id = %s", (abandoned,))
+    upload(client, b"[]", name="Streaming_History_Audio_2020_0.json")
+    assert not folder.exists()
+    assert query(db, "SELECT status FROM history_imports WHERE id = %s", (abandoned,)) == [("failed",)]
