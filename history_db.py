@@ -305,7 +305,8 @@ SILENT_AFTER = "2 minutes"
 INTERRUPTED = (
     "The import was interrupted (the server restarted or the worker died); nothing was changed. Please run it again."
 )
-RUN_COLUMNS = f"""id, user_id, status, stage, files, bytes_total, bytes_done, rows_done, summary, error,
+RUN_COLUMNS = f"""id, user_id, upload_key::text AS upload_key, status, stage, files,
+                 bytes_total, bytes_done, rows_done, summary, error,
                  created_at, started_at, finished_at, heartbeat_at,
                  status IN ('queued', 'running') AND heartbeat_at < now() - interval '{SILENT_AFTER}' AS silent,
                  extract(epoch FROM (coalesce(finished_at, now()) - started_at)) AS seconds"""
@@ -353,17 +354,20 @@ def queue_import(cur, import_id: int, user_id: int, worker: str, worker_alive) -
     return cur.rowcount == 1
 
 
-def begin_import(cur, import_id: int, worker: str) -> bool:
-    """Mark a queued import as running here; False if it is not queued (already taken)."""
+def begin_import(cur, import_id: int, worker: str) -> str | None:
+    """Mark a queued import as running here and return its upload key; None if it is not
+    queued (already taken)."""
     cur.execute(
         """
         UPDATE history_imports SET status = 'running', worker = %s, started_at = now(), heartbeat_at = now(),
                                    stage = 'Starting'
         WHERE id = %s AND status = 'queued'
+        RETURNING upload_key::text
     """,
         (worker, import_id),
     )
-    return cur.rowcount == 1
+    row = cur.fetchone()
+    return row[0] if row else None
 
 
 def set_progress(cur, import_id: int, stage: str, bytes_done: int, bytes_total: int, rows_done: int) -> None:
@@ -410,10 +414,11 @@ def latest_imports(cur, user_id: int, limit: int = 5) -> list[dict]:
     return fetch_all(cur)
 
 
-def stale_uploads(cur, older_than: str = "1 day") -> list[int]:
-    """Imports whose upload never finished: their files may be removed."""
+def stale_uploads(cur, older_than: str = "1 day") -> list[tuple[int, str]]:
+    """(id, upload key) of imports whose upload never finished: their files may go."""
     cur.execute(
-        "SELECT id FROM history_imports WHERE status = 'uploading' AND heartbeat_at < now() - %s::interval",
+        "SELECT id, upload_key::text FROM history_imports"
+        " WHERE status = 'uploading' AND heartbeat_at < now() - %s::interval",
         (older_than,),
     )
-    return [row[0] for row in cur.fetchall()]
+    return [(row[0], row[1]) for row in cur.fetchall()]

@@ -93,20 +93,20 @@ def import_status(import_id: int):
     return jsonify(own_import(import_id))
 
 
-def uploading_import(import_id: int | None) -> int:
-    """The import files are being added to: a new one, or the caller's own, still uploading."""
+def uploading_import(import_id: int | None) -> dict:
+    """The import files are being added to (its row): a new one, or the caller's own, still uploading."""
     user_id = require_user_id()
     if import_id is None:
         runs.forget_abandoned_uploads(current_app.instance_path)
     with transaction() as cur:
         if import_id is None:
-            return history_db.create_import(cur, user_id)
+            import_id = history_db.create_import(cur, user_id)
         row = history_db.get_import(cur, import_id, user_id)
     if row is None:
         abort(404, "There is no such import of yours.")
     if row["status"] != "uploading":
         abort(409, "This import has started already; start a new one for more files.")
-    return import_id
+    return row
 
 
 def file_name_from_header() -> str:
@@ -114,9 +114,9 @@ def file_name_from_header() -> str:
     return os.path.basename(name.replace("\\", "/")) or "upload"
 
 
-def save(import_id: int, name: str, stream) -> dict:
+def save(upload: dict, name: str, stream) -> dict:
     try:
-        return runs.save_upload(current_app.instance_path, import_id, name, stream, upload_limit())
+        return runs.save_upload(current_app.instance_path, upload, name, stream, upload_limit())
     except runs.UploadTooLarge as exc:
         abort(413, str(exc))
 
@@ -126,8 +126,9 @@ def save(import_id: int, name: str, stream) -> dict:
 @login_required
 def upload_file():
     """One file as the raw body: the page's script sends each file like this."""
-    import_id = uploading_import(request.args.get("import", type=int))
-    saved = save(import_id, file_name_from_header(), request.stream)
+    upload = uploading_import(request.args.get("import", type=int))
+    import_id = upload["id"]
+    saved = save(upload, file_name_from_header(), request.stream)
     if saved["bytes"] == 0:
         abort(400, f"{saved['name']} is empty.")
     return jsonify(import_id=import_id, file=saved, start_url=url_for(".start", import_id=import_id))
@@ -153,9 +154,10 @@ def upload_form():
     files = [f for f in request.files.getlist("files") if f.filename]
     if not files:
         abort(400, "Choose the zip Spotify sent you, or the JSON files in it.")
-    import_id = uploading_import(None)
+    upload = uploading_import(None)
     for item in files:
-        save(import_id, os.path.basename(item.filename or "upload"), item.stream)
+        save(upload, os.path.basename(item.filename or "upload"), item.stream)
+    import_id = upload["id"]
     queue_and_run(import_id)
     return redirect(url_for(".show", import_id=import_id), code=303)
 

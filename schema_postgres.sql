@@ -379,6 +379,9 @@ CREATE TABLE IF NOT EXISTS history_imports (
     CONSTRAINT history_imports_finished_when_done
         CHECK ((status IN ('succeeded', 'failed')) = (finished_at IS NOT NULL))
 );
+-- the folder its uploads wait in (instance/history-uploads/<key>/): not the id, which a
+-- second database sharing the instance folder would hand out again
+ALTER TABLE history_imports ADD COLUMN IF NOT EXISTS upload_key uuid NOT NULL DEFAULT gen_random_uuid();
 CREATE UNIQUE INDEX IF NOT EXISTS history_imports_one_active_per_user
     ON history_imports (user_id) WHERE status IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS history_imports_user_idx ON history_imports (user_id, created_at DESC);

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,16 @@ class UploadTooLarge(Exception):
     pass
 
 
-def upload_dir(instance_path: str, import_id: int) -> Path:
-    return Path(instance_path) / UPLOAD_DIR / str(int(import_id))
+def upload_dir(instance_path: str, upload_key: str) -> Path:
+    """The import's folder, by its upload key (a UUID the database made, never input)."""
+    return Path(instance_path) / UPLOAD_DIR / str(uuid.UUID(upload_key))
 
 
-def save_upload(instance_path: str, import_id: int, name: str, stream, limit: int) -> dict:
-    """Stream an uploaded file to disk (at most ``limit`` bytes) and add it to the import."""
-    folder = upload_dir(instance_path, import_id)
+def save_upload(instance_path: str, upload: dict, name: str, stream, limit: int) -> dict:
+    """Stream an uploaded file to disk (at most ``limit`` bytes) and add it to the import
+    (``upload``: its history_imports row)."""
+    import_id = upload["id"]
+    folder = upload_dir(instance_path, upload["upload_key"])
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{len(list(folder.iterdir())) + 1:03d}.upload"
     written = 0
@@ -66,9 +70,9 @@ def save_upload(instance_path: str, import_id: int, name: str, stream, limit: in
     return {"name": display_name(name), "bytes": written}
 
 
-def uploaded_files(instance_path: str, import_id: int) -> list[tuple[str, str]]:
+def uploaded_files(instance_path: str, upload_key: str) -> list[tuple[str, str]]:
     """(path, name shown) of an import's uploads, in upload order."""
-    folder = upload_dir(instance_path, import_id)
+    folder = upload_dir(instance_path, upload_key)
     if not folder.is_dir():
         return []
     return [
@@ -78,8 +82,8 @@ def uploaded_files(instance_path: str, import_id: int) -> list[tuple[str, str]]:
     ]
 
 
-def forget_uploads(instance_path: str, import_id: int) -> None:
-    shutil.rmtree(upload_dir(instance_path, import_id), ignore_errors=True)
+def forget_uploads(instance_path: str, upload_key: str) -> None:
+    shutil.rmtree(upload_dir(instance_path, upload_key), ignore_errors=True)
 
 
 def forget_abandoned_uploads(instance_path: str) -> None:
@@ -87,10 +91,10 @@ def forget_abandoned_uploads(instance_path: str) -> None:
     the import is marked failed, so nothing lingers on disk."""
     with transaction() as cur:
         abandoned = history_db.stale_uploads(cur)
-        for import_id in abandoned:
+        for import_id, _ in abandoned:
             history_db.fail_import(cur, import_id, "The upload was never finished.")
-    for import_id in abandoned:
-        forget_uploads(instance_path, import_id)
+    for _, upload_key in abandoned:
+        forget_uploads(instance_path, upload_key)
 
 
 def queue(import_id: int, user_id: int, worker: str, worker_alive) -> None:
@@ -103,11 +107,12 @@ def run(instance_path: str, import_id: int, user_id: int, worker: str, max_unpac
     """Run a queued import to its end and record the outcome; ``after(summary)`` runs on
     success (the enrichment of new tracks). Returns {"summary": ...} or {"error": ...}."""
     with transaction() as cur:
-        if not history_db.begin_import(cur, import_id, worker):
-            return {"error": "not queued"}
+        upload_key = history_db.begin_import(cur, import_id, worker)
+    if upload_key is None:
+        return {"error": "not queued"}
     outcome: dict[str, Any]
     try:
-        outcome = {"summary": _import(instance_path, import_id, user_id, max_unpacked)}
+        outcome = {"summary": _import(uploaded_files(instance_path, upload_key), import_id, user_id, max_unpacked)}
     except BadInput as exc:
         outcome = {"error": f"{exc}. Nothing was imported."}
     except (psycopg2.Error, DatabaseUnavailable) as exc:
@@ -117,15 +122,14 @@ def run(instance_path: str, import_id: int, user_id: int, worker: str, max_unpac
         log.exception("import %s failed unexpectedly", import_id)
         outcome = {"error": "The import failed unexpectedly; nothing was imported. It has been logged."}
     finally:
-        forget_uploads(instance_path, import_id)
+        forget_uploads(instance_path, upload_key)
     record_outcome(import_id, outcome)
     if "summary" in outcome and after is not None:
         after(outcome["summary"])
     return outcome
 
 
-def _import(instance_path: str, import_id: int, user_id: int, max_unpacked: int) -> dict:
-    files = uploaded_files(instance_path, import_id)
+def _import(files: list[tuple[str, str]], import_id: int, user_id: int, max_unpacked: int) -> dict:
     if not files:
         raise BadInput("No files were uploaded")
 

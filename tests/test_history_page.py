@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 import requests
 
-from conftest import FROZEN_NOW
 from emulator.data_export import listening
 from helpers import csrf_token, query, user_id, wait_until
 from history import runs
@@ -59,11 +58,13 @@ def test_a_demo_listener_imports_its_synthetic_export_and_reads_the_summary(logg
     page = client.get("/import").get_data(as_text=True)
     assert 'id="import-files"' in page and 'id="demo-export-link"' in page and "/_emulator/privacy?user=ava" in page
 
-    status = import_bytes(client, download_export(emulator, days=30))
+    export = download_export(emulator, days=30)
+    status = import_bytes(client, export)
     assert status["status"] == "succeeded", status
     summary = status["summary"]
-    window = listening("ava", (FROZEN_NOW - timedelta(days=30)).date(), FROZEN_NOW.date())
-    distinct = {at.replace(microsecond=0) for _, at in window if at <= FROZEN_NOW}
+    now = emulator.state.now()
+    window = listening("ava", (now - timedelta(days=30)).date(), now.date())
+    distinct = {at.replace(microsecond=0) for _, at in window if at <= now}
     assert len(distinct) > 100  # the listener played in those days
     ava = user_id(db, "ava")
     stored = query(db, "SELECT count(*) FROM plays WHERE user_id = %s AND track_id IS NOT NULL", (ava,))[0][0]
@@ -75,7 +76,7 @@ def test_a_demo_listener_imports_its_synthetic_export_and_reads_the_summary(logg
     shown = client.get(f"/import/{status['id']}").get_data(as_text=True)
     assert 'id="import-summary"' in shown and f"{summary['new_plays']:,} new plays" in shown
 
-    again = import_bytes(client, download_export(emulator, days=30))
+    again = import_bytes(client, export)  # the same export again
     assert again["status"] == "succeeded"
     assert again["message"] == "Nothing new: all 2 history files were imported before."
     assert query(db, "SELECT count(*) FROM plays WHERE user_id = %s AND track_id IS NOT NULL", (ava,))[0][0] == stored
@@ -164,7 +165,8 @@ def test_an_import_whose_worker_died_is_reported_as_interrupted(logged_in, db):
 def test_an_abandoned_upload_is_removed_when_the_next_import_starts(logged_in, spotify_app, db):
     client = logged_in("bruno")
     abandoned = upload(client, b"[]", name="Streaming_History_Audio_2020_0.json").get_json()["import_id"]
-    folder = runs.upload_dir(spotify_app.instance_path, abandoned)
+    key = query(db, "SELECT upload_key::text FROM history_imports WHERE id = %s", (abandoned,))[0][0]
+    folder = runs.upload_dir(spotify_app.instance_path, key)
     assert any(folder.iterdir())
     query(db, "UPDATE history_imports SET heartbeat_at = now() - interval '2 days' WHERE id = %s", (abandoned,))
     upload(client, b"[]", name="Streaming_History_Audio_2020_0.json")
