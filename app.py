@@ -21,6 +21,7 @@ import health
 import history.cli
 import home
 import import_history
+import jobs
 import listening
 import playlists
 import search
@@ -52,6 +53,7 @@ def create_app(config: dict | None = None) -> Flask:
     spotify.init_app(app)
     sync.init_app(app)
     history.cli.init_app(app)
+    jobs.init_app(app)
     CSRFProtect(app)  # every state-changing form carries a token
     app.register_blueprint(home.bp)
     app.register_blueprint(health.bp)
@@ -107,6 +109,15 @@ def settings_from_env(environ) -> dict:
         "SPOTIFY_REQUEST_TIMEOUT": environ.get("SPOTIFY_REQUEST_TIMEOUT"),
         "DEMO_BACKFILL_WEEKS": environ.get("DEMO_BACKFILL_WEEKS"),
         "HISTORY_UNPACKED_MAX_BYTES": number_setting(environ, "HISTORY_UNPACKED_MAX_BYTES", 2 * 1024**3, int),
+        # background work (jobs/)
+        "CAPTURE_INTERVAL": number_setting(environ, "CAPTURE_INTERVAL", 1800.0, float),
+        "SPOTIFY_MAX_RPS": number_setting(environ, "SPOTIFY_MAX_RPS", 0.0, float) or None,
+        "JOBS_CONCURRENCY": number_setting(environ, "JOBS_CONCURRENCY", 8, int),
+        "JOBS_MAX_ATTEMPTS": number_setting(environ, "JOBS_MAX_ATTEMPTS", 5, int),
+        "JOBS_RETRY_BASE": number_setting(environ, "JOBS_RETRY_BASE", 10.0, float),
+        "JOBS_STALLED_AFTER": number_setting(environ, "JOBS_STALLED_AFTER", 30.0, float),
+        "JOBS_POLL_INTERVAL": number_setting(environ, "JOBS_POLL_INTERVAL", 2.0, float),
+        "JOBS_KEEP_HOURS": number_setting(environ, "JOBS_KEEP_HOURS", 72, int),
     }
 
 

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
 import spotify
-import sync
 import users_db
 from database import transaction
+from jobs.sync_tasks import request_sync
 
 bp = Blueprint("auth", __name__)
 
@@ -157,11 +157,8 @@ def callback():
         return render_template("auth/not_registered.html"), 403
     start_session(user_id)
     if first_visit:
-        try:
-            sync.sync_in_background(spotify.settings_for(current_app), user_id)
-            flash("Welcome! Your first sync is running.")
-        except sync.SyncAlreadyRunning:
-            pass
+        request_sync(user_id)
+        flash("Welcome! Your first sync is on its way.")
     return redirect(url_for("dashboard.index"))
 
 

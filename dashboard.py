@@ -56,11 +56,11 @@ import listening
 import plays_insights_db
 import snapshots
 import spotify
-import sync
 import sync_runs_db
 import users_db
 from auth import login_required, require_user_id
 from database import transaction
+from jobs.sync_tasks import request_sync
 from page_cache import conditional
 from page_cache import store as page_store
 
@@ -555,11 +555,8 @@ def chart_data(name: str):
 @bp.post("/sync")
 @login_required
 def start_sync():
-    try:
-        sync.sync_in_background(spotify.settings_for(current_app), require_user_id())
-        flash("Sync started.")
-    except sync.SyncAlreadyRunning as exc:
-        flash(str(exc))
+    _, queued = request_sync(require_user_id())
+    flash("Sync queued." if queued else "A sync is already under way: here is its progress.")
     return redirect(url_for("dashboard.index"))
 
 

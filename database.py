@@ -250,8 +250,19 @@ def apply_schema(conn) -> int:
         long_running(cur)  # a new version may rewrite big tables, and waits for running syncs
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         cur.execute(SCHEMA_FILE.read_text())
+        apply_engine_schema(cur)
         cur.execute("SELECT max(version) FROM schema_version")
         return cur.fetchone()[0]
+
+
+def apply_engine_schema(cur) -> None:
+    """The job engine's tables, from procrastinate's own schema file, once. Its schema is
+    not idempotent; a new procrastinate version's migrations are applied by hand (README)."""
+    cur.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        from procrastinate.schema import SchemaManager
+
+        cur.execute(SchemaManager.get_schema())
 
 
 def analyze_tables(cur) -> None:

@@ -45,14 +45,20 @@ def on_starting(server):
 
 
 def when_ready(server):
-    """Demo mode (no SPOTIPY_CLIENT_ID): one Spotify emulator for all workers, in the master.
+    """Before the web workers fork: in demo mode (no SPOTIPY_CLIENT_ID) one Spotify
+    emulator for all of them, in the master; then the job worker.
 
     Login codes live in the emulator's memory, so the worker that redirects to it and the
-    one that handles the callback must talk to the same emulator; and no worker may wait
-    on an HTTP call to itself. Workers are forked after this hook and inherit the URL.
+    one that handles the callback must talk to the same emulator (and so must the job
+    worker); and no worker may wait on an HTTP call to itself. Workers are forked after
+    this hook and inherit the URL.
     """
-    if os.environ.get("SPOTIPY_CLIENT_ID") or os.environ.get("SPOTIFY_EMULATOR_URL"):
-        return
+    if not (os.environ.get("SPOTIPY_CLIENT_ID") or os.environ.get("SPOTIFY_EMULATOR_URL")):
+        _start_demo_emulator(server)
+    _start_job_worker(server)
+
+
+def _start_demo_emulator(server):
     from emulator import server as spotify_emulator
 
     emulator = spotify_emulator.serve_in_thread(
@@ -60,3 +66,32 @@ def when_ready(server):
     )
     os.environ["SPOTIFY_EMULATOR_URL"] = emulator.base_url
     server.log.info("demo mode: Spotify emulator at %s", emulator.base_url)
+
+
+_job_worker = None
+
+
+def _start_job_worker(server):
+    """The Procfile's web process runs the job worker too (one process beside the web
+    workers; JOBS_EMBEDDED_WORKER=0 for deployments that run `flask --app app worker`
+    apart). Started after the demo emulator, so it inherits SPOTIFY_EMULATOR_URL."""
+    global _job_worker
+    from jobs.engine import embedded_worker_wanted
+
+    if not embedded_worker_wanted():
+        return
+    import subprocess  # nosec B404: our own command line, no shell
+    import sys
+
+    environ = {**os.environ, "JOBS_PARENT_PID": str(os.getpid())}
+    _job_worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"], env=environ)  # nosec B603
+    server.log.info("job worker started (pid %s)", _job_worker.pid)
+
+
+def on_exit(server):
+    if _job_worker is not None and _job_worker.poll() is None:
+        _job_worker.terminate()  # a graceful stop: running jobs finish or are retried
+        try:
+            _job_worker.wait(timeout=graceful_timeout)
+        except Exception:
+            _job_worker.kill()

@@ -25,6 +25,7 @@ VALUES (1, 'users, tokens, artists, tracks, snapshots, library, plays, playlists
        (5, 'plays: every play with its facts and source; tracks.needs_enrichment'),
        (6, 'users.account_id; users.needs_relogin_since and invalid_grant_count'),
        (7, 'history_imports and history_import_files: data-export imports, their progress and fingerprints'),
+       (9, 'background jobs: spotify_rate_budget, capture_state, play_gaps, sync_runs.job_id'),
        (10, 'users.session_version (server-revocable sessions); spotify_tokens.access_token_encrypted'),
        (11, 'users.data_version, catalogue_version, chart_cache: compute once per change')
 ON CONFLICT (version) DO NOTHING;
@@ -615,3 +616,48 @@ CREATE OR REPLACE TRIGGER plays_note_months_after_delete
 INSERT INTO play_rollup_dirty (user_id, month)
 SELECT DISTINCT user_id, NULL::date FROM plays
 WHERE NOT EXISTS (SELECT FROM play_hours) AND NOT EXISTS (SELECT FROM play_rollup_dirty);
+
+-- version 9: background work (jobs/). The job engine's own tables (procrastinate_*) come
+-- from the engine's schema, which init-db applies after this file (database.apply_schema).
+
+-- A sync's job: while it is queued or running the run is alive, whatever worker has it.
+ALTER TABLE sync_runs ADD COLUMN IF NOT EXISTS job_id bigint;
+
+-- One Spotify rate budget for the whole deployment (Spotify limits an app, not a worker):
+-- one row, read or moved before every Web API call by every worker on every machine.
+CREATE TABLE IF NOT EXISTS spotify_rate_budget (
+    id                   smallint PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    blocked_until        timestamptz NOT NULL DEFAULT '-infinity',  -- a 429's Retry-After
+    next_slot_at         timestamptz NOT NULL DEFAULT '-infinity',  -- SPOTIFY_MAX_RPS spacing
+    quota_exceeded_until timestamptz NOT NULL DEFAULT '-infinity',  -- 429 QUOTA_EXCEEDED
+    quota_message        text,
+    rate_limited_total   bigint NOT NULL DEFAULT 0 CHECK (rate_limited_total >= 0),
+    updated_at           timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO spotify_rate_budget (id) VALUES (1) ON CONFLICT (id) DO NOTHING;
+
+-- Recently-played capture per person: Spotify keeps only the last 50 plays, so capture
+-- asks every CAPTURE_INTERVAL seconds for what came after the newest play it has seen.
+CREATE TABLE IF NOT EXISTS capture_state (
+    user_id          bigint PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    after_ms         bigint CHECK (after_ms >= 0),   -- Spotify's `after` cursor (ms since the epoch)
+    next_capture_at  timestamptz NOT NULL DEFAULT now(),
+    last_captured_at timestamptz,
+    last_new_plays   integer NOT NULL DEFAULT 0 CHECK (last_new_plays >= 0),
+    failures         integer NOT NULL DEFAULT 0 CHECK (failures >= 0),  -- in a row
+    last_error       text,                           -- what the person reads on /settings
+    last_error_at    timestamptz
+);
+CREATE INDEX IF NOT EXISTS capture_state_due_idx ON capture_state (next_capture_at);
+
+-- A capture that found a full page of new plays: more than 50 may have been played since
+-- the last one, and Spotify no longer has those in between. Recorded, and shown.
+CREATE TABLE IF NOT EXISTS play_gaps (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id     bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    after_play  timestamptz NOT NULL,  -- the newest play known before the gap
+    before_play timestamptz NOT NULL,  -- the oldest play the capture still got
+    detected_at timestamptz NOT NULL DEFAULT now(),
+    CHECK (after_play < before_play),
+    UNIQUE (user_id, after_play)
+);

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import math
 import secrets
 import time
 import warnings
@@ -317,6 +318,29 @@ def _invalid_grant(cur, user_id: int) -> ReloginNeeded:
 
 
 # -- the Web API --------------------------------------------------------------------
+class CallBudget:
+    """Asked before every Web API call and told of every 429. This default keeps no
+    shared state; jobs.rate_budget.SharedBudget shares one budget across the deployment."""
+
+    def before_call(self) -> tuple[float, float]:
+        """(seconds to wait for this call's turn, seconds every call is blocked for)."""
+        return 0.0, 0.0
+
+    def rate_limited(self, retry_after: float) -> None:
+        pass
+
+    def quota_exceeded(self, retry_after: float) -> None:
+        pass
+
+
+_budget = CallBudget()
+
+
+def use_budget(budget: CallBudget) -> None:
+    global _budget
+    _budget = budget
+
+
 class SpotifyClient:
     """The calls the app makes, each returning plain dicts, with our retry policy."""
 
@@ -358,15 +382,26 @@ class SpotifyClient:
             raise
 
     def _call_with_retries(self, method, *args, **kwargs):
-        waited, server_errors = 0, 0
+        waited, server_errors = 0.0, 0
         while True:
+            turn, blocked = _budget.before_call()
+            if blocked > 0:  # another worker's 429: wait it out like our own
+                if waited + blocked > RATE_LIMIT_WAIT_CAP:
+                    raise RateLimited(math.ceil(blocked))
+                waited += blocked
+                self._sleep(blocked)
+                continue
+            if turn > 0:
+                self._sleep(turn)
             try:
                 result = method(*args, **kwargs)
             except SpotifyException as exc:
                 if exc.http_status == 429:
                     retry_after = retry_after_seconds(exc.headers)
                     if exc.reason == "QUOTA_EXCEEDED":
+                        _budget.quota_exceeded(retry_after)
                         raise QuotaExceeded(retry_after) from None
+                    _budget.rate_limited(retry_after)
                     if waited + retry_after > RATE_LIMIT_WAIT_CAP:
                         raise RateLimited(retry_after) from None
                     waited += retry_after

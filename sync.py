@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -196,21 +195,26 @@ def run_sync(settings: SpotifySettings, user_id: int, run_id: int, day: date | N
         summary = sync_user(settings, user_id, day, report)
     except QuotaExceeded as exc:  # the whole app's quota: whoever runs syncs should stop
         outcome = {"error": exc.message, "quota_exceeded": True}
-    except SpotifyError as exc:
-        outcome = {"error": exc.message}
-    except psycopg2.DataError:
-        log.exception("sync %s: Spotify data did not fit the schema", run_id)
-        outcome = {"error": "Spotify sent data we could not store; nothing was changed. Please try again later."}
-    except (psycopg2.Error, DatabaseUnavailable) as exc:
-        log.warning("sync %s: database error: %s", run_id, exc)
-        outcome = {"error": "The database failed during the sync; nothing was changed. Please try again."}
-    except Exception:
-        log.exception("sync %s failed unexpectedly", run_id)
-        outcome = {"error": "The sync failed unexpectedly; nothing was changed. It has been logged."}
+    except Exception as exc:
+        outcome = {"error": failure_message(exc, f"sync {run_id}")}
     else:
         outcome = {"summary": summary}
     record_outcome(run_id, outcome)
     return outcome
+
+
+def failure_message(exc: BaseException, what: str) -> str:
+    """What a person reads about a failed sync (logged for the operator as well)."""
+    if isinstance(exc, SpotifyError):
+        return exc.message
+    if isinstance(exc, psycopg2.DataError):
+        log.error("%s: Spotify data did not fit the schema", what, exc_info=exc)
+        return "Spotify sent data we could not store; nothing was changed. Please try again later."
+    if isinstance(exc, (psycopg2.Error, DatabaseUnavailable)):
+        log.warning("%s: database error: %s", what, exc)
+        return "The database failed during the sync; nothing was changed. Please try again."
+    log.error("%s failed unexpectedly", what, exc_info=exc)
+    return "The sync failed unexpectedly; nothing was changed. It has been logged."
 
 
 def record_outcome(run_id: int, outcome: dict, attempts: int = 30, pause: float = 1.0) -> None:
@@ -254,13 +258,6 @@ def start_run(user_id: int) -> int:
 def sync_now(settings: SpotifySettings, user_id: int, day: date | None = None) -> dict:
     """Start and finish a sync in this thread (the CLI, tests)."""
     return run_sync(settings, user_id, start_run(user_id), day)
-
-
-def sync_in_background(settings: SpotifySettings, user_id: int) -> int:
-    """Start a sync on a thread of its own; the page polls its sync_runs row."""
-    run_id = start_run(user_id)
-    threading.Thread(target=run_sync, args=(settings, user_id, run_id), name=f"sync-{run_id}", daemon=True).start()
-    return run_id
 
 
 @click.command("snapshot")

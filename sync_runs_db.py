@@ -12,31 +12,55 @@ SILENT_AFTER = "2 minutes"
 INTERRUPTED = "The sync was interrupted (the server restarted or the worker died). Please run it again."
 
 
-def start_run(cur, user_id: int, worker: str, worker_alive) -> int | None:
+def start_run(cur, user_id: int, worker: str | None, worker_alive, stage: str = "starting") -> int | None:
     """A new running sync for the user, or None when one is really running.
 
-    A run left behind by a dead worker does not count: ``worker_alive(worker)`` says
-    whether the process that started it still exists (when it can tell), and a run whose
-    heartbeat is older than SILENT_AFTER is dead wherever it ran.
+    A run left behind by a dead worker does not count. A run with a job is alive while
+    its job is queued or running (the engine retries a dead worker's job); one without
+    (``flask snapshot``, a run being queued) by ``worker_alive(worker)``, which says
+    whether the process that started it still exists when it can tell, and a heartbeat
+    fresher than SILENT_AFTER.
     """
     cur.execute(
         """
-        SELECT id, worker, heartbeat_at < now() - %s::interval AS silent
-        FROM sync_runs WHERE user_id = %s AND status = 'running' FOR UPDATE
+        SELECT r.id, r.worker, r.job_id, r.heartbeat_at < now() - %s::interval AS silent,
+               j.status IN ('todo', 'doing') AS job_alive
+        FROM sync_runs r LEFT JOIN procrastinate_jobs j ON j.id = r.job_id
+        WHERE r.user_id = %s AND r.status = 'running' FOR UPDATE OF r
     """,
         (SILENT_AFTER, user_id),
     )
     running = fetch_one(cur)
-    if running and (running["silent"] or not worker_alive(running["worker"])):
-        fail_run(cur, running["id"], INTERRUPTED)
+    if running:
+        if running["job_id"] is not None:
+            dead = not running["job_alive"]
+        else:
+            dead = running["silent"] or not worker_alive(running["worker"])
+        if dead:
+            fail_run(cur, running["id"], INTERRUPTED)
     cur.execute(
         """
-        INSERT INTO sync_runs (user_id, worker) VALUES (%s, %s)
+        INSERT INTO sync_runs (user_id, worker, stage) VALUES (%s, %s, %s)
         ON CONFLICT (user_id) WHERE status = 'running' DO NOTHING
         RETURNING id
     """,
-        (user_id, worker),
+        (user_id, worker, stage),
     )
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def running_run(cur, user_id: int) -> dict | None:
+    cur.execute("SELECT id, job_id, stage FROM sync_runs WHERE user_id = %s AND status = 'running'", (user_id,))
+    return fetch_one(cur)
+
+
+def attach_job(cur, run_id: int, job_id: int) -> None:
+    cur.execute("UPDATE sync_runs SET job_id = %s, heartbeat_at = now() WHERE id = %s", (job_id, run_id))
+
+
+def run_status(cur, run_id: int) -> str | None:
+    cur.execute("SELECT status FROM sync_runs WHERE id = %s", (run_id,))
     row = cur.fetchone()
     return row[0] if row else None
 

@@ -217,3 +217,16 @@ def bump_data_version(cur, user_id: int) -> None:
     the person, is the lock order every writer keeps.
     """
     cur.execute("SELECT bump_data_versions(ARRAY[%s]::bigint[])", (user_id,))
+
+
+def users_with_tokens_expiring(cur, within_seconds: float) -> list[int]:
+    """Users whose access token expires within the given time and can be refreshed."""
+    cur.execute(
+        """
+        SELECT user_id FROM spotify_tokens
+        WHERE refresh_token_encrypted IS NOT NULL AND expires_at < now() + make_interval(secs => %s)
+        ORDER BY expires_at
+    """,
+        (within_seconds,),
+    )
+    return [row[0] for row in cur.fetchall()]

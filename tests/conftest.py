@@ -31,6 +31,7 @@ import people_data
 import spotify
 from app import create_app
 from emulator import server as spotify_emulator
+from jobs.engine import WorkerThread
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -245,9 +246,15 @@ def spotify_app(db, clean_emulator, request):
             "SPOTIPY_REDIRECT_URI": "http://127.0.0.1:5000/callback",
             "SPOTIFY_REQUEST_TIMEOUT": 1,
             "DEMO_BACKFILL_WEEKS": weeks,
+            "JOBS_POLL_INTERVAL": 0.2,
+            "JOBS_STALLED_AFTER": 3,
+            "JOBS_RETRY_BASE": 0.5,
         }
     )
+    # a real job worker, in this process, runs the syncs the app queues
+    worker = WorkerThread(application).start()
     yield application
+    worker.stop()
     deadline = time.monotonic() + 10
     while database.get_pool().stats()["in_use"] and time.monotonic() < deadline:
         time.sleep(0.05)  # let a background sync finish before its database goes

@@ -118,6 +118,7 @@ def one_thread_gunicorn(db, tmp_path):
         GUNICORN_THREADS="1",
         DB_POOL_TIMEOUT="1",
         SPOTIFY_EMULATOR_URL="http://127.0.0.1:9",
+        JOBS_EMBEDDED_WORKER="0",  # a timing test of the one web thread: no job worker beside it
     )
     yield server.url
     server.stop()
