@@ -55,13 +55,13 @@ class SharedBudget(spotify.CallBudget):
         log.warning("Spotify answered 429: every worker waits %s s", retry_after)
 
     def quota_exceeded(self, retry_after: float) -> None:
-        record_quota_exceeded(retry_after, "Spotify answered 429 QUOTA_EXCEEDED: this app's quota is used up.")
+        record_quota_exceeded(retry_after, "Spotify says this app's quota is used up.")
 
 
 def record_quota_exceeded(retry_after: float | None, message: str) -> None:
     with _own_transaction() as cur:
         jobs_db.record_quota_exceeded(cur, retry_after or QUOTA_PAUSE_DEFAULT, message)
-    log.error("Spotify says the app's quota is exceeded: scheduled work stops (%s)", message)
+    log.warning("scheduled work stops until the Spotify quota refills (%s)", message)
 
 
 def seconds_blocked() -> float:
