@@ -9,6 +9,7 @@ from datetime import date, datetime
 from flask import Blueprint, Response, flash, redirect, render_template, request, session, stream_with_context, url_for
 
 import account_db
+import jobs_db
 import sync_runs_db
 from auth import end_every_session, login_required, require_user_id
 from database import long_running, transaction
@@ -32,9 +33,13 @@ def index():
     with transaction() as cur:
         account = account_db.account_status(cur, user_id)
         run = sync_runs_db.latest_run(cur, user_id)
+        capture = jobs_db.capture_status(cur, user_id)
+        gaps = jobs_db.play_gaps(cur, user_id)
     if account is None:
         return account_gone()
-    return render_template("account/index.html", account=account, run=run, confirm_word=CONFIRM_WORD)
+    return render_template(
+        "account/index.html", account=account, run=run, capture=capture, gaps=gaps, confirm_word=CONFIRM_WORD
+    )
 
 
 def download_name(user_spotify_id: str, extension: str) -> str:
@@ -135,6 +140,8 @@ def delete_account():
                 "account/index.html",
                 account=account,
                 run=run,
+                capture=jobs_db.capture_status(cur, user_id),
+                gaps=jobs_db.play_gaps(cur, user_id),
                 confirm_word=CONFIRM_WORD,
                 delete_error=f"Type {CONFIRM_WORD} in the box to confirm.",
             ), 400

@@ -159,3 +159,112 @@ def budget_state(cur) -> dict:
     """
     )
     return fetch_one(cur) or {}
+
+
+# -- recently-played capture --------------------------------------------------------------
+def add_capture_states(cur, interval_seconds: float) -> int:
+    """A capture state for every person with a token who has none yet, their first
+    capture spread over one interval (a fixed offset from their Spotify id)."""
+    cur.execute(
+        """
+        INSERT INTO capture_state (user_id, next_capture_at)
+        SELECT u.id, now() + make_interval(secs => (abs(hashtext(u.spotify_id)) %% 1000) / 1000.0 * %s)
+        FROM users u JOIN spotify_tokens t ON t.user_id = u.id
+        WHERE (t.refresh_token_encrypted IS NOT NULL OR t.expires_at > now())
+          AND NOT EXISTS (SELECT 1 FROM capture_state c WHERE c.user_id = u.id)
+        ON CONFLICT (user_id) DO NOTHING
+    """,
+        (interval_seconds,),
+    )
+    return cur.rowcount
+
+
+def take_due_captures(cur, interval_seconds: float, limit: int) -> list[int]:
+    """People whose capture is due, their next one moved an interval on (doubled for each
+    failure in a row, up to a day): the caller queues these now."""
+    cur.execute(
+        """
+        WITH due AS (
+            SELECT c.user_id FROM capture_state c
+            JOIN spotify_tokens t ON t.user_id = c.user_id
+            WHERE c.next_capture_at <= now()
+              AND (t.refresh_token_encrypted IS NOT NULL OR t.expires_at > now())
+            ORDER BY c.next_capture_at LIMIT %s
+            FOR UPDATE OF c SKIP LOCKED
+        )
+        UPDATE capture_state c
+        SET next_capture_at = now() + make_interval(secs => least(%s * 2 ^ least(c.failures, 16), 86400))
+        FROM due WHERE c.user_id = due.user_id
+        RETURNING c.user_id
+    """,
+        (limit, interval_seconds),
+    )
+    return sorted(row[0] for row in cur.fetchall())
+
+
+def lock_capture_state(cur, user_id: int) -> dict | None:
+    cur.execute(
+        "SELECT user_id, after_ms, last_captured_at, failures FROM capture_state WHERE user_id = %s FOR UPDATE",
+        (user_id,),
+    )
+    return fetch_one(cur)
+
+
+def record_capture(cur, user_id: int, after_ms: int | None, new_plays: int) -> None:
+    cur.execute(
+        """
+        INSERT INTO capture_state (user_id, after_ms, last_captured_at, last_new_plays, failures)
+        VALUES (%(user)s, %(after)s, now(), %(new)s, 0)
+        ON CONFLICT (user_id) DO UPDATE
+        SET after_ms = greatest(capture_state.after_ms, EXCLUDED.after_ms), last_captured_at = now(),
+            last_new_plays = EXCLUDED.last_new_plays, failures = 0, last_error = NULL, last_error_at = NULL
+    """,
+        {"user": user_id, "after": after_ms, "new": new_plays},
+    )
+
+
+def record_capture_failure(cur, user_id: int, message: str) -> None:
+    cur.execute(
+        """
+        INSERT INTO capture_state (user_id, failures, last_error, last_error_at) VALUES (%s, 1, %s, now())
+        ON CONFLICT (user_id) DO UPDATE
+        SET failures = capture_state.failures + 1, last_error = EXCLUDED.last_error, last_error_at = now()
+    """,
+        (user_id, message),
+    )
+
+
+def record_gap(cur, user_id: int, after_play, before_play) -> bool:
+    cur.execute(
+        """
+        INSERT INTO play_gaps (user_id, after_play, before_play) VALUES (%s, %s, %s)
+        ON CONFLICT (user_id, after_play) DO NOTHING
+    """,
+        (user_id, after_play, before_play),
+    )
+    return cur.rowcount == 1
+
+
+def capture_status(cur, user_id: int) -> dict | None:
+    """What /settings shows: the last capture, its failures, the gaps found."""
+    cur.execute(
+        """
+        SELECT c.last_captured_at, c.last_new_plays, c.next_capture_at, c.failures, c.last_error, c.last_error_at,
+               (SELECT count(*) FROM play_gaps g WHERE g.user_id = c.user_id) AS gaps,
+               (SELECT max(detected_at) FROM play_gaps g WHERE g.user_id = c.user_id) AS last_gap_at
+        FROM capture_state c WHERE c.user_id = %s
+    """,
+        (user_id,),
+    )
+    return fetch_one(cur)
+
+
+def play_gaps(cur, user_id: int, limit: int = 5) -> list[dict]:
+    cur.execute(
+        """
+        SELECT after_play, before_play, detected_at FROM play_gaps
+        WHERE user_id = %s ORDER BY detected_at DESC LIMIT %s
+    """,
+        (user_id, limit),
+    )
+    return fetch_all(cur)

@@ -478,8 +478,10 @@ class SpotifyClient:
             first, lambda i: isinstance(i, dict) and "added_at" in i and is_track_object(carried(i)), on_page
         )
 
-    def recently_played(self) -> list:
-        page = self._call(self._sp.current_user_recently_played, limit=50)
+    def recently_played(self, after_ms: int | None = None) -> list:
+        """The last 50 plays, newest first; with ``after_ms`` only those after it (the
+        capture's cursor: ms since the epoch of the newest play already seen)."""
+        page = self._call(self._sp.current_user_recently_played, limit=50, after=after_ms)
         return self._all_pages(
             {**page, "next": None},
             lambda i: isinstance(i, dict) and "played_at" in i and is_track_object(carried(i)),

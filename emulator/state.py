@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from .listeners import DEMO_USERS
+from .live import play_interval_from_env
 
 DEMO_CLIENT_ID = "mtm-demo-client"
 DEMO_CLIENT_SECRET = "mtm-demo-secret"  # nosec B105: the emulator's public demo credentials
@@ -157,6 +158,9 @@ class EmulatorState:
         self._access: dict[str, _AccessToken] = {}
         self._refresh: dict[str, _RefreshToken] = {}
         self.playlists: dict[str, Playlist] = {}
+        # listeners keep listening from now on (emulator/live.py)
+        self.started_at = datetime.now(UTC)
+        self.play_interval: float | None = play_interval_from_env()
 
     # -- clock: tests freeze it so "today's" top tracks are reproducible
     def now(self) -> datetime:

@@ -19,7 +19,8 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from . import objects
 from .catalogue import get_catalogue, search_tracks
-from .listeners import TIME_RANGES, parse_played_item, recently_played, saved_tracks, served_top_track_ids
+from .listeners import TIME_RANGES, parse_played_item, saved_tracks, served_top_track_ids
+from .live import recently_played_now
 from .state import EmulatorState
 
 web_api = Blueprint("emulator_web_api", __name__, url_prefix="/v1")
@@ -294,7 +295,12 @@ def _recently_played_page() -> dict:
     after, before = _int_arg("after", -1, 0, 10**15), _int_arg("before", -1, 0, 10**15)
     if after >= 0 and before >= 0:
         raise ApiError(400, "Only one of the cursors 'after' and 'before' can be specified")
-    plays = [(item, at, int(at.timestamp() * 1000)) for item, at in recently_played(g.token.user_id, _state().now())]
+    plays = [
+        (item, at, int(at.timestamp() * 1000))
+        for item, at in recently_played_now(
+            g.token.user_id, _state().now(), _state().started_at, _state().play_interval
+        )
+    ]
     window = [p for p in plays if p[2] > after and (before < 0 or p[2] < before)]
     shown, base = window[:limit], _base()
     query = {"after": after} if after >= 0 else {}

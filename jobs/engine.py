@@ -47,7 +47,7 @@ import db_config
 log = logging.getLogger(__name__)
 
 # Modules whose import registers tasks; a worker imports them all before its first job.
-TASK_MODULES = ["jobs.sync_tasks", "jobs.housekeeping"]
+TASK_MODULES = ["jobs.sync_tasks", "jobs.capture", "jobs.housekeeping"]
 
 
 class _AppPoolForEngine:

@@ -78,9 +78,10 @@ def _periodic_options(task: Task, config) -> ConfigureTaskOptions:
 @engine.task(name="jobs.tick", queue="schedule", pass_context=True)
 def tick_task(context, timestamp: int) -> None:
     """Queue what is due: captures, then daily snapshots."""
-    from . import snapshot_schedule
+    from . import capture, snapshot_schedule
 
     with flask_app_context():
+        capture.queue_due_captures()
         snapshot_schedule.queue_due_snapshots()
 
 

@@ -1,0 +1,64 @@
+"""Listeners who keep listening in real time, so capture can be seen working.
+
+Besides the sessions laid out per calendar day (listeners.day_plays), each listener plays
+one more track every ``EMULATOR_PLAY_INTERVAL`` seconds (default 180) from the moment the
+emulator started, at a fixed offset of their own within the interval. Deterministic: the
+k-th live play of a listener is the same track at the same time whoever asks, so asking
+again later gives the same history plus anything new.
+
+A frozen clock (the tests' fixed "now", set before the emulator started) sees no live
+plays: frozen runs stay reproducible. Tests of capture run an emulator on the real clock
+with an interval of a second or two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from datetime import UTC, datetime, timedelta
+
+from .listeners import RECENTLY_PLAYED_MAX, recently_played, top_track_ids
+
+DEFAULT_PLAY_INTERVAL = 180.0
+
+
+def play_interval_from_env(environ=None) -> float:
+    environ = os.environ if environ is None else environ
+    try:
+        return max(float(environ.get("EMULATOR_PLAY_INTERVAL") or DEFAULT_PLAY_INTERVAL), 0.5)
+    except ValueError:
+        return DEFAULT_PLAY_INTERVAL
+
+
+def _offset(user_id: str, interval: float) -> float:
+    digest = hashlib.blake2b(user_id.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") / 2**32 * interval
+
+
+def live_plays(user_id: str, started_at: datetime, now: datetime, interval: float) -> list:
+    """(track_id, played_at) of the listener's live plays up to ``now``, newest first (at
+    most 50: Spotify keeps no more)."""
+    first = started_at + timedelta(seconds=_offset(user_id, interval))
+    if now < first:
+        return []
+    latest = int((now - first).total_seconds() // interval)
+    plays = []
+    for k in range(latest, max(latest - RECENTLY_PLAYED_MAX, -1), -1):
+        at = first + timedelta(seconds=k * interval)
+        chart = top_track_ids(user_id, "short_term", at.date())[:40]
+        rng = random.Random(f"{user_id}:live:{k}")
+        plays.append((chart[min(int(rng.expovariate(1 / 8)), len(chart) - 1)], at.replace(microsecond=0)))
+    return plays
+
+
+def recently_played_now(user_id: str, now: datetime, started_at: datetime | None, interval: float | None) -> list:
+    """The last 50 plays before ``now``: the day's sessions and the live plays together."""
+    plays = recently_played(user_id, now)
+    if started_at is not None and interval:
+        plays = plays + live_plays(user_id, started_at, now, interval)
+    return sorted(plays, key=lambda p: p[1], reverse=True)[:RECENTLY_PLAYED_MAX]
+
+
+def started_now() -> datetime:
+    return datetime.now(UTC)
