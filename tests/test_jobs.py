@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,22 @@ def make_app(db, live_emulator):
     database.close_pool()
 
 
+@contextmanager
+def running_worker(app):
+    """A real worker of the job engine on a thread of this process, for the block."""
+    worker = WorkerThread(app).start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def signed_in_and_synced(client, emulator, db: str, listener: str = "ava") -> int:
+    log_in(client, emulator, listener)
+    assert wait_for_sync(client)["status"] == "succeeded"
+    return user_id(db, listener)
+
+
 def plays(db: str, uid: int) -> list:
     return query(db, "SELECT played_at FROM plays WHERE user_id = %s ORDER BY played_at", (uid,))
 
@@ -80,16 +97,11 @@ def plays(db: str, uid: int) -> list:
 def test_capture_keeps_every_new_play_without_a_click(make_app, live_emulator, db):
     app = make_app()
     client = app.test_client()
-    worker = WorkerThread(app).start()
-    try:
-        log_in(client, live_emulator, "ava")
-        assert wait_for_sync(client)["status"] == "succeeded"
-        uid = user_id(db, "ava")
+    with running_worker(app):
+        uid = signed_in_and_synced(client, live_emulator, db)
         after_sync = len(plays(db, uid))
         # the listener goes on playing a track a second; captures every 2 s pick them up
         wait_until(lambda: len(plays(db, uid)) >= after_sync + 5, 30, "five new plays captured")
-    finally:
-        worker.stop()
     stored = plays(db, uid)
     assert len(stored) == len(set(stored))
     [(cursor, failures)] = query(db, "SELECT after_ms, failures FROM capture_state WHERE user_id = %s", (uid,))
@@ -101,11 +113,8 @@ def test_capture_keeps_every_new_play_without_a_click(make_app, live_emulator, d
 def test_more_than_fifty_plays_since_the_last_capture_is_a_gap_shown_on_settings(make_app, live_emulator, db):
     app = make_app(CAPTURE_INTERVAL=3600)
     client = app.test_client()
-    worker = WorkerThread(app).start()
-    try:
-        log_in(client, live_emulator, "ava")
-        assert wait_for_sync(client)["status"] == "succeeded"
-        uid = user_id(db, "ava")
+    with running_worker(app):
+        uid = signed_in_and_synced(client, live_emulator, db)
         # as if the last capture was four days ago: Spotify has only the last 50 since
         with app.app_context():
             from jobs import capture
@@ -119,8 +128,6 @@ def test_more_than_fifty_plays_since_the_last_capture_is_a_gap_shown_on_settings
             )
             capture.queue_capture(uid)
         wait_until(lambda: query(db, "SELECT count(*) FROM play_gaps")[0][0] == 1, 30, "a gap recorded")
-    finally:
-        worker.stop()
     page = client.get("/settings").get_data(as_text=True)
     assert "plays may be missing between" in page
     assert "Spotify keeps only your last 50 plays" in page
