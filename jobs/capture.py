@@ -25,7 +25,7 @@ import library_db
 import spotify
 import sync
 import tracks_db
-from database import transaction
+from database import long_running, transaction
 
 from . import retries
 from .engine import defer, engine, flask_app_context, user_lock
@@ -78,6 +78,7 @@ def capture(settings: spotify.SpotifySettings, user_id: int) -> dict:
     plays = [(sync.track_id(sync.carried(i)), played_at(i)) for i in items if sync.track_id(sync.carried(i))]
     newest = max((millis(played_at(i)) for i in items), default=after_ms)
     with transaction() as cur:
+        long_running(cur)  # the catalogue's row locks may be another sync's for a while
         state = jobs_db.lock_capture_state(cur, user_id)  # one capture of a person at a time
         if state and state["after_ms"] is not None and newest is not None and newest <= state["after_ms"]:
             plays = [p for p in plays if millis(p[1]) > state["after_ms"]]
