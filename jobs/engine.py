@@ -29,6 +29,7 @@ Defer it from a Flask request (or a CLI command, or another task)::
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import threading
@@ -236,6 +237,13 @@ class WorkerThread:
 
     def _main(self) -> None:
         options = worker_options(self.flask_app.config) | {"install_signal_handlers": False} | self.overrides
+        try:
+            database_url(self.flask_app)  # the embedded server, if it is the one, starts (and registers its stop) first
+        except Exception:
+            log.exception("the in-process job worker found no database")
+            self._ready.set()
+            return
+        atexit.register(self.stop)  # atexit runs last-in first-out: the worker stops before that server does
 
         async def main():
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
