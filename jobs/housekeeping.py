@@ -11,7 +11,7 @@ per tick whatever the number of workers (the engine records each defer). Ticks:
 - ``jobs.refresh_tokens`` every 5 minutes: access tokens about to expire are renewed
   before a capture needs them; a refresh token Spotify no longer accepts ends capture
   for that person (they log in again);
-- procrastinate's ``remove_old_jobs`` hourly: finished jobs after JOBS_KEEP_HOURS
+- ``jobs.remove_old_jobs`` hourly: finished jobs after JOBS_KEEP_HOURS
   (default 72), failed and cancelled ones too after a week.
 """
 
@@ -60,7 +60,7 @@ def register_schedule(config) -> None:
         (tick_task, tick),
         (retry_stalled_task, tick),
         (refresh_tokens_task, "*/5 * * * *"),
-        (engine.tasks["builtin:procrastinate.builtin_tasks.remove_old_jobs"], "17 * * * *"),
+        (remove_old_jobs_task, "17 * * * *"),
     ]
     registry = engine.periodic_registry
     for task, cron in schedule:
@@ -69,10 +69,7 @@ def register_schedule(config) -> None:
 
 
 def _periodic_options(task: Task, config) -> ConfigureTaskOptions:
-    options: ConfigureTaskOptions = {"queueing_lock": f"periodic:{task.name}"}
-    if task.name.startswith("builtin:"):
-        options["task_kwargs"] = {"max_hours": int(config.get("JOBS_KEEP_HOURS") or 72)}
-    return options
+    return {"queueing_lock": f"periodic:{task.name}"}
 
 
 @engine.task(name="jobs.tick", queue="schedule", pass_context=True)
@@ -112,6 +109,17 @@ async def _in_thread(function, *args) -> None:
             function(*args)
 
     await utils.sync_to_async(call)
+
+
+@engine.task(name="jobs.remove_old_jobs", queue="schedule", pass_context=True)
+async def remove_old_jobs_task(context, timestamp: int) -> None:
+    """Finished jobs after JOBS_KEEP_HOURS; failed, cancelled and aborted ones after a week
+    (they are what /healthz and the operator look at)."""
+    manager = context.app.job_manager
+    await manager.delete_old_jobs(nb_hours=int(bound_config().get("JOBS_KEEP_HOURS") or 72))
+    await manager.delete_old_jobs(
+        nb_hours=KEEP_FAILED_HOURS, include_failed=True, include_cancelled=True, include_aborted=True
+    )
 
 
 @engine.task(name="jobs.refresh_tokens", queue="schedule", pass_context=True)

@@ -83,7 +83,7 @@ def test_sync_whose_connection_dies_mid_write_is_rolled_back_and_retried_by_the_
     client = spotify_app.test_client()
     try:
         log_in(client, emulator, "ava")  # starts the first sync in the background
-        backend = _backend_waiting_on(db, "saved_tracks")
+        backend = _backend_waiting_on(db, "saved_tracks", timeout=60)  # a worker picks it up, then fetches
         query(db, "SELECT pg_terminate_backend(%s)", (backend,))  # as if the server lost that session
     finally:
         blocker.rollback()

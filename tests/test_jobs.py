@@ -244,3 +244,27 @@ def test_healthz_shows_the_queue_and_a_live_worker(make_app, live_emulator):
         worker.stop()
     for key in ("waiting", "oldest_waiting_seconds", "running", "retrying", "failed_last_24h", "spotify"):
         assert key in jobs
+
+
+def test_old_job_rows_are_cleaned_up_and_recent_ones_kept(make_app, db):
+    app = make_app(JOBS_KEEP_HOURS=1)
+    with app.app_context():
+        from jobs.engine import defer
+
+        old, recent = defer("jobs.refresh_tokens", timestamp=0), defer("jobs.refresh_tokens", timestamp=1)
+    with running_worker(app):
+        wait_until(
+            lambda: query(db, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'") == [(2,)],
+            30,
+            "both jobs done",
+        )
+        query(db, "UPDATE procrastinate_events SET at = now() - interval '2 hours' WHERE job_id = %s", (old,))
+        with app.app_context():
+            cleanup = defer("jobs.remove_old_jobs", timestamp=0)
+        wait_until(
+            lambda: query(db, "SELECT status::text FROM procrastinate_jobs WHERE id = %s", (cleanup,))
+            == [("succeeded",)],
+            30,
+            "the clean-up done",
+        )
+    assert query(db, "SELECT id FROM procrastinate_jobs WHERE id IN (%s, %s)", (old, recent)) == [(recent,)]
