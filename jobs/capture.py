@@ -74,8 +74,8 @@ def capture(settings: spotify.SpotifySettings, user_id: int) -> dict:
     client = spotify.SpotifyClient.for_user(settings, user_id)
     items = [i for i in client.recently_played(after_ms) if isinstance(i, dict) and i.get("played_at")]
     # episodes and local files move the cursor but are not catalogue tracks (as in a sync)
-    tracks = [sync.carried(i) for i in items if sync.track_id(sync.carried(i))]
-    plays = [(sync.track_id(sync.carried(i)), played_at(i)) for i in items if sync.track_id(sync.carried(i))]
+    tracks = [spotify.carried(i) for i in items if sync.track_id(spotify.carried(i))]
+    plays = [(sync.track_id(spotify.carried(i)), played_at(i)) for i in items if sync.track_id(spotify.carried(i))]
     newest = max((millis(played_at(i)) for i in items), default=after_ms)
     with transaction() as cur:
         long_running(cur)  # the catalogue's row locks may be another sync's for a while
