@@ -254,7 +254,12 @@ def test_old_job_rows_are_cleaned_up_and_recent_ones_kept(make_app, db):
         old, recent = defer("jobs.refresh_tokens", timestamp=0), defer("jobs.refresh_tokens", timestamp=1)
     with running_worker(app):
         wait_until(
-            lambda: query(db, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'") == [(2,)],
+            lambda: query(
+                db,
+                "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded' AND id IN (%s, %s)",
+                (old, recent),
+            )
+            == [(2,)],
             30,
             "both jobs done",
         )
