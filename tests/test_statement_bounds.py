@@ -19,6 +19,7 @@ import sync
 from app import create_app
 from gunicorn_server import start_app
 from helpers import query, sign_in_and_sync
+from jobs.engine import WorkerThread
 
 POOL_TIMEOUT = 2.0
 
@@ -183,8 +184,10 @@ def test_a_sync_waits_for_a_lock_longer_than_a_page_would(db, emulator):
         DEMO_BACKFILL_WEEKS=0,
         SPOTIPY_REDIRECT_URI="http://127.0.0.1:5000/callback",
     )
+    worker = WorkerThread(application).start()  # runs the first sync the login queues
     try:
         client = sign_in_and_sync(application.test_client(), emulator, "chen")
+        worker.stop()  # the sync under test runs in this test's own thread
         [(user_id,)] = query(db, "SELECT id FROM users WHERE spotify_id = 'chen'")
         lock = HeldLock(db, "saved_tracks")
         outcome: dict = {}
@@ -205,6 +208,7 @@ def test_a_sync_waits_for_a_lock_longer_than_a_page_would(db, emulator):
         assert "summary" in outcome, outcome
         assert client.get("/api/sync/status").get_json()["status"] == "succeeded"
     finally:
+        worker.stop()
         database.close_pool()
 
 
