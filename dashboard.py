@@ -339,10 +339,10 @@ def durations_chart(cur, user_id: int, f: Filters, _audio) -> dict:
 
 
 def no_audio_features(coverage: dict) -> str:
-    return (
-        "Mood charts need Spotify audio features, which Spotify no longer gives new apps: "
-        f"none of your {coverage['tracks']} tracks in this period has them."
-    )
+    # "none of your 0 tracks" read as a fault on a first visit: say plainly there are none yet
+    tracks = coverage["tracks"]
+    which = f"none of your {tracks} tracks in this period has them" if tracks else "no tracks in this period yet"
+    return f"Mood charts need Spotify audio features, which Spotify no longer gives new apps: {which}."
 
 
 def energy_chart(cur, user_id: int, f: Filters, audio: dict | None) -> dict:

@@ -98,6 +98,17 @@ def test_mood_charts_are_replaced_when_no_track_has_audio_features(fixed_signed_
         assert charts[name]["datasets"] == []
 
 
+def test_a_person_with_no_tracks_yet_is_never_told_none_of_your_0_tracks(client, conn):
+    cur = conn.cursor()
+    cur.execute("INSERT INTO users (spotify_id, display_name) VALUES ('empty-one', 'Empty') RETURNING id")
+    with client.session_transaction() as session:
+        session["user_id"] = cur.fetchone()[0]
+    charts = charts_of(client)
+    for name in ("energy", "mood"):
+        assert "0 tracks" not in charts[name]["empty"]
+        assert charts[name]["empty"].endswith("no tracks in this period yet.")
+
+
 def test_dashboard_frame_preloads_its_charts_without_inline_script(fixed_signed_in):
     client, _ = fixed_signed_in
     response = client.get("/dashboard?time_range=short_term&period=all")
