@@ -202,11 +202,13 @@ def run_worker(flask_app, install_signal_handlers: bool = True, **overrides) -> 
     parent = os.environ.get("JOBS_PARENT_PID", "")
 
     async def main():
-        stop = None
+        stop, watchdog = None, None
         if parent.isdigit():
             stop = asyncio.Event()
-            asyncio.ensure_future(_stop_when_orphaned(int(parent), stop))
+            watchdog = asyncio.ensure_future(_stop_when_orphaned(int(parent), stop))  # referenced: never collected
         await _serve_until_stopped(flask_app, options, stop)
+        if watchdog is not None:
+            watchdog.cancel()
 
     asyncio.run(main())
 
