@@ -134,7 +134,7 @@ def log_in(base: str) -> requests.Session:
     raise RehearsalFailed("the first sync did not finish within 120 s")
 
 
-def example_values(session: requests.Session, base: str) -> dict:
+def example_values(session: requests.Session, base: str, emulator: str) -> dict:
     """Real values for routes with a parameter: a chart, one of the user's tracks, and a
     time-machine playlist the rehearsal builds on (emulated) Spotify for the occasion."""
     values = {"name": next(iter(session.get(base + "/api/charts", timeout=30).json()["charts"]))}
@@ -149,11 +149,42 @@ def example_values(session: requests.Session, base: str) -> dict:
         f"creating a time-machine playlist answered {created.status_code}",
     )
     values["playlist_id"] = int(created.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    values["import_id"] = import_history_export(session, base, emulator)
+    # a year the person has plays in: the listening page links its years in review
+    listening = session.get(base + "/listening", timeout=30).text
+    values["year"] = int(first_group(r"/listening/(\d{4})", listening, "the listening page links no year in review"))
     print(f"  built playlist {values['playlist_id']} on Spotify from the 2010s")
     return values
 
 
-def pages_to_visit(session: requests.Session, base: str) -> list[str]:
+def import_history_export(session: requests.Session, base: str, emulator: str) -> int:
+    """Upload the listener's data export from the emulator through the page's plain form (as a
+    browser without script would) and wait for the worker to import it; returns its id."""
+    export = requests.get(f"{emulator}/_emulator/data-export/{LISTENER}.zip", timeout=60)
+    check(export.status_code == 200, f"the emulator's data export answered {export.status_code}")
+    page = session.get(base + "/import", timeout=30).text
+    token = first_group(r'name="csrf_token" value="([^"]+)"', page, "the import page has no CSRF token")
+    uploaded = session.post(
+        base + "/import",
+        data={"csrf_token": token},
+        files={"files": ("my_spotify_data.zip", export.content, "application/zip")},
+        allow_redirects=False,
+        timeout=60,
+    )
+    check(uploaded.status_code == 303, f"uploading the export answered {uploaded.status_code}: {uploaded.text[:200]}")
+    import_id = int(uploaded.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        status = session.get(f"{base}/api/import/{import_id}", timeout=10).json()
+        if status.get("status") in ("succeeded", "failed"):
+            check(status["status"] == "succeeded", f"the history import ended {status['status']}: {status}")
+            print(f"  imported the data export: {status.get('summary', {}).get('new_plays', '?')} new plays")
+            return import_id
+        time.sleep(0.5)
+    raise RehearsalFailed("the history import did not finish within 180 s")
+
+
+def pages_to_visit(session: requests.Session, base: str, emulator: str) -> list[str]:
     """Every GET route of the app, routes with a parameter filled with real values."""
     from app import create_app
 
@@ -164,7 +195,7 @@ def pages_to_visit(session: requests.Session, base: str) -> list[str]:
             "SPOTIFY_EMULATOR_URL": "http://127.0.0.1:1",
         }
     )
-    values = example_values(session, base)
+    values = example_values(session, base, emulator)
     paths = []
     for rule in app.url_map.iter_rules():
         if "GET" not in (rule.methods or ()) or rule.endpoint == "static" or rule.rule.startswith("/callback"):
@@ -177,8 +208,8 @@ def pages_to_visit(session: requests.Session, base: str) -> list[str]:
     return sorted(set(paths))
 
 
-def smoke(session: requests.Session, base: str) -> None:
-    for path in pages_to_visit(session, base):
+def smoke(session: requests.Session, base: str, emulator: str) -> None:
+    for path in pages_to_visit(session, base, emulator):
         if path == "/logout":
             continue
         response = session.get(base + path, timeout=30, allow_redirects=False)
@@ -265,7 +296,7 @@ def main() -> int:
             base = f"http://127.0.0.1:{app_port}"
             session = log_in(base)
             print(f"logged in as {LISTENER} through the emulator; first sync succeeded")
-            smoke(session, base)
+            smoke(session, base, emulator)
 
             log_file.flush()
             log_text = Path(log_file.name).read_text()
