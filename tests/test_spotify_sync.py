@@ -131,7 +131,7 @@ def test_two_users_never_see_each_others_rows(spotify_app, emulator, db):
     log_in(dana, emulator, "dana")
     assert wait_for_sync(ava)["status"] == wait_for_sync(dana)["status"] == "succeeded"
     ava_page, dana_page = ava.get("/dashboard").get_data(as_text=True), dana.get("/dashboard").get_data(as_text=True)
-    assert "Hello, Ava" in ava_page and "Dana" not in ava_page.split("<main>")[1]
+    assert "Hello, Ava" in ava_page and "Dana" not in ava_page.split("<main")[1]
     assert "Hello, Dana" in dana_page
     uid_ava, uid_dana = user_id(db, "ava"), user_id(db, "dana")
     assert (
