@@ -9,10 +9,10 @@ from datetime import date, datetime
 from flask import Blueprint, Response, flash, redirect, render_template, request, session, stream_with_context, url_for
 
 import account_db
-import jobs_db
 import sync_runs_db
 from auth import end_every_session, login_required, require_user_id
 from database import long_running, transaction
+from jobs import jobs_db
 
 # The person's account; its page keeps the URL /settings, the name people know it by.
 bp = Blueprint("account", __name__)
@@ -23,7 +23,7 @@ CONFIRM_WORD = "DELETE"
 def account_gone():
     """The account was deleted (in another tab) after the request's sign-in check."""
     session.clear()
-    return redirect(url_for("home.index"))
+    return redirect(url_for("auth.home"))
 
 
 @bp.get("/settings")
@@ -125,7 +125,7 @@ def export_csv():
 def logout_everywhere():
     end_every_session()
     flash("You are logged out on every device, this one included.")
-    return redirect(url_for("home.index"))
+    return redirect(url_for("auth.home"))
 
 
 @bp.post("/settings/delete")
@@ -148,4 +148,4 @@ def delete_account():
         account_db.delete_account(cur, user_id)
     session.clear()
     flash("Your account and all its data were deleted. Playlists already on Spotify stay there.")
-    return redirect(url_for("home.index"))
+    return redirect(url_for("auth.home"))

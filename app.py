@@ -19,8 +19,6 @@ import database
 import errors
 import health
 import history.cli
-import home
-import import_history
 import jobs
 import listening
 import playlists
@@ -29,6 +27,7 @@ import security
 import spotify
 import sync
 import tracks
+from history import page as import_history
 from page_cache import conditional
 
 
@@ -55,7 +54,6 @@ def create_app(config: dict | None = None) -> Flask:
     history.cli.init_app(app)
     jobs.init_app(app)
     CSRFProtect(app)  # every state-changing form carries a token
-    app.register_blueprint(home.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)

@@ -1,4 +1,4 @@
-"""Log in with Spotify, the callback, log out. Tokens stay on the server; the session
+"""The landing page, log in with Spotify, the callback, log out. Tokens stay on the server; the session
 cookie carries only the user id and the one-time OAuth state."""
 
 from __future__ import annotations
@@ -186,4 +186,10 @@ def logout():
     # One session version per account: logging out ends the copies of this cookie and the
     # sessions of other devices alike (the settings page says so on its own button).
     end_every_session()
-    return redirect(url_for("home.index"))
+    return redirect(url_for("auth.home"))
+
+
+@bp.get("/")
+def home():
+    """The landing page: its button starts the login."""
+    return render_template("auth/home.html", demo=spotify.settings_for(current_app).demo)

@@ -49,7 +49,6 @@ from flask import (
     url_for,
 )
 
-import history_db
 import insights_db
 import library_db
 import listening
@@ -60,6 +59,7 @@ import sync_runs_db
 import users_db
 from auth import login_required, require_user_id
 from database import transaction
+from history import history_db
 from jobs.sync_tasks import request_sync
 from page_cache import conditional
 from page_cache import store as page_store
@@ -488,7 +488,7 @@ def index():
         found = stored_overview(cur, user_id)
         if user is None or found is None:  # the account was deleted elsewhere
             session.clear()
-            return redirect(url_for("home.index"))
+            return redirect(url_for("auth.home"))
         run = sync_runs_db.latest_run(cur, user_id)
         tag = page_tag(user_id, filters, found, user, run)
         if tag and (unchanged := conditional.not_modified(tag)):

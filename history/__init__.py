@@ -9,6 +9,8 @@ Module map:
   the staged rows in SQL (history_db) in one transaction, reports progress;
 - ``enrichment``: fetches the full track objects an export only named, one
   ``GET /v1/tracks/{id}`` at a time, resumable;
+- ``page``: the ``/import`` blueprint (upload, progress, summary); ``cli``: ``flask import-history``;
+- ``history_db``: the SQL of all of the above (staging, resolving, the recorded imports);
 - ``runs``: the recorded import a page polls (start, progress, outcome) and the thread
   or job that runs it.
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import ijson
 
-import history_db
 from database import transaction
+from history import history_db
 from migration.load import ensure_owner
 
 from . import archive, formats

@@ -20,8 +20,8 @@ from typing import Any
 
 import psycopg2
 
-import history_db
 from database import DatabaseUnavailable, connection, transaction, write_despite_outage
+from history import history_db
 
 from .archive import BadInput, display_name
 from .importer import describe, import_files

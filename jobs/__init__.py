@@ -9,7 +9,7 @@ capture, daily snapshots, housekeeping, and anything another module registers.
 - ``retries``: backoff and its bound, Spotify's Retry-After honoured;
 - ``rate_budget``: one Spotify rate budget for the deployment, in PostgreSQL.
 
-SQL lives in ``jobs_db.py`` (queue health, capture state) beside the other data modules.
+SQL lives in ``jobs_db`` (queue health, capture state), the package's data module.
 
 How it runs: ``flask --app app worker`` anywhere that reaches the database; ``flask run``
 and the Procfile's web process (gunicorn.conf.py) each start one worker of their own
@@ -45,8 +45,8 @@ def health() -> dict:
     engine's tables are missing (init-db not run yet)."""
     import psycopg2
 
-    import jobs_db
     from database import transaction
+    from jobs import jobs_db
 
     live_within = float(current_app.config.get("JOBS_STALLED_AFTER") or 30)
     try:

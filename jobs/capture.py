@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 
 from flask import current_app
 
-import jobs_db
 import library_db
 import spotify
 import sync
 import tracks_db
 from database import long_running, transaction
+from jobs import jobs_db
 
 from . import retries
 from .engine import defer, engine, flask_app_context, user_lock

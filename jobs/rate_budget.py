@@ -22,9 +22,9 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import jobs_db
 import spotify
 from database import connection, transaction
+from jobs import jobs_db
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 
-import jobs_db
 from database import transaction
+from jobs import jobs_db
 
 from .sync_tasks import request_sync
 

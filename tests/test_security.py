@@ -55,7 +55,7 @@ def test_behind_railways_proxy_the_app_builds_https_urls_for_the_public_host():
     def where_am_i():
         from flask import url_for
 
-        return url_for("home.index", _external=True)
+        return url_for("auth.home", _external=True)
 
     response = application.test_client().get(
         "/where-am-i", headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "mtm.up.railway.app"}

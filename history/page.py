@@ -19,14 +19,13 @@ from urllib.parse import quote, unquote
 
 from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, url_for
 
-import history_db
 import security
 import spotify
 import sync
 import users_db
 from auth import login_required, require_user_id
 from database import transaction
-from history import archive, enrichment, runs
+from history import archive, enrichment, history_db, runs
 
 bp = Blueprint("import_history", __name__)
 
