@@ -146,9 +146,16 @@ class Cleaner:
         if self._pool is None:
             return
         processes = list((self._pool._processes or {}).values())
+        # Queued chunks are cancelled and each worker exits after the chunk in its hands
+        # (well under a second). Terminating a worker mid-answer instead left half a result
+        # in the pipe, and the executor's manager thread blocked reading it for ever, so a
+        # Ctrl-C'd run never exited (it joins that thread at interpreter exit). Only a
+        # worker still busy after the bound is terminated.
         self._pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
-            process.terminate()
-        for process in processes:
             process.join(timeout=5)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
         self._pool = None
