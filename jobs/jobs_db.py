@@ -102,8 +102,9 @@ def take_call_slot(cur, spacing_seconds: float) -> dict:
                 ELSE greatest(next_slot_at, now()) + make_interval(secs => %(spacing)s) END
         WHERE id = 1
         RETURNING CASE WHEN %(spacing)s <= 0 OR blocked_until > now() THEN 0
-                       ELSE greatest(extract(epoch FROM next_slot_at - now()) - %(spacing)s, 0) END AS wait,
-                  greatest(extract(epoch FROM blocked_until - now()), 0) AS blocked
+                       ELSE greatest(extract(epoch FROM greatest(next_slot_at, now()) - now()) - %(spacing)s, 0)
+                  END AS wait,
+                  greatest(extract(epoch FROM greatest(blocked_until, now()) - now()), 0) AS blocked
     """,
         {"spacing": spacing_seconds},
     )
@@ -112,7 +113,8 @@ def take_call_slot(cur, spacing_seconds: float) -> dict:
 
 
 def seconds_blocked(cur) -> float:
-    cur.execute("SELECT greatest(extract(epoch FROM blocked_until - now()), 0) FROM spotify_rate_budget WHERE id = 1")
+    # greatest(..., now()) first: PostgreSQL before 17 cannot subtract from the -infinity default
+    cur.execute("SELECT extract(epoch FROM greatest(blocked_until, now()) - now()) FROM spotify_rate_budget")
     row = cur.fetchone()
     return float(row[0]) if row else 0.0
 
@@ -151,7 +153,7 @@ def clear_quota_exceeded(cur) -> None:
 def budget_state(cur) -> dict:
     cur.execute(
         """
-        SELECT greatest(extract(epoch FROM blocked_until - now()), 0)::float AS blocked_seconds,
+        SELECT greatest(extract(epoch FROM greatest(blocked_until, now()) - now()), 0)::float AS blocked_seconds,
                quota_exceeded_until > now() AS quota_exceeded, quota_message,
                CASE WHEN quota_exceeded_until > now() THEN quota_exceeded_until END AS quota_exceeded_until,
                rate_limited_total
