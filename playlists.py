@@ -277,7 +277,8 @@ def played_time_machine(context: dict):
         period = parse_played(context["played_year"], context["played_part"])
     except BadInput as exc:
         return render_template("playlists/time_machine.html", played_error=str(exc), **context), 400
-    assert period is not None  # a year or a part was given
+    if period is None:  # the caller only comes here when a year or a part was given
+        return render_template("playlists/time_machine.html", played_error="Choose a year.", **context), 400
     selection = select_played(period)
     if request.method == "POST" and selection.tracks:
         name = f"Time machine: played in {period.label}"
