@@ -252,6 +252,17 @@ def detect_layout(columns: dict[str, list[str]]):
 #   snapshots: track_spotify_id, snapshot_date, time_range, rank, src_md5
 
 
+# A track's checksum covers its target columns: every staging field except legacy_id,
+# artist_ref and album_release_date, which only steer the load (verify.checksum_sql
+# recomputes the same digest from the target row).
+TRACK_DIGEST_FIELDS = (0, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+
+
+def with_track_checksum(staged: tuple) -> tuple:
+    """The staging tuple of a track with its checksum appended (src_md5)."""
+    return (*staged, row_checksum([staged[i] for i in TRACK_DIGEST_FIELDS]))
+
+
 def _legacy_id(value, issues):
     try:
         return clean_int(value, "id", issues, 0, BIGINT_MAX)
@@ -292,25 +303,7 @@ def clean_v1_track(row):
     popularity = _optional(clean_int, popularity, "popularity", issues, 0, 100)
     audio_features, _ = _optional_pair(clean_json_object, audio_features, "audio_features", issues)
     created_at = _optional(clean_timestamp, created_at, "created_at", issues)
-    checksum = row_checksum(
-        (
-            spotify_id,
-            name,
-            None,
-            album_name,
-            duration_ms,
-            release_date,
-            precision,
-            None,
-            popularity,
-            None,
-            "{}",
-            audio_features,
-            created_at,
-            None,
-        )
-    )
-    return (
+    staged = (
         spotify_id,
         _legacy_id(legacy_id, issues),
         name,
@@ -328,8 +321,8 @@ def clean_v1_track(row):
         created_at,
         None,
         None,
-        checksum,
-    ), issues
+    )
+    return with_track_checksum(staged), issues
 
 
 def clean_v1_entry(row):
@@ -373,25 +366,7 @@ def clean_v2_track(row):
         if type(popularity_value) is int and 0 <= popularity_value <= 100:
             popularity = popularity_value
     raw_json = raw_json or "{}"
-    checksum = row_checksum(
-        (
-            spotify_id,
-            name,
-            artist_name,
-            album_name,
-            duration_ms,
-            release_date,
-            precision,
-            explicit,
-            popularity,
-            spotify_url,
-            raw_json,
-            None,
-            created_at,
-            updated_at,
-        )
-    )
-    return (
+    staged = (
         spotify_id,
         None,
         name,
@@ -409,8 +384,8 @@ def clean_v2_track(row):
         created_at,
         updated_at,
         album_release_date,
-        checksum,
-    ), issues
+    )
+    return with_track_checksum(staged), issues
 
 
 def clean_v2_snapshot(row):
