@@ -247,6 +247,33 @@ def clean_timestamp(value, field: str, issues: RowIssues):
     raise Invalid(f"{field} {value!r} is not a timestamp")
 
 
+def clean_timestamp_text(value, field: str, issues: RowIssues):
+    """clean_timestamp rendered once, as the checksum and COPY both take it (``canonical``).
+
+    Most legacy timestamps are SQLite's CURRENT_TIMESTAMP text, already UTC: such a value
+    is checked and extended as text, instead of being turned into a datetime and rendered
+    back twice (once for the checksum, once for COPY), which was a fifth of the cleaning
+    time of a playlist entry."""
+    if value.__class__ is str and "1970" <= value[:4] < "2100":
+        if len(value) == 19 and value[10] == " ":  # SQLite's CURRENT_TIMESTAMP
+            whole_seconds = value
+        elif len(value) == 20 and value[10] == "T" and value[19] == "Z":  # ISO 8601 in UTC
+            whole_seconds = f"{value[:10]} {value[11:19]}"
+        else:
+            whole_seconds = None
+        if whole_seconds is not None and _is_naive_timestamp(whole_seconds):
+            return whole_seconds + ".000000+00:00"
+    moment = clean_timestamp(value, field, issues)
+    return None if moment is None else moment.isoformat(" ", "microseconds")
+
+
+def _is_naive_timestamp(text: str) -> bool:
+    try:
+        return datetime.fromisoformat(text).tzinfo is None
+    except ValueError:
+        return False
+
+
 def _in_range(moment: datetime, field: str, original) -> datetime:
     if not EARLIEST_TIMESTAMP <= moment < LATEST_TIMESTAMP:
         raise Invalid(f"{field} {original!r} is outside 1970-2100")

@@ -31,7 +31,7 @@ from .cleaning_rules import (
     clean_release_date,
     clean_spotify_id,
     clean_text,
-    clean_timestamp,
+    clean_timestamp_text,
     row_checksum,
 )
 
@@ -275,7 +275,7 @@ def clean_v1_artist(row):
     issues = RowIssues()
     spotify_id = clean_spotify_id(spotify_id, "spotify_id", issues)
     name = clean_text(name, "name", issues, required=True)
-    created_at = _optional(clean_timestamp, created_at, "created_at", issues)
+    created_at = _optional(clean_timestamp_text, created_at, "created_at", issues)
     checksum = row_checksum((spotify_id, name, created_at))
     return (spotify_id, _legacy_id(legacy_id, issues), name, created_at, checksum), issues
 
@@ -302,7 +302,7 @@ def clean_v1_track(row):
     duration_ms = _optional(clean_int, duration_ms, "duration_ms", issues, 0, INT4_MAX)
     popularity = _optional(clean_int, popularity, "popularity", issues, 0, 100)
     audio_features, _ = _optional_pair(clean_json_object, audio_features, "audio_features", issues)
-    created_at = _optional(clean_timestamp, created_at, "created_at", issues)
+    created_at = _optional(clean_timestamp_text, created_at, "created_at", issues)
     staged = (
         spotify_id,
         _legacy_id(legacy_id, issues),
@@ -331,7 +331,7 @@ def clean_v1_entry(row):
     playlist_key = clean_text(playlist_id, "playlist_id", issues, required=True)
     track_ref = clean_int(track_id, "track_id", issues, 0, BIGINT_MAX, required=True)
     position = clean_int(position, "position", issues, 0, INT4_MAX, required=True)
-    added_at = _optional(clean_timestamp, created_at, "created_at", issues)
+    added_at = _optional(clean_timestamp_text, created_at, "created_at", issues)
     checksum = row_checksum((playlist_key, position, added_at))
     return (playlist_key, track_ref, position, added_at, checksum), issues
 
@@ -349,8 +349,8 @@ def clean_v2_track(row):
     album_name = clean_text(album_name, "album_name", issues)
     duration_ms = _optional(clean_int, duration_ms, "duration_ms", issues, 0, INT4_MAX)
     spotify_url = clean_text(spotify_url, "spotify_url", issues)
-    created_at = _optional(clean_timestamp, created_at, "created_at", issues)
-    updated_at = _optional(clean_timestamp, updated_at, "updated_at", issues)
+    created_at = _optional(clean_timestamp_text, created_at, "created_at", issues)
+    updated_at = _optional(clean_timestamp_text, updated_at, "updated_at", issues)
     release_date = precision = explicit = popularity = album_release_date = None
     if payload:
         album = payload.get("album")

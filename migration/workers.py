@@ -66,7 +66,7 @@ def clean_chunk(layout: str, table: str, chunk: list) -> CleanedChunk:
             result.reports.append(("rejected", key, str(exc), original_values(columns, values)))
             result.rejected_refs.append((_reference(layout, table, values), str(exc)))
             continue
-        if issues:
+        if issues.repairs or issues.dropped:  # not `if issues:`, a Python call per row
             if issues.repairs:
                 result.repaired += 1
                 result.repair_kinds.update(issues.repairs)

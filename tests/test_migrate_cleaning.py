@@ -10,6 +10,7 @@ import pytest
 from migration.cleaning_rules import (
     Invalid,
     RowIssues,
+    canonical,
     clean_day,
     clean_int,
     clean_json_object,
@@ -17,6 +18,7 @@ from migration.cleaning_rules import (
     clean_spotify_id,
     clean_text,
     clean_timestamp,
+    clean_timestamp_text,
 )
 
 UTC = UTC
@@ -27,6 +29,7 @@ UTC = UTC
     [
         ("2021-03-04 05:06:07", datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),  # naive = UTC
         ("2021-03-04T05:06:07Z", datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),
+        ("2099-12-31T23:59:59Z", datetime(2099, 12, 31, 23, 59, 59, tzinfo=UTC)),
         ("2021-03-04T07:06:07+02:00", datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)),
         ("2021-03-04T05:06:07.250000", datetime(2021, 3, 4, 5, 6, 7, 250000, tzinfo=UTC)),
         ("2021-03-04 07:06+02:00", datetime(2021, 3, 4, 5, 6, tzinfo=UTC)),
@@ -40,14 +43,32 @@ UTC = UTC
 )
 def test_timestamps(value, expected):
     assert clean_timestamp(value, "t", RowIssues()) == expected
+    # the text form the cleaners stage is exactly what the checksum makes of the datetime
+    text = clean_timestamp_text(value, "t", RowIssues())
+    assert text == (None if expected is None else canonical(expected))
 
 
 @pytest.mark.parametrize(
-    "value", ["yesterday", "2021-13-01 00:00:00", "1800-01-01", float("nan"), 10**20, "2021", 2021]
+    "value",
+    [
+        "yesterday",
+        "2021-13-01 00:00:00",
+        "1969-12-31 23:59:59",
+        "2100-01-01 00:00:00",
+        "2021-02-30T00:00:00Z",
+        "2021-02-01T24:00:00Z",
+        "1800-01-01",
+        float("nan"),
+        10**20,
+        "2021",
+        2021,
+    ],
 )
 def test_impossible_timestamps(value):
     with pytest.raises(Invalid):
         clean_timestamp(value, "t", RowIssues())
+    with pytest.raises(Invalid):
+        clean_timestamp_text(value, "t", RowIssues())
 
 
 @pytest.mark.parametrize(
