@@ -126,7 +126,10 @@ def shorten(value: str, limit: int = 40) -> str:
 # -- charts: rows in, Chart.js-ready data out ---------------------------------------
 def chart(name: str, kind: str, labels=(), datasets=(), *, summary: str = "", empty: str | None = None, **axes) -> dict:
     """One chart's data, titled from ``CHARTS``. ``kind`` is line, bar, hbar or doughnut;
-    ``axes`` carries x_title, y_title, y_reverse, y_max, unit for static/charts.js."""
+    ``axes`` carries for static/charts.js: x_title, y_title, y_reverse, y_min, y_max, y_zero
+    (False: the value axis fits the data instead of starting at 0), stacked, unit and
+    value_prefix (around a value in tooltips and the data table: "rank 9", "40%"), and
+    category_title (the data table's first column when no axis title names it)."""
     if empty:
         labels, datasets, summary = [], [], ""
     return {
@@ -159,16 +162,21 @@ def rank_movement_chart(cur, user_id: int, f: Filters, _audio) -> dict:
         {"label": f"#{r['current_rank']} {r['name']} — {r['artist_name'] or 'unknown artist'}", "data": r["ranks"]}
         for r in rows
     ]
+    held = [rank for r in rows for rank in r["ranks"] if rank is not None]
     return chart(
         "rank-movement",
         "line",
         [day(d) for d in rows[0]["dates"]],
         datasets,
         summary=f"Rank of today's top {rows[0]['tracks_shown']} on each of {rows[0]['days']} snapshot "
-        "days (1 is the top; a gap means out of the list).",
+        f"days, between rank {min(held)} and {max(held)} (1 is the top; a gap means out of the list).",
         x_title="Snapshot day",
         y_title="Rank",
         y_reverse=True,
+        # zoomed to the ranks these tracks held: ten lines squeezed into 1–50 were unreadable
+        y_min=min(held),
+        y_max=max(max(held), min(held) + 1),  # a range of one rank would be no axis at all
+        value_prefix="rank ",
     )
 
 
@@ -237,11 +245,13 @@ def consistent_artists_chart(cur, user_id: int, f: Filters, _audio) -> dict:
         "consistent-artists",
         "hbar",
         [r["artist_name"] for r in rows],
-        [{"label": "Snapshot days present", "data": [r["presence_pct"] for r in rows]}],
-        summary=f"{top['artist_name']} is in {top['snapshot_days']} of {top['total_days']} snapshots.",
-        x_title="Share of snapshot days with at least one of their tracks (%)",
-        y_max=100,
-        unit="%",
+        # presence alone put every always-there artist at 100 %: how many of their tracks
+        # the list holds separates them
+        [{"label": "Tracks in the average snapshot", "data": [r["tracks_per_snapshot"] for r in rows]}],
+        summary=f"{top['artist_name']} has {top['tracks_per_snapshot']:g} tracks in the average snapshot "
+        f"and is in {top['snapshot_days']} of {top['total_days']}.",
+        x_title="Their tracks in the list, per snapshot on average",
+        category_title="Artist",
     )
 
 
@@ -259,6 +269,7 @@ def library_growth_chart(cur, user_id: int, f: Filters, _audio) -> dict:
         f"(+{last['added']} that month).",
         x_title="Month",
         y_title="Tracks in your library",
+        y_zero=False,  # from zero, 730 → 734 tracks was a flat line at the top
     )
 
 
@@ -272,18 +283,16 @@ def release_years_chart(cur, user_id: int, f: Filters, _audio) -> dict:
         "release-years",
         "bar",
         [str(r["year"]) for r in known],
+        # stacked, both shown: a series hidden at first was a struck-through legend entry
         [
-            {"label": "Tracks", "data": [r["tracks"] for r in known]},
-            {
-                "label": "of which the date is known only to the year",
-                "data": [r["year_precision"] for r in known],
-                "hidden": True,
-            },
+            {"label": "Full release date", "data": [r["tracks"] - r["year_precision"] for r in known]},
+            {"label": "Only the year known", "data": [r["year_precision"] for r in known]},
         ],
         summary=f"From {known[0]['year']} to {known[-1]['year']}"
         + (f"; {unknown} tracks without a usable release date." if unknown else "."),
         x_title="Release year",
         y_title="Tracks",
+        stacked=True,
     )
 
 
@@ -319,6 +328,7 @@ def explicit_chart(cur, user_id: int, f: Filters, _audio) -> dict:
         [{"label": "Tracks", "data": [p[1] for p in parts]}],
         summary=summary,
         unit=" tracks",
+        category_title="Lyrics",
     )
 
 

@@ -202,9 +202,10 @@ per_artist AS (
 ),
 total AS MATERIALIZED (SELECT count(DISTINCT snapshot_date) AS days FROM entries)  -- once, not per row
 SELECT artist_name, snapshot_days, entries, total.days AS total_days,
-       round(100.0 * snapshot_days / total.days, 1)::float8 AS presence_pct
+       round(100.0 * snapshot_days / total.days, 1)::float8 AS presence_pct,
+       round(1.0 * entries / total.days, 1)::float8 AS tracks_per_snapshot
 FROM per_artist, total
-ORDER BY snapshot_days DESC, entries DESC, artist_name
+ORDER BY entries DESC, snapshot_days DESC, artist_name
 LIMIT %(limit)s
 """
 
@@ -237,5 +238,7 @@ def artist_diversity(cur, user_id: int, time_range: str, since: date | None) -> 
 
 
 def consistent_artists(cur, user_id: int, time_range: str, since: date | None, limit: int = 10) -> list[dict]:
-    """Artists present in the most snapshot days (``presence_pct`` of all days)."""
+    """Artists by how many of their tracks the average snapshot holds (``tracks_per_snapshot``:
+    their track-days over all days), then by the days they are in at all (``presence_pct``).
+    Presence alone ties every artist who is always there at 100 %."""
     return _taste(cur, CONSISTENT_ARTISTS, user_id, time_range, since, limit)

@@ -10,10 +10,19 @@
   if (typeof Chart === "undefined") return;
   let shown = null; // the last answer drawn, for redrawing on a theme switch
 
-  // Okabe–Ito: distinguishable with every common colour-vision deficiency; line charts
-  // with more series than colours also change the dash pattern.
-  const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999"];
+  // Ten colours for the ten tracks of the rank chart: Okabe–Ito's eight (distinguishable
+  // with every common colour-vision deficiency; its black is the text colour, so it shows in
+  // dark mode) and two of Paul Tol's muted set. Each line also has its own point shape, so
+  // no two series depend on colour alone; more series than colours change the dash pattern.
+  const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "--fg",
+                   "#999999", "#AA4499"];
+  const POINTS = ["circle", "triangle", "rect", "rectRot", "star", "crossRot", "rectRounded", "cross", "dash", "line"];
   const DASHES = [[], [6, 4], [2, 3]];
+
+  function colourAt(i) {
+    const colour = PALETTE[i % PALETTE.length];
+    return colour.startsWith("--") ? cssVar(colour, "#1d1d1b") : colour;
+  }
 
   function cssVar(name, fallback) {
     const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -33,19 +42,30 @@
   }
 
   function withUnit(data, value) {
-    return value === null || value === undefined ? "–" : value + (data.unit || "");
+    return value === null || value === undefined ? "–" : (data.value_prefix || "") + value + (data.unit || "");
+  }
+
+  // A hidden series is drawn faded in the legend, not struck through (a struck-through
+  // name reads as "wrong" or "removed"); clicking a name still hides and shows its line.
+  function legendLabels(chart) {
+    return Chart.defaults.plugins.legend.labels.generateLabels(chart).map(function (item) {
+      const hidden = item.hidden;
+      return Object.assign(item, { hidden: false, fontColor: hidden ? cssVar("--muted", "#5f5f5a") : undefined,
+                                   fillStyle: hidden ? "transparent" : item.fillStyle });
+    });
   }
 
   function datasetsFor(data) {
     return data.datasets.map(function (set, i) {
-      const colour = PALETTE[i % PALETTE.length];
+      const colour = colourAt(i);
       const style = { label: set.label, data: set.data, hidden: Boolean(set.hidden) };
       if (data.kind === "doughnut") {
-        return Object.assign(style, { backgroundColor: set.data.map(function (_, j) { return PALETTE[j % PALETTE.length]; }),
+        return Object.assign(style, { backgroundColor: set.data.map(function (_, j) { return colourAt(j); }),
                                       borderColor: cssVar("--card", "#fff"), borderWidth: 2 });
       }
       if (data.kind === "line") {
-        return Object.assign(style, { borderColor: colour, backgroundColor: colour, borderWidth: 2, pointRadius: 3,
+        return Object.assign(style, { borderColor: colour, backgroundColor: colour, borderWidth: 2,
+                                      pointStyle: POINTS[i % POINTS.length], pointRadius: 4, pointHoverRadius: 6,
                                       borderDash: DASHES[Math.floor(i / PALETTE.length) % DASHES.length],
                                       spanGaps: false, tension: 0.2 });
       }
@@ -62,7 +82,7 @@
       animation: reducedMotion ? false : { duration: 400 },
       plugins: {
         legend: { display: data.datasets.length > 1 || data.kind === "doughnut", position: "bottom",
-                  labels: { boxWidth: 12, usePointStyle: data.kind === "line" } },
+                  labels: { boxWidth: 12, usePointStyle: data.kind === "line", generateLabels: legendLabels } },
         tooltip: { callbacks: { label: function (item) {
           const raw = horizontal ? item.parsed.x : (data.kind === "doughnut" ? item.parsed : item.parsed.y);
           return (item.dataset.label ? item.dataset.label + ": " : "") + withUnit(data, raw);
@@ -70,10 +90,15 @@
       },
     };
     if (data.kind !== "doughnut") {
-      const valueAxis = { beginAtZero: !data.y_reverse, reverse: Boolean(data.y_reverse), ticks: { precision: 0 } };
+      // y_zero false: the axis fits the values (a library of 730 to 734 tracks shows the
+      // change instead of a flat line near the top); y_min/y_max: the range the data holds
+      const valueAxis = { beginAtZero: !data.y_reverse && data.y_zero !== false, reverse: Boolean(data.y_reverse),
+                          ticks: { precision: 0 } };
       if (data.y_max) valueAxis.max = data.y_max;
       if (data.y_reverse) valueAxis.min = 1;
-      const categoryAxis = { ticks: { autoSkip: true, maxRotation: 60 } };
+      if (data.y_min) valueAxis.min = data.y_min;
+      const categoryAxis = { stacked: Boolean(data.stacked), ticks: { autoSkip: true, maxRotation: 60 } };
+      if (data.stacked) valueAxis.stacked = true;
       if (horizontal) {
         options.indexAxis = "y";
         options.scales = { x: Object.assign(valueAxis, { title: axisTitle(data.x_title) }),
@@ -84,6 +109,40 @@
       }
     }
     return { type: type, data: { labels: data.labels, datasets: datasetsFor(data) }, options: options };
+  }
+
+  function cell(row, tag, text, scope) {
+    const element = document.createElement(tag);
+    if (scope) element.scope = scope;
+    element.textContent = text;
+    row.appendChild(element);
+  }
+
+  // The chart's numbers as a table under it (a <details> the keyboard opens): what a screen
+  // reader reads and a person without a mouse compares, as the track page's rank history.
+  function fillTable(figure, data) {
+    const details = figure.querySelector(".chart-table");
+    if (!details) return; // the listening pages render theirs on the server
+    const box = details.querySelector(".table-scroll");
+    box.replaceChildren();
+    details.hidden = Boolean(data.empty);
+    if (data.empty) return;
+    const table = document.createElement("table");
+    table.className = "data-table";
+    const caption = table.createCaption();
+    caption.className = "visually-hidden";
+    caption.textContent = data.title;
+    const head = table.createTHead().insertRow();
+    const first = data.category_title || (data.kind === "hbar" ? data.y_title : data.x_title) || "";
+    cell(head, "th", first, "col");
+    data.datasets.forEach(function (set) { cell(head, "th", set.label, "col"); });
+    const body = table.createTBody();
+    data.labels.forEach(function (label, i) {
+      const row = body.insertRow();
+      cell(row, "th", label, "row");
+      data.datasets.forEach(function (set) { cell(row, "td", withUnit(data, set.data[i])); });
+    });
+    box.appendChild(table);
   }
 
   function draw(data) {
@@ -98,6 +157,7 @@
     empty.hidden = !data.empty;
     empty.textContent = data.empty || "";
     figure.querySelector(".chart-summary").textContent = data.summary || "";
+    fillTable(figure, data);
     if (!data.empty) new Chart(canvas, configFor(data));
     figure.setAttribute("aria-busy", "false");
   }

@@ -10,6 +10,7 @@ also writes docs/dashboard.png (the README's screenshot); otherwise it goes to a
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dashboard
@@ -67,4 +68,77 @@ def test_every_chart_draws_and_mood_charts_explain_themselves(live_server, page,
     page.set_viewport_size({"width": 375, "height": 800})
     page.wait_for_function("() => Chart.getChart(document.querySelector('canvas')).width <= 375")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert page.console_errors == []
+
+
+# For every chart: its table's header and rows, and whether a keyboard can reach its summary.
+CHART_TABLES = """() => Object.fromEntries([...document.querySelectorAll('[data-chart]')].map(figure => {
+    const details = figure.querySelector('details.chart-table');
+    const table = details && details.querySelector('table');
+    return [figure.dataset.chart, details && {
+        hidden: details.hidden, summary: details.querySelector('summary').textContent.trim(),
+        caption: table && table.caption.textContent,
+        head: table ? [...table.tHead.rows[0].cells].map(c => c.textContent) : [],
+        rows: table ? [...table.tBodies[0].rows].map(r => [...r.cells].map(c => c.textContent)) : []}];
+}))"""
+
+# What the rank chart draws: colours and point shapes per line, the value axis, the tooltip.
+RANK_CHART = """() => {
+    const chart = Chart.getChart(document.getElementById('chart-rank-movement'));
+    const label = chart.options.plugins.tooltip.callbacks.label;
+    const first = chart.data.datasets[0].data.findIndex(v => v !== null);
+    return {colours: chart.data.datasets.map(d => d.borderColor), shapes: chart.data.datasets.map(d => d.pointStyle),
+            min: chart.scales.y.min, max: chart.scales.y.max,
+            tooltip: label.call(chart.tooltip, {dataset: chart.data.datasets[0], datasetIndex: 0, chart: chart,
+                                                parsed: {y: chart.data.datasets[0].data[first]}}),
+            struck: chart.legend.legendItems.filter(i => i.hidden).length, legend: chart.legend.legendItems.length};
+}"""
+
+
+def test_every_chart_has_its_numbers_as_a_table_a_keyboard_opens(live_server, page):
+    page.emulate_media(reduced_motion="reduce")
+    browser_log_in(page, live_server, "ava")
+    page.goto(live_server + "/dashboard")
+    page.wait_for_function("() => !document.querySelector('[data-chart][aria-busy=true]')")
+    tables = page.evaluate(CHART_TABLES)
+    charts = page.evaluate(CHART_STATE)
+    assert set(tables) == set(dashboard.CHARTS)
+    for name, table in tables.items():
+        assert table is not None, name
+        if charts[name]["empty"]:
+            assert table["hidden"], name
+            continue
+        assert not table["hidden"] and table["caption"] == dashboard.CHARTS[name].title, name
+        assert table["summary"] == dashboard.CHARTS[name].title + " as a table"
+        assert len(table["head"]) >= 2 and all(table["head"]), (name, table["head"])
+        assert len(table["rows"]) > 0 and all(len(r) == len(table["head"]) for r in table["rows"]), name
+    rank_rows = tables["rank-movement"]["rows"]
+    assert any(cell.startswith("rank ") for row in rank_rows for cell in row[1:])
+
+    # Tab by Tab to the rank chart's table: Enter opens it, and a screen reader finds the table by its name.
+    summary = page.locator("#chart-rank-movement-table summary")
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if summary.evaluate("s => s === document.activeElement"):
+            break
+    assert summary.evaluate("s => s === document.activeElement"), "the keyboard never reached the table"
+    page.keyboard.press("Enter")
+    table = page.get_by_role("table", name=dashboard.CHARTS["rank-movement"].title)
+    assert table.is_visible()
+    assert table.get_by_role("columnheader").count() == len(tables["rank-movement"]["head"])
+
+    # The rank chart: ten lines, ten colours, ten point shapes, the axis zoomed to the ranks held.
+    rank = page.evaluate(RANK_CHART)
+    assert len(rank["colours"]) == 10 and len(set(rank["colours"])) == 10
+    assert len(set(rank["shapes"])) == 10
+    held = [int(cell.removeprefix("rank ")) for row in rank_rows for cell in row[1:] if cell != "–"]
+    assert (rank["min"], rank["max"]) == (min(held), max(held))
+    assert re.fullmatch(r"#1 .+: rank \d+", rank["tooltip"]), rank["tooltip"]
+    # a series hidden by a click on its legend entry is faded, not struck through
+    page.evaluate("() => Chart.getChart(document.getElementById('chart-rank-movement')).hide(0)")
+    assert page.evaluate(RANK_CHART)["struck"] == 0
+
+    growth = page.evaluate("""() => { const c = Chart.getChart(document.getElementById('chart-library-growth'));
+        return {min: c.scales.y.min, values: c.data.datasets[0].data}; }""")
+    assert 0 < growth["min"] <= min(growth["values"]), growth
     assert page.console_errors == []

@@ -29,8 +29,16 @@ def test_api_serves_every_chart_from_the_aggregates(fixed_signed_in):
     assert "66.7% (2 of 3 tracks)" in charts["turnover"]["summary"]
     assert charts["discovery"]["datasets"][0]["data"] == [1, 1]
     assert charts["artist-diversity"]["labels"] == ["2026-01", "2026-02"]
+    # zoomed to the ranks these tracks held, and a tooltip that says "rank 3"
+    assert (rank["y_min"], rank["y_max"], rank["value_prefix"]) == (1, 3, "rank ")
     assert charts["consistent-artists"]["labels"] == ["Beta", "Alpha", "Gamma feat. X"]
+    assert charts["consistent-artists"]["datasets"][0]["data"] == [1.3, 1.3, 0.3]
     assert charts["library-growth"]["datasets"][0]["data"] == [2, 2, 4]
+    assert charts["library-growth"]["y_zero"] is False  # the axis shows the change, not a flat line
+    # no series starts hidden (Chart.js strikes a hidden one through in the legend)
+    assert [d for c in charts.values() for d in c["datasets"] if d.get("hidden")] == []
+    years = charts["release-years"]
+    assert [d["label"] for d in years["datasets"]] == ["Full release date", "Only the year known"] and years["stacked"]
     assert charts["release-years"]["labels"][0] == "1995" and len(charts["release-years"]["labels"]) == 27
     assert "1 tracks without a usable release date" in charts["release-years"]["summary"]
     assert charts["decades"]["labels"] == ["1990s", "2000s", "2010s", "2020s"]

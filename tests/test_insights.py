@@ -83,10 +83,13 @@ def test_most_consistent_artists(fixed):
         ("Gamma feat. X", 1, 1, 3, 33.3),
     ]
     assert [r["artist_name"] for r in snapshots.consistent_artists(cur, me, "short_term", None, limit=1)] == ["Beta"]
-    assert [(r["artist_name"], r["presence_pct"]) for r in snapshots.consistent_artists(cur, me, "short_term", D3)] == [
-        ("Beta", 100.0),
-        ("Gamma feat. X", 100.0),
+    # both in every snapshot since D3: how many of their tracks the list holds separates them
+    since_d3 = snapshots.consistent_artists(cur, me, "short_term", D3)
+    assert [(r["artist_name"], r["presence_pct"], r["tracks_per_snapshot"]) for r in since_d3] == [
+        ("Beta", 100.0, 2.0),
+        ("Gamma feat. X", 100.0, 1.0),
     ]
+    assert [r["tracks_per_snapshot"] for r in rows] == [1.3, 1.3, 0.3]
 
 
 # -- library and track profile (insights_db.py) ------------------------------------
