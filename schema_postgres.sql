@@ -27,7 +27,8 @@ VALUES (1, 'users, tokens, artists, tracks, snapshots, library, plays, playlists
        (7, 'history_imports and history_import_files: data-export imports, their progress and fingerprints'),
        (9, 'background jobs: spotify_rate_budget, capture_state, play_gaps, sync_runs.job_id'),
        (10, 'users.session_version (server-revocable sessions); spotify_tokens.access_token_encrypted'),
-       (11, 'users.data_version, catalogue_version, chart_cache: compute once per change')
+       (11, 'users.data_version, catalogue_version, chart_cache: compute once per change'),
+       (12, 'history_upload_files and history_upload_chunks: uploads in the database; history_imports.job_id')
 ON CONFLICT (version) DO NOTHING;
 
 -- Keeps updated_at true without every writer remembering to set it.
@@ -661,3 +662,30 @@ CREATE TABLE IF NOT EXISTS play_gaps (
     CHECK (after_play < before_play),
     UNIQUE (user_id, after_play)
 );
+
+-- version 12: a history import is a job any worker on any machine may run, so the files a
+-- person uploads wait in the database, not in the web machine's instance folder. A file
+-- is written in chunks of history/uploads.py's CHUNK_BYTES, one short transaction each
+-- (a slow upload never holds a transaction open), and counts once ``complete``; the
+-- import's worker reads it back chunk by chunk (a zip needs to seek). Deleted in the
+-- transaction that records the import's outcome; housekeeping removes abandoned ones.
+CREATE TABLE IF NOT EXISTS history_upload_files (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    import_id  bigint NOT NULL REFERENCES history_imports (id) ON DELETE CASCADE,
+    name       text NOT NULL,                  -- as shown (archive.display_name)
+    bytes      bigint NOT NULL DEFAULT 0 CHECK (bytes >= 0),
+    complete   boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS history_upload_files_import_idx ON history_upload_files (import_id, id);
+CREATE TABLE IF NOT EXISTS history_upload_chunks (
+    file_id  bigint NOT NULL REFERENCES history_upload_files (id) ON DELETE CASCADE,
+    chunk_no integer NOT NULL CHECK (chunk_no >= 0),
+    data     bytea NOT NULL,
+    PRIMARY KEY (file_id, chunk_no)
+);
+-- zips and JSON an upload carries: stored out of line without a second compression
+ALTER TABLE history_upload_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+-- version 12: the job running the import (procrastinate_jobs.id): while it is waiting or
+-- running (retries included) the import is alive, whatever its heartbeat says
+ALTER TABLE history_imports ADD COLUMN IF NOT EXISTS job_id bigint;

@@ -10,9 +10,11 @@ Module map:
 - ``enrichment``: fetches the full track objects an export only named, one
   ``GET /v1/tracks/{id}`` at a time, resumable;
 - ``page``: the ``/import`` blueprint (upload, progress, summary); ``cli``: ``flask import-history``;
-- ``history_db``: the SQL of all of the above (staging, resolving, the recorded imports);
-- ``runs``: the recorded import a page polls (start, progress, outcome) and the thread
-  or job that runs it.
+- ``history_db``: the import's SQL (staging, resolving, fingerprints); ``imports_db``: the
+  recorded imports and their uploaded files;
+- ``uploads``: uploaded files kept in PostgreSQL until their import ran (any worker reads them);
+- ``runs``: the recorded import a page polls (queue, progress, outcome) and one attempt of its job;
+- ``tasks``: the import and enrichment jobs of the engine, and their housekeeping.
 
 The formats follow Spotify's "Understanding my data" page
 (https://support.spotify.com/us/article/understanding-my-data/).

@@ -17,7 +17,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from . import formats
 
@@ -101,32 +101,47 @@ class MeteredReader:
         self.raw.close()
 
 
+Opener = Callable[[], BinaryIO]  # a new readable, seekable handle on one uploaded file
+
+
 def sources(path: str, label: str | None = None, max_unpacked: int = MAX_UNPACKED) -> list[Source]:
     """The history files in ``path`` (a zip or a JSON file); ``label`` is the name to show
     (an upload's own file name). Raises BadInput for anything that is neither."""
-    label = display_name(label or os.path.basename(path))
+    return file_sources(lambda: open(path, "rb"), display_name(label or os.path.basename(path)), max_unpacked)
+
+
+def file_sources(opener: Opener, label: str, max_unpacked: int = MAX_UNPACKED) -> list[Source]:
+    """The history files in what ``opener`` opens (a file on disk, or an upload kept in
+    the database: history/uploads.py)."""
     try:
-        with open(path, "rb") as handle:
+        handle = opener()
+        try:
             head = handle.read(4)
-            size = os.fstat(handle.fileno()).st_size
+            size = handle.seek(0, os.SEEK_END)
+        finally:
+            handle.close()
     except OSError as exc:
         raise BadInput(f"{label}: cannot be read ({exc.strerror or exc})") from None
     if head.startswith(b"PK"):
-        return zip_sources(path, label, max_unpacked)
+        return zip_sources(opener, label, max_unpacked)
     stripped = head.lstrip(b" \t\r\n\xef\xbb\xbf")
     if size == 0:
         raise BadInput(f"{label}: the file is empty")
     if stripped[:1] in (b"[", b"{") or (not stripped and size > 4):
         if size > max_unpacked:
             raise BadInput(f"{label}: {size} bytes is more than the import accepts ({max_unpacked})")
-        return [Source(label, formats.kind_by_name(label), size, lambda: open(path, "rb"))]
+        return [Source(label, formats.kind_by_name(label), size, opener)]
     raise BadInput(f"{label}: not a zip or JSON file (upload the zip Spotify sent, or the JSON files in it)")
 
 
-def zip_sources(path: str, label: str, max_unpacked: int) -> list[Source]:
+def zip_sources(opener: Opener, label: str, max_unpacked: int) -> list[Source]:
     try:
-        archive = zipfile.ZipFile(path)
-        entries = archive.infolist()
+        handle = opener()
+        try:
+            with zipfile.ZipFile(handle) as archive:
+                entries = archive.infolist()
+        finally:
+            handle.close()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
         raise BadInput(f"{label}: not a readable zip, perhaps a truncated download ({exc})") from None
     found, unpacked = [], 0
@@ -144,26 +159,26 @@ def zip_sources(path: str, label: str, max_unpacked: int) -> list[Source]:
         unpacked += entry.file_size
         if unpacked > max_unpacked:
             raise BadInput(f"{label}: its history unpacks to more than the import accepts ({max_unpacked} bytes)")
-        found.append(Source(name, kind, entry.file_size, _entry_opener(path, entry)))
+        found.append(Source(name, kind, entry.file_size, _entry_opener(opener, entry)))
     if not found:
         raise BadInput(f"{label}: no Spotify streaming history in this zip (no StreamingHistory files)")
     return found
 
 
-def _entry_opener(path: str, entry: zipfile.ZipInfo):
+def _entry_opener(opener: Opener, entry: zipfile.ZipInfo):
     def open_entry() -> Readable:
-        archive = zipfile.ZipFile(path)
-        stream = archive.open(entry)
-        return _ClosingEntry(stream, archive)
+        handle = opener()
+        archive = zipfile.ZipFile(handle)
+        return _ClosingEntry(archive.open(entry), archive, handle)
 
     return open_entry
 
 
 class _ClosingEntry:
-    """An entry stream that closes its archive with it."""
+    """An entry stream that closes its archive, and the handle under it, with it."""
 
-    def __init__(self, stream, archive: zipfile.ZipFile):
-        self.stream, self.archive = stream, archive
+    def __init__(self, stream, archive: zipfile.ZipFile, handle: BinaryIO):
+        self.stream, self.archive, self.handle = stream, archive, handle
 
     def read(self, size: int = -1) -> bytes:
         return self.stream.read(size)
@@ -171,12 +186,17 @@ class _ClosingEntry:
     def close(self) -> None:
         self.stream.close()
         self.archive.close()
+        self.handle.close()
 
 
-def all_sources(paths: Sequence[tuple[str, str | None]], max_unpacked: int = MAX_UNPACKED) -> Iterator[Source]:
-    """Every history file of several uploads/paths: (path, label) pairs, in the order given."""
+def all_sources(paths: Sequence[tuple[str | Opener, str | None]], max_unpacked: int = MAX_UNPACKED) -> Iterator[Source]:
+    """Every history file of several uploads/paths, in the order given: (path, label)
+    pairs, or (opener, label) for uploads kept in the database."""
     budget = max_unpacked
     for path, label in paths:
-        found = sources(path, label, budget)
+        if isinstance(path, str):
+            found = sources(path, label, budget)
+        else:
+            found = file_sources(path, display_name(label or "upload"), budget)
         budget -= sum(s.size for s in found)
         yield from found

@@ -1,6 +1,8 @@
 """``flask --app app import-history PATH... --user SPOTIFY_ID``: import files on the server.
 
-Runs inline (no job engine needed). Exit codes: 0 imported (also when nothing was new),
+Runs inline, in one transaction (no worker needed for the import itself), then queues the
+catalogue enrichment of the tracks it named (history/tasks.py): a job worker fetches them,
+or housekeeping queues it again later. Exit codes: 0 imported (also when nothing was new),
 1 bad input or database trouble (one line, nothing changed), 2 usage.
 """
 
@@ -13,7 +15,7 @@ import psycopg2
 from flask.cli import with_appcontext
 
 import db_config
-from database import DatabaseUnavailable, connection, transaction
+from database import DatabaseUnavailable, connection, long_running, transaction
 
 from .archive import BadInput
 from .importer import describe, import_files, owner
@@ -44,9 +46,9 @@ def print_progress(stage: str, done: int, total: int, rows: int) -> None:
 def import_history_command(paths: tuple[str, ...], spotify_id: str) -> None:
     """Import Spotify data-export files (the zip, or its JSON files) into a user's plays."""
     try:
-        with connection() as conn:
-            with transaction(conn) as cur:
-                user_id = owner(cur, spotify_id)
+        with connection() as conn, transaction(conn) as cur:
+            long_running(cur)  # minutes of work for a heavy listener's export
+            user_id = owner(cur, spotify_id)
             summary = import_files(conn, user_id, [(path, None) for path in paths], print_progress)
     except BadInput as exc:
         raise click.ClickException(f"{exc}; nothing was imported") from None
@@ -57,6 +59,21 @@ def import_history_command(paths: tuple[str, ...], spotify_id: str) -> None:
     if sys.stderr.isatty():
         click.echo(err=True)
     click.echo(f"{spotify_id}: {describe(summary)}")
+    queue_enrichment(user_id)
+
+
+def queue_enrichment(user_id: int) -> None:
+    """The tracks the export only named are fetched by a job worker; the import stands
+    whether or not this works (housekeeping queues the enrichment again later)."""
+    from .tasks import queue_enrichment as queue
+
+    try:
+        queue(user_id)
+    except Exception as exc:  # the import is committed: say what failed, exit 0
+        click.echo(
+            f"the catalogue enrichment could not be queued ({db_config.first_line(exc)}); housekeeping queues it later",
+            err=True,
+        )
 
 
 def init_app(app) -> None:

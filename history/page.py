@@ -2,14 +2,15 @@
 
 - ``GET /import``: the page (drag and drop, or a plain file form), the latest imports;
 - ``POST /import/files``: one file as the raw request body (the page's script), streamed
-  to a file of its own with a size bound; the first creates the import, the next ones name
+  into the database with a size bound (history/uploads.py); the first creates the import, the next ones name
   it (``?import=ID``); answers JSON;
 - ``POST /import/<id>/start``: queue it (JSON); ``POST /import``: the form without script,
   files and start in one request, then the import's page;
 - ``GET /import/<id>`` (the page of one import) and ``GET /api/import/<id>`` (its status
   for polling: rows, rate, ETA, then the summary).
 
-The import itself runs in the background (history.runs), never inside a request.
+The import itself is a job of the engine (history/runs.py, history/tasks.py) that any
+worker runs, never a request.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from flask import Blueprint, abort, current_app, jsonify, redirect, render_templ
 
 import security
 import spotify
-import sync
 import users_db
 from auth import login_required, require_user_id
 from database import transaction
-from history import archive, enrichment, history_db, runs
+from history import imports_db, runs, uploads
 
 bp = Blueprint("import_history", __name__)
 
@@ -34,11 +34,6 @@ UPLOAD_LIMIT_KEY = "HISTORY_UPLOAD_MAX_BYTES"  # one uploaded file (security.bod
 
 def upload_limit() -> int:
     return int(current_app.config.get(UPLOAD_LIMIT_KEY) or 512 * 1024**2)
-
-
-def unpacked_limit() -> int:
-    """The history JSON of one import, unpacked (archive.py's zip-bomb bound)."""
-    return int(current_app.config.get("HISTORY_UNPACKED_MAX_BYTES") or archive.MAX_UNPACKED)
 
 
 def demo_export_url() -> str | None:
@@ -55,7 +50,7 @@ def demo_export_url() -> str | None:
 @login_required
 def index():
     with transaction() as cur:
-        recent = [runs.status(r) for r in history_db.latest_imports(cur, require_user_id())]
+        recent = [runs.status(r) for r in imports_db.latest_imports(cur, require_user_id())]
     active = next((r for r in recent if r["status"] in ("queued", "running")), None)
     return render_template(
         "import_history/index.html",
@@ -80,7 +75,7 @@ def show(import_id: int):
 
 def own_import(import_id: int) -> dict:
     with transaction() as cur:
-        row = history_db.get_import(cur, import_id, require_user_id())
+        row = imports_db.get_import(cur, import_id, require_user_id())
     if row is None:
         abort(404, "There is no such import of yours.")
     return runs.status(row)
@@ -96,11 +91,11 @@ def uploading_import(import_id: int | None) -> dict:
     """The import files are being added to (its row): a new one, or the caller's own, still uploading."""
     user_id = require_user_id()
     if import_id is None:
-        runs.forget_abandoned_uploads(current_app.instance_path)
+        runs.forget_abandoned_uploads()
     with transaction() as cur:
         if import_id is None:
-            import_id = history_db.create_import(cur, user_id)
-        row = history_db.get_import(cur, import_id, user_id)
+            import_id = imports_db.create_import(cur, user_id)
+        row = imports_db.get_import(cur, import_id, user_id)
     if row is None:
         abort(404, "There is no such import of yours.")
     if row["status"] != "uploading":
@@ -115,8 +110,8 @@ def file_name_from_header() -> str:
 
 def save(upload: dict, name: str, stream) -> dict:
     try:
-        return runs.save_upload(current_app.instance_path, upload, name, stream, upload_limit())
-    except runs.UploadTooLarge as exc:
+        return runs.save_upload(upload, name, stream, upload_limit())
+    except uploads.UploadTooLarge as exc:
         abort(413, str(exc))
 
 
@@ -162,18 +157,7 @@ def upload_form():
 
 
 def queue_and_run(import_id: int) -> None:
-    user_id = require_user_id()
     try:
-        runs.queue(import_id, user_id, sync.this_worker(), sync.worker_alive)
+        runs.queue(import_id, require_user_id())
     except runs.ImportAlreadyRunning as exc:
         abort(409, str(exc))
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    instance, limit, settings = app.instance_path, unpacked_limit(), spotify.settings_for(app)
-
-    def enrich_new_tracks(summary: dict) -> None:
-        if summary["new_tracks"]:
-            enrichment.enrich(settings, user_id)
-
-    runs.run_in_thread(
-        lambda: runs.run(instance, import_id, user_id, sync.this_worker(), limit, after=enrich_new_tracks), import_id
-    )

@@ -1,165 +1,132 @@
-"""A recorded import (``history_imports``): its uploaded files, the background run, progress.
+"""A recorded import (``history_imports``): its uploaded files, its job, progress, outcome.
 
-The page uploads files into an import in 'uploading' (each streamed to a file of its own
-under ``instance/history-uploads/<id>/``, never under the name the browser sent), then
-queues it. The run happens in the background, never inside a request, and reports
-progress (rows, bytes, stage) in small transactions of its own, so any worker can answer
-the page's polls. It ends in 'succeeded' with the summary or 'failed' with a message a
-person can read; the uploaded files are deleted either way.
+The page uploads files into an import in 'uploading' (each streamed into the database:
+history/uploads.py), then queues it: a job of the engine (``IMPORT_TASK``, registered in
+history/tasks.py) under the person's lock, so one import, sync or capture of theirs runs
+at a time. Any worker on any machine that reaches the database runs it:
+
+- the import, its outcome and the removal of its uploads are ONE transaction: a worker
+  killed mid-import leaves the database as it was (plays, outcome, uploads), the engine
+  retries the job, and the retry imports the same uploads from the start;
+- progress (rows, bytes, stage) is written in small transactions of its own, so any web
+  process answers the page's polls with rows, rate and ETA;
+- bad input ends it as 'failed' with a message a person can read (no retry); a database
+  failure is retried with the engine's backoff, and reported once retries are spent;
+- a successful import queues the catalogue enrichment (history/tasks.py).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import threading
-import uuid
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import psycopg2
 
-from database import DatabaseUnavailable, connection, transaction, write_despite_outage
-from history import history_db
+import sync
+from database import DatabaseUnavailable, connection, long_running, transaction, write_despite_outage
+from history import imports_db, uploads
+from jobs import retries
+from jobs.engine import defer, user_lock
 
-from .archive import BadInput, display_name
-from .importer import describe, import_files
+from . import archive
+from .archive import BadInput
+from .importer import Importer, describe
 
 log = logging.getLogger(__name__)
 
-UPLOAD_DIR = "history-uploads"
+IMPORT_TASK = "history.import"
 
 
 class ImportAlreadyRunning(Exception):
     pass
 
 
-class UploadTooLarge(Exception):
-    pass
+def save_upload(upload: dict, name: str, stream, limit: int) -> dict:
+    """Stream an uploaded file into the import (``upload``: its history_imports row)."""
+    return uploads.save(upload["id"], name, stream, limit)
 
 
-def upload_dir(instance_path: str, upload_key: str) -> Path:
-    """The import's folder, by its upload key (a UUID the database made, never input)."""
-    return Path(instance_path) / UPLOAD_DIR / str(uuid.UUID(upload_key))
-
-
-def save_upload(instance_path: str, upload: dict, name: str, stream, limit: int) -> dict:
-    """Stream an uploaded file to disk (at most ``limit`` bytes) and add it to the import
-    (``upload``: its history_imports row)."""
-    import_id = upload["id"]
-    folder = upload_dir(instance_path, upload["upload_key"])
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{len(list(folder.iterdir())) + 1:03d}.upload"
-    written = 0
-    try:
-        with open(path, "xb") as out:
-            while chunk := stream.read(1 << 20):
-                written += len(chunk)
-                if written > limit:
-                    raise UploadTooLarge(
-                        f"{display_name(name)} is larger than the {limit // 1024**2} MB an upload may be"
-                    )
-                out.write(chunk)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    (folder / f"{path.stem}.name").write_text(display_name(name))
+def forget_abandoned_uploads() -> None:
+    """Uploads started a day ago and never queued (the tab was closed) fail, and the
+    files of imports that ended go (housekeeping, and each new upload)."""
     with transaction() as cur:
-        history_db.add_file(cur, import_id, display_name(name), written)
-    return {"name": display_name(name), "bytes": written}
+        imports_db.fail_stale_uploads(cur)
+        imports_db.delete_finished_uploads(cur)
 
 
-def uploaded_files(instance_path: str, upload_key: str) -> list[tuple[str, str]]:
-    """(path, name shown) of an import's uploads, in upload order."""
-    folder = upload_dir(instance_path, upload_key)
-    if not folder.is_dir():
-        return []
-    return [
-        (str(path), (folder / f"{path.stem}.name").read_text())
-        for path in sorted(folder.glob("*.upload"))
-        if (folder / f"{path.stem}.name").exists()
-    ]
-
-
-def forget_uploads(instance_path: str, upload_key: str) -> None:
-    shutil.rmtree(upload_dir(instance_path, upload_key), ignore_errors=True)
-
-
-def forget_abandoned_uploads(instance_path: str) -> None:
-    """Uploads started a day ago and never queued (the tab was closed): their files go and
-    the import is marked failed, so nothing lingers on disk."""
+def queue(import_id: int, user_id: int) -> None:
+    """Queue the uploaded import as a job; ImportAlreadyRunning when one of theirs is."""
     with transaction() as cur:
-        abandoned = history_db.stale_uploads(cur)
-        for import_id, _ in abandoned:
-            history_db.fail_import(cur, import_id, "The upload was never finished.")
-    for _, upload_key in abandoned:
-        forget_uploads(instance_path, upload_key)
-
-
-def queue(import_id: int, user_id: int, worker: str, worker_alive) -> None:
-    with transaction() as cur:
-        if not history_db.queue_import(cur, import_id, user_id, worker, worker_alive):
+        if not imports_db.queue_import(cur, import_id, user_id):
             raise ImportAlreadyRunning("An import is already running for you; wait for it to finish.")
-
-
-def run(instance_path: str, import_id: int, user_id: int, worker: str, max_unpacked: int, after=None) -> dict:
-    """Run a queued import to its end and record the outcome; ``after(summary)`` runs on
-    success (the enrichment of new tracks). Returns {"summary": ...} or {"error": ...}."""
-    with transaction() as cur:
-        upload_key = history_db.begin_import(cur, import_id, worker)
-    if upload_key is None:
-        return {"error": "not queued"}
-    outcome: dict[str, Any]
     try:
-        outcome = {"summary": _import(uploaded_files(instance_path, upload_key), import_id, user_id, max_unpacked)}
+        job_id = defer(IMPORT_TASK, lock=user_lock(user_id), import_id=import_id, user_id=user_id)
+    except Exception:
+        record_failure(import_id, "The import could not be queued. Please try again.")
+        raise
+    if job_id is not None:
+        with transaction() as cur:
+            imports_db.attach_job(cur, import_id, job_id)
+
+
+def run(import_id: int, user_id: int, max_unpacked: int, attempts_before: int = 0) -> dict:
+    """Run a queued import (one attempt of its job) to its end; returns {"summary": ...} or
+    {"error": ...}. Raises to have the engine retry it (a database failure)."""
+    with transaction() as cur:
+        if not imports_db.claim_import(cur, import_id, sync.this_worker()):
+            return {"error": "not queued"}  # an outcome is recorded already
+    try:
+        return {"summary": import_and_record(import_id, user_id, max_unpacked)}
     except BadInput as exc:
-        outcome = {"error": f"{exc}. Nothing was imported."}
+        error = f"{exc}. Nothing was imported."
     except (psycopg2.Error, DatabaseUnavailable) as exc:
-        log.warning("import %s: database error: %s", import_id, exc)
-        outcome = {"error": "The database failed during the import; nothing was imported. Please try again."}
+        decided = retries.plan(exc, attempts_before)
+        log.warning("import %s: database error (attempt %s of %s): %s", import_id, decided.attempt, decided.of, exc)
+        if not decided.final:
+            with transaction() as cur:
+                imports_db.set_stage(cur, import_id, f"The database failed; trying again in {decided.retry_in:.0f} s")
+            raise
+        error = "The database failed during the import; nothing was imported. Please try again."
     except Exception:
         log.exception("import %s failed unexpectedly", import_id)
-        outcome = {"error": "The import failed unexpectedly; nothing was imported. It has been logged."}
-    finally:
-        forget_uploads(instance_path, upload_key)
-    record_outcome(import_id, outcome)
-    if "summary" in outcome and after is not None:
-        after(outcome["summary"])
-    return outcome
+        error = "The import failed unexpectedly; nothing was imported. It has been logged."
+    record_failure(import_id, error)
+    return {"error": error}
 
 
-def _import(files: list[tuple[str, str]], import_id: int, user_id: int, max_unpacked: int) -> dict:
-    if not files:
-        raise BadInput("No files were uploaded")
-
-    def progress(stage: str, done: int, total: int, rows: int) -> None:
-        with transaction() as cur:
-            history_db.set_progress(cur, import_id, stage, done, total, rows)
-
-    with connection() as conn:
-        summary = import_files(conn, user_id, files, progress, max_unpacked)
-    summary["message"] = describe(summary)
+def import_and_record(import_id: int, user_id: int, max_unpacked: int) -> dict:
+    """The import, its summary and the removal of its uploads, in one transaction."""
+    with connection() as conn, transaction(conn) as cur:
+        long_running(cur)  # minutes of work, and other writers' row locks to wait for
+        files = imports_db.upload_files(cur, import_id)
+        if not files:
+            raise BadInput("No files were uploaded")
+        items: list = [(uploads.opener(f["id"], f["bytes"]), f["name"]) for f in files]
+        sources = list(archive.all_sources(items, max_unpacked))
+        summary = Importer(conn, user_id, sources, progress_of(import_id)).run()  # its block: a savepoint of ours
+        summary["message"] = describe(summary)
+        imports_db.delete_uploads(cur, import_id)
+        imports_db.finish_import(cur, import_id, summary)
     return summary
 
 
-def record_outcome(import_id: int, outcome: dict[str, Any]) -> None:
-    """Write the result, waiting out a database outage (likely the reason it failed)."""
+def progress_of(import_id: int):
+    def progress(stage: str, done: int, total: int, rows: int) -> None:
+        with connection() as conn, transaction(conn) as cur:  # never the import's own transaction
+            imports_db.set_progress(cur, import_id, stage, done, total, rows)
+
+    return progress
+
+
+def record_failure(import_id: int, error: str) -> None:
+    """Write the failure and drop the uploads, waiting out a database outage (likely the
+    reason it failed)."""
 
     def write(cur) -> None:
-        if "summary" in outcome:
-            history_db.finish_import(cur, import_id, outcome["summary"])
-        else:
-            history_db.fail_import(cur, import_id, outcome["error"])
+        imports_db.fail_import(cur, import_id, error)
+        imports_db.delete_uploads(cur, import_id)
 
     write_despite_outage(write, f"import {import_id}'s outcome")
-
-
-def run_in_thread(target: Callable[[], object], import_id: int) -> threading.Thread:
-    """The import on a thread of its own (used while no job engine runs it)."""
-    thread = threading.Thread(target=target, name=f"history-import-{import_id}", daemon=True)
-    thread.start()
-    return thread
 
 
 def status(row: dict) -> dict:
@@ -169,9 +136,9 @@ def status(row: dict) -> dict:
     share = row["bytes_done"] / row["bytes_total"] if row["bytes_total"] else None
     eta = seconds * (1 - share) / share if share and 0 < share < 1 and row["status"] == "running" else None
     summary = row["summary"] or {}
-    if row.get("silent"):  # its worker died: say so rather than let the page wait forever
-        row = {**row, "status": "failed", "error": history_db.INTERRUPTED}
-    return {
+    if row.get("silent"):  # nothing carries it on: say so rather than let the page wait forever
+        row = {**row, "status": "failed", "error": imports_db.INTERRUPTED}
+    result: dict[str, Any] = {
         "id": row["id"],
         "status": row["status"],
         "stage": row["stage"],
@@ -186,3 +153,4 @@ def status(row: dict) -> dict:
         "message": summary.get("message") if row["status"] == "succeeded" else row["error"],
         "summary": summary if row["status"] == "succeeded" else None,
     }
+    return result

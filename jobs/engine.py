@@ -48,7 +48,7 @@ import db_config
 log = logging.getLogger(__name__)
 
 # Modules whose import registers tasks; a worker imports them all before its first job.
-TASK_MODULES = ["jobs.sync_tasks", "jobs.capture", "jobs.housekeeping"]
+TASK_MODULES = ["jobs.sync_tasks", "jobs.capture", "jobs.housekeeping", "history.tasks"]
 
 
 class _AppPoolForEngine:

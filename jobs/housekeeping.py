@@ -12,7 +12,9 @@ per tick whatever the number of workers (the engine records each defer). Ticks:
   before a capture needs them; a refresh token Spotify no longer accepts ends capture
   for that person (they log in again);
 - ``jobs.remove_old_jobs`` hourly: finished jobs after JOBS_KEEP_HOURS
-  (default 72), failed and cancelled ones too after a week.
+  (default 72), failed and cancelled ones too after a week;
+- whatever a task module adds to ``SCHEDULE`` (history/tasks.py: enrichment of tracks
+  still flagged, abandoned uploads).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ REFRESH_AHEAD_SECONDS = 600
 # Called with (job kwargs, message) when a task's job is given up after its worker kept
 # dying; a task module registers one to tell the person (sync runs do).
 GIVE_UP_HOOKS: dict = {}
+# (task, cron line) pairs a task module adds to the schedule (history/tasks.py does).
+SCHEDULE: list[tuple[Task, str]] = []
 
 
 def tick_seconds(config) -> int:
@@ -61,6 +65,7 @@ def register_schedule(config) -> None:
         (retry_stalled_task, tick),
         (refresh_tokens_task, "*/5 * * * *"),
         (remove_old_jobs_task, "17 * * * *"),
+        *SCHEDULE,
     ]
     registry = engine.periodic_registry
     for task, cron in schedule:

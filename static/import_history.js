@@ -2,19 +2,11 @@
 // import, then poll its status (rows, rate, time left) until it ends, and show its page.
 // Without this script the form posts the files and the server answers with the same pages.
 (function () {
-  const form = document.getElementById("import-form");
-  const input = document.getElementById("import-files");
-  const drop = document.getElementById("import-drop");
-  const chosen = document.getElementById("import-chosen");
-  const uploadStatus = document.getElementById("import-upload-status");
-  const uploadError = document.getElementById("import-upload-error");
-  const startButton = document.getElementById("import-start");
-  const progress = document.getElementById("import-progress");
-  const bar = document.getElementById("import-bar");
-  const stage = document.getElementById("import-stage");
-  const rows = document.getElementById("import-rows");
-  const rate = document.getElementById("import-rate");
-  const eta = document.getElementById("import-eta");
+  const byId = function (id) { return document.getElementById("import-" + id); };
+  const [form, input, drop, chosen, uploadStatus, uploadError, startButton, progress, bar, stage, rows, rate, eta] = [
+    "form", "files", "drop", "chosen", "upload-status", "upload-error", "start", "progress", "bar", "stage", "rows",
+    "rate", "eta",
+  ].map(byId);
   const csrf = form ? form.querySelector("input[name=csrf_token]").value : "";
   let files = [];
 
@@ -103,7 +95,7 @@
   function watch(statusUrl, pageUrl) {
     progress.hidden = false;
     progress.dataset.statusUrl = statusUrl;
-    const uploadCard = document.getElementById("import-upload");
+    const uploadCard = byId("upload");
     if (uploadCard) uploadCard.hidden = true;
     async function poll() {
       try {

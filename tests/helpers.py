@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import psycopg2
 import requests
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def query(db_url: str, sql: str, params=()) -> list:
@@ -107,3 +113,23 @@ def expire_access_token(db_url: str, uid: int) -> None:
 def age_relogin_mark(db_url: str, uid: int) -> None:
     """As if the hour before the one retry after an invalid_grant had passed."""
     query(db_url, "UPDATE users SET needs_relogin_since = now() - interval '2 hours' WHERE id = %s RETURNING 1", (uid,))
+
+
+def start_worker_process(db: str, emulator, tmp_path: Path, name: str, **settings: str) -> subprocess.Popen:
+    """A `flask --app app worker` process on ``db`` (its log in ``tmp_path``), to SIGKILL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "SPOTIFY", "JOBS_"))}
+    env.update(
+        DATABASE_URL=db,
+        FLASK_SECRET_KEY="test-secret",
+        SPOTIFY_EMULATOR_URL=emulator.base_url,
+        SPOTIFY_REQUEST_TIMEOUT="5",
+        DEMO_BACKFILL_WEEKS="1",
+        CAPTURE_INTERVAL="3600",
+        JOBS_STALLED_AFTER="2",
+        JOBS_POLL_INTERVAL="0.2",
+    )
+    env.update(settings)
+    log = (tmp_path / f"{name}.log").open("w")
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )

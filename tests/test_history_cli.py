@@ -55,3 +55,14 @@ def test_bad_input_is_one_line_and_exit_1(cli, db, tmp_path):
 )
 def test_usage_errors_exit_2(cli, args):
     assert cli(*args).exit_code == 2
+
+
+def test_the_import_queues_the_enrichment_of_the_tracks_it_named(cli, db, tmp_path):
+    waiting = "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'history.enrich' AND status = 'todo'"
+    first = write_json(tmp_path / "Streaming_History_Audio_2020_0.json", plays(4))
+    assert cli(str(first), "--user", "newcomer").exit_code == 0
+    assert query(db, "SELECT count(*) FROM tracks WHERE needs_enrichment") == [(4,)]
+    assert query(db, waiting) == [(1,)]  # a worker fetches them; the CLI does not wait
+    second = write_json(tmp_path / "Streaming_History_Audio_2020_1.json", plays(3, first=10))
+    assert cli(str(second), "--user", "newcomer").exit_code == 0
+    assert query(db, waiting) == [(1,)]  # the waiting job will do these too

@@ -78,3 +78,20 @@ def test_a_long_rate_limit_stops_enrichment_with_the_wait(logged_in, spotify_app
     clean_emulator.faults.rate_limit(retry_after=120, path_prefix="/v1/tracks/")
     outcome = enrichment.enrich(spotify.settings_for(spotify_app), user_id(db, "bruno"))
     assert outcome["enriched"] == 0 and outcome["left"] == 3 and outcome["retry_after"] == 120
+
+
+def test_housekeeping_queues_the_enrichment_of_anything_still_flagged(logged_in, spotify_app, db):
+    from helpers import wait_until
+    from jobs.engine import defer
+
+    logged_in("chen")
+    ids = flag_tracks(db, 3)
+    with spotify_app.app_context():
+        defer("history.enrich_flagged", timestamp=0)  # what the schedule defers every ten minutes
+    wait_until(
+        lambda: query(db, "SELECT count(*) FROM tracks WHERE needs_enrichment") == [(0,)], "tracks enriched", 60, 0.1
+    )
+    catalogue = get_catalogue()
+    assert sorted(r[0] for r in query(db, "SELECT name FROM tracks WHERE spotify_id = ANY(%s)", (ids,))) == sorted(
+        catalogue.tracks[i].name for i in ids
+    )

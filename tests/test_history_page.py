@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import requests
 
 from emulator.data_export import listening
 from helpers import csrf_token, query, user_id, wait_until
-from history import runs
 
 
 def download_export(emulator, listener="ava", **params) -> bytes:
@@ -162,13 +162,146 @@ def test_an_import_whose_worker_died_is_reported_as_interrupted(logged_in, db):
     assert again["status"] == "succeeded"
 
 
-def test_an_abandoned_upload_is_removed_when_the_next_import_starts(logged_in, spotify_app, db):
+def stored_upload_files(db, import_id: int) -> list:
+    return query(
+        db,
+        "SELECT f.name, f.complete, count(c.chunk_no) FROM history_upload_files f"
+        " LEFT JOIN history_upload_chunks c ON c.file_id = f.id WHERE f.import_id = %s GROUP BY f.id ORDER BY f.id",
+        (import_id,),
+    )
+
+
+def test_an_abandoned_upload_is_removed_when_the_next_import_starts(logged_in, db):
     client = logged_in("bruno")
     abandoned = upload(client, b"[]", name="Streaming_History_Audio_2020_0.json").get_json()["import_id"]
-    key = query(db, "SELECT upload_key::text FROM history_imports WHERE id = %s", (abandoned,))[0][0]
-    folder = runs.upload_dir(spotify_app.instance_path, key)
-    assert any(folder.iterdir())
+    assert stored_upload_files(db, abandoned) == [("Streaming_History_Audio_2020_0.json", True, 1)]
     query(db, "UPDATE history_imports SET heartbeat_at = now() - interval '2 days' WHERE id = %s", (abandoned,))
     upload(client, b"[]", name="Streaming_History_Audio_2020_0.json")
-    assert not folder.exists()
+    assert stored_upload_files(db, abandoned) == []
     assert query(db, "SELECT status FROM history_imports WHERE id = %s", (abandoned,)) == [("failed",)]
+
+
+def stored_zip(rows: list) -> bytes:
+    """An export zip whose entry is stored, not deflated: several chunks of upload, and an
+    entry that crosses their boundaries."""
+    import json
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("Spotify Extended Streaming History/Streaming_History_Audio_2021_0.json", json.dumps(rows))
+    return buffer.getvalue()
+
+
+def catalogue_rows(count: int) -> list:
+    """Extended rows of real catalogue tracks the app has not seen yet (enrichment fetches them)."""
+    from emulator.catalogue import get_catalogue
+    from history_files import START, extended_row
+
+    tracks = sorted(get_catalogue().track_list, key=lambda t: t.id)[-count:]
+    padding = {"x_unknown_field": "x" * 6000}  # a few MB of upload for a few hundred rows
+    return [
+        extended_row(START + timedelta(minutes=4 * i), i, spotify_track_uri=f"spotify:track:{t.id}", **padding)
+        for i, t in enumerate(tracks)
+    ]
+
+
+def test_the_import_is_a_job_its_uploads_wait_in_the_database_and_enrichment_follows(logged_in, spotify_app, db):
+    from history import uploads
+
+    client = logged_in("dana")
+    dana = user_id(db, "dana")
+    known = {row[0] for row in query(db, "SELECT spotify_id FROM tracks")}
+    rows = [r for r in catalogue_rows(1500) if r["spotify_track_uri"].rsplit(":", 1)[1] not in known][:400]
+    data = stored_zip(rows)
+    assert len(data) > 2 * uploads.CHUNK_BYTES
+    import_id = upload(client, data).get_json()["import_id"]
+    chunks = -(-len(data) // uploads.CHUNK_BYTES)
+    assert stored_upload_files(db, import_id) == [("my_spotify_data.zip", True, chunks)]
+    assert not (Path(spotify_app.instance_path) / "history-uploads").exists()  # nothing on this machine's disk
+
+    assert start(client, import_id).status_code == 202
+    status = wait_for_import(client, import_id)
+    assert status["status"] == "succeeded", status
+    assert status["summary"]["new_plays"] == len(rows) and status["summary"]["new_tracks"] == len(rows)
+    [(task, lock, job_status)] = query(
+        db,
+        "SELECT j.task_name, j.lock, j.status::text FROM history_imports h JOIN procrastinate_jobs j ON j.id = h.job_id"
+        " WHERE h.id = %s",
+        (import_id,),
+    )
+    assert (task, lock, job_status) == ("history.import", f"user:{dana}", "succeeded")
+    assert stored_upload_files(db, import_id) == []  # gone with the import's own commit
+
+    # the enrichment job the import queued fetches every named track, one at a time
+    wait_until(
+        lambda: query(db, "SELECT count(*) FROM tracks WHERE needs_enrichment") == [(0,)], "tracks enriched", 120, 0.2
+    )
+    ids = [r["spotify_track_uri"].rsplit(":", 1)[1] for r in rows]
+    assert query(
+        db, "SELECT count(*) FROM tracks WHERE spotify_id = ANY(%s) AND raw_json->'album'->>'name' IS NOT NULL", (ids,)
+    ) == [(len(rows),)]
+    assert query(db, "SELECT count(*) > 1 FROM procrastinate_jobs WHERE task_name = 'history.enrich'") == [(True,)]
+
+
+def test_a_worker_killed_mid_import_leaves_nothing_and_its_retry_imports_everything(db, emulator, tmp_path):
+    import signal
+
+    import psycopg2
+
+    import database
+    from app import create_app
+    from helpers import log_in_as, start_worker_process
+    from history_files import plays, user
+
+    app = create_app({"TESTING": True, "DATABASE_URL": db, "SECRET_KEY": "test-secret", "DB_POOL_MIN": 0})
+    client = app.test_client()
+    log_in_as(client, user(db, "kim"))
+    rows = plays(600)
+    import_id = upload(client, stored_zip(rows)).get_json()["import_id"]
+    assert start(client, import_id).status_code == 202  # queued: no worker runs yet
+
+    # Hold the import at its very end: its transaction removes the uploads last, and this
+    # share lock makes it wait there with every play written but nothing committed.
+    holder = psycopg2.connect(db)
+    holder.cursor().execute("SELECT 1 FROM history_upload_files WHERE import_id = %s FOR SHARE", (import_id,))
+    workers = [start_worker_process(db, emulator, tmp_path, "first", CAPTURE_INTERVAL="20")]
+    try:
+        [(pid,)] = wait_until(
+            lambda: query(
+                db,
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE 'DELETE FROM history_upload_files%%'",
+            ),
+            "the import waiting at its end",
+            60,
+            0.1,
+        )
+        running = client.get(f"/api/import/{import_id}").get_json()
+        assert running["status"] == "running" and running["rows_done"] == len(rows)  # live progress
+        assert query(db, "SELECT count(*) FROM plays") == [(0,)]  # written, not committed
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait(10)
+        holder.rollback()
+        wait_until(
+            lambda: query(db, "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)) == [(0,)],
+            "the killed worker's session rolled back",
+            30,
+            0.1,
+        )
+        assert query(db, "SELECT count(*) FROM plays") == [(0,)]  # nothing half-imported
+        workers.append(start_worker_process(db, emulator, tmp_path, "second", CAPTURE_INTERVAL="20"))
+        status = wait_for_import(client, import_id, timeout=90)
+    finally:
+        holder.close()
+        for process in workers:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(20)
+        database.close_pool()
+    assert status["status"] == "succeeded", status
+    assert status["summary"]["new_plays"] == len(rows)
+    assert query(db, "SELECT count(*), count(DISTINCT played_at) FROM plays") == [(len(rows), len(rows))]
+    [(attempts,)] = query(db, "SELECT attempts FROM procrastinate_jobs WHERE task_name = 'history.import'")
+    assert attempts == 2
+    assert stored_upload_files(db, import_id) == []

@@ -7,23 +7,17 @@ These tests run an emulator on the real clock whose listeners play a track every
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 import database
 from app import create_app
 from emulator import server as spotify_emulator
-from helpers import csrf_token, log_in, query, user_id, wait_for_sync
+from helpers import csrf_token, log_in, query, start_worker_process, user_id, wait_for_sync
 from jobs.engine import WorkerThread
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def wait_until(predicate, timeout: float, what: str, pause: float = 0.1):
@@ -177,24 +171,6 @@ def test_a_failing_sync_backs_off_stops_after_its_bound_and_says_why(make_app, l
     )
     assert retried == [(2,)]
     assert "Spotify answered with an error (503)" in client.get("/settings").get_data(as_text=True)
-
-
-def start_worker_process(db: str, emulator, tmp_path: Path, name: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "SPOTIFY", "JOBS_"))}
-    env.update(
-        DATABASE_URL=db,
-        FLASK_SECRET_KEY="test-secret",
-        SPOTIFY_EMULATOR_URL=emulator.base_url,
-        SPOTIFY_REQUEST_TIMEOUT="5",
-        DEMO_BACKFILL_WEEKS="1",
-        CAPTURE_INTERVAL="3600",
-        JOBS_STALLED_AFTER="2",
-        JOBS_POLL_INTERVAL="0.2",
-    )
-    log = (tmp_path / f"{name}.log").open("w")
-    return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log
-    )
 
 
 def test_a_worker_killed_mid_sync_loses_and_duplicates_nothing(make_app, live_emulator, db, tmp_path):
