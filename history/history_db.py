@@ -14,13 +14,26 @@ overlapping extended exports, the old ``endsong`` and new ``Streaming_History_Au
 of the same period, or the app's capture of recently played (``source = 'polling'``, which
 the export's row then completes with its facts; the export wins on conflicting facts).
 
-A basic row only knows its minute, so it is matched by **(user, minute, normalised artist +
-track name)**: the n-th such row of a minute is the same play as the n-th stored play of
-that minute with those names (stored names, or the track's names for a captured play). A
-basic row nothing matches is stored on the first free second of its minute
-(``source = 'export_basic'``) and linked to a track of the person's own history with the
-same names, if there is one. When an extended export arrives later, its rows supersede the
-basic plays they match the same way (the basic ones are deleted, the full rows stored).
+A play captured from recently played and the same play in an extended export may end a
+few seconds apart (Spotify's two clocks): a captured play of the same track whose end is
+within ``DRIFT`` of the export's, and within the export's ``ms_played`` (two plays of one
+track cannot end closer than the later one lasted), is the same play; the export's row
+replaces it (``SUPERSEDE_CAPTURED``, and library_db.store_plays the other way round).
+
+A basic row only knows its minute, so it is matched by **(user, minute, normalised track
+name)** (``title_key``): the n-th such row of a minute is the same play as the n-th stored
+play of that minute with that title (its stored name, or its track's for a captured
+play). The artist is left out of this match on purpose: the extended export names the
+ALBUM artist ("Various Artists" on a compilation), account data the track's artist,
+recently played the track's artists; two different songs of one title ending in the same
+minute are far rarer than those disagreements. A basic row nothing matches is stored on
+the first free second of its minute (``source = 'export_basic'``) and linked to a track of
+the person's own history by normalised artist + track name, the artist being ANY of the
+track's artists or the name it was stored under (``named`` in INSERT_BASIC), or, for a
+track known only as a compilation's ("Various Artists", not fetched yet), by its title
+alone when exactly one of the person's tracks has it. When an extended export or a
+capture arrives later, it supersedes the basic plays it matches the same way (the basic
+ones are deleted, the precise ones stored; a capture keeps the basic row's facts).
 """
 
 from __future__ import annotations
@@ -31,17 +44,25 @@ from database import fetch_one, fetch_single, fetch_value
 def name_key(artist: str, track: str) -> str:
     """SQL for the normalised artist + track name a basic row is matched by: lower case,
     spaces trimmed and collapsed. One definition for both sides of every match."""
-    return (
-        rf"(lower(regexp_replace(btrim(coalesce({artist}, '')), '\s+', ' ', 'g')) || chr(31) || "
-        rf"lower(regexp_replace(btrim(coalesce({track}, '')), '\s+', ' ', 'g')))"
-    )
+    return f"({title_key(artist)} || chr(31) || {title_key(track)})"
 
 
-# The names a stored play is known by: its own, else its track's (a captured play has none).
-STORED_PLAY_KEY = name_key(
-    "coalesce(p.artist_name, t.raw_json->'artists'->0->>'name', t.artist_name)", "coalesce(p.track_name, t.name)"
-)
-TRACK_KEY = name_key("coalesce(t.raw_json->'artists'->0->>'name', t.artist_name)", "t.name")
+def title_key(track: str) -> str:
+    """SQL for a normalised name: the track name a basic row is matched to a stored play by."""
+    return rf"lower(regexp_replace(btrim(coalesce({track}, '')), '\s+', ' ', 'g'))"
+
+
+# The title a stored play is known by: its own, else its track's (a captured play has none).
+STORED_PLAY_TITLE = title_key("coalesce(p.track_name, t.name)")
+# Every artist a track may be named by: each of its artists (a synced or enriched track),
+# and the name it was stored under (an export's album artist).
+TRACK_ARTISTS = """(SELECT a->>'name' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(t.raw_json->'artists') = 'array'
+                                                      THEN t.raw_json->'artists' ELSE '[]' END) a
+                    UNION SELECT t.artist_name)"""
+# A compilation's album artist, as Spotify names it.
+VARIOUS_ARTISTS = "various artists"
+# How far apart a captured play and the export's row of it may end (seconds).
+DRIFT = 30
 
 
 def create_staging(cur) -> None:
@@ -100,11 +121,11 @@ WITH added AS (
 SELECT count(*) FROM added
 """
 
-# Basic plays an extended batch supersedes: per (minute, names), as many of the stored
+# Basic plays an extended batch supersedes: per (minute, title), as many of the stored
 # basic plays as the batch has new rows.
 DELETE_SUPERSEDED_BASIC = f"""
 WITH incoming AS (
-    SELECT date_trunc('minute', s.played_at) AS minute, {name_key("s.artist_name", "s.track_name")} AS key,
+    SELECT date_trunc('minute', s.played_at) AS minute, {title_key("s.track_name")} AS key,
            count(DISTINCT s.played_at) AS n
     FROM history_stage s
     WHERE NOT EXISTS (SELECT 1 FROM plays e WHERE e.user_id = %(user_id)s AND e.played_at = s.played_at
@@ -113,9 +134,9 @@ WITH incoming AS (
 ),
 basic AS (
     SELECT p.played_at, date_trunc('minute', p.played_at) AS minute,
-           {name_key("p.artist_name", "p.track_name")} AS key,
+           {title_key("p.track_name")} AS key,
            row_number() OVER (PARTITION BY date_trunc('minute', p.played_at),
-                                           {name_key("p.artist_name", "p.track_name")}
+                                           {title_key("p.track_name")}
                               ORDER BY p.played_at) AS nth
     FROM plays p
     WHERE p.user_id = %(user_id)s AND p.source = 'export_basic'
@@ -125,6 +146,25 @@ basic AS (
 DELETE FROM plays d
 USING basic b JOIN incoming i ON i.minute = b.minute AND i.key = b.key AND b.nth <= i.n
 WHERE d.user_id = %(user_id)s AND d.played_at = b.played_at
+"""
+
+# Captured plays of a staged track ending within DRIFT s of the export's row, and within its
+# ms_played: the same play (see the docstring); they go, and the export's row is stored.
+# Only the batch's time range of the person's captured plays is read.
+SUPERSEDE_CAPTURED = f"""
+WITH captured AS (
+    SELECT p.played_at, p.track_id FROM plays p
+    WHERE p.user_id = %(user_id)s AND p.source = 'polling'
+      AND p.played_at >= (SELECT min(played_at) FROM history_stage) - interval '{DRIFT} seconds'
+      AND p.played_at <= (SELECT max(played_at) FROM history_stage) + interval '{DRIFT} seconds'
+),
+matched AS (
+    SELECT DISTINCT c.played_at FROM captured c
+    JOIN history_stage s ON s.track_id = c.track_id
+         AND abs(extract(epoch FROM c.played_at - s.played_at)) <= least({DRIFT}, s.ms_played / 1000.0)
+    WHERE NOT EXISTS (SELECT 1 FROM history_stage same WHERE same.played_at = c.played_at)
+)
+DELETE FROM plays d USING matched m WHERE d.user_id = %(user_id)s AND d.played_at = m.played_at
 """
 
 # A play already known at the same second is the same play: a captured one ('polling') or a
@@ -156,13 +196,16 @@ FROM written
 def resolve_extended(cur, user_id: int, supersede_basic: bool) -> dict:
     """Move the staged extended rows into plays (and their new tracks into the catalogue),
     then empty the stage. Returns counts: new_tracks, new_plays, completed (known plays the
-    export completed), superseded_basic, already_known, duplicates (twice in the upload)."""
+    export completed or replaced: basic ones, captured ones a few seconds off),
+    already_known, duplicates (twice in the upload)."""
     cur.execute(ADD_NAMED_TRACKS)
     new_tracks = fetch_value(cur)
     superseded = 0
     if supersede_basic:
         cur.execute(DELETE_SUPERSEDED_BASIC, {"user_id": user_id})
         superseded = cur.rowcount
+    cur.execute(SUPERSEDE_CAPTURED, {"user_id": user_id})
+    superseded += cur.rowcount
     cur.execute(INSERT_EXTENDED, {"user_id": user_id})
     counts = fetch_single(cur)
     cur.execute("TRUNCATE history_stage")
@@ -194,13 +237,19 @@ ORDER BY minute, key, nth, file_no
 DROP_KNOWN_BASIC = f"""
 WITH minutes AS (SELECT DISTINCT minute FROM history_basic),
 known AS (
-    SELECT m.minute, {STORED_PLAY_KEY} AS key, count(*) AS n
+    SELECT m.minute, {STORED_PLAY_TITLE} AS title, count(*) AS n
     FROM minutes m
     JOIN plays p ON p.user_id = %(user_id)s AND p.played_at >= m.minute AND p.played_at < m.minute + interval '1 minute'
     LEFT JOIN tracks t ON t.spotify_id = p.track_id
     GROUP BY 1, 2
+),
+numbered AS (
+    SELECT b.ctid AS row, b.minute, {title_key("b.track_name")} AS title,
+           row_number() OVER (PARTITION BY b.minute, {title_key("b.track_name")} ORDER BY b.file_no, b.row_no) AS nth
+    FROM history_basic b
 )
-DELETE FROM history_basic b USING known k WHERE b.minute = k.minute AND b.key = k.key AND b.nth <= k.n
+DELETE FROM history_basic b USING numbered n JOIN known k ON k.minute = n.minute AND k.title = n.title AND n.nth <= k.n
+WHERE b.ctid = n.row
 """
 
 # New basic plays on the free seconds of their minute, linked to a track of the person's
@@ -224,16 +273,27 @@ theirs AS (
 ),
 named AS (
     SELECT DISTINCT ON (key) key, spotify_id
-    FROM (SELECT {TRACK_KEY} AS key, t.spotify_id FROM tracks t JOIN theirs ON theirs.track_id = t.spotify_id) k
+    FROM (SELECT {name_key("artist", "t.name")} AS key, t.spotify_id
+          FROM tracks t JOIN theirs ON theirs.track_id = t.spotify_id
+          CROSS JOIN LATERAL {TRACK_ARTISTS} AS names(artist)) k
     WHERE key IN (SELECT key FROM history_basic)
     ORDER BY key, spotify_id
 ),
+-- a compilation's track not fetched yet knows only "Various Artists": its title, if unique among theirs
+compiled AS (
+    SELECT {title_key("t.name")} AS title, min(t.spotify_id) AS spotify_id
+    FROM tracks t JOIN theirs ON theirs.track_id = t.spotify_id
+    GROUP BY 1
+    HAVING count(*) = 1 AND bool_and(t.needs_enrichment AND {title_key("t.artist_name")} = '{VARIOUS_ARTISTS}')
+),
 written AS (
     INSERT INTO plays (user_id, played_at, track_id, track_name, artist_name, ms_played, source)
-    SELECT %(user_id)s, f.played_at, named.spotify_id, n.track_name, n.artist_name, n.ms_played, 'export_basic'
+    SELECT %(user_id)s, f.played_at, coalesce(named.spotify_id, compiled.spotify_id), n.track_name, n.artist_name,
+           n.ms_played, 'export_basic'
     FROM needed n
     JOIN free f ON f.minute = n.minute AND f.slot = n.slot
     LEFT JOIN named ON named.key = n.key
+    LEFT JOIN compiled ON compiled.title = {title_key("n.track_name")}
     ORDER BY f.played_at
     RETURNING track_id
 )

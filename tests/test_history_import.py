@@ -316,3 +316,153 @@ def test_a_damaged_entry_names_the_file_and_changes_nothing(db, tmp_path):
     with pytest.raises(BadInput, match="Streaming_History_Audio_2021_1.json: (the zip's data is damaged|not valid)"):
         run_import(db, listener, archive)
     assert nothing_stored(db)
+
+
+# -- one play across sources: account data, extended export, capture (history_db docstring)
+def capture(db, user_id: int, track_id: str, *when) -> int:
+    """What a sync or capture stores from recently played (library_db.store_plays)."""
+    import database
+    import library_db
+    from history_files import connect
+
+    conn = connect(db)
+    try:
+        with database.transaction(conn) as cur:
+            return library_db.store_plays(cur, user_id, [track_id] * len(when), list(when))
+    finally:
+        conn.close()
+
+
+def catalogue_track(db, n: int, name: str, artists: list[str] | None, stored_artist: str | None = None) -> str:
+    """A track as a sync stores it (its artists in raw_json), or with ``artists`` None as
+    an export named it (``stored_artist`` only, not fetched yet)."""
+    from psycopg2.extras import Json
+
+    track_id = track_uri(n)[14:]
+    raw = Json({"id": track_id, "name": name, "artists": [{"name": a} for a in artists]}) if artists else None
+    query(
+        db,
+        "INSERT INTO tracks (spotify_id, name, artist_name, raw_json, needs_enrichment) VALUES (%s, %s, %s, %s, %s)",
+        (track_id, name, stored_artist or (artists or [""])[0], raw, artists is None),
+    )
+    return track_id
+
+
+def test_a_capture_replaces_the_account_data_play_it_matches_and_keeps_its_facts(db, tmp_path):
+    listener = user(db)
+    when = START + timedelta(seconds=37)  # 20:00:37; account data says "20:00"
+    basic = [basic_row(when, 7, ms=123_000), basic_row(when + timedelta(minutes=10), 8)]
+    run_import(db, listener, write_json(tmp_path / "StreamingHistory_music_0.json", basic))
+    track_id = catalogue_track(db, 7, "Song 7", ["Artist 0"])
+
+    assert capture(db, listener, track_id, when) == 0  # no new play: a more precise one
+    assert play_rows(db, listener) == [
+        (when, track_id, "Song 7", 123_000, "polling"),
+        (START.replace(minute=10), None, "Song 8", 200_000, "export_basic"),
+    ]
+    assert capture(db, listener, track_id, when) == 0  # the next capture sees the same page
+    assert len(play_rows(db, listener)) == 2
+
+
+def test_account_data_is_one_play_with_a_capture_of_it_whatever_artist_it_names(db, tmp_path):
+    listener = user(db)
+    when = START + timedelta(seconds=12)
+    get_lucky = catalogue_track(db, 1, "Get Lucky", ["Daft Punk", "Pharrell Williams"])
+    capture(db, listener, get_lucky, when)
+    basic = [
+        {
+            "endTime": when.strftime("%Y-%m-%d %H:%M"),
+            "artistName": "Pharrell Williams",
+            "trackName": "Get Lucky",
+            "msPlayed": 248_000,
+        },
+        {
+            "endTime": when.strftime("%Y-%m-%d %H:%M"),
+            "artistName": "Daft Punk",
+            "trackName": "Get  lucky ",
+            "msPlayed": 9_000,
+        },  # a second play of it in the same minute: a new one
+    ]
+    summary = run_import(db, listener, write_json(tmp_path / "StreamingHistory_music_0.json", basic))
+    assert (summary["already_known"], summary["new_plays"], summary["linked_by_name"]) == (1, 1, 1)
+    assert [r[1] for r in play_rows(db, listener)] == [get_lucky, get_lucky]
+
+
+COMPILATION = {"master_metadata_album_artist_name": "Various Artists", "master_metadata_track_name": "One More Time"}
+
+
+def one_more_time(when, ms: int = 320_000) -> dict:
+    """Account data names the track's artist where the extended export names the album's."""
+    return {
+        "endTime": when.strftime("%Y-%m-%d %H:%M"),
+        "artistName": "Daft Punk",
+        "trackName": "One More Time",
+        "msPlayed": ms,
+    }
+
+
+def test_a_compilation_play_is_one_play_in_both_exports_whichever_comes_first(db, tmp_path):
+    when = START + timedelta(seconds=45)
+    extended = write_json(tmp_path / "Streaming_History_Audio_2021_0.json", [extended_row(when, 5, **COMPILATION)])
+    basic = write_json(tmp_path / "StreamingHistory_music_0.json", [one_more_time(when)])
+
+    first = user(db, "extended-first")
+    run_import(db, first, extended)
+    assert run_import(db, first, basic)["already_known"] == 1
+    assert [r[4] for r in play_rows(db, first)] == ["export"]
+
+    second = user(db, "basic-first")
+    run_import(db, second, basic)
+    summary = run_import(db, second, extended, force=True)
+    assert (summary["new_plays"], summary["completed"]) == (0, 1)
+    assert [(r[0], r[4]) for r in play_rows(db, second)] == [(when, "export")]
+
+
+def test_account_data_links_to_a_compilation_track_by_any_of_its_artists(db, tmp_path):
+    listener = user(db)
+    # known from an extended export only: "Various Artists", not fetched from Spotify yet
+    run_import(
+        db,
+        listener,
+        write_json(tmp_path / "Streaming_History_Audio_2021_0.json", [extended_row(START, 5, **COMPILATION)]),
+    )
+    fetched = catalogue_track(db, 6, "Around the World", ["Daft Punk"], stored_artist="Various Artists")
+    query(db, "INSERT INTO saved_tracks (user_id, track_id, added_at) VALUES (%s, %s, now())", (listener, fetched))
+    later = START + timedelta(days=3)
+    rows = [
+        one_more_time(later),
+        {
+            "endTime": later.strftime("%Y-%m-%d %H:%M"),
+            "artistName": "Daft Punk",
+            "trackName": "Around the World",
+            "msPlayed": 1000,
+        },
+        {
+            "endTime": later.strftime("%Y-%m-%d %H:%M"),
+            "artistName": "Someone Else",
+            "trackName": "Song 404",
+            "msPlayed": 1000,
+        },
+    ]
+    summary = run_import(db, listener, write_json(tmp_path / "StreamingHistory_music_0.json", rows))
+    assert (summary["new_plays"], summary["linked_by_name"]) == (3, 2)
+    linked = dict(query(db, "SELECT track_name, track_id FROM plays WHERE source = 'export_basic'"))
+    assert linked == {"One More Time": track_uri(5)[14:], "Around the World": fetched, "Song 404": None}
+
+
+def test_a_capture_and_the_export_of_one_play_seconds_apart_are_one_play(db, tmp_path):
+    listener = user(db)
+    track_id = catalogue_track(db, 3, "Song 3", ["Artist 3"])
+    capture(db, listener, track_id, START + timedelta(seconds=3))  # Spotify's two clocks disagree
+    summary = run_import(
+        db, listener, write_json(tmp_path / "Streaming_History_Audio_2021_0.json", [extended_row(START, 3)])
+    )
+    assert (summary["new_plays"], summary["completed"]) == (0, 1)
+    assert [(r[0], r[4]) for r in play_rows(db, listener)] == [(START, "export")]
+
+    assert capture(db, listener, track_id, START - timedelta(seconds=4)) == 0  # and the other way round
+    # a replay after a 10-second skip is another play, although it ends 25 s later
+    skipped = extended_row(START + timedelta(minutes=30), 3, ms=10_000, skipped=True)
+    run_import(db, listener, write_json(tmp_path / "Streaming_History_Audio_2021_1.json", [skipped]))
+    assert capture(db, listener, track_id, START + timedelta(minutes=30, seconds=25)) == 1
+    assert len(play_rows(db, listener)) == 3
