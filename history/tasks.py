@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 ENRICH_TASK = "history.enrich"
 ENRICH_LOCK = "history:enrichment"
-ENRICH_BATCH = 200  # tracks per job: at SPOTIFY_MAX_RPS-paced calls, a few minutes at most
+ENRICH_BATCH = 200  # tracks per job (HISTORY_ENRICH_BATCH): at SPOTIFY_MAX_RPS-paced calls, minutes at most
 
 
 def max_unpacked() -> int:
@@ -73,7 +73,8 @@ def enrich_job(context, user_id: int | None = None) -> None:
         if holder is None:
             log.info("%s tracks wait for enrichment: nobody with a Spotify login to fetch them with", flagged)
             return
-        done = enrichment.enrich(spotify.settings_for(current_app), holder, limit=ENRICH_BATCH)
+        batch = int(current_app.config.get("HISTORY_ENRICH_BATCH") or ENRICH_BATCH)
+        done = enrichment.enrich(spotify.settings_for(current_app), holder, limit=batch)
     if done["retry_after"] is not None:
         raise spotify.RateLimited(int(done["retry_after"]))  # retried once Spotify's wait is over
     if done["stopped"]:

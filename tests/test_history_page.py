@@ -199,7 +199,7 @@ def catalogue_rows(count: int) -> list:
     from history_files import START, extended_row
 
     tracks = sorted(get_catalogue().track_list, key=lambda t: t.id)[-count:]
-    padding = {"x_unknown_field": "x" * 6000}  # a few MB of upload for a few hundred rows
+    padding = {"x_unknown_field": "x" * 40_000}  # a few MB of upload for a few dozen rows
     return [
         extended_row(START + timedelta(minutes=4 * i), i, spotify_track_uri=f"spotify:track:{t.id}", **padding)
         for i, t in enumerate(tracks)
@@ -209,10 +209,11 @@ def catalogue_rows(count: int) -> list:
 def test_the_import_is_a_job_its_uploads_wait_in_the_database_and_enrichment_follows(logged_in, spotify_app, db):
     from history import uploads
 
+    spotify_app.config["HISTORY_ENRICH_BATCH"] = 25  # several enrichment jobs, one after the other
     client = logged_in("dana")
     dana = user_id(db, "dana")
     known = {row[0] for row in query(db, "SELECT spotify_id FROM tracks")}
-    rows = [r for r in catalogue_rows(1500) if r["spotify_track_uri"].rsplit(":", 1)[1] not in known][:400]
+    rows = [r for r in catalogue_rows(400) if r["spotify_track_uri"].rsplit(":", 1)[1] not in known][:60]
     data = stored_zip(rows)
     assert len(data) > 2 * uploads.CHUNK_BYTES
     import_id = upload(client, data).get_json()["import_id"]
@@ -224,24 +225,25 @@ def test_the_import_is_a_job_its_uploads_wait_in_the_database_and_enrichment_fol
     status = wait_for_import(client, import_id)
     assert status["status"] == "succeeded", status
     assert status["summary"]["new_plays"] == len(rows) and status["summary"]["new_tracks"] == len(rows)
-    [(task, lock, job_status)] = query(
-        db,
+    job = (
         "SELECT j.task_name, j.lock, j.status::text FROM history_imports h JOIN procrastinate_jobs j ON j.id = h.job_id"
-        " WHERE h.id = %s",
-        (import_id,),
+        " WHERE h.id = %s"
+    )
+    [(task, lock, job_status)] = wait_until(
+        lambda: (rows := query(db, job, (import_id,))) and rows[0][2] == "succeeded" and rows, "the job done", 30, 0.05
     )
     assert (task, lock, job_status) == ("history.import", f"user:{dana}", "succeeded")
     assert stored_upload_files(db, import_id) == []  # gone with the import's own commit
 
     # the enrichment job the import queued fetches every named track, one at a time
     wait_until(
-        lambda: query(db, "SELECT count(*) FROM tracks WHERE needs_enrichment") == [(0,)], "tracks enriched", 120, 0.2
+        lambda: query(db, "SELECT count(*) FROM tracks WHERE needs_enrichment") == [(0,)], "tracks enriched", 90, 0.2
     )
     ids = [r["spotify_track_uri"].rsplit(":", 1)[1] for r in rows]
     assert query(
         db, "SELECT count(*) FROM tracks WHERE spotify_id = ANY(%s) AND raw_json->'album'->>'name' IS NOT NULL", (ids,)
     ) == [(len(rows),)]
-    assert query(db, "SELECT count(*) > 1 FROM procrastinate_jobs WHERE task_name = 'history.enrich'") == [(True,)]
+    assert query(db, "SELECT count(*) >= 3 FROM procrastinate_jobs WHERE task_name = 'history.enrich'") == [(True,)]
 
 
 def test_a_worker_killed_mid_import_leaves_nothing_and_its_retry_imports_everything(db, emulator, tmp_path):
