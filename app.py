@@ -107,6 +107,7 @@ def settings_from_env(environ) -> dict:
         "SPOTIFY_REQUEST_TIMEOUT": environ.get("SPOTIFY_REQUEST_TIMEOUT"),
         "DEMO_BACKFILL_WEEKS": environ.get("DEMO_BACKFILL_WEEKS"),
         "HISTORY_UNPACKED_MAX_BYTES": number_setting(environ, "HISTORY_UNPACKED_MAX_BYTES", 2 * 1024**3, int),
+        "HISTORY_ENRICH_BATCH": number_setting(environ, "HISTORY_ENRICH_BATCH", 200, int),
         # background work (jobs/)
         "CAPTURE_INTERVAL": number_setting(environ, "CAPTURE_INTERVAL", 1800.0, float),
         "SPOTIFY_MAX_RPS": number_setting(environ, "SPOTIFY_MAX_RPS", 0.0, float) or None,
