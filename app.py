@@ -14,6 +14,7 @@ from flask_wtf.csrf import CSRFProtect
 
 import account
 import auth
+import catalogue.pages
 import dashboard
 import database
 import errors
@@ -60,6 +61,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(listening.bp)
     app.register_blueprint(search.bp)
     app.register_blueprint(tracks.bp)
+    app.register_blueprint(catalogue.pages.bp)
     app.register_blueprint(playlists.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(import_history.bp)

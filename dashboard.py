@@ -446,7 +446,7 @@ def overview(cur, user_id: int) -> dict:
     return {
         "top": {
             r: [
-                {"rank": t["rank"], "name": t["name"], "artist_name": t["artist_name"]}
+                {key: t[key] for key in ("rank", "spotify_id", "name", "artist_name", "album_name", "cover_url")}
                 for t in snapshots.latest_top_tracks(cur, user_id, r, limit=10)
             ]
             for r in spotify.TIME_RANGES

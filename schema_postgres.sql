@@ -689,3 +689,19 @@ ALTER TABLE history_upload_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 -- version 12: the job running the import (procrastinate_jobs.id): while it is waiting or
 -- running (retries included) the import is alive, whatever its heartbeat says
 ALTER TABLE history_imports ADD COLUMN IF NOT EXISTS job_id bigint;
+
+-- version 18: artist and album pages, and rebuilding a playlist in place (issue 16).
+-- An artist is found by the ids its tracks credit (every credited artist, not only the
+-- first), an album by its id, both in the stored track JSON; a track an export only named
+-- (no JSON yet) by its artist's name. The person's own rows then decide what is theirs.
+INSERT INTO schema_version (version, description)
+VALUES (18, 'artist and album lookups on tracks and plays; playlists.updated_at')
+ON CONFLICT (version) DO NOTHING;
+CREATE INDEX IF NOT EXISTS tracks_artist_ids_idx ON tracks USING gin (jsonb_path_query_array(raw_json, '$.artists[*].id'));
+CREATE INDEX IF NOT EXISTS tracks_album_id_idx ON tracks ((raw_json->'album'->>'id'));
+CREATE INDEX IF NOT EXISTS tracks_named_artist_idx ON tracks (lower(artist_name)) WHERE raw_json = '{}'::jsonb;
+-- plays without a track (a local file, an account-data row no track matched) by their names
+CREATE INDEX IF NOT EXISTS plays_named_artist_idx ON plays (user_id, lower(artist_name)) WHERE track_id IS NULL;
+-- when the playlist's items on Spotify were last replaced ("update it" instead of a duplicate)
+ALTER TABLE playlists ADD COLUMN IF NOT EXISTS updated_at timestamptz;
+CREATE INDEX IF NOT EXISTS artists_lower_name_idx ON artists (lower(name));

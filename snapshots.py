@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from database import SINCE, fetch_all, fetch_single
+from tracks_db import cover_url
 
 STORE_TOP_TRACKS = """
 WITH ranked AS (
@@ -78,8 +79,9 @@ def has_snapshots(cur, user_id: int) -> bool:
 
 def latest_top_tracks(cur, user_id: int, time_range: str, limit: int = 10) -> list[dict]:
     cur.execute(
-        """
-        SELECT s.rank, t.spotify_id, t.name, t.artist_name, s.snapshot_date
+        f"""
+        SELECT s.rank, t.spotify_id, t.name, t.artist_name, t.album_name, {cover_url("t", 64)} AS cover_url,
+               s.snapshot_date
         FROM snapshots s JOIN tracks t ON t.spotify_id = s.track_id
         WHERE s.user_id = %(user_id)s AND s.time_range = %(time_range)s
           AND s.snapshot_date = (SELECT max(snapshot_date) FROM snapshots

@@ -78,6 +78,31 @@ SELECT count(*) FILTER (WHERE inserted) AS inserted FROM upserted
 """
 
 
+def cover_url(track: str, width: int) -> str:
+    """SQL for the URL of the album cover of ``track`` (a tracks alias) closest to ``width``
+    px wide, or NULL: images may be missing, not a list, or not URLs (a legacy payload).
+    ``width`` is the code's own number, never input."""
+    return f"""(SELECT image->>'url'
+      FROM jsonb_array_elements(CASE jsonb_typeof({track}.raw_json->'album'->'images')
+                                WHEN 'array' THEN {track}.raw_json->'album'->'images' ELSE '[]' END) AS image
+     WHERE jsonb_typeof(image) = 'object' AND image->>'url' LIKE 'http%%'
+     ORDER BY abs(coalesce(CASE WHEN image->>'width' ~ '^\\d+$' THEN (image->>'width')::int END, 300) - {int(width)})
+     LIMIT 1)"""
+
+
+def credited_artists(track: str) -> str:
+    """SQL for the track's credited artists as a JSON array of {id, name} in credit order;
+    a track an export only named (no JSON yet) is credited to its artist_name, without an id."""
+    return f"""(CASE WHEN jsonb_typeof({track}.raw_json->'artists') = 'array'
+                     THEN (SELECT coalesce(jsonb_agg(jsonb_build_object('id', a->>'id', 'name', a->>'name') ORDER BY n),
+                                           '[]')
+                             FROM jsonb_array_elements({track}.raw_json->'artists') WITH ORDINALITY AS x(a, n)
+                            WHERE jsonb_typeof(a) = 'object' AND a->>'name' IS NOT NULL)
+                     WHEN {track}.artist_name IS NOT NULL
+                     THEN jsonb_build_array(jsonb_build_object('id', NULL, 'name', {track}.artist_name))
+                     ELSE '[]' END)"""
+
+
 def chunks(items: list, size: int = CHUNK):
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -159,13 +184,9 @@ def user_track(cur, user_id: int, track_id: str) -> dict | None:
                t.raw_json->'album'->>'name' AS raw_album_name,
                t.raw_json->'album'->>'album_type' AS album_type,
                t.raw_json->'album'->'external_urls'->>'spotify' AS album_url,
-               -- the cover closest to 300 px wide; images may be missing or not a list
-               (SELECT image->>'url'
-                  FROM jsonb_array_elements(CASE jsonb_typeof(t.raw_json->'album'->'images')
-                                            WHEN 'array' THEN t.raw_json->'album'->'images' ELSE '[]' END) AS image
-                 WHERE jsonb_typeof(image) = 'object' AND image->>'url' LIKE 'http%%'
-                 ORDER BY abs(coalesce(CASE WHEN image->>'width' ~ '^\\d+$' THEN (image->>'width')::int END, 300) - 300)
-                 LIMIT 1) AS album_image_url,
+               {cover_url("t", 300)} AS album_image_url,
+               t.raw_json->'album'->>'id' AS album_id,
+               {credited_artists("t")} AS artists,
                t.audio_features IS NOT NULL AS has_audio_features,
                (t.audio_features->>'energy')::float AS energy,
                (t.audio_features->>'valence')::float AS valence,
@@ -221,7 +242,8 @@ def similar_tracks(cur, user_id: int, track_id: str, limit: int = 8) -> dict:
     params = {"user_id": user_id, "track_id": track_id, "limit": limit}
     cur.execute(
         f"""
-        SELECT o.spotify_id, o.name, o.artist_name, o.release_date, {FEATURE_DISTANCE} AS distance
+        SELECT o.spotify_id, o.name, o.artist_name, o.album_name, o.release_date, {cover_url("o", 64)} AS cover_url,
+               {FEATURE_DISTANCE} AS distance
         FROM tracks me JOIN tracks o ON o.spotify_id <> me.spotify_id AND o.audio_features IS NOT NULL
         WHERE me.spotify_id = %(track_id)s AND me.audio_features IS NOT NULL
           AND o.spotify_id IN ({USER_TRACK_IDS})
@@ -235,7 +257,7 @@ def similar_tracks(cur, user_id: int, track_id: str, limit: int = 8) -> dict:
         return {"method": "audio_features", "rows": rows}
     cur.execute(
         f"""
-        SELECT o.spotify_id, o.name, o.artist_name, o.release_date,
+        SELECT o.spotify_id, o.name, o.artist_name, o.album_name, o.release_date, {cover_url("o", 64)} AS cover_url,
                (o.primary_artist_id = me.primary_artist_id OR o.artist_name = me.artist_name) AS same_artist
         FROM tracks me JOIN tracks o ON o.spotify_id <> me.spotify_id
         WHERE me.spotify_id = %(track_id)s

@@ -17,6 +17,7 @@ Exits non-zero with the reason on the first failure. CI runs it.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import secrets
@@ -148,6 +149,12 @@ def example_values(session: requests.Session, base: str, emulator: str) -> dict:
         created.status_code == 302 and "/playlists/" in created.headers.get("Location", ""),
         f"creating a time-machine playlist answered {created.status_code}",
     )
+    track_page = session.get(f"{base}/tracks/{values['track_id']}", timeout=30).text
+    values["artist_id"] = first_group(r"/artists/([A-Za-z0-9]+)", track_page, "the track page links no artist")
+    values["artist_name"] = html.unescape(
+        first_group(r'/artists/[A-Za-z0-9]+">([^<]+)<', track_page, "the track page names no artist")
+    )
+    values["album_id"] = first_group(r"/albums/([A-Za-z0-9]+)", track_page, "the track page links no album")
     values["playlist_id"] = int(created.headers["Location"].rstrip("/").rsplit("/", 1)[1])
     values["import_id"] = import_history_export(session, base, emulator)
     # a year the person has plays in: the listening page links its years in review

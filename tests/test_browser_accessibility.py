@@ -84,7 +84,10 @@ def test_every_page_meets_axe_with_no_serious_or_moderate_violation(browser, liv
             track_link = page.locator("a[href^='/tracks/']").first.get_attribute("href")
         if path == "/listening":
             year_link = page.locator("main a[href^='/listening/']").first.get_attribute("href")
-    for link in (track_link, year_link):
+    page.goto(live_server + track_link)
+    # the track's artist and album pages, with their covers and rank history
+    catalogue_links = [page.locator(s).first.get_attribute("href") for s in ("#track-artists a", "#album-link")]
+    for link in (track_link, year_link, *catalogue_links):
         page.goto(live_server + link)
         found[link] = violations(page)
     page.goto(live_server + "/search")

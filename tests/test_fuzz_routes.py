@@ -64,6 +64,9 @@ ROUTES = [
     ("/playlists/mood", ()),
     ("/api/charts/{value}", ("time_range", "period")),
     ("/tracks/{value}", ()),
+    ("/artists/{value}", ()),
+    ("/artists/by-name/{value}", ()),
+    ("/albums/{value}", ()),
     ("/playlists/{value}", ()),
 ]
 

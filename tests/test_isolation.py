@@ -36,13 +36,17 @@ def bobs_rows(conn, bob):
     [
         f"/tracks/{BOB_ONLY_TRACK}",
         "/playlists/{bob_playlist}",
+        "/artists/arbrucespringsteen",  # the artist of Bob's only track
+        "/artists/by-name/Bruce Springsteen",
+        "/albums/al" + BOB_ONLY_TRACK,
     ],
 )
 def test_another_persons_track_or_playlist_is_a_404(ava, path):
     client, people = ava
     response = client.get(path.format(bob_playlist=people["bob_playlist"]))
     assert response.status_code == 404
-    assert "Bob 1984" not in response.get_data(as_text=True)
+    body = response.get_data(as_text=True)
+    assert "Bob 1984" not in body and "Dancing in the Dark" not in body and "Springsteen" not in body
 
 
 @pytest.mark.parametrize(
@@ -56,6 +60,8 @@ def test_another_persons_track_or_playlist_is_a_404(ava, path):
         "/playlists",
         "/playlists/forgotten-gems",
         "/playlists/obsessed",
+        "/artists/arbeegees",  # Night Fever: in both people's snapshots
+        "/albums/altnight",
         "/settings",
         "/api/sync/status",
     ],
