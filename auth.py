@@ -12,7 +12,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 
 import spotify
 import users_db
-from database import transaction
+from database import single_statement, transaction
 from jobs.sync_tasks import request_sync
 
 bp = Blueprint("auth", __name__)
@@ -63,16 +63,51 @@ def current_user_id() -> int | None:
 
 
 def _session_user_id() -> int | None:
-    user_id = session.get("user_id")
+    user_id = claimed_user_id()
     if user_id is None:
         return None
-    with transaction() as cur:
+    with single_statement() as cur:
         version = users_db.session_version(cur, user_id)
+    return user_id if confirm_session(user_id, version) else None
+
+
+def claimed_user_id() -> int | None:
+    """The user id the signed cookie names, NOT yet checked against the users row: for a
+    view that reads the row's session version in its own first statement (one round trip
+    for the check and the page, see dashboard.py) and then calls ``confirm_session``."""
+    return session.get("user_id")
+
+
+def confirm_session(user_id: int, version: int | None) -> bool:
+    """Whether the cookie's session is alive, given the users row's session version (None:
+    the account is gone); remembered for the request like ``current_user_id``'s check."""
     # cookies from before version 10 carry no version: they count as 0, the column's default
-    if version is None or version != session.get(SESSION_VERSION, 0):
+    alive = version is not None and version == session.get(SESSION_VERSION, 0)
+    if not alive:
         session.clear()  # a dead session must not come back on the next request
-        return None
-    return user_id
+    g.signed_in_user_id = user_id if alive else None
+    return alive
+
+
+def checks_own_session(view):
+    """Like ``login_required`` for a view that checks the session itself, in the statement
+    that reads its page (``claimed_user_id`` + ``confirm_session``): no cookie at all is
+    sent to log in here; a dead one is the view's to refuse (``refuse_dead_session``)."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if claimed_user_id() is None:
+            return refuse_dead_session()
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def refuse_dead_session():
+    """What ``login_required`` answers to somebody not signed in."""
+    if request.path.startswith("/api/"):
+        abort(401, "Please log in with Spotify.")
+    return redirect(url_for("auth.login_page"))
 
 
 def start_session(user_id: int) -> None:
@@ -106,9 +141,7 @@ def login_required(view):
     @functools.wraps(view)
     def wrapped(*args, **kwargs):
         if current_user_id() is None:
-            if request.path.startswith("/api/"):
-                abort(401, "Please log in with Spotify.")
-            return redirect(url_for("auth.login_page"))
+            return refuse_dead_session()
         return view(*args, **kwargs)
 
     return wrapped

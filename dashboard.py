@@ -33,7 +33,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from flask import (
     Blueprint,
@@ -45,24 +45,22 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 
 import insights_db
 import library_db
 import listening
-import plays_insights_db
 import snapshots
 import spotify
 import sync_runs_db
-import users_db
-from auth import login_required, require_user_id
+from auth import checks_own_session, login_required, require_user_id
 from database import transaction
 from history import history_db
 from jobs.sync_tasks import request_sync
 from page_cache import conditional
 from page_cache import store as page_store
+from page_cache import views as page_views
 
 bp = Blueprint("dashboard", __name__)
 
@@ -430,16 +428,16 @@ def build_charts(cur, user_id: int, filters: Filters, names=CHARTS) -> dict:
     return {name: CHARTS[name].build(cur, user_id, filters, audio) for name in names}
 
 
-def stored_charts(cur, user_id: int, filters: Filters, names: list[str]) -> page_store.Lookup | None:
-    return page_store.lookup(cur, user_id, names, filters.params, filters.cache_inputs)
+def chart_lookup(filters: Filters) -> dict[str, Any]:
+    """How the store names the charts' answers for these filters (store.lookup's keywords)."""
+    return {"inputs": filters.cache_inputs}
 
 
-def complete_charts(cur, found: page_store.Lookup, filters: Filters) -> dict[str, str]:
-    return page_store.complete(cur, found, lambda c, missing: build_charts(c, found.user_id, filters, missing))
-
-
-# The frame's own numbers (top tracks, counts), stored like a chart.
+# The frame's own numbers (top tracks, counts), stored like a chart; its stamp counts the
+# person's today (the listening card's last 12 months move at their midnight), and its
+# lookup also reads the users row and the latest sync: the frame in one statement.
 OVERVIEW = "dashboard-overview"
+FRAME_LOOKUP: dict = {"local_day": True, "frame": True}
 
 
 def overview(cur, user_id: int) -> dict:
@@ -458,61 +456,55 @@ def overview(cur, user_id: int) -> dict:
     }
 
 
-def stored_overview(cur, user_id: int) -> page_store.Lookup | None:
-    # inputs: the listening card counts the last 12 months up to the person's today,
-    # which moves at their midnight
-    return page_store.lookup(cur, user_id, [OVERVIEW], "", plays_insights_db.local_today(cur, user_id).isoformat())
-
-
-def complete_overview(cur, found: page_store.Lookup) -> dict:
-    return json.loads(page_store.complete(cur, found, lambda c, _: {OVERVIEW: overview(c, found.user_id)})[OVERVIEW])
-
-
 @page_store.warmer
 def warm_dashboard(cur, user_id: int) -> None:
     """After a sync: the frame and the charts with the default filters, ready."""
     filters = Filters(DEFAULT_TIME_RANGE, DEFAULT_PERIOD)
-    found = stored_charts(cur, user_id, filters, list(CHARTS))
-    if found is not None:
-        complete_charts(cur, found, filters)
-    if (frame := stored_overview(cur, user_id)) is not None:
-        complete_overview(cur, frame)
+    page_store.computed(
+        cur,
+        user_id,
+        list(CHARTS),
+        filters.params,
+        lambda c, missing: build_charts(c, user_id, filters, missing),
+        **chart_lookup(filters),
+    )
+    page_store.computed(cur, user_id, [OVERVIEW], "", lambda c, _: {OVERVIEW: overview(c, user_id)}, **FRAME_LOOKUP)
 
 
-def page_tag(user_id: int, filters: Filters, found: page_store.Lookup, user: dict, run: dict | None) -> str | None:
+def page_tag(filters: Filters, found: page_store.Lookup) -> str | None:
     """The frame's ETag: everything the frame shows (see conditional.page_etag): the stored
     numbers' stamp, the filters, and the user and sync rows whole (a notice such as "log in
     again" lives there)."""
+    user, run = found.state["user"], found.state["run"]
     run_state = (run["id"], run["status"], run["stage"], run["finished_at"]) if run else None
-    return conditional.page_etag("dashboard", user_id, filters.params, found.stamp, sorted(user.items()), run_state)
+    return conditional.page_etag(
+        "dashboard", found.user_id, filters.params, found.stamp, sorted(user.items()), run_state
+    )
 
 
 # -- views ------------------------------------------------------------------------
 @bp.get("/dashboard")
-@login_required
+@checks_own_session
 def index():
-    user_id = require_user_id()
     filters = read_filters(request.args)
-    with transaction() as cur:
-        user = users_db.get_user(cur, user_id)
-        found = stored_overview(cur, user_id)
-        if user is None or found is None:  # the account was deleted elsewhere
-            session.clear()
-            return redirect(url_for("auth.home"))
-        run = sync_runs_db.latest_run(cur, user_id)
-        tag = page_tag(user_id, filters, found, user, run)
-        if tag and (unchanged := conditional.not_modified(tag)):
-            return unchanged
-        if tag and (html := conditional.rendered(tag)) is not None:
-            return conditional.revalidate(Response(html), tag)
-        frame = complete_overview(cur, found)
+    # one statement: the session check, the versions, the stored frame, the user and sync rows
+    found = page_views.signed_in([OVERVIEW], "", **FRAME_LOOKUP)
+    tag = page_tag(filters, found)
+    if tag and (unchanged := conditional.not_modified(tag)):
+        return unchanged
+    if tag and (html := conditional.rendered(tag)) is not None:
+        return conditional.revalidate(Response(html), tag)
+    user_id = found.user_id
+    found, answers = page_views.answers_of(found, lambda c, _: {OVERVIEW: overview(c, user_id)}, **FRAME_LOOKUP)
+    tag = page_tag(filters, found)  # the lookup the answer is true under (it may be newer)
+    frame = json.loads(answers[OVERVIEW])
     sections: dict[str, list] = {}
     for name, spec in CHARTS.items():
         sections.setdefault(spec.section, []).append({"name": name, "title": spec.title, "wide": name in WIDE_CHARTS})
     html = render_template(
         "dashboard/index.html",
-        user=user,
-        run=run,
+        user=found.state["user"],
+        run=found.state["run"],
         top=frame["top"],
         library=frame["library"],
         snapshot_days=frame["snapshot_days"],
@@ -532,30 +524,31 @@ def index():
 
 
 def charts_response(names: list[str], one: bool = False) -> Response:
-    """The charts' JSON, from the store, with its ETag; a 304 when the browser has it."""
-    user_id = require_user_id()
+    """The charts' JSON, from the store, with its ETag; a 304 when the browser has it.
+    One statement when stored (the session check included), a transaction when not."""
     filters = read_filters(request.args)
-    with transaction() as cur:
-        found = stored_charts(cur, user_id, filters, names)
-        if found is None:
-            abort(401, "Please log in with Spotify.")
-        tag = conditional.etag("charts", user_id, ",".join(names), filters.params, found.stamp)
-        if unchanged := conditional.not_modified(tag):
-            return unchanged
-        answers = complete_charts(cur, found, filters)
+    found = page_views.signed_in(names, filters.params, **chart_lookup(filters))
+    tag = conditional.etag("charts", found.user_id, ",".join(names), filters.params, found.stamp)
+    if unchanged := conditional.not_modified(tag):
+        return unchanged
+    user_id = found.user_id
+    found, answers = page_views.answers_of(
+        found, lambda c, missing: build_charts(c, user_id, filters, missing), **chart_lookup(filters)
+    )
+    tag = conditional.etag("charts", found.user_id, ",".join(names), filters.params, found.stamp)
     charts = answers[names[0]] if one else page_store.json_object(answers)
     body = page_store.json_object({"filters": json.dumps(filters.as_dict()), "chart" if one else "charts": charts})
     return conditional.revalidate(Response(body, mimetype="application/json"), tag)
 
 
 @bp.get("/api/charts")
-@login_required
+@checks_own_session
 def all_charts_data():
     return charts_response(list(CHARTS))
 
 
 @bp.get("/api/charts/<name>")
-@login_required
+@checks_own_session
 def chart_data(name: str):
     if name not in CHARTS:
         abort(404, f"There is no chart called {shorten(name)}: try one of {', '.join(CHARTS)}.")

@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 import psycopg2
 import psycopg2.errors
+import psycopg2.extensions
 
 import db_config
 from connection_pool import Connection, ConnectionPool, DatabaseUnavailable, PoolForkedError, PoolTimeout  # noqa: F401
@@ -186,6 +187,38 @@ def transaction(conn: Connection | None = None):
                 conn.commit()
     finally:
         conn.transaction_depth = depth
+
+
+@contextmanager
+def single_statement(conn: Connection | None = None):
+    """Yield a cursor for a read asked in ONE statement, outside any transaction block.
+
+    A statement outside a block is its own transaction (one snapshot, all or nothing), so
+    a view that asks everything it needs in one statement pays one round trip instead of
+    three (BEGIN, the statement, COMMIT): the difference between a page that is as cheap
+    as /healthz and one that is not (issue 15). Inside a ``transaction()`` block (or a
+    connection with a transaction open) it is simply a cursor of that block. Never for
+    writes: each statement would commit on its own.
+    """
+    if conn is None:
+        from flask import has_app_context
+
+        if not has_app_context():
+            with connection() as borrowed:
+                with single_statement(borrowed) as cur:
+                    yield cur
+            return
+        conn = get_db()
+    if conn.transaction_depth or conn.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+        with transaction(conn) as cur:
+            yield cur
+        return
+    conn.autocommit = True  # no round trip: psycopg2 only stops sending BEGIN
+    try:
+        with conn.cursor() as cur:
+            yield cur
+    finally:
+        conn.autocommit = False
 
 
 # The first day a dashboard query includes: the %(since)s parameter, or no bound (None).

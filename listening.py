@@ -11,14 +11,18 @@ print and for anyone who prefers numbers.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import json
+from datetime import date, datetime, timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
 import dashboard
 import plays_insights_db as pdb
-from auth import login_required, require_user_id
+from auth import checks_own_session, login_required, require_user_id
 from database import transaction
+from page_cache import conditional
+from page_cache import store as page_store
+from page_cache import views as page_views
 
 bp = Blueprint("listening", __name__)
 
@@ -339,51 +343,140 @@ def years_of(span: dict) -> list[int]:
     return list(range(span["last_day"].year, span["first_day"].year - 1, -1))
 
 
+# -- stored pages (issue 15) -----------------------------------------------------------
+# Both pages are pure functions of the person's plays (data_version), their time zone (a
+# change bumps it) and the catalogue; the listening page also of their today (presets,
+# "on this day"). So each is kept in the store like a dashboard chart, one answer per
+# (person, parameters), served in one round trip until the next change.
+YEAR_PAGE, LISTENING_PAGE = "year-in-review", "listening-page"
+
+
+def year_page(cur, user_id: int, year: int) -> dict:
+    """What /listening/<year> shows, JSON-ready (the stored form)."""
+    return page_store.json_ready(
+        {
+            "review": year_review(cur, user_id, year),
+            "years": years_of(pdb.play_span(cur, user_id)),
+            "time_zone": pdb.stored_time_zone(cur, user_id),
+        }
+    )
+
+
+def listening_page(cur, user_id: int, args: dict, by: str, grain: str | None) -> dict:
+    """What /listening shows for the query string ``args``, JSON-ready (the stored form)."""
+    today = pdb.local_today(cur, user_id)
+    data = listening_charts(cur, user_id, read_period(args, today), by, grain)
+    return page_store.json_ready(
+        {
+            "data": data,
+            "years": years_of(data["span"]),
+            "on_this_day": pdb.on_this_day(cur, user_id, today),
+            "time_zone": pdb.stored_time_zone(cur, user_id),
+        }
+    )
+
+
+def revive_year(page: dict) -> dict:
+    """The stored form back to what the template formats (dates it calls strftime on)."""
+    review = page["review"]
+    if review["biggest_month"]:
+        review["biggest_month"]["period"] = date.fromisoformat(review["biggest_month"]["period"])
+    for row in review["first_plays"]:
+        row["first_at"] = datetime.fromisoformat(row["first_at"])
+    return page
+
+
+def revive_listening(page: dict) -> dict:
+    for day in page["on_this_day"]:
+        day["day"] = date.fromisoformat(day["day"])
+    return page
+
+
+def period_key(args) -> str:
+    """The stored answer's name for the period the query string asks for, checked (a 400
+    with a message for a bad one) before anything is read; a preset's days come from the
+    person's today, which the stamp counts."""
+    if args.get("from", "").strip() or args.get("to", "").strip():
+        period = read_period(args, LATEST)  # dates given: today plays no part
+        return f"from={period.first or ''}&to={period.last or ''}"
+    preset = args.get("preset") or DEFAULT_PRESET
+    if preset not in PRESETS:
+        read_period(args, LATEST)  # the 400 with its message
+    return f"preset={preset}"
+
+
+def refresh(user_id: int):
+    """The rollups brought up to date, inside the transaction that computes (after it
+    read the versions: every play the stamp counts is in the rollups it reads)."""
+    return lambda cur: pdb.refresh_rollups(cur, user_id)
+
+
 # -- views ------------------------------------------------------------------------
 @bp.get("/listening")
-@login_required
+@checks_own_session
 def index():
-    user_id = require_user_id()
     by = read_choice(request.args, "by", BY_LABELS, "minutes")
     grain = request.args.get("grain") or None
     if grain is not None:
         grain = read_choice(request.args, "grain", GRAIN_LABELS, "month")
-    with transaction() as cur:
-        pdb.refresh_rollups(cur, user_id)
-    with transaction() as cur:
-        today = pdb.local_today(cur, user_id)
-        period = read_period(request.args, today)
-        data = listening_charts(cur, user_id, period, by, grain)
-        on_this_day = pdb.on_this_day(cur, user_id, today)
-        tz = pdb.stored_time_zone(cur, user_id)
-    return render_template(
+    params = f"{period_key(request.args)}&by={by}&grain={grain or ''}"
+    found = page_views.signed_in([LISTENING_PAGE], params, local_day=True)
+    today = found.state["local_today"]
+    period = read_period(request.args, today)
+    tag = conditional.page_etag("listening", found.user_id, params, found.stamp)
+    if tag and (unchanged := conditional.not_modified(tag)):
+        return unchanged
+    if tag and (html := conditional.rendered(tag)) is not None:
+        return conditional.revalidate(Response(html), tag)
+    user_id, args = found.user_id, dict(request.args)
+    found, answers = page_views.answers_of(
+        found,
+        lambda cur, _: {LISTENING_PAGE: listening_page(cur, user_id, args, by, grain)},
+        prepare=refresh(user_id),
+        local_day=True,
+    )
+    if found.state["local_today"] != today:  # their midnight passed in between
+        today, period = found.state["local_today"], read_period(request.args, found.state["local_today"])
+    tag = conditional.page_etag("listening", found.user_id, params, found.stamp)
+    page = revive_listening(json.loads(answers[LISTENING_PAGE]))
+    html = render_template(
         "listening/index.html",
         period=period,
         by=by,
-        data=data,
-        years=years_of(data["span"]),
-        on_this_day=on_this_day,
+        data=page["data"],
+        years=page["years"],
+        on_this_day=page["on_this_day"],
         today=today,
-        time_zone=tz,
+        time_zone=page["time_zone"],
         presets=PRESETS,
         by_labels=BY_LABELS,
         grain_labels=GRAIN_LABELS,
     )
+    return conditional.revalidate(Response(conditional.keep_rendered(tag, html)), tag) if tag else Response(html)
 
 
 @bp.get("/listening/<int:year>")
-@login_required
+@checks_own_session
 def year_in_review(year: int):
     if not EARLIEST.year <= year <= LATEST.year:
         abort(404, f"There is no year in review for {year}.")
-    user_id = require_user_id()
-    with transaction() as cur:
-        pdb.refresh_rollups(cur, user_id)
-    with transaction() as cur:
-        review = year_review(cur, user_id, year)
-        span = pdb.play_span(cur, user_id)
-        tz = pdb.stored_time_zone(cur, user_id)
-    return render_template("listening/year.html", review=review, years=years_of(span), time_zone=tz)
+    params = f"year={year}"
+    found = page_views.signed_in([YEAR_PAGE], params)
+    tag = conditional.page_etag("year", found.user_id, params, found.stamp)
+    if tag and (unchanged := conditional.not_modified(tag)):
+        return unchanged
+    if tag and (html := conditional.rendered(tag)) is not None:
+        return conditional.revalidate(Response(html), tag)
+    user_id = found.user_id
+    found, answers = page_views.answers_of(
+        found, lambda cur, _: {YEAR_PAGE: year_page(cur, user_id, year)}, prepare=refresh(user_id)
+    )
+    tag = conditional.page_etag("year", found.user_id, params, found.stamp)
+    page = revive_year(json.loads(answers[YEAR_PAGE]))
+    html = render_template(
+        "listening/year.html", review=page["review"], years=page["years"], time_zone=page["time_zone"]
+    )
+    return conditional.revalidate(Response(conditional.keep_rendered(tag, html)), tag) if tag else Response(html)
 
 
 @bp.post("/listening/time-zone")

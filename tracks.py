@@ -8,10 +8,10 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, render_template
 
 import tracks_db
-from auth import login_required, require_user_id
-from database import transaction
+from auth import checks_own_session
 from page_cache import conditional
 from page_cache import store as page_store
+from page_cache import views as page_views
 from spotify import TIME_RANGE_LABELS
 
 bp = Blueprint("tracks", __name__)
@@ -57,30 +57,28 @@ def track_page(cur, user_id: int, track_id: str) -> dict:
 
 
 @bp.get("/tracks/<track_id>")
-@login_required
+@checks_own_session
 def show(track_id: str):
     if len(track_id) > 64 or "\x00" in track_id:  # no such id; NUL cannot even reach SQL
         abort(404)
-    user_id = require_user_id()
-    with transaction() as cur:
-        found = page_store.lookup(cur, user_id, [TRACK_PAGE], track_id)
-        if found is None:
-            abort(404, "This track is not in your snapshots, library or plays.")
-        tag = conditional.page_etag("track", user_id, track_id, found.stamp)
-        if tag and (unchanged := conditional.not_modified(tag)):
-            return unchanged
-        stored = page_store.complete(cur, found, lambda c, _: {TRACK_PAGE: track_page(c, user_id, track_id)})
+    found = page_views.signed_in([TRACK_PAGE], track_id)  # one statement, the session check included
+    tag = conditional.page_etag("track", found.user_id, track_id, found.stamp)
+    if tag and (unchanged := conditional.not_modified(tag)):
+        return unchanged
+    if tag and (html := conditional.rendered(tag)) is not None:
+        return conditional.revalidate(Response(html), tag)
+    user_id = found.user_id
+    found, stored = page_views.answers_of(found, lambda c, _: {TRACK_PAGE: track_page(c, user_id, track_id)})
+    tag = conditional.page_etag("track", found.user_id, track_id, found.stamp)
     page = json.loads(stored[TRACK_PAGE])
     chart_js = current_app.static_folder is not None and Path(current_app.static_folder, CHART_JS).exists()
-    response = Response(
-        render_template(
-            "tracks/show.html",
-            track=page["track"],
-            has_history=page["has_history"],
-            similar=page["similar"],
-            chart_data=page["chart_data"],
-            chart_js=chart_js,
-            labels=TIME_RANGE_LABELS,
-        )
+    html = render_template(
+        "tracks/show.html",
+        track=page["track"],
+        has_history=page["has_history"],
+        similar=page["similar"],
+        chart_data=page["chart_data"],
+        chart_js=chart_js,
+        labels=TIME_RANGE_LABELS,
     )
-    return conditional.revalidate(response, tag) if tag else response
+    return conditional.revalidate(Response(conditional.keep_rendered(tag, html)), tag) if tag else Response(html)

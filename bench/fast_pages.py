@@ -49,9 +49,11 @@ PAGES = [
     ("/dashboard", "dashboard"),
     ("/api/charts/rank-movement", "chart API"),
     ("/api/charts", "all charts API"),
+    ("/search?q=love", "search"),
 ]
 YEAR_IN_REVIEW = [f"/listening/{date.today().year}"]  # the insights pages' Year in review
 HEAVY_LISTENER = "emeka"
+TARGET_PAGES = ("dashboard", "chart API", "year in review")  # the issue's ">= 0.5 x /healthz at 64"
 
 
 # -- the apps ------------------------------------------------------------------------
@@ -81,7 +83,12 @@ def answers(app_url: str, path: str, cookie: str) -> bool:
 
 
 # -- 1. throughput --------------------------------------------------------------------
-def throughput(apps: dict, pages: list, seconds: int, cookies: list, rounds: int) -> dict:
+def versions_moved(db_url: str) -> int:
+    """The sum of every person's data version: how often anybody's data changed."""
+    return lib.query(db_url, "SELECT coalesce(sum(data_version), 0) FROM users")[0][0]
+
+
+def throughput(apps: dict, pages: list, seconds: int, cookies: list, rounds: int, db_url: str) -> dict:
     """{(connections, page label, app name): [wrk result per round]}. Each round measures
     /healthz and then every page, app after app, so a page's ratio compares runs seconds
     apart on a machine whose load moves; an app that lacks a page skips it."""
@@ -93,11 +100,15 @@ def throughput(apps: dict, pages: list, seconds: int, cookies: list, rounds: int
                     if not answers(app.url, path, cookies[0]):
                         continue
                     drain(app.url)
+                    before = versions_moved(db_url)
                     r = lib.wrk(app.url + path, connections, seconds, cookies=cookies)
+                    # a capture (either app's job worker) landing mid-run: every view after
+                    # it misses the store once, which is what a burst at 256 pays for
+                    r["changes"] = versions_moved(db_url) - before
                     results.setdefault((connections, label, name), []).append(r)
                     print(
                         f"  {connections:>3} {label} [{name}]: {r['rps']:.0f} req/s, non-2xx {r['non2xx']:.0f}, "
-                        f"timeouts {r['timeouts']:.0f}",
+                        f"timeouts {r['timeouts']:.0f}, data changes {r['changes']}",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -108,25 +119,25 @@ def throughput_table(results: dict, apps: list[str]) -> tuple[str, bool]:
     """Medians over the rounds; the ratio is the median of each round's page / /healthz."""
     lines = [
         "| connections | page | app | requests/s | p50 ms | p99 ms | non-2xx | of which 503 + Retry-After "
-        "| wrk timeouts | vs `/healthz` (same app, same round) |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| wrk timeouts | data changes during the run | vs `/healthz` (same app, same round) |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     ok = True
     for (connections, label, name), runs in results.items():
         health = results[(connections, "healthz", name)]
         ratio = statistics.median(r["rps"] / h["rps"] for r, h in zip(runs, health, strict=True))
         median = {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms")}
-        total = {key: sum(r[key] for r in runs) for key in ("non2xx", "s503_retry_after", "timeouts")}
+        total = {key: sum(r[key] for r in runs) for key in ("non2xx", "s503_retry_after", "timeouts", "changes")}
         lines.append(
             f"| {connections} | {label} | {name} | {median['rps']:.0f} | {median['p50_ms']:.0f} "
             f"| {median['p99_ms']:.0f} | {total['non2xx']:.0f} | {total['s503_retry_after']:.0f} "
-            f"| {total['timeouts']:.0f} | {ratio:.2f} |"
+            f"| {total['timeouts']:.0f} | {total['changes']:.0f} | {ratio:.2f} |"
         )
         if name == apps[-1]:
             ok &= total["timeouts"] == 0 and total["non2xx"] == total["s503_retry_after"]
             if connections <= 64:
                 ok &= total["non2xx"] == 0
-            if connections == 64 and label != "healthz":
+            if connections == 64 and label in TARGET_PAGES:
                 ok &= ratio >= 0.5
     return "\n".join(lines), ok
 
@@ -293,6 +304,10 @@ def main() -> None:
             for browser in browsers.values():
                 status = browser.wait_for_sync(timeout=300)
                 assert status["status"] == "succeeded", status
+                # the first view shows the login's flash message once, as a person's browser
+                # would: a cookie that kept it would make every wrk view a flash page, which
+                # is never kept (it must show once), and measure that instead of the page
+                assert browser.session.get(apps["after"].url + "/dashboard", timeout=60).status_code == 200
             stack.analyze()
             cookies = [b.cookie for b in browsers.values()]
             pages = pages_of(apps["after"].url, cookies[0], args.page)
@@ -313,7 +328,7 @@ def main() -> None:
                 views = {"before: every view computes": baseline_view(apps["before"].url, heavy), **views}
 
             print("wrk ...", file=sys.stderr, flush=True)
-            results = throughput(apps, pages, args.seconds, cookies, args.rounds)
+            results = throughput(apps, pages, args.seconds, cookies, args.rounds, stack.db_url)
             text, ok = throughput_table(results, list(apps))
             out.append(
                 f"\n**Throughput** — wrk {args.seconds} s x {args.rounds} rounds per row, --timeout 10s, 2 threads, "
@@ -324,7 +339,8 @@ def main() -> None:
             out.append(text)
             missing = "" if any(label == "year in review" for _, label in pages) else " (no year-in-review page yet)"
             verdicts[
-                f"after: 64 connections, every page >= 0.5 x /healthz; no timeouts; no non-2xx at 16/64{missing}"
+                f"after: 64 connections, {', '.join(TARGET_PAGES)} >= 0.5 x /healthz; no timeouts; "
+                f"no non-2xx at 16/64{missing}"
             ] = ok
 
             out.append(
