@@ -142,6 +142,37 @@ def throughput_table(results: dict, apps: list[str]) -> tuple[str, bool]:
     return "\n".join(lines), ok
 
 
+def under_churn(apps: dict, seconds: int, cookies: list, db_url: str, every: float = 2.0) -> dict:
+    """/dashboard at 256 connections while every listener's data changes every ``every``
+    seconds (as captures landing mid-burst do): each change makes every queued view of that
+    person miss the store at once. {app name: (healthz run, dashboard run)}."""
+    import threading
+
+    results = {}
+    for name, app in apps.items():
+        drain(app.url)
+        health = lib.wrk(app.url + "/healthz", 256, seconds, cookies=cookies)
+        stop = threading.Event()
+
+        def change(stop: threading.Event = stop) -> None:
+            while not stop.wait(every):
+                lib.query(db_url, "SELECT bump_data_versions(ARRAY(SELECT id FROM users)::bigint[])")
+
+        changer = threading.Thread(target=change, daemon=True)
+        drain(app.url)
+        before = versions_moved(db_url)
+        changer.start()
+        try:
+            page = lib.wrk(app.url + "/dashboard", 256, seconds, cookies=cookies)
+        finally:
+            stop.set()
+            changer.join()
+        page["changes"] = versions_moved(db_url) - before
+        results[name] = (health, page)
+        print(f"  churn [{name}]: {page['rps']:.0f} req/s vs healthz {health['rps']:.0f}", file=sys.stderr, flush=True)
+    return results
+
+
 # -- 2. the trigger's price -----------------------------------------------------------
 PLAYS = """
 INSERT INTO plays (user_id, played_at, track_id, ms_played, source)
@@ -342,6 +373,22 @@ def main() -> None:
                 f"after: 64 connections, {', '.join(TARGET_PAGES)} >= 0.5 x /healthz; no timeouts; "
                 f"no non-2xx at 16/64{missing}"
             ] = ok
+
+            churn = under_churn(apps, args.seconds, cookies, stack.db_url)
+            out.append(
+                "\n**256 connections while the data changes** — /dashboard while every listener's data version "
+                "moves every 2 s (captures landing mid-burst), /healthz just before:\n"
+            )
+            out.append(
+                "| app | /healthz req/s | /dashboard req/s | p50 ms | p99 ms | non-2xx | timeouts | data changes "
+                "| ratio |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            )
+            for name, (health, page) in churn.items():
+                out.append(
+                    f"| {name} | {health['rps']:.0f} | {page['rps']:.0f} | {page['p50_ms']:.0f} | {page['p99_ms']:.0f} "
+                    f"| {page['non2xx']:.0f} | {page['timeouts']:.0f} | {page['changes']} "
+                    f"| {page['rps'] / health['rps']:.2f} |"
+                )
 
             out.append(
                 f"\n**The data-version trigger on a bulk insert** — one INSERT of {args.plays:,} plays for one "
