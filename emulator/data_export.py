@@ -43,7 +43,8 @@ def _spotify_time(moment: datetime) -> str:
 
 def listening(user_id: str, first_day: date, last_day: date) -> list:
     """(track_id, played_at) of every play from first_day to last_day, oldest first."""
-    plays, day = [], first_day
+    plays: list = []
+    day = first_day
     while day <= last_day:
         plays.extend(day_plays(user_id, day))
         day += timedelta(days=1)

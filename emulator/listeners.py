@@ -53,60 +53,26 @@ class DemoUser:
     account_created: date
 
 
+# Each demo listener's base genre weights ...
+_GENRE_WEIGHTS: dict[str, dict[str, float]] = {
+    "ava": {"soul": 5, "folk": 4, "jazz": 3, "pop": 1.5, "disco": 1.5},
+    "bruno": {"rock": 5, "metal": 4, "indie": 2.5, "electronic": 1},
+    "chen": {"pop": 5, "electronic": 4, "r&b": 3, "indie": 2, "hip-hop": 1},
+    "dana": {"hip-hop": 6, "r&b": 4, "soul": 2, "electronic": 1},
+    "emeka": {g: 2 for g in GENRES} | {"jazz": 2.5, "soul": 2.5},
+}
+# ... and the rest: display name, preferred era and its width in years, mood (valence,
+# energy), library size, the day the account was created
+_PROFILES = {
+    "ava": ("Ava Lindqvist", 1970, 9, (0.70, 0.45), 600, date(2013, 5, 2)),
+    "bruno": ("Bruno Castillo", 1991, 10, (0.40, 0.85), 900, date(2011, 9, 14)),
+    "chen": ("Chen Wei", 2016, 6, (0.60, 0.72), 350, date(2018, 1, 20)),
+    "dana": ("Dana Okafor", 2005, 11, (0.50, 0.65), 1500, date(2012, 3, 8)),
+    "emeka": ("Emeka Hart", 1988, 22, (0.55, 0.60), 5000, date(2009, 11, 30)),
+}
 DEMO_USERS = {
-    u.id: u
-    for u in (
-        DemoUser(
-            "ava",
-            "Ava Lindqvist",
-            {"soul": 5, "folk": 4, "jazz": 3, "pop": 1.5, "disco": 1.5},
-            1970,
-            9,
-            (0.70, 0.45),
-            600,
-            date(2013, 5, 2),
-        ),
-        DemoUser(
-            "bruno",
-            "Bruno Castillo",
-            {"rock": 5, "metal": 4, "indie": 2.5, "electronic": 1},
-            1991,
-            10,
-            (0.40, 0.85),
-            900,
-            date(2011, 9, 14),
-        ),
-        DemoUser(
-            "chen",
-            "Chen Wei",
-            {"pop": 5, "electronic": 4, "r&b": 3, "indie": 2, "hip-hop": 1},
-            2016,
-            6,
-            (0.60, 0.72),
-            350,
-            date(2018, 1, 20),
-        ),
-        DemoUser(
-            "dana",
-            "Dana Okafor",
-            {"hip-hop": 6, "r&b": 4, "soul": 2, "electronic": 1},
-            2005,
-            11,
-            (0.50, 0.65),
-            1500,
-            date(2012, 3, 8),
-        ),
-        DemoUser(
-            "emeka",
-            "Emeka Hart",
-            {g: 2 for g in GENRES} | {"jazz": 2.5, "soul": 2.5},
-            1988,
-            22,
-            (0.55, 0.60),
-            5000,
-            date(2009, 11, 30),
-        ),
-    )
+    user_id: DemoUser(user_id, name, _GENRE_WEIGHTS[user_id], era, width, mood, size, created)
+    for user_id, (name, era, width, mood, size, created) in _PROFILES.items()
 }
 
 
@@ -278,7 +244,8 @@ def saved_tracks(user_id: str, as_of: datetime) -> list:
     return [save for save in _library(user_id) if save[1] <= as_of]
 
 
-def day_plays(user_id: str, day: date) -> list:
+@lru_cache(maxsize=1024)
+def day_plays(user_id: str, day: date) -> tuple:
     """Every play of the listener on a calendar day: (track_id, played_at), in order.
 
     Listening sessions laid out per day from a seed of (listener, day): the same plays
@@ -293,7 +260,7 @@ def day_plays(user_id: str, day: date) -> list:
             track_id = chart[min(int(rng.expovariate(1 / 8)), len(chart) - 1)]
             plays.append((track_id, at))
             at += timedelta(milliseconds=catalogue.tracks[track_id].duration_ms + rng.randrange(2000, 30000))
-    return sorted(plays, key=lambda p: p[1])
+    return tuple(sorted(plays, key=lambda p: p[1]))
 
 
 def recently_played(user_id: str, now: datetime) -> list:

@@ -18,6 +18,7 @@ import os
 import random
 from datetime import UTC, datetime, timedelta
 
+from .crowd import taste_of
 from .listeners import RECENTLY_PLAYED_MAX, recently_played, top_track_ids
 
 DEFAULT_PLAY_INTERVAL = 180.0
@@ -43,18 +44,19 @@ def live_plays(user_id: str, started_at: datetime, now: datetime, interval: floa
     if now < first:
         return []
     latest = int((now - first).total_seconds() // interval)
-    plays = []
+    plays, taste = [], taste_of(user_id)  # a crowd listener plays from its demo listener's chart
     for k in range(latest, max(latest - RECENTLY_PLAYED_MAX, -1), -1):
         at = first + timedelta(seconds=k * interval)
-        chart = top_track_ids(user_id, "short_term", at.date())[:40]
+        chart = top_track_ids(taste, "short_term", at.date())[:40]
         rng = random.Random(f"{user_id}:live:{k}")
         plays.append((chart[min(int(rng.expovariate(1 / 8)), len(chart) - 1)], at.replace(microsecond=0)))
     return plays
 
 
 def recently_played_now(user_id: str, now: datetime, started_at: datetime | None, interval: float | None) -> list:
-    """The last 50 plays before ``now``: the day's sessions and the live plays together."""
-    plays = recently_played(user_id, now)
+    """The last 50 plays before ``now``: the day's sessions (a crowd listener's are its demo
+    listener's) and the live plays together."""
+    plays = recently_played(taste_of(user_id), now)
     if started_at is not None and interval:
         plays = plays + live_plays(user_id, started_at, now, interval)
     return sorted(plays, key=lambda p: p[1], reverse=True)[:RECENTLY_PLAYED_MAX]

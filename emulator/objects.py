@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from functools import lru_cache
 from urllib.parse import quote_plus, urlencode
 
+from . import crowd
 from .catalogue import get_catalogue, stable_unit
-from .listeners import DEMO_USERS, PODCASTS, episode_duration_ms
+from .listeners import PODCASTS, episode_duration_ms
 from .state import Playlist, snapshot_id
 
 ALBUM_MARKETS = ["AR", "AU", "BR", "CA", "DE", "ES", "FR", "GB", "IT", "JP", "MX", "NL", "SE", "US"]
@@ -79,7 +81,10 @@ def album_object(base: str, album) -> dict:
     }
 
 
+@lru_cache(maxsize=65536)
 def track_object(base: str, track_id: str) -> dict:
+    """A full track object; built once per emulator URL and track, then shared by every
+    answer that names the track (the catalogue never changes): read it, never modify it."""
     catalogue = get_catalogue()
     track = catalogue.tracks[track_id]
     return {
@@ -193,12 +198,11 @@ def audio_features_object(base: str, track_id: str) -> dict:
 
 
 def user_object(base: str, user_id: str) -> dict:
-    user = DEMO_USERS[user_id]
     # account_id (May 2026): stable and opaque, unlike the renameable id
     account_id = hashlib.blake2b(f"account:{user_id}".encode(), digest_size=5).hexdigest()
     return {
         "account_id": account_id,
-        "display_name": user.display_name,
+        "display_name": crowd.display_name(user_id),
         "images": images(base, "user", user_id, sizes=(300, 64)),
         **_links(base, "user", user_id),
     }
@@ -223,7 +227,7 @@ def page(base: str, path: str, items: list, offset: int, limit: int, total: int,
 
 
 def playlist_owner(base: str, user_id: str) -> dict:
-    return {"display_name": DEMO_USERS[user_id].display_name, **_links(base, "user", user_id)}
+    return {"display_name": crowd.display_name(user_id), **_links(base, "user", user_id)}
 
 
 def playlist_item(base: str, playlist: Playlist, uri: str, added_at: datetime) -> dict:

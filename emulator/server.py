@@ -20,10 +20,16 @@ Emulator-only extensions, which real Spotify never sends or accepts:
   * GET /_emulator/users: the demo listeners; /_emulator/images/...: cover art;
   * GET /_emulator/privacy and /_emulator/data-export/<user>.zip: "Download your data"
     at once, a synthetic export of the listener's own plays (data_export.py);
-  * an `X-Emulator-Fault` header on every response a fault switch produced.
+  * an `X-Emulator-Fault` header on every response a fault switch produced;
+  * GET/POST/DELETE /_emulator/rate-limit: the per-app rate limit and the latency of
+    every call (rate_limit.py): show it with its counts (calls admitted, refused with
+    429, the most in one window), set it, zero the counts;
+  * POST /_emulator/crowd {"count": N}: simulated listeners crowd-1 ... crowd-N with a
+    token pair each, for benchmarks (crowd.py).
 
 Module map: catalogue (tracks), listeners (demo users, taste
-drift), state (tokens, playlists, clock, faults), objects
+drift), live (plays in real time), crowd (simulated listeners in bulk), rate_limit (the
+per-app limit, latency), state (tokens, playlists, clock, faults), objects
 (JSON shapes), accounts (/authorize, /api/token), web_api (/v1), data_export
 (the synthetic data export).
 """
@@ -41,7 +47,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from . import objects
+from . import objects, rate_limit
 from .accounts import accounts
 from .catalogue import get_catalogue
 from .data_export import data_export
@@ -72,12 +78,15 @@ def create_app(state: EmulatorState | None = None) -> Flask:
     app = Flask("spotify_emulator")
     app.json = _SpotifyOrderJSON(app)
     app.config["EMULATOR_STATE"] = state or EmulatorState()
+    app.before_request(_apply_latency)
     app.before_request(_apply_faults)
     app.register_error_handler(HTTPException, _http_error)
     app.register_blueprint(accounts)
     app.register_blueprint(web_api)
     app.register_blueprint(data_export)  # /_emulator/privacy: the synthetic data export
     app.add_url_rule("/_emulator/faults", view_func=_faults_view, methods=["GET", "POST", "DELETE"])
+    app.add_url_rule("/_emulator/rate-limit", view_func=_rate_limit_view, methods=["GET", "POST", "DELETE"])
+    app.add_url_rule("/_emulator/crowd", view_func=_crowd_view, methods=["POST"])
     app.add_url_rule("/_emulator/users", view_func=_users_view)
     app.add_url_rule("/_emulator/images/<kind>/<obj_id>.svg", view_func=_image_view)
     app.add_url_rule("/favicon.ico", view_func=_favicon_view)  # browsers ask for it on the consent page
@@ -107,6 +116,14 @@ def _http_error(error: HTTPException):
     if request.path.startswith("/v1/"):  # unknown API routes answer in Spotify's JSON shape
         return api_error(error.code or 500, "Service not found" if error.code == 404 else error.name)
     return error
+
+
+def _apply_latency():
+    """Every call to Spotify's side (not the emulator's own /_emulator pages) takes as long
+    as a network round trip would."""
+    latency = _state().rate_limit.latency
+    if latency > 0 and not request.path.startswith("/_emulator/"):
+        time.sleep(latency)
 
 
 def _apply_faults():
@@ -190,6 +207,36 @@ def _faults_view():
     return jsonify(state.faults.describe() | {"now": state.now().isoformat(), "allowed_users": allowed})
 
 
+def _rate_limit_view():
+    limit = _state().rate_limit
+    if request.method == "DELETE":
+        limit.reset_counts()
+    elif request.method == "POST":
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict) or not set(body) <= {"requests", "window", "latency_ms"}:
+            return jsonify({"error": 'expected {"requests": N or null, "window": seconds, "latency_ms": ms}'}), 400
+        try:
+            limit.configure(
+                body.get("requests"),
+                body.get("window", rate_limit.DEFAULT_WINDOW),
+                float(body.get("latency_ms", 0)) / 1000,
+            )
+        except (TypeError, ValueError) as error:
+            return jsonify({"error": str(error)}), 400
+    return jsonify(limit.describe() | {"started_at": _state().started_at.isoformat()})
+
+
+def _crowd_view():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("count"), int):
+        return jsonify({"error": 'expected {"count": N}'}), 400
+    try:
+        listeners = _state().add_crowd(body["count"], body.get("client_id", DEMO_CLIENT_ID))
+    except ValueError as error:
+        return jsonify({"error": str(error)}), 400
+    return jsonify({"listeners": listeners, "play_interval": _state().play_interval})
+
+
 def _users_view():
     return jsonify(
         {
@@ -241,6 +288,10 @@ class EmulatorServer:
     def faults(self) -> Faults:
         return self.state.faults
 
+    @property
+    def rate_limit(self) -> rate_limit.AppRateLimit:
+        return self.state.rate_limit
+
     def top_tracks_as_of(self, user_id: str, time_range: str, as_of: date) -> list:
         return top_tracks_as_of(user_id, time_range, as_of, self.api_url)
 
@@ -269,11 +320,43 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Run the local Spotify emulator.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        metavar="N",
+        help="at most N Web API calls per app in any --rate-window seconds; more answer 429 "
+        "with Retry-After (default EMULATOR_RATE_LIMIT, or no limit)",
+    )
+    parser.add_argument(
+        "--rate-window", type=float, default=rate_limit.DEFAULT_WINDOW, metavar="S", help="the window (default 30 s)"
+    )
+    parser.add_argument("--latency-ms", type=float, metavar="MS", help="every call waits this long (default 0)")
+    parser.add_argument("--play-interval", type=float, metavar="S", help="seconds between live plays (default 180)")
+    parser.add_argument("--quiet", action="store_true", help="no access log")
     args = parser.parse_args(argv)
-    server = make_server(args.host, args.port, create_app(), threaded=True)
+    try:
+        state = EmulatorState()
+    except ValueError as error:  # EMULATOR_RATE_LIMIT / EMULATOR_LATENCY_MS misspelt
+        parser.error(str(error))
+    limit = state.rate_limit
+    try:
+        limit.configure(
+            args.rate_limit if args.rate_limit is not None else limit.requests,
+            args.rate_window if args.rate_limit is not None else limit.window,
+            args.latency_ms / 1000 if args.latency_ms is not None else limit.latency,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    if args.play_interval is not None:
+        state.play_interval = max(args.play_interval, 0.5)
+    handler = _QuietHandler if args.quiet else WSGIRequestHandler
+    server = make_server(args.host, args.port, create_app(state), threaded=True, request_handler=handler)
+    described = limit.describe()
+    limited = f"{described['requests']} calls per {described['window']:g} s" if limit.requests else "no rate limit"
     print(
         f"Spotify emulator on http://{args.host}:{server.port}  "
-        f"client_id={DEMO_CLIENT_ID} client_secret={DEMO_CLIENT_SECRET}",
+        f"client_id={DEMO_CLIENT_ID} client_secret={DEMO_CLIENT_SECRET}  "
+        f"{limited}, {described['latency_ms']:g} ms latency",
         flush=True,
     )
     try:

@@ -15,6 +15,8 @@ import threading
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from . import crowd
+from . import rate_limit as app_rate_limit
 from .listeners import DEMO_USERS
 from .live import play_interval_from_env
 
@@ -23,6 +25,13 @@ DEMO_CLIENT_SECRET = "mtm-demo-secret"  # nosec B105: the emulator's public demo
 ACCESS_TOKEN_SECONDS = 3600
 CODE_SECONDS = 600
 REFRESH_TOKEN_LIFETIME = timedelta(days=182)  # Spotify: six months from consent
+_ALL_SCOPES = (
+    "user-top-read",
+    "user-library-read",
+    "user-read-recently-played",
+    "playlist-modify-private",
+    "playlist-modify-public",
+)
 
 
 class GrantError(Exception):
@@ -153,6 +162,8 @@ class EmulatorState:
         self.clients = dict(clients or {DEMO_CLIENT_ID: DEMO_CLIENT_SECRET})
         self.set_allowed_users(allowed_users)
         self.faults = Faults()
+        # the per-app limit and the latency of every call (emulator/rate_limit.py)
+        self.rate_limit = app_rate_limit.from_env()
         self._frozen_now: datetime | None = None
         self._codes: dict[str, dict] = {}
         self._access: dict[str, _AccessToken] = {}
@@ -262,6 +273,24 @@ class EmulatorState:
         if self.now() >= token.expires_at:
             return None, "The access token expired"
         return token, ""
+
+    def add_crowd(self, count: int, client_id: str = DEMO_CLIENT_ID) -> list[dict]:
+        """Simulated listeners crowd-1 ... crowd-``count`` (emulator/crowd.py), each with a
+        fresh token pair for ``client_id`` and every scope: what a login would give them."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= crowd.MAX_COUNT:
+            raise ValueError(f"crowd: count must be a whole number from 1 to {crowd.MAX_COUNT}")
+        if client_id not in self.clients:
+            raise ValueError(f"crowd: unknown client {client_id!r}")
+        scopes = frozenset(_ALL_SCOPES)
+        listeners = []
+        for number in range(1, count + 1):
+            user_id = crowd.listener_id(number)
+            refresh = secrets.token_urlsafe(48)
+            with self._lock:
+                self._refresh[refresh] = _RefreshToken(user_id, client_id, scopes, consented_at=self.now())
+            grant = self._new_access(user_id, client_id, scopes) | {"refresh_token": refresh}
+            listeners.append({"id": user_id, "display_name": crowd.display_name(user_id)} | grant)
+        return listeners
 
     def revoke_refresh_tokens(self, user_id: str | None = None):
         """Every refresh token (of one user, or all) now answers invalid_grant."""

@@ -17,9 +17,9 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from . import objects
+from . import crowd, objects
 from .catalogue import get_catalogue, search_tracks
-from .listeners import TIME_RANGES, parse_played_item, saved_tracks, served_top_track_ids
+from .listeners import TIME_RANGES, parse_played_item, served_top_track_ids
 from .live import recently_played_now
 from .state import EmulatorState
 
@@ -89,6 +89,9 @@ def _authenticate():
     if not _state().user_allowed(token.user_id):
         # development mode: the app's owner has not added this person in the dashboard
         return api_error(403, NOT_REGISTERED)
+    retry_after = _state().rate_limit.admit(token.client_id)
+    if retry_after:  # the app (every process with its tokens) asked too much in the window
+        return api_error(429, "API rate limit exceeded", **{"Retry-After": str(retry_after)})
     g.token = token
     return None
 
@@ -164,7 +167,7 @@ def top_tracks():
             _base(), request.path, [], offset, 0, 0, time_range=time_range, as_of=request.args.get("as_of")
         )
         return jsonify(empty | {"previous": empty["href"]})
-    ids = served_top_track_ids(g.token.user_id, time_range, _as_of_day())
+    ids = served_top_track_ids(crowd.taste_of(g.token.user_id), time_range, _as_of_day())
     items = [objects.track_object(_base(), i) for i in ids[offset : offset + limit]]
     return jsonify(
         objects.page(
@@ -184,7 +187,7 @@ def top_tracks():
 @requires_scope("user-library-read")
 def saved():
     limit, offset = _int_arg("limit", 20, 1, 50), _int_arg("offset", 0, 0, 10**6)
-    library = saved_tracks(g.token.user_id, _end_of(_as_of_day()))
+    library = crowd.library(g.token.user_id, _end_of(_as_of_day()))
     items = [
         {"added_at": objects.timestamp(added), "track": objects.track_object(_base(), i)}
         for i, added in library[offset : offset + limit]
