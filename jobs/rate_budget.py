@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import spotify
-from database import connection, transaction
+from database import connection, long_running, transaction
 from jobs import jobs_db
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,10 @@ QUOTA_PAUSE_DEFAULT = 24 * 3600  # seconds, when a QUOTA_EXCEEDED comes without 
 @contextmanager
 def _own_transaction() -> Iterator:
     with connection() as conn, transaction(conn) as cur:
+        # Every call of every worker updates the one budget row: under load a call may wait
+        # its turn for that row longer than a page's lock bound (0.5 s), which must not fail
+        # the job (bench/jobs.py with 4 workers failed syncs that way): the job bounds apply.
+        long_running(cur)
         yield cur
 
 

@@ -247,13 +247,17 @@ def capture_everyone(db: str, emulator, tmp_path: Path, user_ids: list[int], **e
         for process in workers:
             process.terminate()
         for process in workers:
-            process.wait(20)
+            try:
+                process.wait(60)  # a graceful stop lets the jobs in hand finish first
+            except subprocess.TimeoutExpired:
+                process.kill()  # only cleanup: what the test asserts is already in the database
+                process.wait(10)
         import database
 
         database.close_pool()
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_spotify_max_rps_below_the_limit_keeps_two_workers_from_ever_exceeding_it(db, limited_emulator, tmp_path):
     limited_emulator.rate_limit.configure(8, window=1.0, latency=0.05)
     user_ids = seeded_crowd(db, limited_emulator)
@@ -266,7 +270,7 @@ def test_spotify_max_rps_below_the_limit_keeps_two_workers_from_ever_exceeding_i
     assert query(db, "SELECT count(DISTINCT user_id) FROM plays") == [(PEOPLE,)]
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_without_a_cap_the_workers_wait_out_the_limits_429s_and_every_capture_completes(db, limited_emulator, tmp_path):
     limited_emulator.rate_limit.configure(3, window=1.0, latency=0.05)
     user_ids = seeded_crowd(db, limited_emulator)
