@@ -20,10 +20,14 @@ Shared rules:
   know neither (captured ones) are left out of the skip rate.
 - Ties are broken by name in the "C" collation, so the order is the same on every server.
 
-Speed: the charts read two rollups (schema_postgres.sql, version 8) instead of every play:
-``play_hours`` (per local day and hour) and ``play_month_tracks`` (per local month and
-track). A period that starts or ends inside a month takes the whole months inside it from
-the rollup and only the plays of its ragged ends from ``plays``.
+Speed: the charts read rollups (schema_postgres.sql, versions 8 and 14) instead of every
+play: ``play_hours`` (per local day and hour), ``play_month_tracks`` and ``play_year_tracks``
+(per local month / year and track, with the names the track is charted by) and
+``play_tracks`` (per track, the whole history). A period is cut into whole years, whole
+months and the plays of its ragged ends (``period_parts``); a part that covers most of a
+month (or a year) is the month (year) less the rest of it, so no period reads more than
+half a month of plays or half a year of months. Every chart can also be computed from
+``plays`` alone (``from_plays=True``): the tests compare the two.
 """
 
 from __future__ import annotations
@@ -53,8 +57,6 @@ def local_midnight(day_param: str, default: str) -> str:
 
 START = local_midnight("first", "-infinity")
 END = local_midnight("after_last", "infinity")
-WHOLE_START = local_midnight("whole_first", "-infinity")
-WHOLE_END = local_midnight("whole_end", "infinity")
 IN_PERIOD = "day >= coalesce(%(first)s::date, '-infinity'::date) AND day <= coalesce(%(last)s::date, 'infinity'::date)"
 
 
@@ -128,16 +130,47 @@ SELECT %(user_id)s, local::date, extract(hour FROM local)::smallint, count(*), s
 FROM ({sources}) AS played
 GROUP BY local::date, extract(hour FROM local)
 """
-BUILD_MONTH_TRACKS = """
-INSERT INTO play_month_tracks (user_id, month, track_id, local_track, local_artist, local_album,
-                               plays, ms, skips, first_at)
-SELECT %(user_id)s, date_trunc('month', local)::date, track_id,
-       CASE WHEN track_id IS NULL THEN track_name END,
-       CASE WHEN track_id IS NULL THEN artist_name END,
-       CASE WHEN track_id IS NULL THEN album_name END,
-       count(*), sum(ms), count(*) FILTER (WHERE skipped), min(played_at)
-FROM ({sources}) AS played
-GROUP BY 2, 3, 4, 5, 6
+# What a track is charted by: the catalogue's track and primary artist, else the export's
+# names (``local_*``, kept only for plays without a track id).
+NAMES = "track_name, artist_name, album_name"
+NAMING = """coalesce(t.name, g.local_track) AS track_name,
+       coalesce(a.name, t.artist_name, g.local_artist) AS artist_name,
+       coalesce(t.album_name, g.local_album) AS album_name
+FROM ({grouped}) AS g
+LEFT JOIN tracks t ON t.spotify_id = g.track_id
+LEFT JOIN artists a ON a.spotify_id = t.primary_artist_id"""
+BUILD_MONTH_TRACKS = f"""
+INSERT INTO play_month_tracks (user_id, month, {TRACK_KEYS}, plays, ms, skips, first_at, {NAMES})
+SELECT %(user_id)s, g.month, g.track_id, g.local_track, g.local_artist, g.local_album,
+       g.plays, g.ms, g.skips, g.first_at,
+       {
+    NAMING.format(
+        grouped='''
+    SELECT date_trunc('month', local)::date AS month, track_id,
+           CASE WHEN track_id IS NULL THEN track_name END AS local_track,
+           CASE WHEN track_id IS NULL THEN artist_name END AS local_artist,
+           CASE WHEN track_id IS NULL THEN album_name END AS local_album,
+           count(*) AS plays, sum(ms) AS ms, count(*) FILTER (WHERE skipped) AS skips, min(played_at) AS first_at
+    FROM ({sources}) AS played
+    GROUP BY 1, 2, 3, 4, 5'''
+    )
+}
+"""
+# The years of the recomputed months, summed again from their months.
+FORGET_YEARS = """
+DELETE FROM play_year_tracks WHERE user_id = %(user_id)s
+  AND (%(years)s::date[] IS NULL OR year = ANY (%(years)s::date[]))
+"""
+BUILD_YEARS = f"""
+INSERT INTO play_year_tracks (user_id, year, {TRACK_KEYS}, {NAMES}, plays, ms, skips)
+SELECT %(user_id)s, date_trunc('year', month)::date, {TRACK_KEYS},
+       max(track_name), max(artist_name), max(album_name), sum(plays), sum(ms), sum(skips)
+FROM play_month_tracks m
+WHERE user_id = %(user_id)s
+  AND (%(years)s::date[] IS NULL
+       OR EXISTS (SELECT FROM unnest(%(years)s::date[]) AS y(year)
+                  WHERE m.month >= y.year AND m.month < y.year + interval '1 year'))
+GROUP BY 2, {TRACK_KEYS}
 """
 
 
@@ -158,8 +191,9 @@ DELETE FROM play_tracks pt WHERE user_id = %(user_id)s
   AND ({track_key("pt")}) IN (SELECT {track_key("tt")} FROM touched_tracks tt)
 """
 BUILD_TRACKS = f"""
-INSERT INTO play_tracks (user_id, {TRACK_KEYS}, plays, ms, skips, first_at)
-SELECT %(user_id)s, {TRACK_KEYS}, sum(plays), sum(ms), sum(skips), min(first_at)
+INSERT INTO play_tracks (user_id, {TRACK_KEYS}, {NAMES}, plays, ms, skips, first_at)
+SELECT %(user_id)s, {TRACK_KEYS}, max(track_name), max(artist_name), max(album_name),
+       sum(plays), sum(ms), sum(skips), min(first_at)
 FROM play_month_tracks m
 WHERE user_id = %(user_id)s {{touched}}
 GROUP BY {TRACK_KEYS}
@@ -168,9 +202,10 @@ ONLY_TOUCHED = f"AND ({track_key('m')}) IN (SELECT {track_key('tt')} FROM touche
 
 
 def refresh_rollups(cur, user_id: int) -> bool:
-    """Recompute the person's rollups for the local months whose plays changed since the
-    last refresh (plays_note_months_* triggers). Cheap when nothing changed: one probe.
-    Returns whether anything was recomputed."""
+    """Recompute the person's rollups for the local months whose plays (or whose tracks'
+    names) changed since the last refresh (the plays_note_months_* and *_note_renamed_*
+    triggers). Cheap when nothing changed: one probe. Returns whether anything was
+    recomputed."""
     cur.execute("SELECT EXISTS (SELECT 1 FROM play_rollup_dirty WHERE user_id = %s) AS dirty", (user_id,))
     if not fetch_value(cur):
         return False
@@ -182,7 +217,8 @@ def refresh_rollups(cur, user_id: int) -> bool:
     if not noted:
         return False
     months = None if None in noted else sorted(noted)
-    params = {"user_id": user_id, "months": months, "tz": time_zone(cur, user_id)}
+    years = None if months is None else sorted({month.replace(month=1, day=1) for month in months})
+    params = {"user_id": user_id, "months": months, "years": years, "tz": time_zone(cur, user_id)}
     cur.execute(FORGET_HOURS, params)
     cur.execute(BUILD_HOURS.format(sources=_rollup_sources(months)), params)
     if months is None:
@@ -200,6 +236,8 @@ def refresh_rollups(cur, user_id: int) -> bool:
         cur.execute(NOTE_TOUCHED_TRACKS, params)  # after
         cur.execute(FORGET_TOUCHED_TRACKS, params)
     cur.execute(BUILD_TRACKS.format(touched="" if months is None else ONLY_TOUCHED), params)
+    cur.execute(FORGET_YEARS, params)
+    cur.execute(BUILD_YEARS, params)
     return True
 
 
@@ -208,81 +246,182 @@ def _first_of_next_month(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
-def whole_months(first: date | None, last: date | None) -> tuple[date | None, date | None]:
-    """The whole local months inside [first, last] as [whole_first, whole_end) (None: open);
-    when there is none, an empty span at ``first`` (so the ragged ends cover it all)."""
-    whole_first = first if first is None or first.day == 1 else _first_of_next_month(first)
-    whole_end = None if last is None else (last + timedelta(days=1)).replace(day=1)
-    if whole_first is not None and whole_end is not None and whole_first >= whole_end:
-        return first, first
-    return whole_first, whole_end
+def _next_year(day: date) -> date:
+    return date(day.year + 1, 1, 1)
+
+
+def _days(first: date, end: date) -> int:
+    return (end - first).days
+
+
+def _edge(first: date, end: date) -> list[tuple]:
+    """Local days [first, end) inside one month: its plays, or when they are most of the
+    month, the month less the plays of its other days."""
+    month, next_month = first.replace(day=1), _first_of_next_month(first)
+    if 2 * _days(first, end) <= _days(month, next_month):
+        return [("plays", 1, first, end)]
+    parts = [("months", 1, month, next_month)]
+    parts += [("plays", -1, month, first)] if first > month else []
+    return parts + ([("plays", -1, end, next_month)] if end < next_month else [])
+
+
+def _month_run(first: date | None, end: date | None) -> list[tuple]:
+    """Whole months [first, end) inside one year (or open ended): the months, or when they
+    are more than half the year, the year less its other months."""
+    if first == end:
+        return []
+    if first is None or end is None or (first.month == 1 and end == _next_year(first)):
+        return [("months", 1, first, end)]
+    year, next_year = first.replace(month=1), _next_year(first)
+    if 2 * (end.year * 12 + end.month - first.year * 12 - first.month) <= 12:
+        return [("months", 1, first, end)]
+    parts = [("years", 1, year, next_year)]
+    parts += [("months", -1, year, first)] if first > year else []
+    return parts + ([("months", -1, end, next_year)] if end < next_year else [])
+
+
+def period_parts(first: date | None, last: date | None) -> list[tuple]:
+    """The local period [first, last] as signed parts whose sums are the period's:
+    (table, sign, from, to) with ``table`` "years", "months" (rollups) or "plays", ``from``
+    included and ``to`` excluded, None open ended. Whole years come from the year rollup,
+    the other whole months from the month rollup, the ragged ends from plays."""
+    start, end = first, None if last is None else last + timedelta(days=1)
+    parts: list[tuple] = []
+    if start is not None and start.day != 1:
+        edge_end = _first_of_next_month(start)
+        edge_end = edge_end if end is None or end > edge_end else end
+        parts += _edge(start, edge_end)
+        start = edge_end
+    if end is not None and end.day != 1 and (start is None or start < end):
+        edge_start = end.replace(day=1) if start is None else max(start, end.replace(day=1))
+        parts += _edge(edge_start, end)
+        end = edge_start
+    if start is not None and end is not None and start >= end:
+        return parts
+    years_start = start if start is None or start.month == 1 else _next_year(start)
+    years_end = end if end is None or end.month == 1 else end.replace(month=1)
+    if years_start is None and years_end is None:
+        return [*parts, ("years", 1, None, None)]
+    if years_start is not None and years_end is not None and years_start >= years_end:
+        if start is not None and end is not None and start.year != (end - timedelta(days=1)).year:
+            return parts + _month_run(start, end.replace(month=1)) + _month_run(end.replace(month=1), end)
+        return parts + _month_run(start, end)
+    return parts + _month_run(start, years_start) + [("years", 1, years_start, years_end)] + _month_run(years_end, end)
 
 
 def _params(cur, user_id: int, first: date | None = None, last: date | None = None, **more) -> dict:
-    whole_first, whole_end = whole_months(first, last)
     return {
         "user_id": user_id,
         "tz": time_zone(cur, user_id),
         "first": first,
         "last": last,
         "after_last": None if last is None else last + timedelta(days=1),
-        "whole_first": whole_first,
-        "whole_end": whole_end,
         **more,
     }
 
 
-# The period's plays per track: whole months from play_month_tracks, the ragged ends
-# from plays. Then named once per track (not per play) from the catalogue.
-PER_TRACK = f"""
-ragged AS (
-    SELECT p.played_at, p.track_id, p.track_name, p.artist_name, p.album_name, {PLAY_MS} AS ms, {SKIPPED} AS skipped
-    FROM plays p WHERE p.user_id = %(user_id)s AND p.played_at >= {START} AND p.played_at < {WHOLE_START}
-    UNION ALL
-    SELECT p.played_at, p.track_id, p.track_name, p.artist_name, p.album_name, {PLAY_MS}, {SKIPPED}
-    FROM plays p WHERE p.user_id = %(user_id)s AND p.played_at >= {WHOLE_END} AND p.played_at < {END}
-),
-parts AS (
-    SELECT {TRACK_KEYS}, plays, ms, skips, first_at FROM play_month_tracks
-    WHERE user_id = %(user_id)s
-      AND month >= coalesce(%(whole_first)s::date, '-infinity'::date)
-      AND month < coalesce(%(whole_end)s::date, 'infinity'::date)
-    UNION ALL
-    SELECT track_id, CASE WHEN track_id IS NULL THEN track_name END, CASE WHEN track_id IS NULL THEN artist_name END,
-           CASE WHEN track_id IS NULL THEN album_name END, 1, ms, CASE WHEN skipped THEN 1 ELSE 0 END, played_at
-    FROM ragged
-),
+ROLLUP_PART = f"""
+SELECT {TRACK_KEYS}, {NAMES}, {{sign}}plays AS plays, {{sign}}ms AS ms, {{sign}}skips AS skips
+FROM {{table}} WHERE user_id = %(user_id)s
+  AND {{column}} >= coalesce(%({{lo}})s::date, '-infinity'::date)
+  AND {{column}} < coalesce(%({{hi}})s::date, 'infinity'::date)"""
+# A ragged end's plays per track, named by their month's rollup row (every play's track
+# has one: the views refresh the rollups first).
+PLAYS_PART = f"""
+SELECT m.track_id, m.local_track, m.local_artist, m.local_album, m.track_name, m.artist_name, m.album_name,
+       {{sign}}e.plays AS plays, {{sign}}e.ms AS ms, {{sign}}e.skips AS skips
+FROM (
+    SELECT p.track_id, CASE WHEN p.track_id IS NULL THEN p.track_name END AS local_track,
+           CASE WHEN p.track_id IS NULL THEN p.artist_name END AS local_artist,
+           CASE WHEN p.track_id IS NULL THEN p.album_name END AS local_album,
+           count(*) AS plays, sum({PLAY_MS}) AS ms, count(*) FILTER (WHERE {SKIPPED}) AS skips
+    FROM plays p
+    WHERE p.user_id = %(user_id)s AND p.played_at >= %({{lo}})s::date::timestamp AT TIME ZONE %(tz)s
+      AND p.played_at < %({{hi}})s::date::timestamp AT TIME ZONE %(tz)s
+    GROUP BY 1, 2, 3, 4
+) AS e
+JOIN play_month_tracks m ON m.user_id = %(user_id)s AND m.month = date_trunc('month', %({{lo}})s::date)::date
+ AND ({track_key("m")}) = ({track_key("e")})"""
+PART_TABLES = {"years": ("play_year_tracks", "year"), "months": ("play_month_tracks", "month")}
+
+
+def _period_tracks(parts: list[tuple], params: dict) -> str:
+    """The ``per_track`` and ``named`` CTEs of a period's parts (their bounds go into
+    ``params``): plays, ms and skips per track, with its names."""
+    selects = []
+    for n, (table, sign, lo, hi) in enumerate(parts):
+        params[f"lo_{n}"], params[f"hi_{n}"] = lo, hi
+        names = {"sign": "" if sign > 0 else "-", "lo": f"lo_{n}", "hi": f"hi_{n}"}
+        if table == "plays":
+            selects.append(PLAYS_PART.format(**names))
+        else:
+            selects.append(ROLLUP_PART.format(table=PART_TABLES[table][0], column=PART_TABLES[table][1], **names))
+    return f"""
 per_track AS (
-    SELECT {TRACK_KEYS}, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips,
-           min(first_at) AS first_at
-    FROM parts GROUP BY {TRACK_KEYS}
+    SELECT {TRACK_KEYS}, {NAMES}, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips
+    FROM ({" UNION ALL ".join(selects)}) AS parts
+    GROUP BY {TRACK_KEYS}, {NAMES}
+    HAVING sum(plays) > 0
 ),
-{{named}}"""
-NAMED = """named AS (
-    SELECT pt.track_id, pt.plays, pt.ms, pt.skips, pt.first_at,
-           coalesce(t.name, pt.local_track) AS track_name,
-           coalesce(a.name, t.artist_name, pt.local_artist) AS artist_name,
-           coalesce(t.album_name, pt.local_album) AS album_name
-    FROM per_track pt
-    LEFT JOIN tracks t ON t.spotify_id = pt.track_id
-    LEFT JOIN artists a ON a.spotify_id = t.primary_artist_id
-)"""
-PERIOD_TRACKS = PER_TRACK.format(named=NAMED)
+named AS (SELECT * FROM per_track)"""
+
+
 # The whole history, track by track (also every track's first play ever).
 EVER_TRACKS = f"""
 per_track AS (
-    SELECT {TRACK_KEYS}, plays::bigint, ms, skips::bigint, first_at FROM play_tracks WHERE user_id = %(user_id)s
+    SELECT {TRACK_KEYS}, {NAMES}, plays::bigint, ms, skips::bigint, first_at FROM play_tracks
+    WHERE user_id = %(user_id)s
 ),
-{NAMED}"""
+named AS (SELECT * FROM per_track)"""
+# The same from plays alone, named from the catalogue: what the rollups must agree with.
+PLAYS_TRACKS = f"""
+per_track AS (
+    SELECT p.track_id, CASE WHEN p.track_id IS NULL THEN p.track_name END AS local_track,
+           CASE WHEN p.track_id IS NULL THEN p.artist_name END AS local_artist,
+           CASE WHEN p.track_id IS NULL THEN p.album_name END AS local_album,
+           count(*)::bigint AS plays, sum({PLAY_MS})::bigint AS ms,
+           count(*) FILTER (WHERE {SKIPPED})::bigint AS skips, min(p.played_at) AS first_at
+    FROM plays p WHERE p.user_id = %(user_id)s AND p.played_at >= {{start}} AND p.played_at < {{end}}
+    GROUP BY 1, 2, 3, 4
+),
+named AS (
+    SELECT g.track_id, g.plays, g.ms, g.skips, g.first_at, {NAMING.format(grouped="SELECT * FROM per_track")}
+)"""
+PLAYS_PERIOD_TRACKS = PLAYS_TRACKS.format(start=START, end=END)
+PLAYS_EVER_TRACKS = PLAYS_TRACKS.format(start="'-infinity'", end="'infinity'")
 
 
-def with_tracks(sql: str, first: date | None, last: date | None) -> str:
-    """``sql`` with its ``{tracks}`` CTEs: the whole-history rollup for an open period,
-    else months and ragged ends."""
-    return sql.format(tracks=EVER_TRACKS if first is None and last is None else PERIOD_TRACKS)
+LAST_PLAYED = "(SELECT max(month) FROM play_month_tracks WHERE user_id = %(user_id)s)"
+PLAYS_LAST_PLAYED = """(
+    SELECT date_trunc('month', max(p.played_at) AT TIME ZONE %(tz)s)::date FROM plays p WHERE p.user_id = %(user_id)s
+)"""
+
+
+def with_tracks(sql: str, params: dict, from_plays: bool = False, ever: bool = False) -> str:
+    """``sql`` with its CTEs and subqueries filled in: ``{tracks}`` (``per_track`` and
+    ``named``) for the period in ``params`` or for the whole history (``ever``),
+    ``{hours}`` and ``{last_played}``; from the rollups, or from plays alone."""
+    if from_plays:
+        tracks = PLAYS_EVER_TRACKS if ever else PLAYS_PERIOD_TRACKS
+        return sql.format(tracks=tracks, hours=PLAYS_HOURS, last_played=PLAYS_LAST_PLAYED)
+    if ever or (params["first"] is None and params["last"] is None):
+        tracks = EVER_TRACKS
+    else:
+        tracks = _period_tracks(period_parts(params["first"], params["last"]), params)
+    return sql.format(tracks=tracks, hours=HOURS, last_played=LAST_PLAYED)
+
+
+def _execute(cur, sql: str, params: dict, from_plays: bool, ever: bool = False) -> None:
+    cur.execute(with_tracks(sql, params, from_plays, ever), params)
 
 
 HOURS = f"SELECT * FROM play_hours WHERE user_id = %(user_id)s AND {IN_PERIOD}"
+PLAYS_HOURS = f"""
+SELECT (p.played_at AT TIME ZONE %(tz)s)::date AS day, extract(hour FROM p.played_at AT TIME ZONE %(tz)s) AS hour,
+       count(*) AS plays, sum({PLAY_MS}) AS ms, count(*) FILTER (WHERE {SKIPPED}) AS skipped,
+       count({SKIPPED}) AS skip_known
+FROM plays p WHERE p.user_id = %(user_id)s AND p.played_at >= {START} AND p.played_at < {END}
+GROUP BY 1, 2"""
 
 
 # -- what there is -------------------------------------------------------------------
@@ -305,7 +444,7 @@ def has_plays(cur, user_id: int) -> bool:
 LISTENING_MINUTES = f"""
 WITH buckets AS (
     SELECT date_trunc(%(grain)s, day)::date AS period, sum(plays) AS plays, sum(ms) AS ms
-    FROM ({HOURS}) AS h GROUP BY 1
+    FROM ({{hours}}) AS h GROUP BY 1
 ),
 periods AS (
     SELECT generate_series(min(period), max(period), ('1 ' || %(grain)s)::interval)::date AS period FROM buckets
@@ -316,19 +455,21 @@ ORDER BY period
 """
 
 
-def listening_minutes(cur, user_id: int, first: date | None, last: date | None, grain: str) -> list[dict]:
+def listening_minutes(
+    cur, user_id: int, first: date | None, last: date | None, grain: str, from_plays: bool = False
+) -> list[dict]:
     """Plays and minutes per local day, week (from Monday) or month, from the first to
     the last period with a play, empty periods filled with 0."""
     if grain not in GRAINS:
         raise ValueError(f"grain must be one of {GRAINS}")
-    cur.execute(LISTENING_MINUTES, _params(cur, user_id, first, last, grain=grain))
+    _execute(cur, LISTENING_MINUTES, _params(cur, user_id, first, last, grain=grain), from_plays)
     return fetch_all(cur)
 
 
 HEATMAP = f"""
 WITH cells AS (
     SELECT extract(isodow FROM day)::int AS weekday, hour::int AS hour, sum(plays) AS plays, sum(ms) AS ms
-    FROM ({HOURS}) AS h GROUP BY 1, 2
+    FROM ({{hours}}) AS h GROUP BY 1, 2
 )
 SELECT d.weekday, h.hour, coalesce(c.plays, 0)::bigint AS plays, {MINUTES % "coalesce(c.ms, 0)"} AS minutes
 FROM generate_series(1, 7) AS d(weekday)
@@ -338,9 +479,11 @@ ORDER BY d.weekday, h.hour
 """
 
 
-def hour_weekday_heatmap(cur, user_id: int, first: date | None, last: date | None) -> list[dict]:
+def hour_weekday_heatmap(
+    cur, user_id: int, first: date | None, last: date | None, from_plays: bool = False
+) -> list[dict]:
     """168 rows, Monday (1) to Sunday (7) by hour 0-23 of the local end of each play."""
-    cur.execute(HEATMAP, _params(cur, user_id, first, last))
+    _execute(cur, HEATMAP, _params(cur, user_id, first, last), from_plays)
     return fetch_all(cur)
 
 
@@ -352,15 +495,23 @@ TOP_KEYS = {
 
 
 def top_items(
-    cur, user_id: int, first: date | None, last: date | None, kind: str, by: str = "plays", limit: int = 10
+    cur,
+    user_id: int,
+    first: date | None,
+    last: date | None,
+    kind: str,
+    by: str = "plays",
+    limit: int = 10,
+    from_plays: bool = False,
 ) -> list[dict]:
     """The period's top ``kind`` (tracks, artists or albums) by ``by`` (plays or minutes),
     each with plays, minutes and skips. Plays with no artist or album name do not count
     for that list."""
     keys, name = TOP_KEYS[kind]
-    cur.execute(
+    _execute(
+        cur,
         f"""
-        WITH {with_tracks("{tracks}", first, last)},
+        WITH {{tracks}},
         grouped AS (
             SELECT {keys}, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips
             FROM named WHERE {name} IS NOT NULL GROUP BY {keys}
@@ -370,40 +521,43 @@ def top_items(
         LIMIT %(limit)s
     """,
         _params(cur, user_id, first, last, limit=limit),
+        from_plays,
     )
     return fetch_all(cur)
 
 
-SKIP_RATE = f"""
+SKIP_RATE = """
 SELECT coalesce(sum(plays), 0)::bigint AS plays, coalesce(sum(skip_known), 0)::bigint AS known,
        coalesce(sum(skipped), 0)::bigint AS skipped,
        round(100.0 * sum(skipped) / nullif(sum(skip_known), 0), 1)::float8 AS skip_pct
-FROM ({HOURS}) AS h
+FROM ({hours}) AS h
 """
-SKIP_RATE_BY_MONTH = f"""
+SKIP_RATE_BY_MONTH = """
 SELECT date_trunc('month', day)::date AS month, sum(skip_known)::bigint AS known, sum(skipped)::bigint AS skipped,
        round(100.0 * sum(skipped) / sum(skip_known), 1)::float8 AS skip_pct
-FROM ({HOURS}) AS h GROUP BY 1 HAVING sum(skip_known) > 0 ORDER BY 1
+FROM ({hours}) AS h GROUP BY 1 HAVING sum(skip_known) > 0 ORDER BY 1
 """
 
 
-def skip_rate(cur, user_id: int, first: date | None, last: date | None) -> dict:
+def skip_rate(cur, user_id: int, first: date | None, last: date | None, from_plays: bool = False) -> dict:
     """Plays, how many say whether they were skipped (``known``), how many were, and the
     share of the known ones (None when none is known)."""
-    cur.execute(SKIP_RATE, _params(cur, user_id, first, last))
+    _execute(cur, SKIP_RATE, _params(cur, user_id, first, last), from_plays)
     return fetch_single(cur)
 
 
-def skip_rate_by_month(cur, user_id: int, first: date | None, last: date | None) -> list[dict]:
+def skip_rate_by_month(
+    cur, user_id: int, first: date | None, last: date | None, from_plays: bool = False
+) -> list[dict]:
     """The skip rate of each local month that has plays known to be skipped or not."""
-    cur.execute(SKIP_RATE_BY_MONTH, _params(cur, user_id, first, last))
+    _execute(cur, SKIP_RATE_BY_MONTH, _params(cur, user_id, first, last), from_plays)
     return fetch_all(cur)
 
 
 # A discovery is the first play ever of a track (or an artist), whatever the period asked
 # for: the period only chooses which months are shown.
-DISCOVERIES = f"""
-WITH {EVER_TRACKS},
+DISCOVERIES = """
+WITH {tracks},
 artist_firsts AS (
     SELECT min(first_at) AS first_at FROM named WHERE artist_name IS NOT NULL GROUP BY artist_name
 ),
@@ -418,7 +572,7 @@ counted AS (
 span AS (
     SELECT greatest(date_trunc('month', %(first)s::date)::date, min(month)) AS first_month,
            least(date_trunc('month', %(last)s::date)::date,
-                 (SELECT max(month) FROM play_month_tracks WHERE user_id = %(user_id)s)) AS last_month
+                 {last_played}) AS last_month
     FROM counted
 ),
 shown AS (
@@ -430,15 +584,15 @@ ORDER BY month
 """
 
 
-def discoveries(cur, user_id: int, first: date | None, last: date | None) -> list[dict]:
+def discoveries(cur, user_id: int, first: date | None, last: date | None, from_plays: bool = False) -> list[dict]:
     """Per local month of the period: tracks and artists played for the first time ever."""
-    cur.execute(DISCOVERIES, _params(cur, user_id, first, last))
+    _execute(cur, DISCOVERIES, _params(cur, user_id, first, last), from_plays, ever=True)
     return fetch_all(cur)
 
 
 # Gaps and islands: consecutive days minus their row number are constant along a streak.
-LONGEST_STREAK = f"""
-WITH days AS (SELECT DISTINCT day FROM ({HOURS}) AS h),
+LONGEST_STREAK = """
+WITH days AS (SELECT DISTINCT day FROM ({hours}) AS h),
 islands AS (SELECT day, day - (row_number() OVER (ORDER BY day))::int AS island FROM days)
 SELECT count(*)::int AS days, min(day) AS first_day, max(day) AS last_day
 FROM islands GROUP BY island
@@ -447,10 +601,10 @@ LIMIT 1
 """
 
 
-def longest_streak(cur, user_id: int, first: date | None, last: date | None) -> dict | None:
+def longest_streak(cur, user_id: int, first: date | None, last: date | None, from_plays: bool = False) -> dict | None:
     """The longest run of consecutive local days with at least one play (the latest of
     equally long ones): days, first_day, last_day; None without plays."""
-    cur.execute(LONGEST_STREAK, _params(cur, user_id, first, last))
+    _execute(cur, LONGEST_STREAK, _params(cur, user_id, first, last), from_plays)
     return fetch_one(cur)
 
 
@@ -459,12 +613,16 @@ WITH asked AS (
     SELECT years_ago, (%(today)s::date - make_interval(years => years_ago))::date AS day
     FROM unnest(%(years)s::int[]) AS y(years_ago)
 ),
+-- each day a range of the primary key (LATERAL: the planner cannot tell how few rows a
+-- day has, and would otherwise read all of a heavy listener's plays)
 day_plays AS (
     SELECT a.years_ago, p.track_id, p.track_name, p.artist_name, {PLAY_MS} AS ms, p.played_at
     FROM asked a
-    JOIN plays p ON p.user_id = %(user_id)s
-                AND p.played_at >= a.day::timestamp AT TIME ZONE %(tz)s
-                AND p.played_at < (a.day + 1)::timestamp AT TIME ZONE %(tz)s
+    CROSS JOIN LATERAL (
+        SELECT * FROM plays p WHERE p.user_id = %(user_id)s
+           AND p.played_at >= a.day::timestamp AT TIME ZONE %(tz)s
+           AND p.played_at < (a.day + 1)::timestamp AT TIME ZONE %(tz)s
+    ) AS p
 ),
 per_track AS (
     SELECT d.years_ago, coalesce(t.name, d.track_name) AS track_name,
@@ -498,19 +656,19 @@ TOTALS = f"""
 WITH {{tracks}}
 SELECT coalesce(sum(plays), 0)::bigint AS plays, {MINUTES % "coalesce(sum(ms), 0)"} AS minutes,
        count(*) AS tracks, count(DISTINCT artist_name) AS artists,
-       (SELECT count(DISTINCT day) FROM ({HOURS}) AS h) AS days
+       (SELECT count(DISTINCT day) FROM ({{hours}}) AS h) AS days
 FROM named
 """
 
 
-def totals(cur, user_id: int, first: date | None, last: date | None) -> dict:
+def totals(cur, user_id: int, first: date | None, last: date | None, from_plays: bool = False) -> dict:
     """Plays, minutes, distinct tracks and artists, and days with a play, in the period."""
-    cur.execute(with_tracks(TOTALS, first, last), _params(cur, user_id, first, last))
+    _execute(cur, TOTALS, _params(cur, user_id, first, last), from_plays)
     return fetch_single(cur)
 
 
 FIRST_PLAYS = f"""
-WITH {EVER_TRACKS}
+WITH {{tracks}}
 SELECT track_id, track_name, artist_name, first_at
 FROM named
 WHERE first_at >= {START} AND first_at < {END}
@@ -519,10 +677,12 @@ LIMIT %(limit)s
 """
 
 
-def first_plays(cur, user_id: int, first: date | None, last: date | None, limit: int = 5) -> list[dict]:
+def first_plays(
+    cur, user_id: int, first: date | None, last: date | None, limit: int = 5, from_plays: bool = False
+) -> list[dict]:
     """The first ``limit`` tracks heard for the first time ever in the period, in the
     order they were first played."""
-    cur.execute(FIRST_PLAYS, _params(cur, user_id, first, last, limit=limit))
+    _execute(cur, FIRST_PLAYS, _params(cur, user_id, first, last, limit=limit), from_plays, ever=True)
     return fetch_all(cur)
 
 
@@ -535,26 +695,34 @@ LIMIT %(limit)s
 """
 
 
-def most_skipped(cur, user_id: int, first: date | None, last: date | None, limit: int = 5) -> list[dict]:
+def most_skipped(
+    cur, user_id: int, first: date | None, last: date | None, limit: int = 5, from_plays: bool = False
+) -> list[dict]:
     """The tracks skipped most often in the period, with how often they were played."""
-    cur.execute(with_tracks(MOST_SKIPPED, first, last), _params(cur, user_id, first, last, limit=limit))
+    _execute(cur, MOST_SKIPPED, _params(cur, user_id, first, last, limit=limit), from_plays)
     return fetch_all(cur)
 
 
 PLAYED_TRACKS = f"""
-WITH {{tracks}}
+WITH {{tracks}},
+chosen AS (
+    SELECT track_id, plays, ms, skips, track_name FROM named
+    WHERE track_id IS NOT NULL AND plays > skips
+    ORDER BY plays - skips DESC, ms DESC, track_name COLLATE "C", track_id
+    LIMIT %(limit)s
+)
 SELECT t.spotify_id, t.name, t.artist_name, t.album_name, t.release_date, t.duration_ms,
        n.plays, {MINUTES % "n.ms"} AS minutes, n.skips
-FROM named n JOIN tracks t ON t.spotify_id = n.track_id
-WHERE n.plays > n.skips
-ORDER BY n.plays - n.skips DESC, n.ms DESC, t.name COLLATE "C", t.spotify_id
-LIMIT %(limit)s
+FROM chosen n JOIN tracks t ON t.spotify_id = n.track_id
+ORDER BY n.plays - n.skips DESC, n.ms DESC, n.track_name COLLATE "C", t.spotify_id
 """
 
 
-def played_tracks(cur, user_id: int, first: date | None, last: date | None, limit: int = 150) -> list[dict]:
+def played_tracks(
+    cur, user_id: int, first: date | None, last: date | None, limit: int = 150, from_plays: bool = False
+) -> list[dict]:
     """The catalogue tracks played in the period, the ones played through most often
     first (plays less skips, then minutes); a track only ever skipped is left out, and so
     are local files (no Spotify id to add to a playlist)."""
-    cur.execute(with_tracks(PLAYED_TRACKS, first, last), _params(cur, user_id, first, last, limit=limit))
+    _execute(cur, PLAYED_TRACKS, _params(cur, user_id, first, last, limit=limit), from_plays)
     return fetch_all(cur)

@@ -705,3 +705,67 @@ CREATE INDEX IF NOT EXISTS plays_named_artist_idx ON plays (user_id, lower(artis
 -- when the playlist's items on Spotify were last replaced ("update it" instead of a duplicate)
 ALTER TABLE playlists ADD COLUMN IF NOT EXISTS updated_at timestamptz;
 CREATE INDEX IF NOT EXISTS artists_lower_name_idx ON artists (lower(name));
+
+-- version 14: the listening charts' per-track rollups carry the names they are charted by,
+-- and a per-year rollup, so that a top list, a year's totals or discoveries sum a few
+-- thousand rows of one table instead of naming every track from the catalogue per view.
+--   track_name / artist_name / album_name: what plays_insights_db names the track by (the
+--   catalogue's track and primary artist, else the export's names), resolved when the
+--   month is rolled up; a catalogue change of those facts (or of duration_ms, which a
+--   captured play counts) notes every month with a play of the track as changed, in the
+--   same transaction, so the next refresh renames (and re-measures) them.
+--   play_year_tracks: per local year and track, the sums of its months.
+INSERT INTO schema_version (version, description)
+VALUES (14, 'play_year_tracks; names in play_month_tracks and play_tracks, noted on catalogue changes')
+ON CONFLICT (version) DO NOTHING;
+ALTER TABLE play_month_tracks ADD COLUMN IF NOT EXISTS track_name text,
+    ADD COLUMN IF NOT EXISTS artist_name text, ADD COLUMN IF NOT EXISTS album_name text;
+ALTER TABLE play_tracks ADD COLUMN IF NOT EXISTS track_name text,
+    ADD COLUMN IF NOT EXISTS artist_name text, ADD COLUMN IF NOT EXISTS album_name text;
+CREATE TABLE IF NOT EXISTS play_year_tracks (
+    user_id      bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    year         date NOT NULL,     -- 1 January, local
+    track_id     text,
+    local_track  text,
+    local_artist text,
+    local_album  text,
+    track_name   text,
+    artist_name  text,
+    album_name   text,
+    plays        integer NOT NULL,
+    ms           bigint NOT NULL,
+    skips        integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS play_year_tracks_user_year_idx ON play_year_tracks (user_id, year);
+CREATE INDEX IF NOT EXISTS play_tracks_user_first_idx ON play_tracks (user_id, first_at);
+-- the day-and-hour charts read the rollup's sums from the index alone
+CREATE INDEX IF NOT EXISTS play_hours_sums_idx ON play_hours (user_id, day) INCLUDE (hour, plays, ms, skipped, skip_known);
+-- a track's own facts, or the name of the artist that is the primary one of tracks
+CREATE OR REPLACE FUNCTION note_renamed_track_months() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO play_rollup_dirty (user_id, month)
+    SELECT DISTINCT p.user_id, date_trunc('month', p.played_at AT TIME ZONE coalesce(u.time_zone, 'UTC'))::date
+    FROM plays p JOIN users u ON u.id = p.user_id
+    WHERE p.track_id IN (SELECT NEW.spotify_id WHERE TG_TABLE_NAME = 'tracks'
+                         UNION ALL
+                         SELECT t.spotify_id FROM tracks t
+                         WHERE TG_TABLE_NAME = 'artists' AND t.primary_artist_id = NEW.spotify_id);
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER tracks_note_renamed_months_after_update
+    AFTER UPDATE ON tracks FOR EACH ROW
+    WHEN (OLD.name IS DISTINCT FROM NEW.name
+          OR OLD.artist_name IS DISTINCT FROM NEW.artist_name
+          OR OLD.primary_artist_id IS DISTINCT FROM NEW.primary_artist_id
+          OR OLD.album_name IS DISTINCT FROM NEW.album_name
+          OR OLD.duration_ms IS DISTINCT FROM NEW.duration_ms)
+    EXECUTE FUNCTION note_renamed_track_months();
+CREATE OR REPLACE TRIGGER artists_note_renamed_months_after_update
+    AFTER UPDATE ON artists FOR EACH ROW
+    WHEN (OLD.name IS DISTINCT FROM NEW.name)
+    EXECUTE FUNCTION note_renamed_track_months();
+-- rollups built before version 14 have no names and no years: rebuilt on first read
+INSERT INTO play_rollup_dirty (user_id, month)
+SELECT DISTINCT user_id, NULL::date FROM play_tracks
+WHERE NOT EXISTS (SELECT FROM play_year_tracks) AND NOT EXISTS (SELECT FROM play_rollup_dirty WHERE month IS NULL);

@@ -22,7 +22,6 @@ import json
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from datetime import date
@@ -34,11 +33,11 @@ import psycopg2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import dashboard  # noqa: E402
 import database  # noqa: E402
-import db_config  # noqa: E402
 import insights_db  # noqa: E402
 import search_db  # noqa: E402
 import snapshots  # noqa: E402
 import spotify  # noqa: E402
+from bench import http_load_lib as lib  # noqa: E402
 
 POOL = 300  # tracks each user's list of one time range cycles through
 MARKETS = ["AR", "AU", "BR", "CA", "DE", "ES", "FR", "GB", "IT", "JP", "MX", "NL", "SE", "US"]
@@ -373,11 +372,6 @@ def already_loaded(url: str) -> bool:
 
 
 # -- measuring -----------------------------------------------------------------------
-def percentile(values: list, share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))] * 1000
-
-
 # the statements behind each chart, for the plans column
 CHART_SQL = {
     "rank-movement": [snapshots.RANK_MOVEMENT],
@@ -482,36 +476,26 @@ def main():
     parser.add_argument("--data-dir", help="keep the loaded server here and reuse it next time")
     args = parser.parse_args()
 
-    def report(line):
-        print(f"  {line}", file=sys.stderr, flush=True)
-
-    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
+    with lib.embedded_server(args.data_dir, "bench-dashboard-") as url:
         # --data-dir keeps the loaded server for another run (same sizes); default: deleted
-        server = db_config.EmbeddedPostgres(
-            Path(args.data_dir or tmp), cleanup_mode="stop" if args.data_dir else "delete"
-        )
-        try:
-            url = server.url("bench")
-            started = time.perf_counter()
-            loaded_now = not already_loaded(url)
-            if loaded_now:
-                report("loading…")
-                load(url, args, report)
-            load_seconds = time.perf_counter() - started
-            words_note = add_vocabulary(url, args.vocabulary, report)
-            with psycopg2.connect(url) as conn, conn.cursor() as cur:
-                cur.execute(
-                    "SELECT (SELECT count(*) FROM snapshots), (SELECT count(*) FROM tracks), "
-                    "(SELECT count(*) FROM saved_tracks), (SELECT count(*) FROM users), "
-                    "current_setting('server_version')"
-                )
-                totals = database.fetch_single(cur).values()
-                snapshot_rows_total, tracks_total, saved_total, users_total, version = totals
-            conn.close()
-            report("measuring…")
-            timings, plans = measure(url, args.samples)
-        finally:
-            server.server().cleanup()
+        started = time.perf_counter()
+        loaded_now = not already_loaded(url)
+        if loaded_now:
+            lib.progress("loading…")
+            load(url, args, lib.progress)
+        load_seconds = time.perf_counter() - started
+        words_note = add_vocabulary(url, args.vocabulary, lib.progress)
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT (SELECT count(*) FROM snapshots), (SELECT count(*) FROM tracks), "
+                "(SELECT count(*) FROM saved_tracks), (SELECT count(*) FROM users), "
+                "current_setting('server_version')"
+            )
+            totals = database.fetch_single(cur).values()
+            snapshot_rows_total, tracks_total, saved_total, users_total, version = totals
+        conn.close()
+        lib.progress("measuring…")
+        timings, plans = measure(url, args.samples)
 
     print(
         f"\n{users_total:,} users x {args.weeks} weekly snapshots x 3 ranges x {args.ranks} ranks = "
@@ -530,17 +514,17 @@ def main():
         book = timings.get(("book", name))
         book_cells = (
             (
-                f"{percentile(book, 0.5):.1f} | {percentile(book, 0.95):.1f} | "
-                f"{percentile(book, 0.5) / percentile(sql, 0.5):.1f}x"
+                f"{lib.percentile(book, 0.5):.1f} | {lib.percentile(book, 0.95):.1f} | "
+                f"{lib.percentile(book, 0.5) / lib.percentile(sql, 0.5):.1f}x"
             )
             if book
             else "– | – | –"
         )
         print(
-            f"| {name} | {percentile(sql, 0.5):.1f} | {percentile(sql, 0.95):.1f} | {book_cells} "
+            f"| {name} | {lib.percentile(sql, 0.5):.1f} | {lib.percentile(sql, 0.95):.1f} | {book_cells} "
             f"| {plans.get(name, '')} |"
         )
-    worst = max(percentile(timings[("sql", n)], 0.95) for n in dashboard.CHARTS)
+    worst = max(lib.percentile(timings[("sql", n)], 0.95) for n in dashboard.CHARTS)
     print(f"\nWorst per-chart p95: {worst:.1f} ms (target < 50 ms).\n")
     print("| search (`/search?q=`, first page of 20) | p50 ms | p95 ms | median matches |")
     print("|---|---:|---:|---:|")
@@ -548,10 +532,10 @@ def main():
     for kind in kinds:
         times = timings[("search", kind)]
         print(
-            f"| {kind} | {percentile(times, 0.5):.1f} | {percentile(times, 0.95):.1f} "
+            f"| {kind} | {lib.percentile(times, 0.5):.1f} | {lib.percentile(times, 0.95):.1f} "
             f"| {statistics.median(timings[('search hits', kind)]):.0f} |"
         )
-    worst_search = max(percentile(timings[("search", kind)], 0.95) for kind in kinds)
+    worst_search = max(lib.percentile(timings[("search", kind)], 0.95) for kind in kinds)
     print(f"\nSearch vocabulary: {words_note}.")
     print(f"\nWorst search p95: {worst_search:.1f} ms (target < 20 ms).")
 

@@ -1,4 +1,5 @@
-"""Shared pieces of the HTTP benchmarks (bench/http_load.py, bench/faults.py).
+"""Shared pieces of the benchmarks (bench/http_load.py, bench/faults.py; the timing
+tables, verdicts and embedded server of bench/dashboard.py and bench/play_insights.py).
 
 A bench-owned embedded PostgreSQL, the app under gunicorn exactly as the Procfile runs
 it, a standalone Spotify emulator, PgBouncer with a generated config, logging a demo
@@ -17,7 +18,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -395,6 +399,39 @@ def wrk(
         result[key] = float(value)
     result["non2xx"] = result["requests"] - result["s2xx"]
     return result
+
+
+def progress(line: str) -> None:
+    """A bench's progress line, on stderr (stdout is the README's table)."""
+    print(f"  {line}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def embedded_server(data_dir: str | None, prefix: str) -> Iterator[str]:
+    """A bench-owned embedded PostgreSQL's URL: kept in ``data_dir`` for the next run
+    (--data-dir), else in a temporary directory deleted at the end."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        server = db_config.EmbeddedPostgres(Path(data_dir or tmp), cleanup_mode="stop" if data_dir else "delete")
+        try:
+            yield server.url("bench")
+        finally:
+            server.server().cleanup()
+
+
+def percentile(seconds: list[float], share: float) -> float:
+    """The nearest-rank percentile of timings in seconds, in milliseconds."""
+    ordered = sorted(seconds)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))] * 1000
+
+
+def timing_table(first_columns: list[str], rows: dict[tuple, list[float]]) -> list[str]:
+    """A Markdown table: the row's own cells, then p50 and p95 in ms of its timings."""
+    lines = ["| " + " | ".join([*first_columns, "p50 ms", "p95 ms"]) + " |"]
+    lines.append("|" + "---|" * len(first_columns) + "---:|---:|")
+    for cells, seconds in rows.items():
+        shown = [*cells, f"{percentile(seconds, 0.5):.1f}", f"{percentile(seconds, 0.95):.1f}"]
+        lines.append("| " + " | ".join(shown) + " |")
+    return lines
 
 
 def report(header: str, lines: list[str], verdicts: dict[str, bool]) -> None:

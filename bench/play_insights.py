@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from datetime import date
@@ -29,10 +28,11 @@ import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import database  # noqa: E402
-import db_config  # noqa: E402
 import plays_insights_db as pdb  # noqa: E402
+from bench import http_load_lib as lib  # noqa: E402
 
 TZ = "Europe/Berlin"
+TARGET_MS = 50
 TODAY = date(2026, 11, 2)
 
 GENERATE_CATALOGUE = [
@@ -157,6 +157,7 @@ def charts(first, last) -> dict:
         "totals": lambda cur, u: pdb.totals(cur, u, first, last),
         "first plays": lambda cur, u: pdb.first_plays(cur, u, first, last),
         "most skipped": lambda cur, u: pdb.most_skipped(cur, u, first, last),
+        "played tracks (time machine playlist)": lambda cur, u: pdb.played_tracks(cur, u, first, last),
     }
 
 
@@ -195,11 +196,6 @@ def measure(url: str, heavy: int, samples: int, warmup: int = 3) -> dict:
     return timings
 
 
-def percentile(values: list, share: float) -> float:
-    ordered = sorted(values)
-    return 1000 * ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def already_loaded(url: str) -> int | None:
     try:
         with psycopg2.connect(url) as conn, conn.cursor() as cur:
@@ -221,54 +217,44 @@ def main():
     parser.add_argument("--data-dir", help="keep the loaded server here and reuse it next time")
     args = parser.parse_args()
 
-    def report(line):
-        print(f"  {line}", file=sys.stderr, flush=True)
+    with lib.embedded_server(args.data_dir, "bench-plays-") as url:
+        heavy = already_loaded(url)
+        if heavy is None:
+            lib.progress("loading…")
+            heavy = load(url, args, lib.progress)
+        else:
+            with psycopg2.connect(url, connection_factory=database.Connection) as catching_up:
+                database.apply_schema(catching_up)  # tables and indexes added since the data was loaded
+                with catching_up.cursor() as cur:
+                    cur.execute("SELECT DISTINCT user_id FROM play_rollup_dirty ORDER BY 1")
+                    for (user_id,) in cur.fetchall():  # rollups a load did not finish
+                        pdb.refresh_rollups(cur, user_id)
+            catching_up.close()
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT (SELECT count(*) FROM plays) AS total, "
+                "(SELECT count(*) FROM plays WHERE user_id = %s) AS mine, "
+                "(SELECT count(*) FROM users) AS users, current_setting('server_version') AS version",
+                (heavy,),
+            )
+            total, mine, users, version = database.fetch_single(cur).values()
+        conn.close()
+        lib.progress("measuring…")
+        timings = measure(url, heavy, args.samples)
 
-    with tempfile.TemporaryDirectory(prefix="bench-plays-") as tmp:
-        server = db_config.EmbeddedPostgres(
-            Path(args.data_dir or tmp), cleanup_mode="stop" if args.data_dir else "delete"
-        )
-        try:
-            url = server.url("bench")
-            heavy = already_loaded(url)
-            if heavy is None:
-                report("loading…")
-                heavy = load(url, args, report)
-            else:
-                with psycopg2.connect(url, connection_factory=database.Connection) as catching_up:
-                    database.apply_schema(catching_up)  # tables and indexes added since the data was loaded
-                    with catching_up.cursor() as cur:
-                        cur.execute("SELECT DISTINCT user_id FROM play_rollup_dirty ORDER BY 1")
-                        for (user_id,) in cur.fetchall():  # rollups a load did not finish
-                            pdb.refresh_rollups(cur, user_id)
-                catching_up.close()
-            with psycopg2.connect(url) as conn, conn.cursor() as cur:
-                cur.execute(
-                    "SELECT (SELECT count(*) FROM plays), (SELECT count(*) FROM plays WHERE user_id = %s), "
-                    "(SELECT count(*) FROM users), current_setting('server_version')",
-                    (heavy,),
-                )
-                row = cur.fetchone()
-                assert row is not None
-                total, mine, users, version = row
-            conn.close()
-            report("measuring…")
-            timings = measure(url, heavy, args.samples)
-        finally:
-            server.server().cleanup()
-
-    print(
+    charted = {key: times for key, times in timings.items() if not key[0].startswith("rollup")}
+    worst = max(charted, key=lambda key: lib.percentile(charted[key], 0.95))
+    worst_p95 = lib.percentile(charted[worst], 0.95)
+    lib.report(
         f"\n{total:,} plays of {users:,} listeners; the one measured has {mine:,} plays over ten years. "
         f"PostgreSQL {version} (embedded), {args.samples} runs per query after 3 warm-up runs, "
-        "one connection, 2 cores, time zone Europe/Berlin.\n"
+        "one connection, 2 cores, time zone Europe/Berlin.\n",
+        [
+            *lib.timing_table(["chart", "period"], timings),
+            f"\nWorst p95: {worst_p95:.1f} ms ({worst[0]}, {worst[1]}).",
+        ],
+        {f"every chart's p95 < {TARGET_MS} ms": worst_p95 < TARGET_MS},
     )
-    print("| chart | period | p50 ms | p95 ms |")
-    print("|---|---|---:|---:|")
-    for (name, period), times in timings.items():
-        print(f"| {name} | {period} | {percentile(times, 0.5):.1f} | {percentile(times, 0.95):.1f} |")
-    charted = [key for key in timings if not key[0].startswith("rollup")]
-    worst = max(charted, key=lambda key: percentile(timings[key], 0.95))
-    print(f"\nWorst p95: {percentile(timings[worst], 0.95):.1f} ms ({worst[0]}, {worst[1]}; target < 50 ms).")
 
 
 if __name__ == "__main__":

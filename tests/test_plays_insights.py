@@ -336,3 +336,127 @@ def test_a_whole_rebuild_is_the_first_refresh_of_a_connection(conn):
             {"period": date(2025, 12, 31), "plays": 1, "minutes": 1.0}
         ]
         assert [r["track_name"] for r in pdb.top_items(cur, user, None, None, "tracks")] == ["Voice Memo"]
+
+
+# -- the rollups against plain SQL over plays --------------------------------------------
+# Periods that take every kind of part: whole years, months, a year less some months, a
+# month less some days, ragged ends from plays, open ends, and no plays at all.
+COMPARED_PERIODS = [
+    (None, None),
+    (date(2025, 1, 1), date(2025, 12, 31)),
+    (date(2024, 12, 20), date(2026, 1, 5)),
+    RAGGED,
+    (date(2025, 3, 2), date(2025, 11, 30)),
+    (date(2024, 10, 1), date(2025, 3, 31)),
+    (date(2025, 5, 3), date(2025, 5, 17)),
+    (date(2025, 7, 1), date(2025, 7, 31)),
+    (date(2026, 1, 10), date(2026, 2, 20)),
+    (None, date(2025, 6, 15)),
+    (date(2025, 6, 20), None),
+    (date(2023, 1, 1), date(2023, 12, 31)),
+]
+LOTS = 10_000  # every row of a top list
+
+
+def every_chart(cur, user_id: int, first, last, from_plays: bool) -> dict:
+    charts = {
+        f"minutes per {grain}": pdb.listening_minutes(cur, user_id, first, last, grain, from_plays=from_plays)
+        for grain in pdb.GRAINS
+    }
+    for kind in pdb.TOP_KEYS:
+        for by in pdb.ORDERS:
+            charts[f"top {kind} by {by}"] = pdb.top_items(
+                cur, user_id, first, last, kind, by, limit=LOTS, from_plays=from_plays
+            )
+    simple = (pdb.hour_weekday_heatmap, pdb.skip_rate, pdb.skip_rate_by_month, pdb.discoveries)
+    simple += (pdb.longest_streak, pdb.totals)
+    for chart in simple:
+        charts[chart.__name__] = chart(cur, user_id, first, last, from_plays=from_plays)
+    for listed in (pdb.first_plays, pdb.most_skipped, pdb.played_tracks):
+        charts[listed.__name__] = listed(cur, user_id, first, last, limit=LOTS, from_plays=from_plays)
+    return charts
+
+
+def assert_rollups_match_plays(cur, user_id: int, periods=COMPARED_PERIODS):
+    for first, last in periods:
+        rolled = every_chart(cur, user_id, first, last, from_plays=False)
+        plain = every_chart(cur, user_id, first, last, from_plays=True)
+        for chart, rows in rolled.items():
+            assert rows == plain[chart], (chart, first, last)
+
+
+def test_every_chart_from_the_rollups_is_the_plain_sql_over_plays(conn, history):
+    with conn.cursor() as cur:
+        assert_rollups_match_plays(cur, history.me)
+        assert pdb.top_items(cur, history.me, *RAGGED, "artists", "minutes", limit=LOTS)  # not all empty
+        assert pdb.most_skipped(cur, history.me, *RAGGED, limit=LOTS)
+
+
+def covered(parts, day: date) -> int:
+    """How many times the signed parts count a local day (open bounds are None)."""
+    return sum(sign for _, sign, lo, hi in parts if (lo is None or day >= lo) and (hi is None or day < hi))
+
+
+def test_period_parts_count_every_day_of_the_period_once_and_no_other():
+    import random
+
+    rng = random.Random(14)
+    span = [date(2022, 11, 1) + timedelta(days=n) for n in range(5 * 366)]
+    periods = [(None, None), (None, date(2024, 5, 31)), (date(2024, 2, 1), None)]
+    for _ in range(400):
+        first, last = sorted(rng.sample(span[30:-30], 2))
+        periods.append((first, last))
+        periods.append((first.replace(day=1), last))
+    for first, last in periods:
+        parts = pdb.period_parts(first, last)
+        assert sum(1 for p in parts if p[0] == "plays") <= 4, (first, last, parts)
+        for day in span:
+            inside = (first is None or day >= first) and (last is None or day <= last)
+            assert covered(parts, day) == int(inside), (first, last, day, parts)
+        # no part reads more than half a month of plays
+        assert all((hi - lo).days <= 16 for table, _, lo, hi in parts if table == "plays"), parts
+
+
+def test_catalogue_changes_rename_and_remeasure_the_rollups(conn, history):
+    """The rollups carry the tracks' names: enriching a track, renaming an artist or
+    learning a track's length notes the months it was played in, and the next refresh
+    agrees with plays again."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT track_id FROM plays WHERE user_id = %s AND track_id IS NOT NULL LIMIT 1", (history.me,))
+        track = cur.fetchone()[0]
+        cur.execute("UPDATE tracks SET name = 'Renamed', album_name = 'New Album' WHERE spotify_id = %s", (track,))
+        cur.execute("SELECT count(*) FROM play_rollup_dirty WHERE user_id = %s", (history.me,))
+        assert cur.fetchone()[0] > 0
+        cur.execute(
+            "UPDATE artists SET name = 'Renamed Artist' WHERE spotify_id = "
+            "(SELECT primary_artist_id FROM tracks t JOIN plays p ON p.track_id = t.spotify_id "
+            " WHERE p.user_id = %s AND t.spotify_id <> %s AND t.primary_artist_id IS NOT NULL LIMIT 1)",
+            (history.me, track),
+        )
+        assert cur.rowcount == 1
+        # a captured play counts its track's length: a new length re-measures its months
+        cur.execute(
+            "UPDATE plays SET ms_played = NULL WHERE user_id = %s AND played_at = "
+            "(SELECT min(played_at) FROM plays WHERE user_id = %s AND track_id = %s)",
+            (history.me, history.me, track),
+        )
+        assert pdb.refresh_rollups(cur, history.me)
+        cur.execute("UPDATE tracks SET duration_ms = duration_ms + 1000 WHERE spotify_id = %s", (track,))
+        # nothing a chart shows: nothing noted
+        cur.execute("UPDATE tracks SET popularity = 1 WHERE spotify_id <> %s", (track,))
+        cur.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT month FROM play_rollup_dirty WHERE user_id = %s) m", (history.me,)
+        )
+        noted = cur.fetchone()[0]
+        cur.execute(
+            "SELECT count(DISTINCT date_trunc('month', played_at AT TIME ZONE 'America/New_York')) FROM plays "
+            "WHERE user_id = %s AND track_id = %s",
+            (history.me, track),
+        )
+        assert noted == cur.fetchone()[0]
+        assert pdb.refresh_rollups(cur, history.me)
+        assert "Renamed" in [r["track_name"] for r in pdb.top_items(cur, history.me, None, None, "tracks", limit=LOTS)]
+        assert "Renamed Artist" in [
+            r["artist_name"] for r in pdb.top_items(cur, history.me, *RANGE, "artists", limit=LOTS)
+        ]
+        assert_rollups_match_plays(cur, history.me)
