@@ -608,21 +608,18 @@ def longest_streak(cur, user_id: int, first: date | None, last: date | None, fro
     return fetch_one(cur)
 
 
+# Each day is a range of the primary key given as constants (the planner then expects a
+# day's few plays, not thousands, and names them track by track).
+ON_THIS_DAY_PLAYS = f"""
+    SELECT %(years_ago_{{n}})s::int AS years_ago, p.track_id, p.track_name, p.artist_name, {PLAY_MS} AS ms, p.played_at
+    FROM plays p
+    WHERE p.user_id = %(user_id)s AND p.played_at >= %(day_{{n}})s::date::timestamp AT TIME ZONE %(tz)s
+      AND p.played_at < (%(day_{{n}})s::date + 1)::timestamp AT TIME ZONE %(tz)s"""
 ON_THIS_DAY = f"""
 WITH asked AS (
-    SELECT years_ago, (%(today)s::date - make_interval(years => years_ago))::date AS day
-    FROM unnest(%(years)s::int[]) AS y(years_ago)
+    SELECT * FROM unnest(%(years)s::int[], %(days)s::date[]) AS a(years_ago, day)
 ),
--- each day a range of the primary key (LATERAL: the planner cannot tell how few rows a
--- day has, and would otherwise read all of a heavy listener's plays)
-day_plays AS (
-    SELECT a.years_ago, p.track_id, p.track_name, p.artist_name, {PLAY_MS} AS ms, p.played_at
-    FROM asked a
-    CROSS JOIN LATERAL (
-        SELECT * FROM plays p WHERE p.user_id = %(user_id)s
-           AND p.played_at >= a.day::timestamp AT TIME ZONE %(tz)s
-           AND p.played_at < (a.day + 1)::timestamp AT TIME ZONE %(tz)s
-    ) AS p
+day_plays AS ({{day_plays}}
 ),
 per_track AS (
     SELECT d.years_ago, coalesce(t.name, d.track_name) AS track_name,
@@ -645,10 +642,27 @@ ORDER BY a.years_ago
 """
 
 
+def years_before(day: date, years: int) -> date:
+    """The same date ``years`` earlier; 29 February falls back to the 28th (as PostgreSQL's
+    date - interval does)."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
 def on_this_day(cur, user_id: int, today: date, years=(1, 5, 10)) -> list[dict]:
     """For each of ``years`` ago: the local day (29 February falls back to the 28th),
     its plays and minutes, and the tracks played that day, most played first."""
-    cur.execute(ON_THIS_DAY, _params(cur, user_id, today=today, years=list(years)))
+    years = sorted(set(years))
+    if not years:
+        return []
+    days = [years_before(today, n) for n in years]
+    params = _params(cur, user_id, years=years, days=days)
+    for n, (ago, day) in enumerate(zip(years, days, strict=True)):
+        params[f"years_ago_{n}"], params[f"day_{n}"] = ago, day
+    day_plays = " UNION ALL ".join(ON_THIS_DAY_PLAYS.format(n=n) for n in range(len(years)))
+    cur.execute(ON_THIS_DAY.format(day_plays=day_plays), params)
     return fetch_all(cur)
 
 

@@ -424,12 +424,21 @@ def percentile(seconds: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))] * 1000
 
 
-def timing_table(first_columns: list[str], rows: dict[tuple, list[float]]) -> list[str]:
-    """A Markdown table: the row's own cells, then p50 and p95 in ms of its timings."""
-    lines = ["| " + " | ".join([*first_columns, "p50 ms", "p95 ms"]) + " |"]
-    lines.append("|" + "---|" * len(first_columns) + "---:|---:|")
+def timing_table(
+    first_columns: list[str], rows: dict[tuple, list[float]], baseline: dict | None = None, label: str = ""
+) -> list[str]:
+    """A Markdown table: the row's own cells, then p50 and p95 in ms of its timings, and
+    with a ``baseline`` (timings of another way, same keys) its p50 and p95 and how many
+    times slower it is (p50)."""
+    more = [f"{label} p50 ms", f"{label} p95 ms", f"{label} ÷ this (p50)"] if baseline else []
+    lines = ["| " + " | ".join([*first_columns, "p50 ms", "p95 ms", *more]) + " |"]
+    lines.append("|" + "---|" * len(first_columns) + "---:|" * (2 + len(more)))
     for cells, seconds in rows.items():
         shown = [*cells, f"{percentile(seconds, 0.5):.1f}", f"{percentile(seconds, 0.95):.1f}"]
+        if baseline:
+            other = baseline.get(cells)
+            ratio = f"{percentile(other, 0.5) / percentile(seconds, 0.5):.0f}x" if other else "–"
+            shown += [f"{percentile(other, 0.5):.1f}", f"{percentile(other, 0.95):.1f}", ratio] if other else ["–"] * 3
         lines.append("| " + " | ".join(shown) + " |")
     return lines
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
@@ -124,12 +123,16 @@ def load(url: str, args, report) -> int:
             pdb.refresh_rollups(cur, user_id)
         report(f"rollups built in {time.perf_counter() - started:.0f} s")
     conn.close()
+    vacuum(url)
+    return heavy
+
+
+def vacuum(url: str) -> None:
     conn = psycopg2.connect(url)
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("VACUUM (ANALYZE)")  # the visibility map makes index-only scans possible
     conn.close()
-    return heavy
 
 
 def periods() -> dict:
@@ -142,58 +145,72 @@ def periods() -> dict:
 
 
 def charts(first, last) -> dict:
-    """chart name -> a call of its query, as the listening pages make it."""
+    """chart name -> a call of its query, as the listening pages make it (``plain``: the
+    same numbers from plays alone, without the rollups)."""
     grain = "month" if first is None else "week"
     return {
-        "minutes per " + grain: lambda cur, u: pdb.listening_minutes(cur, u, first, last, grain),
-        "hour × weekday heatmap": lambda cur, u: pdb.hour_weekday_heatmap(cur, u, first, last),
-        "top tracks by plays": lambda cur, u: pdb.top_items(cur, u, first, last, "tracks", "plays"),
-        "top artists by minutes": lambda cur, u: pdb.top_items(cur, u, first, last, "artists", "minutes"),
-        "top albums by minutes": lambda cur, u: pdb.top_items(cur, u, first, last, "albums", "minutes"),
-        "skip rate": lambda cur, u: pdb.skip_rate(cur, u, first, last),
-        "skip rate per month": lambda cur, u: pdb.skip_rate_by_month(cur, u, first, last),
-        "discoveries per month": lambda cur, u: pdb.discoveries(cur, u, first, last),
-        "longest streak": lambda cur, u: pdb.longest_streak(cur, u, first, last),
-        "totals": lambda cur, u: pdb.totals(cur, u, first, last),
-        "first plays": lambda cur, u: pdb.first_plays(cur, u, first, last),
-        "most skipped": lambda cur, u: pdb.most_skipped(cur, u, first, last),
-        "played tracks (time machine playlist)": lambda cur, u: pdb.played_tracks(cur, u, first, last),
+        "minutes per " + grain: lambda cur, u, plain: pdb.listening_minutes(cur, u, first, last, grain, plain),
+        "hour × weekday heatmap": lambda cur, u, plain: pdb.hour_weekday_heatmap(cur, u, first, last, plain),
+        "top tracks by plays": lambda cur, u, plain: pdb.top_items(
+            cur, u, first, last, "tracks", "plays", from_plays=plain
+        ),
+        "top artists by minutes": lambda cur, u, plain: pdb.top_items(
+            cur, u, first, last, "artists", "minutes", from_plays=plain
+        ),
+        "top albums by minutes": lambda cur, u, plain: pdb.top_items(
+            cur, u, first, last, "albums", "minutes", from_plays=plain
+        ),
+        "skip rate": lambda cur, u, plain: pdb.skip_rate(cur, u, first, last, plain),
+        "skip rate per month": lambda cur, u, plain: pdb.skip_rate_by_month(cur, u, first, last, plain),
+        "discoveries per month": lambda cur, u, plain: pdb.discoveries(cur, u, first, last, plain),
+        "longest streak": lambda cur, u, plain: pdb.longest_streak(cur, u, first, last, plain),
+        "totals": lambda cur, u, plain: pdb.totals(cur, u, first, last, plain),
+        "first plays": lambda cur, u, plain: pdb.first_plays(cur, u, first, last, from_plays=plain),
+        "most skipped": lambda cur, u, plain: pdb.most_skipped(cur, u, first, last, from_plays=plain),
+        "played tracks (time machine playlist)": lambda cur, u, plain: pdb.played_tracks(
+            cur, u, first, last, from_plays=plain
+        ),
     }
 
 
-def measure(url: str, heavy: int, samples: int, warmup: int = 3) -> dict:
-    timings = defaultdict(list)
+def timed(conn, runs: int, warmup: int, call, *args) -> list[float]:
+    """Seconds of ``runs`` calls after ``warmup`` uncounted ones, each in its own transaction."""
+    seconds = []
+    for sample in range(warmup + runs):
+        started = time.perf_counter()
+        call(*args)
+        conn.rollback()
+        if sample >= warmup:
+            seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def measure(url: str, heavy: int, samples: int, plain_samples: int, warmup: int = 3) -> tuple[dict, dict]:
+    """Timings per (chart, period) from the rollups, and (``plain_samples`` runs) from plays alone."""
+    timings, plain = {}, {}
     conn = psycopg2.connect(url, connection_factory=database.Connection)
     with conn.cursor() as cur:
         for period, (first, last) in periods().items():
             for name, run in charts(first, last).items():
-                for sample in range(warmup + samples):
-                    started = time.perf_counter()
-                    run(cur, heavy)
-                    conn.rollback()
-                    if sample >= warmup:
-                        timings[(name, period)].append(time.perf_counter() - started)
-        for sample in range(warmup + samples):
-            started = time.perf_counter()
-            pdb.on_this_day(cur, heavy, TODAY)
-            conn.rollback()
-            if sample >= warmup:
-                timings[("on this day (1, 5, 10 years)", "–")].append(time.perf_counter() - started)
+                timings[(name, period)] = timed(conn, samples, warmup, run, cur, heavy, False)
+                if plain_samples:
+                    plain[(name, period)] = timed(conn, plain_samples, 1, run, cur, heavy, True)
+        timings[("on this day (1, 5, 10 years)", "–")] = timed(
+            conn, samples, warmup, lambda: pdb.on_this_day(cur, heavy, TODAY)
+        )
         refreshes = {
-            "rollup refresh after a capture (one month)": "SELECT %s, date_trunc('month', now())::date",
-            "rollup rebuild, whole history (time zone change)": "SELECT %s, NULL::date",
+            "rollup refresh after a capture (one month)": date(TODAY.year, TODAY.month, 1),
+            "rollup rebuild, whole history (time zone change)": None,
         }
-        for name, noted in refreshes.items():
-            for sample in range(1 + max(samples // 8, 2)):
-                cur.execute(f"INSERT INTO play_rollup_dirty (user_id, month) {noted}", (heavy,))
-                started = time.perf_counter()
+        for name, month in refreshes.items():
+
+            def refresh(month=month):
+                cur.execute("INSERT INTO play_rollup_dirty (user_id, month) VALUES (%s, %s)", (heavy, month))
                 pdb.refresh_rollups(cur, heavy)
-                elapsed = time.perf_counter() - started
-                conn.rollback()
-                if sample:
-                    timings[(name, "–")].append(elapsed)
+
+            timings[(name, "–")] = timed(conn, max(samples // 8, 2), 1, refresh)
     conn.close()
-    return timings
+    return timings, plain
 
 
 def already_loaded(url: str) -> int | None:
@@ -214,6 +231,17 @@ def main():
     parser.add_argument("--ordinary", type=int, default=10_000, help="plays of each other listener")
     parser.add_argument("--tracks", type=int, default=200_000)
     parser.add_argument("--samples", type=int, default=40, help="runs of each query (after 3 warm-up runs)")
+    parser.add_argument(
+        "--plain-samples",
+        type=int,
+        default=5,
+        help="runs of each chart from plays alone, no rollups (0: none)",
+    )
+    parser.add_argument(
+        "--all-rollups",
+        action="store_true",
+        help="with --data-dir: rebuild every listener's stale rollups, not just the measured one's",
+    )
     parser.add_argument("--data-dir", help="keep the loaded server here and reuse it next time")
     args = parser.parse_args()
 
@@ -225,32 +253,45 @@ def main():
         else:
             with psycopg2.connect(url, connection_factory=database.Connection) as catching_up:
                 database.apply_schema(catching_up)  # tables and indexes added since the data was loaded
-                with catching_up.cursor() as cur:
-                    cur.execute("SELECT DISTINCT user_id FROM play_rollup_dirty ORDER BY 1")
-                    for (user_id,) in cur.fetchall():  # rollups a load did not finish
-                        pdb.refresh_rollups(cur, user_id)
             catching_up.close()
+            # rollups a load did not finish, or a new schema's: the measured listener's
+            # first, then (--all-rollups) everyone else's, committed as they go
+            catching_up = psycopg2.connect(url, connection_factory=database.Connection)
+            with catching_up.cursor() as cur:
+                cur.execute("SELECT user_id FROM play_rollup_dirty GROUP BY 1 ORDER BY user_id <> %s, user_id", (heavy,))
+                behind = [row[0] for row in cur.fetchall()][: None if args.all_rollups else 1]
+                for n, user_id in enumerate(behind):
+                    pdb.refresh_rollups(cur, user_id)
+                    catching_up.commit()
+                    if n % 50 == 0:
+                        lib.progress(f"rollups: {n + 1} of {len(behind)} listeners")
+            catching_up.close()
+            if behind:
+                vacuum(url)
         with psycopg2.connect(url) as conn, conn.cursor() as cur:
             cur.execute(
-                "SELECT (SELECT count(*) FROM plays) AS total, "
+                "SELECT (SELECT count(DISTINCT user_id) FROM play_tracks) AS rolled, "
+                "(SELECT count(*) FROM plays) AS total, "
                 "(SELECT count(*) FROM plays WHERE user_id = %s) AS mine, "
                 "(SELECT count(*) FROM users) AS users, current_setting('server_version') AS version",
                 (heavy,),
             )
-            total, mine, users, version = database.fetch_single(cur).values()
+            rolled, total, mine, users, version = database.fetch_single(cur).values()
         conn.close()
         lib.progress("measuring…")
-        timings = measure(url, heavy, args.samples)
+        timings, plain = measure(url, heavy, args.samples, args.plain_samples)
 
     charted = {key: times for key, times in timings.items() if not key[0].startswith("rollup")}
     worst = max(charted, key=lambda key: lib.percentile(charted[key], 0.95))
     worst_p95 = lib.percentile(charted[worst], 0.95)
     lib.report(
-        f"\n{total:,} plays of {users:,} listeners; the one measured has {mine:,} plays over ten years. "
-        f"PostgreSQL {version} (embedded), {args.samples} runs per query after 3 warm-up runs, "
+        f"\n{total:,} plays of {users:,} listeners ({rolled:,} with rollups); the one measured has {mine:,} plays "
+        "over ten years. "
+        f"PostgreSQL {version} (embedded), {args.samples} runs per query after 3 warm-up runs "
+        f"({args.plain_samples} after one from plays alone), "
         "one connection, 2 cores, time zone Europe/Berlin.\n",
         [
-            *lib.timing_table(["chart", "period"], timings),
+            *lib.timing_table(["chart", "period"], timings, plain, "from plays alone"),
             f"\nWorst p95: {worst_p95:.1f} ms ({worst[0]}, {worst[1]}).",
         ],
         {f"every chart's p95 < {TARGET_MS} ms": worst_p95 < TARGET_MS},
