@@ -357,9 +357,11 @@ def _period_tracks(parts: list[tuple], params: dict) -> str:
         else:
             selects.append(ROLLUP_PART.format(table=PART_TABLES[table][0], column=PART_TABLES[table][1], **names))
     return f"""
+parts AS ({" UNION ALL ".join(selects)}
+),
 per_track AS (
     SELECT {TRACK_KEYS}, {NAMES}, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips
-    FROM ({" UNION ALL ".join(selects)}) AS parts
+    FROM parts
     GROUP BY {TRACK_KEYS}, {NAMES}
     HAVING sum(plays) > 0
 ),
@@ -372,6 +374,7 @@ per_track AS (
     SELECT {TRACK_KEYS}, {NAMES}, plays::bigint, ms, skips::bigint, first_at FROM play_tracks
     WHERE user_id = %(user_id)s
 ),
+parts AS (SELECT * FROM per_track),
 named AS (SELECT * FROM per_track)"""
 # The same from plays alone, named from the catalogue: what the rollups must agree with.
 PLAYS_TRACKS = f"""
@@ -385,8 +388,10 @@ per_track AS (
     GROUP BY 1, 2, 3, 4
 ),
 named AS (
-    SELECT g.track_id, g.plays, g.ms, g.skips, g.first_at, {NAMING.format(grouped="SELECT * FROM per_track")}
-)"""
+    SELECT g.track_id, g.local_track, g.local_artist, g.local_album, g.plays, g.ms, g.skips, g.first_at,
+           {NAMING.format(grouped="SELECT * FROM per_track")}
+),
+parts AS (SELECT * FROM named)"""
 PLAYS_PERIOD_TRACKS = PLAYS_TRACKS.format(start=START, end=END)
 PLAYS_EVER_TRACKS = PLAYS_TRACKS.format(start="'-infinity'", end="'infinity'")
 
@@ -398,8 +403,10 @@ PLAYS_LAST_PLAYED = """(
 
 
 def with_tracks(sql: str, params: dict, from_plays: bool = False, ever: bool = False) -> str:
-    """``sql`` with its CTEs and subqueries filled in: ``{tracks}`` (``per_track`` and
-    ``named``) for the period in ``params`` or for the whole history (``ever``),
+    """``sql`` with its CTEs and subqueries filled in: ``{tracks}`` (``named``: plays, ms
+    and skips per track with its names; ``parts``: rows whose sums per name are the same,
+    for grouping by artist or album without grouping by track first) for the period in
+    ``params`` or for the whole history (``ever``),
     ``{hours}`` and ``{last_played}``; from the rollups, or from plays alone."""
     if from_plays:
         tracks = PLAYS_EVER_TRACKS if ever else PLAYS_PERIOD_TRACKS
@@ -514,7 +521,8 @@ def top_items(
         WITH {{tracks}},
         grouped AS (
             SELECT {keys}, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips
-            FROM named WHERE {name} IS NOT NULL GROUP BY {keys}
+            FROM parts WHERE {name} IS NOT NULL GROUP BY {keys}
+            HAVING sum(plays) > 0
         )
         SELECT {keys}, plays, {MINUTES % "ms"} AS minutes, skips FROM grouped
         ORDER BY {ORDERS[by]}, {name} COLLATE "C", artist_name COLLATE "C" NULLS LAST
@@ -666,12 +674,20 @@ def on_this_day(cur, user_id: int, today: date, years=(1, 5, 10)) -> list[dict]:
     return fetch_all(cur)
 
 
+# Tracks and artists counted from the parts directly (grouped by one key each, not by
+# track and names first); a track or artist counts when the period has a play of it.
 TOTALS = f"""
-WITH {{tracks}}
+WITH {{tracks}},
+track_sums AS (
+    SELECT 1 FROM parts GROUP BY {TRACK_KEYS} HAVING sum(plays) > 0
+),
+artist_sums AS (
+    SELECT 1 FROM parts WHERE artist_name IS NOT NULL GROUP BY artist_name HAVING sum(plays) > 0
+)
 SELECT coalesce(sum(plays), 0)::bigint AS plays, {MINUTES % "coalesce(sum(ms), 0)"} AS minutes,
-       count(*) AS tracks, count(DISTINCT artist_name) AS artists,
+       (SELECT count(*) FROM track_sums) AS tracks, (SELECT count(*) FROM artist_sums) AS artists,
        (SELECT count(DISTINCT day) FROM ({{hours}}) AS h) AS days
-FROM named
+FROM parts
 """
 
 
