@@ -38,6 +38,8 @@ ones are deleted, the precise ones stored; a capture keeps the basic row's facts
 
 from __future__ import annotations
 
+from psycopg2.errors import InsufficientPrivilege, UniqueViolation
+
 from database import fetch_one, fetch_single, fetch_value
 
 
@@ -72,6 +74,7 @@ def create_staging(cur) -> None:
             ms_played integer NOT NULL, reason_start text, reason_end text,
             skipped boolean, shuffle boolean, offline boolean, platform text, country text
         ) ON COMMIT DROP;
+        CREATE TEMP TABLE history_tracks_held (spotify_id text PRIMARY KEY) ON COMMIT DROP;
         CREATE TEMP TABLE history_stage_basic (
             file_no integer NOT NULL, row_no integer NOT NULL, played_minute timestamptz NOT NULL,
             track_name text NOT NULL, artist_name text, ms_played integer NOT NULL
@@ -193,21 +196,29 @@ FROM written
 """
 
 
-def resolve_extended(cur, user_id: int, supersede_basic: bool) -> dict:
+def resolve_extended(cur, user_id: int, supersede_basic: bool, fast: bool = False) -> dict:
     """Move the staged extended rows into plays (and their new tracks into the catalogue),
     then empty the stage. Returns counts: new_tracks, new_plays, completed (known plays the
     export completed or replaced: basic ones, captured ones a few seconds off),
-    already_known, duplicates (twice in the upload)."""
-    cur.execute(ADD_NAMED_TRACKS)
-    new_tracks = fetch_value(cur)
+    already_known, duplicates (twice in the upload).
+    ``fast``: the set-based path (``fast_path_possible`` said yes for this transaction)."""
+    held = hold_tracks(cur) if fast else None
+    if held is None or held["added"] + held["existing"] != held["wanted"]:
+        cur.execute(ADD_NAMED_TRACKS)  # (another writer added one of them meanwhile)
+        new_tracks = fetch_value(cur) + (held["added"] if held else 0)
+        fast = False
+    else:
+        new_tracks = held["added"]
     superseded = 0
     if supersede_basic:
         cur.execute(DELETE_SUPERSEDED_BASIC, {"user_id": user_id})
         superseded = cur.rowcount
     cur.execute(SUPERSEDE_CAPTURED, {"user_id": user_id})
     superseded += cur.rowcount
-    cur.execute(INSERT_EXTENDED, {"user_id": user_id})
-    counts = fetch_single(cur)
+    counts = write_plays_set_based(cur, user_id) if fast else None
+    if counts is None:
+        cur.execute(INSERT_EXTENDED, {"user_id": user_id})
+        counts = fetch_single(cur)
     cur.execute("TRUNCATE history_stage")
     return {
         "new_tracks": new_tracks,
@@ -216,6 +227,185 @@ def resolve_extended(cur, user_id: int, supersede_basic: bool) -> dict:
         "already_known": counts["distinct_rows"] - counts["inserted"] - counts["completed"],
         "duplicates": counts["rows"] - counts["distinct_rows"],
     }
+
+
+# -- the set-based path into plays ----------------------------------------------------
+# Row by row, PostgreSQL checks each new play's two foreign keys with a query of its own
+# (one per key per row, each locking the referenced row FOR KEY SHARE), and both statement
+# triggers of plays copy every row into a transition table: two thirds of the time of a
+# first import. The fast path does that work once per track and batch: it locks the
+# person and the tracks FOR KEY SHARE (or adds the tracks) in one statement each and
+# counts that every track is there (HOLD_TRACKS), writes the batch with session_replication_role = replica (the setting
+# pg_restore and logical replication use, so the per-row checks and triggers stay quiet
+# for this one statement), and does what the triggers of plays would have done: note the
+# changed months for the rollups and move the person's data version. It is used only when
+# plays has exactly the triggers and foreign keys listed here, all enabled the ordinary
+# way (a trigger someone adds later turns it off until it is taught that trigger's work:
+# tests/test_history_import.py checks the list against the schema), and only when the
+# role may change the setting (a superuser, or GRANT SET ON PARAMETER
+# session_replication_role). Otherwise every play goes the row-by-row way.
+FAST_PATH_TRIGGERS = (
+    "plays_bump_data_version_after_delete",
+    "plays_bump_data_version_after_insert",
+    "plays_bump_data_version_after_update",
+    "plays_note_months_after_delete",
+    "plays_note_months_after_insert",
+    "plays_note_new_months_after_update",
+    "plays_note_old_months_after_update",
+)
+FAST_PATH_FOREIGN_KEYS = ("plays_track_id_fkey", "plays_user_id_fkey")
+
+PLAYS_TRIGGERS = """
+SELECT coalesce(array_agg(tg.tgname::text ORDER BY tg.tgname::text) FILTER (WHERE NOT tg.tgisinternal), '{}')
+           AS triggers,
+       coalesce(array_agg(DISTINCT c.conname::text) FILTER (WHERE tg.tgisinternal), '{}') AS checked_keys,
+       (SELECT coalesce(array_agg(k.conname::text ORDER BY k.conname::text), '{}') FROM pg_constraint k
+        WHERE k.conrelid = 'plays'::regclass AND k.contype = 'f') AS foreign_keys,
+       bool_and(tg.tgenabled = 'O') AS all_ordinary,
+       bool_and(NOT tg.tgisinternal OR c.conrelid = 'plays'::regclass) AS internal_are_own_keys
+FROM pg_trigger tg LEFT JOIN pg_constraint c ON c.oid = tg.tgconstraint
+WHERE tg.tgrelid = 'plays'::regclass
+"""
+
+
+def fast_path_possible(cur) -> bool:
+    """Whether this transaction may write plays the set-based way (see above). Tries the
+    setting in a savepoint: a role without the right keeps the row-by-row path."""
+    cur.execute(PLAYS_TRIGGERS)
+    found = fetch_single(cur)
+    if not (
+        tuple(found["triggers"]) == FAST_PATH_TRIGGERS
+        and tuple(sorted(found["foreign_keys"])) == FAST_PATH_FOREIGN_KEYS
+        and tuple(sorted(found["checked_keys"])) == FAST_PATH_FOREIGN_KEYS
+        and found["all_ordinary"]
+        and found["internal_are_own_keys"]
+    ):
+        return False
+    cur.execute("SAVEPOINT history_fast_path")
+    try:
+        cur.execute("SET LOCAL session_replication_role = replica")
+    except InsufficientPrivilege:
+        cur.execute("ROLLBACK TO SAVEPOINT history_fast_path")
+        return False
+    cur.execute("SET LOCAL session_replication_role = origin")
+    cur.execute("RELEASE SAVEPOINT history_fast_path")
+    return True
+
+
+# The track foreign key's work for a batch, once per track and import: the staged tracks
+# this import has not met yet are looked up together; those the catalogue has are locked
+# FOR KEY SHARE (as each row's check would: nobody deletes them before we commit), sorted
+# like every other writer of tracks; the others are added with the export's names (as
+# ADD_NAMED_TRACKS). Both are remembered in history_tracks_held, so a track is looked up
+# once per import, not once per play. added + existing < wanted: another writer added one
+# of them meanwhile, and the batch goes the row-by-row way.
+HOLD_TRACKS = """
+WITH wanted AS (
+    SELECT DISTINCT ON (s.track_id) s.track_id, s.track_name, s.artist_name, s.album_name
+    FROM history_stage s
+    WHERE s.track_id IS NOT NULL AND NOT EXISTS (SELECT FROM history_tracks_held h WHERE h.spotify_id = s.track_id)
+    ORDER BY s.track_id, s.track_name IS NULL
+),
+existing AS (
+    SELECT t.spotify_id FROM tracks t WHERE t.spotify_id IN (SELECT track_id FROM wanted)
+    ORDER BY t.spotify_id FOR KEY SHARE
+),
+added AS (
+    INSERT INTO tracks (spotify_id, name, artist_name, album_name, needs_enrichment)
+    SELECT w.track_id, coalesce(w.track_name, ''), w.artist_name, w.album_name, true
+    FROM wanted w WHERE w.track_id NOT IN (SELECT spotify_id FROM existing)
+    ORDER BY w.track_id
+    ON CONFLICT (spotify_id) DO NOTHING
+    RETURNING spotify_id
+),
+held AS (
+    INSERT INTO history_tracks_held (spotify_id)
+    SELECT spotify_id FROM existing UNION ALL SELECT spotify_id FROM added
+)
+SELECT (SELECT count(*) FROM wanted) AS wanted, (SELECT count(*) FROM existing) AS existing,
+       (SELECT count(*) FROM added) AS added
+"""
+
+
+def hold_tracks(cur) -> dict:
+    """Lock or add the staged tracks this import has not met yet; counts of HOLD_TRACKS."""
+    cur.execute(HOLD_TRACKS)
+    return fetch_single(cur)
+
+
+# What plays_note_months_after_* do (schema_postgres.sql, version 8), for the written rows.
+NOTE_WRITTEN_MONTHS = """
+noted AS (
+    INSERT INTO play_rollup_dirty (user_id, month)
+    SELECT DISTINCT %(user_id)s::bigint,
+           date_trunc('month', w.played_at AT TIME ZONE coalesce(u.time_zone, 'UTC'))::date
+    FROM written w JOIN users u ON u.id = %(user_id)s
+)
+"""
+
+# Known plays of another source at the same second are completed with the export's facts
+# (as INSERT_EXTENDED's DO UPDATE does); then the batch's new seconds are inserted.
+COMPLETE_KNOWN = f"""
+WITH incoming AS (SELECT DISTINCT ON (played_at) * FROM history_stage ORDER BY played_at),
+written AS (
+    UPDATE plays p SET
+        track_id = coalesce(s.track_id, p.track_id), track_name = s.track_name, artist_name = s.artist_name,
+        album_name = s.album_name, ms_played = s.ms_played, reason_start = s.reason_start,
+        reason_end = s.reason_end, skipped = s.skipped, shuffle = s.shuffle, offline = s.offline,
+        platform = s.platform, country = s.country, source = 'export'
+    FROM incoming s
+    WHERE p.user_id = %(user_id)s AND p.played_at = s.played_at AND p.source <> 'export'
+      AND p.played_at BETWEEN (SELECT min(played_at) FROM history_stage) AND (SELECT max(played_at) FROM history_stage)
+    RETURNING p.played_at
+),
+{NOTE_WRITTEN_MONTHS}
+SELECT count(*) FROM written
+"""
+INSERT_NEW = f"""
+WITH written AS (
+    INSERT INTO plays (user_id, played_at, track_id, track_name, artist_name, album_name, ms_played,
+                       reason_start, reason_end, skipped, shuffle, offline, platform, country, source)
+    SELECT DISTINCT ON (played_at) %(user_id)s, played_at, track_id, track_name, artist_name, album_name,
+           ms_played, reason_start, reason_end, skipped, shuffle, offline, platform, country, 'export'
+    FROM history_stage s
+    WHERE NOT EXISTS (SELECT FROM plays e WHERE e.user_id = %(user_id)s AND e.played_at = s.played_at
+                      -- the batch's span (files are in time order): never a hash of all their plays
+                      AND e.played_at BETWEEN (SELECT min(played_at) FROM history_stage)
+                                          AND (SELECT max(played_at) FROM history_stage))
+    ORDER BY played_at
+    RETURNING played_at
+),
+{NOTE_WRITTEN_MONTHS}
+SELECT count(*) AS inserted, (SELECT count(DISTINCT played_at) FROM history_stage) AS distinct_rows,
+       (SELECT count(*) FROM history_stage) AS rows
+FROM written
+"""
+
+
+def write_plays_set_based(cur, user_id: int) -> dict | None:
+    """The staged batch into plays the set-based way; None when it must go row by row
+    instead: the person is gone, or another writer stored one of the batch's
+    plays after this statement's snapshot (the plain INSERT would collide; the row-by-row
+    INSERT ... ON CONFLICT resolves it). Nothing of the batch is kept then."""
+    params = {"user_id": user_id}
+    cur.execute("SELECT count(*) FROM (SELECT FROM users WHERE id = %(user_id)s FOR KEY SHARE) person", params)
+    if fetch_value(cur) != 1:
+        return None
+    cur.execute("SAVEPOINT history_batch")
+    try:
+        cur.execute("SET LOCAL session_replication_role = replica")
+        cur.execute(COMPLETE_KNOWN, params)
+        completed = fetch_value(cur)
+        cur.execute(INSERT_NEW, params)
+        counts = fetch_single(cur)
+        cur.execute("SET LOCAL session_replication_role = origin")
+    except UniqueViolation:
+        cur.execute("ROLLBACK TO SAVEPOINT history_batch")
+        return None
+    cur.execute("RELEASE SAVEPOINT history_batch")
+    if counts["inserted"] or completed:
+        cur.execute("SELECT bump_data_versions(ARRAY[%s]::bigint[])", (user_id,))
+    return {**counts, "completed": completed}
 
 
 # The basic rows of the upload, once each: the same row in two overlapping account-data

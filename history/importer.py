@@ -171,6 +171,7 @@ class Importer:
             "superseded_basic": 0,
         }
         self._last_report = 0.0
+        self.fast = False  # plays written the set-based way (history_db.fast_path_possible)
 
     def report(self, stage: str, force: bool = False) -> None:
         now = time.monotonic()
@@ -184,6 +185,7 @@ class Importer:
             known_sizes = set() if self.force else history_db.imported_sizes(cur, self.user_id)
             to_parse = self.skip_known(cur, known_sizes)
             history_db.create_staging(cur)
+            self.fast = history_db.fast_path_possible(cur)
             supersede = history_db.has_basic_plays(cur, self.user_id)
             had_plays = history_db.play_count(cur, self.user_id) > 0
             self.pipeline(cur, to_parse, supersede)
@@ -273,7 +275,7 @@ class Importer:
             history_db.copy_basic(cur, io.BytesIO(batch.text), formats.BASIC_COLUMNS)
             return
         history_db.copy_extended(cur, io.BytesIO(batch.text), formats.EXTENDED_COLUMNS)
-        counts = history_db.resolve_extended(cur, self.user_id, supersede_basic)
+        counts = history_db.resolve_extended(cur, self.user_id, supersede_basic, self.fast)
         for key in ("new_plays", "new_tracks", "completed", "already_known", "duplicates"):
             self.counts[key] += counts[key]
 
