@@ -30,6 +30,7 @@ import users_db
 from database import DatabaseUnavailable, analyze_tables, long_running, transaction, write_despite_outage
 from page_cache import store as page_store
 from spotify import (
+    TIME_RANGE_LABELS,
     TIME_RANGES,
     QuotaExceeded,
     SpotifyClient,
@@ -301,5 +302,42 @@ def describe(summary: dict) -> str:
     )
 
 
+def plain_summary(summary: dict) -> list[str]:
+    """A finished sync in plain words for the dashboard, the top lists short → medium →
+    long (the stored JSON orders its keys by length, not by meaning)."""
+
+    def tracks(n: int) -> str:
+        return f"{n} track" + ("" if n == 1 else "s")
+
+    lines = []
+    for time_range, label in TIME_RANGE_LABELS.items():
+        top = summary["top"].get(time_range)
+        if top is None:
+            continue
+        moves = [
+            f"{top['entered']} new" if top["entered"] else "",
+            f"{top['moved_up']} moved up" if top["moved_up"] else "",
+        ]
+        moves.append(f"{top['moved_down']} moved down" if top["moved_down"] else "")
+        changes = ", ".join(m for m in moves if m) or "no change"
+        lines.append(
+            f"{label}: {tracks(top['ranked'])} in your top list" + (f", {changes}" if top["has_previous"] else "")
+        )
+    library = summary["library"]
+    if library["saved"] and library["newly_saved"] == library["saved"]:
+        change = ", all new"
+    else:
+        parts = [
+            f"{library['newly_saved']} new" if library["newly_saved"] else "",
+            f"{library['removed']} removed" if library["removed"] else "",
+        ]
+        change = ": " + (", ".join(p for p in parts if p) or "no change")
+    lines.append(f"{tracks(library['saved'])} in your library{change}")
+    if summary.get("new_plays"):
+        lines.append(f"{summary['new_plays']} new plays")
+    return lines
+
+
 def init_app(app) -> None:
     app.cli.add_command(snapshot_command)
+    app.jinja_env.filters["plain_sync_summary"] = plain_summary

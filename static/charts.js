@@ -55,6 +55,30 @@
     });
   }
 
+  // A long axis title on a phone ran past the canvas edge and was clipped: break it into
+  // lines that fit the axis (again whenever the chart is resized).
+  const measurer = document.createElement("canvas").getContext("2d");
+  function wrapTitle(text, room) {
+    if (!text) return text;
+    measurer.font = Chart.helpers.toFont(Chart.defaults.font).string;
+    const lines = [];
+    text.split(" ").forEach(function (word) {
+      const last = lines.length ? lines[lines.length - 1] + " " + word : word;
+      if (lines.length && measurer.measureText(last).width <= room) lines[lines.length - 1] = last;
+      else lines.push(word);
+    });
+    return lines.length === 1 ? lines[0] : lines;
+  }
+
+  function fitTitles(options, data, width, height) {
+    if (!options.scales) return;
+    const room = { x: width - 16, y: height - 16 };
+    ["x", "y"].forEach(function (axis) {
+      const title = options.scales[axis].title;
+      if (title && title.display) title.text = wrapTitle(axis === "x" ? data.x_title : data.y_title, room[axis]);
+    });
+  }
+
   function datasetsFor(data) {
     return data.datasets.map(function (set, i) {
       const colour = colourAt(i);
@@ -108,6 +132,7 @@
                            y: Object.assign(valueAxis, { title: axisTitle(data.y_title) }) };
       }
     }
+    options.onResize = function (chart, size) { fitTitles(chart.options, data, size.width, size.height); };
     return { type: type, data: { labels: data.labels, datasets: datasetsFor(data) }, options: options };
   }
 
@@ -155,10 +180,19 @@
     figure.querySelector(".chart-canvas").hidden = Boolean(data.empty);
     const empty = figure.querySelector(".chart-empty");
     empty.hidden = !data.empty;
-    empty.textContent = data.empty || "";
+    // during the first sync every chart is empty for a reason that will pass: say that,
+    // not "run a sync" (static/sync_status.js reloads the page when it ends)
+    const firstSync = document.querySelector("#sync[data-first-sync]");
+    empty.textContent = data.empty && firstSync ? "Your first sync is running: this chart fills in when it ends."
+                                                 : data.empty || "";
     figure.querySelector(".chart-summary").textContent = data.summary || "";
     fillTable(figure, data);
-    if (!data.empty) new Chart(canvas, configFor(data));
+    if (!data.empty) {
+      const config = configFor(data);
+      const box = figure.querySelector(".chart-canvas");
+      fitTitles(config.options, data, box.clientWidth, box.clientHeight);
+      new Chart(canvas, config);
+    }
     figure.setAttribute("aria-busy", "false");
   }
 

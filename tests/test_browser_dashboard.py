@@ -142,3 +142,32 @@ def test_every_chart_has_its_numbers_as_a_table_a_keyboard_opens(live_server, pa
         return {min: c.scales.y.min, values: c.data.datasets[0].data}; }""")
     assert 0 < growth["min"] <= min(growth["values"]), growth
     assert page.console_errors == []
+
+
+# Every axis title's widest line against the length of its axis, for every drawn chart.
+CLIPPED_TITLES = """() => [...document.querySelectorAll('[data-chart] canvas')].flatMap(canvas => {
+    const chart = Chart.getChart(canvas);
+    if (!chart) return [];
+    return Object.values(chart.scales).filter(s => s.options.title && s.options.title.display).flatMap(scale => {
+        chart.ctx.font = Chart.helpers.toFont(scale.options.title.font).string;
+        const widest = Math.max(...[].concat(scale.options.title.text).map(t => chart.ctx.measureText(t).width));
+        const room = scale.isHorizontal() ? chart.width : chart.height;
+        return widest > room ? [canvas.id + ' ' + scale.id + ': ' + Math.round(widest) + ' > ' + room] : [];
+    });
+})"""
+
+
+def test_on_a_phone_the_header_is_small_the_numbers_come_first_and_no_axis_title_is_clipped(live_server, browser):
+    context = browser.new_context(viewport={"width": 375, "height": 740}, reduced_motion="reduce")
+    page = context.new_page()
+    browser_log_in(page, live_server, "ava")
+    page.goto(live_server + "/dashboard")
+    page.wait_for_function("() => !document.querySelector('[data-chart][aria-busy=true]')")
+    banner = page.locator(".demo-banner").bounding_box()
+    assert banner["y"] + banner["height"] <= 0.2 * 740, banner  # header and demo banner: a fifth at most
+    numbers = page.locator("#key-numbers")
+    assert numbers.bounding_box()["y"] < page.locator("#sync").bounding_box()["y"]
+    assert re.fullmatch(r"\d+ tracks in your library · \d+ snapshot days", numbers.inner_text())
+    assert page.evaluate(CLIPPED_TITLES) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    context.close()

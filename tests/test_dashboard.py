@@ -190,3 +190,43 @@ def test_the_page_counts_snapshot_days_across_all_time_ranges(fixed_signed_in, c
         days = cur.fetchone()[0]
     assert days > 1
     assert f"{days} snapshot days" in client.get("/dashboard").get_data(as_text=True)
+
+
+def test_the_first_sync_says_it_is_running_and_a_finished_one_reads_in_plain_words(fixed_signed_in, conn):
+    client, users = fixed_signed_in
+    cur = conn.cursor()
+    cur.execute("UPDATE users SET last_synced_at = NULL WHERE id = %s", (users["me"],))
+    cur.execute(
+        "INSERT INTO sync_runs (user_id, stage) VALUES (%s, 'Reading your library') RETURNING id", (users["me"],)
+    )
+    run_id = cur.fetchone()[0]
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert 'data-first-sync="1"' in page  # charts.js: "Your first sync is running" on the empty charts
+    assert re.search(r'<button type="submit" class="button" id="sync-now" disabled', page)
+    assert 'id="sync-progress"' in page and "run a sync" not in page
+    summary = {
+        "top": {  # as the JSONB column gives it back: keys by length, long before short
+            "long_term": {"ranked": 50, "entered": 0, "moved_up": 0, "moved_down": 0, "has_previous": False},
+            "short_term": {"ranked": 49, "entered": 3, "moved_up": 5, "moved_down": 0, "has_previous": True},
+            "medium_term": {"ranked": 1, "entered": 0, "moved_up": 0, "moved_down": 0, "has_previous": True},
+        },
+        "library": {"saved": 734, "newly_saved": 734, "removed": 0},
+        "new_tracks": 800,
+        "new_plays": 0,
+    }
+    cur.execute(
+        "UPDATE sync_runs SET status = 'succeeded', stage = 'done', summary = %s, finished_at = now() WHERE id = %s",
+        (json.dumps(summary), run_id),
+    )
+    cur.execute("UPDATE users SET last_synced_at = now() WHERE id = %s", (users["me"],))
+    page = client.get("/dashboard").get_data(as_text=True)
+    lines = [
+        html.unescape(li) for li in re.findall(r"<li>(.*?)</li>", page.split('id="sync-summary"')[1].split("</ul>")[0])
+    ]
+    assert lines == [
+        "Last 4 weeks: 49 tracks in your top list, 3 new, 5 moved up",
+        "Last 6 months: 1 track in your top list, no change",
+        "About a year: 50 tracks in your top list",
+        "734 tracks in your library, all new",
+    ]
+    assert "data-first-sync" not in page and 'id="sync-now">Sync now' in page
