@@ -29,18 +29,17 @@ def violations(page) -> list[str]:
 
 
 def axe(page) -> list[str]:
-    page.wait_for_load_state("networkidle")
-    if page.evaluate("typeof axe !== 'undefined'"):
-        found = page.evaluate("async () => (await axe.run(document)).violations")
-        return describe(found)
-    try:
-        page.add_script_tag(path=str(AXE))
-    except PlaywrightError as error:  # the dashboard reloads itself once when the first sync ends
-        if "context was destroyed" not in str(error):
-            raise
+    # the dashboard reloads itself once when the first sync ends: run again on the new page
+    for _ in range(3):
         page.wait_for_load_state("networkidle")
-        page.add_script_tag(path=str(AXE))
-    return describe(page.evaluate("async () => (await axe.run(document)).violations"))
+        try:
+            if not page.evaluate("typeof axe !== 'undefined'"):
+                page.add_script_tag(path=str(AXE))
+            return describe(page.evaluate("async () => (await axe.run(document)).violations"))
+        except PlaywrightError as error:
+            if "context was destroyed" not in str(error):
+                raise
+    raise AssertionError("the page kept navigating while axe ran")
 
 
 def describe(found: list[dict]) -> list[str]:
