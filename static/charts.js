@@ -74,7 +74,7 @@
     if (!options.scales) return;
     const room = { x: width - 16, y: height - 16 };
     ["x", "y"].forEach(function (axis) {
-      const title = options.scales[axis].title;
+      const title = options.scales[axis] && options.scales[axis].title; // a doughnut has no axes
       if (title && title.display) title.text = wrapTitle(axis === "x" ? data.x_title : data.y_title, room[axis]);
     });
   }
