@@ -253,24 +253,25 @@ def store_tokens(cur, settings: SpotifySettings, user_id: int, record: dict, con
     )
 
 
-def access_token_for(settings: SpotifySettings, user_id: int) -> str:
-    """A valid access token for the user, refreshed if it is about to expire."""
+def access_token_for(settings: SpotifySettings, user_id: int, ahead: timedelta = REFRESH_MARGIN) -> str:
+    """A valid access token for the user, refreshed if it expires within ``ahead``
+    (housekeeping renews tokens further ahead than a call needs)."""
     with transaction() as cur:
-        outcome = _current_or_refreshed_token(cur, settings, user_id)
+        outcome = _current_or_refreshed_token(cur, settings, user_id, ahead)
     # Raised only now, after the commit: a dead token's deletion must stick.
     if isinstance(outcome, SpotifyError):
         raise outcome
     return outcome
 
 
-def _current_or_refreshed_token(cur, settings: SpotifySettings, user_id: int):
+def _current_or_refreshed_token(cur, settings: SpotifySettings, user_id: int, ahead: timedelta = REFRESH_MARGIN):
     tokens = users_db.lock_tokens(cur, user_id)  # FOR UPDATE: one refresh at a time per user
     if tokens is None:
         return LoginRequired("Please log in with Spotify.")
     cipher = token_cipher(settings)
     # a plain token is a row from before version 10; the next write encrypts it
     access_token = tokens["access_token"] or token_keys.decrypt(cipher, tokens["access_token_encrypted"])
-    if access_token and tokens["expires_at"] - REFRESH_MARGIN > datetime.now(UTC):
+    if access_token and tokens["expires_at"] - ahead > datetime.now(UTC):
         return access_token
     refresh_token = token_keys.decrypt(cipher, tokens["refresh_token_encrypted"])
     if refresh_token is None:

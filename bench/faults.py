@@ -1,6 +1,6 @@
 """Faults under gunicorn, with a PASS/FAIL verdict and the numbers behind it.
 
-    .venv/bin/python bench/faults.py [--only restart,pool,locked,spotify,kill]
+    .venv/bin/python bench/faults.py [--only restart,pool,locked,spotify,kill,jobs-restart,jobs-429,jobs-kill]
 
 The app runs exactly as the Procfile runs it (gunicorn -c gunicorn.conf.py), in demo mode,
 on an embedded PostgreSQL of the benchmark's own (so it can be restarted):
@@ -27,7 +27,13 @@ on an embedded PostgreSQL of the benchmark's own (so it can be restarted):
    is held on a lock taken from outside): no rows of that sync remain, and the next sync
    completes.
 
-Fast, deterministic counterparts live in tests/test_faults.py and tests/test_spotify_sync.py.
+5. jobs-restart, jobs-429, jobs-kill: the job engine's drills (bench/job_faults.py): two
+   ``flask --app app worker`` processes under PostgreSQL restarted, a 429 storm with
+   Retry-After: 30, and a worker SIGKILLed every few seconds; every job completes, the plays
+   kept are exactly those the emulator's listeners played, nothing doubled.
+
+Fast, deterministic counterparts live in tests/test_faults.py, tests/test_spotify_sync.py
+and tests/test_job_drills.py.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import http_load_lib as lib  # noqa: E402
+from bench import job_faults  # noqa: E402
 
 VERDICTS: list = []
 
@@ -486,39 +493,52 @@ def fault_kill(stack):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="restart,pool,locked,spotify,kill")
+    parser.add_argument("--only", default="restart,pool,locked,spotify,kill,jobs-restart,jobs-429,jobs-kill")
     parser.add_argument("--lock-seconds", type=float, default=45.0, help="how long the locked drill holds the lock")
     args = parser.parse_args()
     chosen = set(args.only.split(","))
     with tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp:
         stack = lib.Stack(Path(tmp))
         try:
-            # one standalone emulator for every app instance: the tokens it issued at login
-            # stay valid for the instances started later (its admin endpoint sets the faults)
-            emulator = stack.emulator()
-            stack.default_emulator = emulator
-            setup = stack.gunicorn("setup", workers=2, threads=8)
-            browsers = {}
-            for listener in ("ava", "bruno", "chen", "emeka"):
-                browsers[listener] = lib.Browser(setup.url, listener).log_in()
-            for b in browsers.values():
-                assert b.wait_for_sync(timeout=300)["status"] == "succeeded"
-            stack.analyze()
-            setup.process.stop()
-            for name, run in (
-                ("restart", lambda: fault_restart(stack, browsers)),
-                ("pool", lambda: fault_pool(stack, browsers)),
-                ("locked", lambda: fault_locked(stack, browsers, hold=args.lock_seconds)),
-                ("spotify", lambda: fault_spotify(stack, browsers)),
-                ("kill", lambda: fault_kill(stack)),
-            ):
-                if name in chosen:
-                    try:
-                        run()
-                    except Exception as exc:
-                        verdict(f"{name}: bench error", False, f"{type(exc).__name__}: {exc}")
+            # the job engine's drills first, on a database of their own making
+            job_faults.run(stack, chosen, verdict)
+            if chosen & {"restart", "pool", "locked", "spotify", "kill"}:
+                lib.query(stack.db_url, "TRUNCATE users CASCADE")
+                web_drills(stack, chosen, args)
         finally:
             stack.close()
+    report()
+
+
+def web_drills(stack, chosen: set, args) -> None:
+    """The drills of the web app under gunicorn (1 to 4 of the docstring)."""
+    # one standalone emulator for every app instance: the tokens it issued at login
+    # stay valid for the instances started later (its admin endpoint sets the faults)
+    emulator = stack.emulator()
+    stack.default_emulator = emulator
+    setup = stack.gunicorn("setup", workers=2, threads=8)
+    browsers = {}
+    for listener in ("ava", "bruno", "chen", "emeka"):
+        browsers[listener] = lib.Browser(setup.url, listener).log_in()
+    for b in browsers.values():
+        assert b.wait_for_sync(timeout=300)["status"] == "succeeded"
+    stack.analyze()
+    setup.process.stop()
+    for name, run in (
+        ("restart", lambda: fault_restart(stack, browsers)),
+        ("pool", lambda: fault_pool(stack, browsers)),
+        ("locked", lambda: fault_locked(stack, browsers, hold=args.lock_seconds)),
+        ("spotify", lambda: fault_spotify(stack, browsers)),
+        ("kill", lambda: fault_kill(stack)),
+    ):
+        if name in chosen:
+            try:
+                run()
+            except Exception as exc:
+                verdict(f"{name}: bench error", False, f"{type(exc).__name__}: {exc}")
+
+
+def report() -> None:
     print("\n| fault | verdict | numbers |\n|---|---|---|")
     for name, ok, numbers in VERDICTS:
         print(f"| {name} | {'PASS' if ok else 'FAIL'} | {numbers.replace('|', '/')} |")

@@ -198,7 +198,7 @@ def parse_played_item(item: str) -> tuple:
     return ("track", item)
 
 
-def _as_recently_played(user_id: str, track_id: str, at: datetime) -> str:
+def as_recently_played(user_id: str, track_id: str, at: datetime) -> str:
     """What recently played says one play was: mostly the track, sometimes a local copy of
     it, sometimes a podcast episode (the export's own plays stay tracks)."""
     draw = stable_unit(user_id, at.isoformat(), "played-item")
@@ -270,5 +270,5 @@ def recently_played(user_id: str, now: datetime) -> list:
     Asking again a minute later gives the same history plus anything new.
     """
     plays = [p for back in range(3, -1, -1) for p in day_plays(user_id, now.date() - timedelta(days=back))]
-    plays = [(_as_recently_played(user_id, track_id, at), at) for track_id, at in plays if at <= now]
+    plays = [(as_recently_played(user_id, track_id, at), at) for track_id, at in plays if at <= now]
     return sorted(plays, key=lambda p: p[1], reverse=True)[:RECENTLY_PLAYED_MAX]

@@ -19,7 +19,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from .crowd import taste_of
-from .listeners import RECENTLY_PLAYED_MAX, recently_played, top_track_ids
+from .listeners import RECENTLY_PLAYED_MAX, as_recently_played, day_plays, recently_played, top_track_ids
 
 DEFAULT_PLAY_INTERVAL = 180.0
 
@@ -37,15 +37,17 @@ def _offset(user_id: str, interval: float) -> float:
     return int.from_bytes(digest, "big") / 2**32 * interval
 
 
-def live_plays(user_id: str, started_at: datetime, now: datetime, interval: float) -> list:
+def live_plays(
+    user_id: str, started_at: datetime, now: datetime, interval: float, limit: int = RECENTLY_PLAYED_MAX
+) -> list:
     """(track_id, played_at) of the listener's live plays up to ``now``, newest first (at
-    most 50: Spotify keeps no more)."""
+    most ``limit``: Spotify keeps 50)."""
     first = started_at + timedelta(seconds=_offset(user_id, interval))
     if now < first:
         return []
     latest = int((now - first).total_seconds() // interval)
     plays, taste = [], taste_of(user_id)  # a crowd listener plays from its demo listener's chart
-    for k in range(latest, max(latest - RECENTLY_PLAYED_MAX, -1), -1):
+    for k in range(latest, max(latest - limit, -1), -1):
         at = first + timedelta(seconds=k * interval)
         chart = top_track_ids(taste, "short_term", at.date())[:40]
         rng = random.Random(f"{user_id}:live:{k}")
@@ -60,6 +62,21 @@ def recently_played_now(user_id: str, now: datetime, started_at: datetime | None
     if started_at is not None and interval:
         plays = plays + live_plays(user_id, started_at, now, interval)
     return sorted(plays, key=lambda p: p[1], reverse=True)[:RECENTLY_PLAYED_MAX]
+
+
+def plays_between(user_id: str, start: datetime, end: datetime, started_at: datetime | None, interval: float | None):
+    """Every play of the listener in [start, end] as recently played shows it, oldest first,
+    however many (the truth a capture is checked against: fault drills count plays)."""
+    days, taste = (end.date() - start.date()).days, taste_of(user_id)
+    plays = [
+        (as_recently_played(taste, track_id, at), at)
+        for back in range(days, -1, -1)
+        for track_id, at in day_plays(taste, end.date() - timedelta(days=back))
+    ]
+    if started_at is not None and interval:
+        count = int((end - started_at).total_seconds() // interval) + 2
+        plays += live_plays(user_id, started_at, end, interval, limit=count)
+    return sorted((p for p in plays if start <= p[1] <= end), key=lambda p: p[1])
 
 
 def started_now() -> datetime:

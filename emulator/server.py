@@ -204,7 +204,9 @@ def _faults_view():
         except (TypeError, ValueError) as error:
             return jsonify({"error": str(error)}), 400
     allowed = None if state.allowed_users is None else sorted(state.allowed_users)
-    return jsonify(state.faults.describe() | {"now": state.now().isoformat(), "allowed_users": allowed})
+    # when the live listeners started and how often they play: what a drill checks captured plays against
+    live = {"started_at": state.started_at.isoformat(), "play_interval": state.play_interval}
+    return jsonify(state.faults.describe() | {"now": state.now().isoformat(), "allowed_users": allowed} | live)
 
 
 def _rate_limit_view():

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -51,6 +52,12 @@ class FaultRule:
     status: int = 500
     delay: float = 0.0
     reason: str | None = None  # rate_limit: the body's error.reason ("QUOTA_EXCEEDED" since July 2026)
+    # when the rule fired (epoch seconds, the last FIRED_KEPT): fault drills check that nobody
+    # kept calling while a 429's Retry-After ran
+    fired_at: list = field(default_factory=list)
+
+
+FIRED_KEPT = 10_000
 
 
 class Faults:
@@ -105,6 +112,8 @@ class Faults:
                 if rule.kind != "slow" and any(r.kind != "slow" for r in fired):
                     continue  # one failure per request; the next rule waits its turn
                 fired.append(rule)
+                rule.fired_at.append(time.time())
+                del rule.fired_at[:-FIRED_KEPT]
                 if rule.times is not None:
                     rule.times -= 1
                     if rule.times <= 0:

@@ -40,6 +40,22 @@ def worker_command(concurrency: int | None) -> None:
     engine.run_worker(app, **overrides)
 
 
+@click.command("jobs-resume")
+@with_appcontext
+def resume_command() -> None:
+    """Resume scheduled work stopped by a used-up Spotify quota (429 QUOTA_EXCEEDED)."""
+    from database import transaction
+    from jobs import jobs_db
+
+    with transaction() as cur:
+        was = jobs_db.budget_state(cur)
+        jobs_db.clear_quota_exceeded(cur)
+    if was.get("quota_exceeded"):
+        click.echo(f"Scheduled work resumes at the next tick (it had stopped: {was.get('quota_message')}).")
+    else:
+        click.echo("Scheduled work was not stopped; it resumes as it was.")
+
+
 def health() -> dict:
     """The queue for /healthz; {"error": ...} rather than a failed health check when the
     engine's tables are missing (init-db not run yet)."""
@@ -66,5 +82,6 @@ def init_app(app) -> None:
     max_rps = app.config.get("SPOTIFY_MAX_RPS")
     spotify.use_budget(rate_budget.SharedBudget(float(max_rps) if max_rps else None))
     app.cli.add_command(worker_command)
+    app.cli.add_command(resume_command)
     if engine.started_by_flask_run() and engine.embedded_worker_wanted():
         app.extensions["jobs_worker"] = engine.WorkerThread(app).start()

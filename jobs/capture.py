@@ -9,8 +9,9 @@ again from the same cursor (plays are keyed by person and second, so nothing dou
 A full page (50 new plays) means more than 50 may have been played since the last
 capture and Spotify no longer has the ones in between: the gap is recorded in
 ``play_gaps`` (between the newest play known before and the oldest one received) and
-shown on /settings, never silently lost. The very first capture has no cursor and so
-no gap: there is nothing before it to be missing from.
+shown on /settings, never silently lost. A person's first capture has no cursor of its
+own: it asks from the newest play already kept (by the sync at login, or an import), and
+only with nothing kept at all does it take the last 50 without looking for a gap.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .engine import defer, engine, flask_app_context, user_lock
 log = logging.getLogger(__name__)
 
 CAPTURE_TASK = "capture.recently_played"
+NEVER = datetime.min.replace(tzinfo=UTC)
 PAGE = 50  # Spotify's limit for recently played, and all it keeps
 BATCH = 1000  # captures queued per tick
 
@@ -70,7 +72,12 @@ def capture(settings: spotify.SpotifySettings, user_id: int) -> dict:
     """One capture for one person; returns what it stored."""
     with transaction() as cur:
         state = jobs_db.lock_capture_state(cur, user_id)
-    after_ms = state["after_ms"] if state else None
+        after_ms = state["after_ms"] if state else None
+        if after_ms is None:
+            # the first capture goes on from the newest play a sync (or an import) kept, so
+            # more than 50 plays since then is a gap shown, not plays silently skipped
+            kept = jobs_db.newest_play_until(cur, user_id, datetime.now(UTC))
+            after_ms = millis(kept) if kept > NEVER else None
     client = spotify.SpotifyClient.for_user(settings, user_id)
     items = [i for i in client.recently_played(after_ms) if isinstance(i, dict) and i.get("played_at")]
     # episodes and local files move the cursor but are not catalogue tracks (as in a sync)
@@ -82,14 +89,16 @@ def capture(settings: spotify.SpotifySettings, user_id: int) -> dict:
         state = jobs_db.lock_capture_state(cur, user_id)  # one capture of a person at a time
         if state and state["after_ms"] is not None and newest is not None and newest <= state["after_ms"]:
             plays = [p for p in plays if millis(p[1]) > state["after_ms"]]
-        tracks_db.upsert_catalogue(cur, tracks)
-        new = library_db.store_plays(cur, user_id, [p[0] for p in plays], [p[1] for p in plays])
         gap = False
         if after_ms is not None and len(items) >= PAGE:
-            before = min(played_at(i) for i in items)
-            known = datetime.fromtimestamp(after_ms / 1000, UTC)
+            before = min(played_at(i) for i in items).replace(microsecond=0)  # plays are kept to the second
+            # the newest play kept so far up to the page's oldest, by a capture or by a sync
+            # in between: a page that reaches back to a play already kept left nothing out
+            known = max(datetime.fromtimestamp(after_ms / 1000, UTC), jobs_db.newest_play_until(cur, user_id, before))
             gap = known < before and jobs_db.record_gap(cur, user_id, known, before)
-        jobs_db.record_capture(cur, user_id, newest, new)
+        tracks_db.upsert_catalogue(cur, tracks)
+        new = library_db.store_plays(cur, user_id, [p[0] for p in plays], [p[1] for p in plays])
+        jobs_db.record_capture(cur, user_id, newest, new, interval())
     if gap:
         log.warning("capture for user %s: more than %s plays since the last one; a gap is recorded", user_id, PAGE)
     return {"new_plays": new, "gap": gap}
@@ -101,6 +110,10 @@ def capture_job(context, user_id: int) -> None:
         settings = spotify.settings_for(current_app)
         try:
             capture(settings, user_id)
+        except spotify.RateLimited:
+            # Spotify limits the app, not this person: the job waits out Retry-After with
+            # everyone else's, and their captures keep their pace (no failure counted)
+            raise
         except Exception as exc:
             message = (
                 exc.message if isinstance(exc, spotify.SpotifyError) else "The capture failed; it has been logged."

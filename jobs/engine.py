@@ -32,6 +32,7 @@ import asyncio
 import atexit
 import logging
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -183,7 +184,13 @@ async def _serve_until_stopped(flask_app, options: dict, stop: asyncio.Event | N
     while True:
         try:
             await _serve(database_url(flask_app), options, stop)
-            return  # stopped on purpose: a signal, or ``stop``
+            if stop is None or stop.is_set():
+                return  # stopped on purpose: a signal, or ``stop``
+            # procrastinate stops by itself, without an error, when a side task (the
+            # LISTEN, the heartbeat) lost its connection: a database restart did that
+            log.warning(
+                "job worker stopped by itself (its database connection was lost?); starting again in %.0f s", pause
+            )
         except Exception as exc:  # the worker must outlive any outage
             log.warning("job worker stopped (%s); starting again in %.0f s", db_config.first_line(exc), pause)
         if stop is not None and stop.is_set():
@@ -198,19 +205,37 @@ def run_worker(flask_app, install_signal_handlers: bool = True, **overrides) -> 
     With JOBS_PARENT_PID set (gunicorn.conf.py starts one beside the web workers) it also
     stops when that process is gone, so a killed master leaves no worker behind."""
     bind_flask_app(flask_app)
-    options = worker_options(flask_app.config) | {"install_signal_handlers": install_signal_handlers} | overrides
+    # our own signal handlers, not procrastinate's: a worker that stops without a signal
+    # (its database restarted) is started again, one stopped by a signal is not
+    options = worker_options(flask_app.config) | {"install_signal_handlers": False} | overrides
     parent = os.environ.get("JOBS_PARENT_PID", "")
 
     async def main():
-        stop, watchdog = None, None
+        stop, watchdog = asyncio.Event(), None
+        if install_signal_handlers:
+            _stop_on_signals(stop)
         if parent.isdigit():
-            stop = asyncio.Event()
             watchdog = asyncio.ensure_future(_stop_when_orphaned(int(parent), stop))  # referenced: never collected
         await _serve_until_stopped(flask_app, options, stop)
         if watchdog is not None:
             watchdog.cancel()
 
     asyncio.run(main())
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGINT/SIGTERM: finish the jobs in hand and stop; a second one acts as it would
+    without us (Ctrl-C twice interrupts at once)."""
+    loop = asyncio.get_running_loop()
+
+    def first_signal(signum: int) -> None:
+        log.warning("%s: the worker finishes its jobs in hand, then stops", signal.Signals(signum).name)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, first_signal, sig)
 
 
 async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:

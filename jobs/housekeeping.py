@@ -20,8 +20,10 @@ per tick whatever the number of workers (the engine records each defer). Ticks:
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import current_app
+from procrastinate.exceptions import UniqueViolation
 from procrastinate.jobs import Status
 from procrastinate.tasks import ConfigureTaskOptions, Task
 
@@ -95,15 +97,32 @@ async def retry_stalled_task(context, timestamp: int) -> None:
     stalled_after = float(config.get("JOBS_STALLED_AFTER") or 30)
     manager = context.app.job_manager
     for job in await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after):
-        if job.attempts + 1 >= retries.max_attempts():
-            log.warning("job %s (%s) given up: its worker died on every attempt", job.id, job.task_name)
-            await manager.finish_job(job=job, status=Status.FAILED, delete_job=False)
-            hook = GIVE_UP_HOOKS.get(job.task_name)
-            if hook is not None:
-                await _in_thread(hook, job.task_kwargs, "The sync was interrupted too many times; please run it again.")
-        else:
-            log.info("job %s (%s): its worker died; queued again", job.id, job.task_name)
-            await manager.retry_job(job)
+        try:
+            await _recover(manager, job)
+        except Exception:  # one job's trouble must not leave the others stalled
+            log.exception(
+                "job %s (%s) left by a dead worker: not recovered; tried again next tick", job.id, job.task_name
+            )
+
+
+async def _recover(manager, job) -> None:
+    if job.attempts + 1 >= retries.max_attempts():
+        log.warning("job %s (%s) given up: its worker died on every attempt", job.id, job.task_name)
+        await manager.finish_job(job=job, status=Status.FAILED, delete_job=False)
+        hook = GIVE_UP_HOOKS.get(job.task_name)
+        if hook is not None:
+            await _in_thread(hook, job.task_kwargs, "The sync was interrupted too many times; please run it again.")
+        return
+    try:
+        await manager.retry_job(job)
+    except UniqueViolation:
+        # A newer job with its queueing lock is already waiting (the person's next capture,
+        # the next tick): that one does the same work. Put back, this one would break the
+        # queueing lock; left 'doing', it would hold the person's lock for ever.
+        log.info("job %s (%s): its worker died; the same work is already queued", job.id, job.task_name)
+        await manager.finish_job(job=job, status=Status.FAILED, delete_job=True)
+        return
+    log.info("job %s (%s): its worker died; queued again", job.id, job.task_name)
 
 
 async def _in_thread(function, *args) -> None:
@@ -135,6 +154,6 @@ def refresh_tokens_task(context, timestamp: int) -> None:
             user_ids = users_db.users_with_tokens_expiring(cur, REFRESH_AHEAD_SECONDS)
         for user_id in user_ids:
             try:
-                spotify.access_token_for(settings, user_id)
+                spotify.access_token_for(settings, user_id, ahead=timedelta(seconds=REFRESH_AHEAD_SECONDS))
             except spotify.SpotifyError as exc:
                 log.info("token refresh for user %s: %s", user_id, exc.message)

@@ -7,6 +7,8 @@ health only; jobs are written through the engine, never by SQL of ours.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from database import fetch_all, fetch_one
 
 
@@ -212,16 +214,19 @@ def lock_capture_state(cur, user_id: int) -> dict | None:
     return fetch_one(cur)
 
 
-def record_capture(cur, user_id: int, after_ms: int | None, new_plays: int) -> None:
+def record_capture(cur, user_id: int, after_ms: int | None, new_plays: int, interval_seconds: float) -> None:
+    """A capture that worked: the cursor moves on, the failures in a row end, and the next
+    capture comes an interval later at most (a failure streak had pushed it further out)."""
     cur.execute(
         """
-        INSERT INTO capture_state (user_id, after_ms, last_captured_at, last_new_plays, failures)
-        VALUES (%(user)s, %(after)s, now(), %(new)s, 0)
+        INSERT INTO capture_state (user_id, after_ms, last_captured_at, last_new_plays, failures, next_capture_at)
+        VALUES (%(user)s, %(after)s, now(), %(new)s, 0, now() + make_interval(secs => %(interval)s))
         ON CONFLICT (user_id) DO UPDATE
         SET after_ms = greatest(capture_state.after_ms, EXCLUDED.after_ms), last_captured_at = now(),
-            last_new_plays = EXCLUDED.last_new_plays, failures = 0, last_error = NULL, last_error_at = NULL
+            last_new_plays = EXCLUDED.last_new_plays, failures = 0, last_error = NULL, last_error_at = NULL,
+            next_capture_at = least(capture_state.next_capture_at, EXCLUDED.next_capture_at)
     """,
-        {"user": user_id, "after": after_ms, "new": new_plays},
+        {"user": user_id, "after": after_ms, "new": new_plays, "interval": interval_seconds},
     )
 
 
@@ -245,6 +250,13 @@ def record_gap(cur, user_id: int, after_play, before_play) -> bool:
         (user_id, after_play, before_play),
     )
     return cur.rowcount == 1
+
+
+def newest_play_until(cur, user_id: int, until) -> datetime:
+    """The newest play kept of the person at or before ``until`` (the earliest time: none)."""
+    cur.execute("SELECT max(played_at) FROM plays WHERE user_id = %s AND played_at <= %s", (user_id, until))
+    newest = cur.fetchone()[0]
+    return newest if newest is not None else datetime.min.replace(tzinfo=UTC)
 
 
 def capture_status(cur, user_id: int) -> dict | None:

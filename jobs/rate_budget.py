@@ -50,6 +50,8 @@ class SharedBudget(spotify.CallBudget):
     def before_call(self) -> tuple[float, float]:
         """(seconds to wait for this call's slot, seconds every call is blocked)."""
         with _own_transaction() as cur:
+            if not self.spacing:  # nothing to reserve: a read, so calls never queue on the budget's row lock
+                return 0.0, max(jobs_db.seconds_blocked(cur), 0.0)
             slot = jobs_db.take_call_slot(cur, self.spacing)
         return slot["wait"], slot["blocked"]
 

@@ -208,6 +208,29 @@ def emulator():
 
 
 @pytest.fixture
+def live_emulator():
+    """An emulator of its own on the real clock, whose listeners play a track every second
+    (the session's emulator is frozen: nothing new is ever played there)."""
+    server = spotify_emulator.serve_in_thread()
+    server.state.play_interval = 1.0
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_app(db, live_emulator):
+    """Factory: ``make_app(**config)`` -> the app on ``db`` and the live emulator, with the
+    job engine's intervals in seconds (``helpers.jobs_config``); no worker of its own."""
+    from helpers import jobs_config
+
+    def make(**overrides):
+        return create_app(jobs_config(db, live_emulator, **overrides))
+
+    yield make
+    database.close_pool()
+
+
+@pytest.fixture
 def clean_emulator(emulator):
     emulator.faults.reset()
     yield emulator

@@ -115,11 +115,34 @@ def age_relogin_mark(db_url: str, uid: int) -> None:
     query(db_url, "UPDATE users SET needs_relogin_since = now() - interval '2 hours' WHERE id = %s RETURNING 1", (uid,))
 
 
-def start_worker_process(db: str, emulator, tmp_path: Path, name: str, **settings: str) -> subprocess.Popen:
-    """A `flask --app app worker` process on ``db`` (its log in ``tmp_path``), to SIGKILL."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "SPOTIFY", "JOBS_"))}
+# -- the job engine: an app with short intervals, worker processes ------------------------
+def jobs_config(db_url: str, emulator, **overrides) -> dict:
+    """An app config whose job engine works in seconds: captures every 2 s, a worker
+    counted dead 2 s after its last heartbeat, retries 0.5 s x 2^attempt apart."""
+    return {
+        "TESTING": True,
+        "DATABASE_URL": db_url,
+        "SECRET_KEY": "test-secret",
+        "DB_POOL_MIN": 0,
+        "SPOTIFY_EMULATOR_URL": emulator.base_url,
+        "SPOTIPY_REDIRECT_URI": "http://127.0.0.1:5000/callback",
+        "SPOTIFY_REQUEST_TIMEOUT": 2,
+        "DEMO_BACKFILL_WEEKS": 1,
+        "CAPTURE_INTERVAL": 2,
+        "JOBS_POLL_INTERVAL": 0.2,
+        "JOBS_STALLED_AFTER": 2,
+        "JOBS_RETRY_BASE": 0.5,
+        **overrides,
+    }
+
+
+def start_worker_process(db_url: str, emulator, log_dir: Path, name: str, **environ: str) -> subprocess.Popen:
+    """``flask --app app worker`` in a process of its own, to SIGKILL (the settings of
+    ``jobs_config`` but hourly captures, unless ``environ`` says otherwise); its output goes
+    to ``log_dir/name.log``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "SPOTIFY", "JOBS_", "CAPTURE_"))}
     env.update(
-        DATABASE_URL=db,
+        DATABASE_URL=db_url,
         FLASK_SECRET_KEY="test-secret",
         SPOTIFY_EMULATOR_URL=emulator.base_url,
         SPOTIFY_REQUEST_TIMEOUT="5",
@@ -128,8 +151,19 @@ def start_worker_process(db: str, emulator, tmp_path: Path, name: str, **setting
         JOBS_STALLED_AFTER="2",
         JOBS_POLL_INTERVAL="0.2",
     )
-    env.update(settings)
-    log = (tmp_path / f"{name}.log").open("w")
+    env.update(environ)
+    log = (log_dir / f"{name}.log").open("a")
     return subprocess.Popen(
         [sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=ROOT, env=env, stdout=log, stderr=log
     )
+
+
+def stop_processes(*processes) -> None:
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)

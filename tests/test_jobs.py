@@ -2,70 +2,18 @@
 `flask --app app worker` processes), the real test PostgreSQL, the emulator over HTTP.
 
 These tests run an emulator on the real clock whose listeners play a track every second
-(the suite's shared emulator is frozen in time, so nothing new is ever played there).
+(the suite's shared emulator is frozen in time, so nothing new is ever played there):
+conftest's ``live_emulator`` and ``make_app``. The fault drills are in test_job_drills.py.
 """
 
 from __future__ import annotations
 
 import signal
-import time
 from contextlib import contextmanager
+from datetime import date
 
-import pytest
-
-import database
-from app import create_app
-from emulator import server as spotify_emulator
-from helpers import csrf_token, log_in, query, start_worker_process, user_id, wait_for_sync
+from helpers import csrf_token, log_in, query, start_worker_process, stop_processes, user_id, wait_for_sync, wait_until
 from jobs.engine import WorkerThread
-
-
-def wait_until(predicate, timeout: float, what: str, pause: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(pause)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
-@pytest.fixture
-def live_emulator():
-    server = spotify_emulator.serve_in_thread()
-    server.state.play_interval = 1.0  # a new play every second, on the real clock
-    yield server
-    server.stop()
-
-
-def jobs_config(db: str, emulator, **overrides) -> dict:
-    return {
-        "TESTING": True,
-        "DATABASE_URL": db,
-        "SECRET_KEY": "test-secret",
-        "DB_POOL_MIN": 0,
-        "SPOTIFY_EMULATOR_URL": emulator.base_url,
-        "SPOTIPY_REDIRECT_URI": "http://127.0.0.1:5000/callback",
-        "SPOTIFY_REQUEST_TIMEOUT": 2,
-        "DEMO_BACKFILL_WEEKS": 1,
-        "CAPTURE_INTERVAL": 2,
-        "JOBS_POLL_INTERVAL": 0.2,
-        "JOBS_STALLED_AFTER": 2,
-        "JOBS_RETRY_BASE": 0.5,
-        **overrides,
-    }
-
-
-@pytest.fixture
-def make_app(db, live_emulator):
-    made = []
-
-    def make(**overrides):
-        made.append(create_app(jobs_config(db, live_emulator, **overrides)))
-        return made[-1]
-
-    yield make
-    database.close_pool()
 
 
 @contextmanager
@@ -76,6 +24,17 @@ def running_worker(app):
         yield worker
     finally:
         worker.stop()
+
+
+def click_while_reading_the_library(client, what: str) -> None:
+    """Once the running sync reads the library, "Sync now" shows that run, starting none."""
+    wait_until(
+        lambda: client.get("/api/sync/status").get_json()["stage"].startswith("Reading your library"),
+        what,
+        timeout=60,
+    )
+    response = client.post("/sync", data={"csrf_token": csrf_token(client, "/dashboard")}, follow_redirects=True)
+    assert "A sync is already under way: here is its progress." in response.get_data(as_text=True)
 
 
 def signed_in_and_synced(client, emulator, db: str, listener: str = "ava") -> int:
@@ -95,7 +54,7 @@ def test_capture_keeps_every_new_play_without_a_click(make_app, live_emulator, d
         uid = signed_in_and_synced(client, live_emulator, db)
         after_sync = len(plays(db, uid))
         # the listener goes on playing a track a second; captures every 2 s pick them up
-        wait_until(lambda: len(plays(db, uid)) >= after_sync + 5, 30, "five new plays captured")
+        wait_until(lambda: len(plays(db, uid)) >= after_sync + 5, "five new plays captured", timeout=30)
     stored = plays(db, uid)
     assert len(stored) == len(set(stored))
     [(cursor, failures)] = query(db, "SELECT after_ms, failures FROM capture_state WHERE user_id = %s", (uid,))
@@ -110,6 +69,7 @@ def test_more_than_fifty_plays_since_the_last_capture_is_a_gap_shown_on_settings
     with running_worker(app):
         uid = signed_in_and_synced(client, live_emulator, db)
         # as if the last capture was four days ago: Spotify has only the last 50 since
+        query(db, "DELETE FROM plays WHERE user_id = %s", (uid,))  # what the first sync kept
         with app.app_context():
             from jobs import capture
 
@@ -121,7 +81,7 @@ def test_more_than_fifty_plays_since_the_last_capture_is_a_gap_shown_on_settings
                 (uid,),
             )
             capture.queue_capture(uid)
-        wait_until(lambda: query(db, "SELECT count(*) FROM play_gaps")[0][0] == 1, 30, "a gap recorded")
+        wait_until(lambda: query(db, "SELECT count(*) FROM play_gaps")[0][0] == 1, "a gap recorded", timeout=30)
     page = client.get("/settings").get_data(as_text=True)
     assert "plays may be missing between" in page
     assert "Spotify keeps only your last 50 plays" in page
@@ -134,13 +94,7 @@ def test_a_click_during_a_running_sync_shows_that_run(make_app, live_emulator, d
     worker = WorkerThread(app).start()
     try:
         log_in(client, live_emulator, "ava")  # the first sync is queued and starts
-        wait_until(
-            lambda: client.get("/api/sync/status").get_json()["stage"].startswith("Reading your library"),
-            30,
-            "the sync reading the library",
-        )
-        response = client.post("/sync", data={"csrf_token": csrf_token(client, "/dashboard")}, follow_redirects=True)
-        assert "A sync is already under way: here is its progress." in response.get_data(as_text=True)
+        click_while_reading_the_library(client, "the sync reading the library")
         assert wait_for_sync(client)["status"] == "succeeded"
     finally:
         worker.stop()
@@ -178,24 +132,21 @@ def test_a_worker_killed_mid_sync_loses_and_duplicates_nothing(make_app, live_em
     client = app.test_client()
     live_emulator.faults.slow(1.0, path_prefix="/v1/me/tracks")
     log_in(client, live_emulator, "chen")  # queued; no worker yet
-    first = start_worker_process(db, live_emulator, tmp_path, "first")
+    first = start_worker_process(db, live_emulator, tmp_path, "first", CAPTURE_INTERVAL="3600")
     second = None
     try:
         wait_until(
             lambda: client.get("/api/sync/status").get_json()["stage"].startswith("Reading your library"),
-            60,
             "the sync under way in the worker process",
+            timeout=60,
         )
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         live_emulator.faults.reset()
-        second = start_worker_process(db, live_emulator, tmp_path, "second")
+        second = start_worker_process(db, live_emulator, tmp_path, "second", CAPTURE_INTERVAL="3600")
         status = wait_for_sync(client, timeout=90)
     finally:
-        for process in (first, second):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                process.wait(20)
+        stop_processes(first, second)
     assert status["status"] == "succeeded", status
     assert query(db, "SELECT count(*) FROM sync_runs") == [(1,)]  # the same run, carried on
     [(attempts,)] = query(db, "SELECT attempts FROM procrastinate_jobs WHERE task_name = 'sync.user'")
@@ -214,7 +165,9 @@ def test_healthz_shows_the_queue_and_a_live_worker(make_app, live_emulator):
     worker = WorkerThread(app).start()
     try:
         jobs = wait_until(
-            lambda: (j := client.get("/healthz").get_json()["jobs"])["live_workers"] >= 1 and j, 20, "a live worker"
+            lambda: (j := client.get("/healthz").get_json()["jobs"])["live_workers"] >= 1 and j,
+            "a live worker",
+            timeout=20,
         )
     finally:
         worker.stop()
@@ -236,8 +189,8 @@ def test_old_job_rows_are_cleaned_up_and_recent_ones_kept(make_app, db):
                 (old, recent),
             )
             == [(2,)],
-            30,
             "both jobs done",
+            timeout=30,
         )
         query(db, "UPDATE procrastinate_events SET at = now() - interval '2 hours' WHERE job_id = %s", (old,))
         with app.app_context():
@@ -245,7 +198,62 @@ def test_old_job_rows_are_cleaned_up_and_recent_ones_kept(make_app, db):
         wait_until(
             lambda: query(db, "SELECT status::text FROM procrastinate_jobs WHERE id = %s", (cleanup,))
             == [("succeeded",)],
-            30,
             "the clean-up done",
+            timeout=30,
         )
     assert query(db, "SELECT id FROM procrastinate_jobs WHERE id IN (%s, %s)", (old, recent)) == [(recent,)]
+
+
+def test_a_person_who_logs_in_once_gets_new_plays_and_a_new_snapshot_each_day_without_a_click(
+    make_app, live_emulator, db
+):
+    app = make_app()
+    client = app.test_client()
+    today = date.today()
+    with running_worker(app):
+        uid = signed_in_and_synced(client, live_emulator, db)
+        plays_at_login = len(plays(db, uid))
+        # a day later, as the schedule sees it: the last sync yesterday, today's snapshot not taken
+        query(db, "DELETE FROM snapshots WHERE user_id = %s AND snapshot_date = %s", (uid, today))
+        query(db, "UPDATE users SET last_synced_at = last_synced_at - interval '1 day' WHERE id = %s", (uid,))
+        query(
+            db,
+            "UPDATE sync_runs SET started_at = started_at - interval '1 day', "
+            "finished_at = finished_at - interval '1 day' WHERE user_id = %s",
+            (uid,),
+        )
+        live_emulator.faults.slow(0.5, path_prefix="/v1/me/tracks")  # the daily sync takes a while
+        # a click meanwhile shows that scheduled run's progress; it starts no second sync
+        click_while_reading_the_library(client, "the daily sync, queued by the schedule, under way")
+        live_emulator.faults.reset()
+        assert wait_for_sync(client)["status"] == "succeeded"
+        wait_until(lambda: len(plays(db, uid)) >= plays_at_login + 3, "new plays captured", timeout=30)
+    assert query(db, "SELECT count(*) > 0 FROM snapshots WHERE user_id = %s AND snapshot_date = %s", (uid, today)) == [
+        (True,)
+    ]
+    assert query(db, "SELECT count(*) FROM sync_runs WHERE user_id = %s", (uid,)) == [(2,)]  # login, then the day's
+
+
+def test_housekeeping_renews_an_access_token_before_it_runs_out(make_app, live_emulator, db):
+    app = make_app(CAPTURE_INTERVAL=3600)
+    client = app.test_client()
+    with running_worker(app):
+        uid = signed_in_and_synced(client, live_emulator, db)
+        query(db, "UPDATE spotify_tokens SET expires_at = now() + interval '2 minutes' WHERE user_id = %s", (uid,))
+        [(before,)] = query(db, "SELECT access_token_encrypted FROM spotify_tokens WHERE user_id = %s", (uid,))
+        with app.app_context():
+            from jobs.engine import defer
+
+            job = defer("jobs.refresh_tokens", timestamp=0)
+        wait_until(
+            lambda: query(db, "SELECT status::text FROM procrastinate_jobs WHERE id = %s", (job,)) == [("succeeded",)],
+            "the token refresh done",
+            timeout=30,
+        )
+    [(after, lasts)] = query(
+        db,
+        "SELECT access_token_encrypted, expires_at > now() + interval '50 minutes' FROM spotify_tokens "
+        "WHERE user_id = %s",
+        (uid,),
+    )
+    assert bytes(after) != bytes(before) and lasts  # a new token, good for the next hour
