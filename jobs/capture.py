@@ -92,9 +92,12 @@ def capture(settings: spotify.SpotifySettings, user_id: int) -> dict:
         gap = False
         if after_ms is not None and len(items) >= PAGE:
             before = min(played_at(i) for i in items).replace(microsecond=0)  # plays are kept to the second
-            # the newest play kept so far up to the page's oldest, by a capture or by a sync
-            # in between: a page that reaches back to a play already kept left nothing out
-            known = max(datetime.fromtimestamp(after_ms / 1000, UTC), jobs_db.newest_play_until(cur, user_id, before))
+            # From the cursor, not from the newest play kept below the page: a sync in
+            # between keeps the same last 50 that Spotify still has, so a play it kept at or
+            # under the page's oldest says nothing about the plays before its own page
+            # (counting from it hid the 429 drill's lost plays). The gap may hold plays a
+            # sync kept; /settings says plays *may* be missing there.
+            known = datetime.fromtimestamp(after_ms / 1000, UTC).replace(microsecond=0)
             gap = known < before and jobs_db.record_gap(cur, user_id, known, before)
         tracks_db.upsert_catalogue(cur, tracks)
         new = library_db.store_plays(cur, user_id, [p[0] for p in plays], [p[1] for p in plays])

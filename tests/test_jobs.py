@@ -87,6 +87,32 @@ def test_more_than_fifty_plays_since_the_last_capture_is_a_gap_shown_on_settings
     assert "Spotify keeps only your last 50 plays" in page
 
 
+def test_a_full_page_is_a_gap_even_when_a_sync_kept_the_same_last_fifty(make_app, live_emulator, db):
+    # The 429 drill's case: the captures were held back for longer than 50 plays, a sync
+    # ran meanwhile and kept the last 50 Spotify had; the plays before those are gone, and
+    # the capture that follows must say so rather than trust the sync's plays as its cursor
+    app = make_app(CAPTURE_INTERVAL=3600)
+    client = app.test_client()
+    with running_worker(app):
+        uid = signed_in_and_synced(client, live_emulator, db)
+        [(oldest_kept,)] = query(db, "SELECT min(played_at) FROM plays WHERE user_id = %s", (uid,))
+        with app.app_context():
+            from jobs import capture
+
+            query(
+                db,
+                "INSERT INTO capture_state (user_id, after_ms) "
+                "VALUES (%s, (extract(epoch FROM now()) - 4 * 86400) * 1000) "
+                "ON CONFLICT (user_id) DO UPDATE SET after_ms = EXCLUDED.after_ms",
+                (uid,),
+            )
+            capture.queue_capture(uid)
+        wait_until(lambda: query(db, "SELECT count(*) FROM play_gaps")[0][0] == 1, "a gap recorded", timeout=30)
+    [(after_play, before_play)] = query(db, "SELECT after_play, before_play FROM play_gaps WHERE user_id = %s", (uid,))
+    assert after_play < oldest_kept  # the plays before the sync's page are inside the gap shown
+    assert "plays may be missing between" in client.get("/settings").get_data(as_text=True)
+
+
 def test_a_click_during_a_running_sync_shows_that_run(make_app, live_emulator, db):
     app = make_app()
     client = app.test_client()
