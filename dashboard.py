@@ -490,10 +490,8 @@ def index():
     # one statement: the session check, the versions, the stored frame, the user and sync rows
     found = page_views.signed_in([OVERVIEW], "", **FRAME_LOOKUP)
     tag = page_tag(filters, found)
-    if tag and (unchanged := conditional.not_modified(tag)):
-        return unchanged
-    if tag and (html := conditional.rendered(tag)) is not None:
-        return conditional.revalidate(Response(html), tag)
+    if (answered := conditional.answered_without_work(tag)) is not None:
+        return answered
     user_id = found.user_id
     found, answers = page_views.answers_of(found, lambda c, _: {OVERVIEW: overview(c, user_id)}, **FRAME_LOOKUP)
     tag = page_tag(filters, found)  # the lookup the answer is true under (it may be newer)

@@ -424,10 +424,8 @@ def index():
     today = found.state["local_today"]
     period = read_period(request.args, today)
     tag = conditional.page_etag("listening", found.user_id, params, found.stamp)
-    if tag and (unchanged := conditional.not_modified(tag)):
-        return unchanged
-    if tag and (html := conditional.rendered(tag)) is not None:
-        return conditional.revalidate(Response(html), tag)
+    if (answered := conditional.answered_without_work(tag)) is not None:
+        return answered
     user_id, args = found.user_id, dict(request.args)
     found, answers = page_views.answers_of(
         found,
@@ -463,10 +461,8 @@ def year_in_review(year: int):
     params = f"year={year}"
     found = page_views.signed_in([YEAR_PAGE], params)
     tag = conditional.page_etag("year", found.user_id, params, found.stamp)
-    if tag and (unchanged := conditional.not_modified(tag)):
-        return unchanged
-    if tag and (html := conditional.rendered(tag)) is not None:
-        return conditional.revalidate(Response(html), tag)
+    if (answered := conditional.answered_without_work(tag)) is not None:
+        return answered
     user_id = found.user_id
     found, answers = page_views.answers_of(
         found, lambda cur, _: {YEAR_PAGE: year_page(cur, user_id, year)}, prepare=refresh(user_id)

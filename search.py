@@ -38,10 +38,8 @@ def index():
     page = page_number(request.args.get("page"))
     found = page_views.signed_in([], "")  # one statement: the session and the versions
     tag = conditional.page_etag("search", found.user_id, q, page, was_cut, found.stamp) if q else None
-    if tag and (unchanged := conditional.not_modified(tag)):
-        return unchanged
-    if tag and (html := conditional.rendered(tag)) is not None:
-        return conditional.revalidate(Response(html), tag)
+    if (answered := conditional.answered_without_work(tag)) is not None:
+        return answered
     result = None
     if q:
         with transaction() as cur:

@@ -63,10 +63,8 @@ def show(track_id: str):
         abort(404)
     found = page_views.signed_in([TRACK_PAGE], track_id)  # one statement, the session check included
     tag = conditional.page_etag("track", found.user_id, track_id, found.stamp)
-    if tag and (unchanged := conditional.not_modified(tag)):
-        return unchanged
-    if tag and (html := conditional.rendered(tag)) is not None:
-        return conditional.revalidate(Response(html), tag)
+    if (answered := conditional.answered_without_work(tag)) is not None:
+        return answered
     user_id = found.user_id
     found, stored = page_views.answers_of(found, lambda c, _: {TRACK_PAGE: track_page(c, user_id, track_id)})
     tag = conditional.page_etag("track", found.user_id, track_id, found.stamp)

@@ -90,6 +90,17 @@ def rendered(tag: str) -> str | None:
         return html
 
 
+def answered_without_work(tag: str | None) -> Response | None:
+    """For a page under ``tag``: a 304 when the browser holds it, else the page this process
+    rendered for the tag lately; None when there is no tag or the page must be built."""
+    if not tag:
+        return None
+    if unchanged := not_modified(tag):
+        return unchanged
+    html = rendered(tag)
+    return None if html is None else revalidate(Response(html), tag)
+
+
 def keep_rendered(tag: str, html: str) -> str:
     with _rendered_lock:
         _rendered[tag] = html
