@@ -178,6 +178,25 @@ def people(conn) -> dict:
     return people_data.seed(conn)
 
 
+@pytest.fixture
+def played_history(conn):
+    """A year and a half of one listener's plays and a few of another's
+    (tests/plays_factory.seed_history) on the rolled-back ``conn``."""
+    from plays_factory import seed_history
+
+    with conn.cursor() as cur:
+        return seed_history(cur)
+
+
+@pytest.fixture
+def signed_in_with_plays(client, played_history):
+    """A client signed in as the listener of ``played_history``."""
+    from helpers import log_in_as
+
+    log_in_as(client, played_history.me)
+    return client
+
+
 class FrozenDate(date):
     @classmethod
     def today(cls):

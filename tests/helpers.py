@@ -167,3 +167,8 @@ def stop_processes(*processes) -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+
+
+def data_number(page: str, name: str) -> str:
+    """The figure a page shows in its ``data-number="name"`` element."""
+    return re.search(rf'data-number="{name}">([^<]*)<', page).group(1).strip()

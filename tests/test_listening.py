@@ -11,32 +11,16 @@ from datetime import date
 import pytest
 
 import plays_insights_db as pdb
-from helpers import log_in_as
-from plays_factory import in_range, minutes, seed_history
+from helpers import data_number, log_in_as
+from plays_factory import in_range, minutes
 
 
-@pytest.fixture
-def history(conn):
-    with conn.cursor() as cur:
-        return seed_history(cur)
-
-
-@pytest.fixture
-def signed_in(client, history):
-    log_in_as(client, history.me)
-    return client
-
-
-def number(page: str, name: str) -> str:
-    return re.search(rf'data-number="{name}">([^<]*)<', page).group(1).strip()
-
-
-def test_listening_page_for_a_date_range(signed_in, history):
-    page = signed_in.get("/listening?from=2025-02-01&to=2025-07-31&by=minutes").get_data(as_text=True)
-    plays = in_range(history.plays, date(2025, 2, 1), date(2025, 7, 31))
-    assert number(page, "plays") == f"{len(plays):,}"
-    assert number(page, "minutes") == f"{minutes(sum(p.ms for p in plays)):,.1f}"
-    assert number(page, "days") == f"{len({p.local().date() for p in plays}):,}"
+def test_listening_page_for_a_date_range(signed_in_with_plays, played_history):
+    page = signed_in_with_plays.get("/listening?from=2025-02-01&to=2025-07-31&by=minutes").get_data(as_text=True)
+    plays = in_range(played_history.plays, date(2025, 2, 1), date(2025, 7, 31))
+    assert data_number(page, "plays") == f"{len(plays):,}"
+    assert data_number(page, "minutes") == f"{minutes(sum(p.ms for p in plays)):,.1f}"
+    assert data_number(page, "days") == f"{len({p.local().date() for p in plays}):,}"
     # the top artist by minutes, first in the chart and in its table
     ms = Counter()
     for p in plays:
@@ -51,36 +35,36 @@ def test_listening_page_for_a_date_range(signed_in, history):
         assert f'data-chart="{chart}"' in page
 
 
-def test_the_dashboard_gains_a_listening_card_when_plays_exist(signed_in, history, conn):
-    page = signed_in.get("/dashboard").get_data(as_text=True)
+def test_the_dashboard_gains_a_listening_card_when_plays_exist(signed_in_with_plays, played_history, conn):
+    page = signed_in_with_plays.get("/dashboard").get_data(as_text=True)
     assert 'id="listening-card"' in page and "2026 in review" in page and "2024 in review" in page
     with conn.cursor() as cur:
         cur.execute("INSERT INTO users (spotify_id) VALUES ('no-plays') RETURNING id")
-        log_in_as(signed_in, cur.fetchone()[0])
-    assert 'id="listening-card"' not in signed_in.get("/dashboard").get_data(as_text=True)
-    assert "No plays yet" in signed_in.get("/listening").get_data(as_text=True)
+        log_in_as(signed_in_with_plays, cur.fetchone()[0])
+    assert 'id="listening-card"' not in signed_in_with_plays.get("/dashboard").get_data(as_text=True)
+    assert "No plays yet" in signed_in_with_plays.get("/listening").get_data(as_text=True)
 
 
-def test_year_in_review(signed_in, history):
-    response = signed_in.get("/listening/2025")
+def test_year_in_review(signed_in_with_plays, played_history):
+    response = signed_in_with_plays.get("/listening/2025")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
-    plays = in_range(history.plays, date(2025, 1, 1), date(2025, 12, 31))
-    assert number(page, "plays") == f"{len(plays):,}"
-    assert number(page, "minutes") == f"{minutes(sum(p.ms for p in plays)):,.1f}"
+    plays = in_range(played_history.plays, date(2025, 1, 1), date(2025, 12, 31))
+    assert data_number(page, "plays") == f"{len(plays):,}"
+    assert data_number(page, "minutes") == f"{minutes(sum(p.ms for p in plays)):,.1f}"
     per_month = Counter()
     for p in plays:
         per_month[p.local().month] += p.ms
     biggest = max(per_month, key=per_month.get)
-    assert number(page, "biggest-month").startswith(date(2025, biggest, 1).strftime("%B"))
+    assert data_number(page, "biggest-month").startswith(date(2025, biggest, 1).strftime("%B"))
     ms = Counter()
     for p in plays:
         ms[p.title] += p.ms
     top5 = [title for title, _ in sorted(ms.items(), key=lambda kv: (-kv[1], kv[0]))[:5]]
     listed = re.findall(r'<li><span class="name">([^<]+)</span>', page.split('data-top="tracks"')[1].split("</ol>")[0])
     assert listed == top5
-    assert "No plays in 2019." in signed_in.get("/listening/2019").get_data(as_text=True)
-    assert signed_in.get("/listening/1200").status_code == 404
+    assert "No plays in 2019." in signed_in_with_plays.get("/listening/2019").get_data(as_text=True)
+    assert signed_in_with_plays.get("/listening/1200").status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -94,40 +78,40 @@ def test_year_in_review(signed_in, history):
         ("grain=hour", "Unknown grain"),
     ],
 )
-def test_bad_periods_are_a_400_with_a_message(signed_in, query, message):
-    response = signed_in.get("/listening?" + query)
+def test_bad_periods_are_a_400_with_a_message(signed_in_with_plays, query, message):
+    response = signed_in_with_plays.get("/listening?" + query)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
 
 
-def test_time_zone_from_the_browser_is_checked_stored_and_used(signed_in, history, conn):
+def test_time_zone_from_the_browser_is_checked_stored_and_used(signed_in_with_plays, played_history, conn):
     with conn.cursor() as cur:
-        cur.execute("UPDATE users SET time_zone = NULL WHERE id = %s", (history.me,))
-    page = signed_in.get("/listening?preset=all").get_data(as_text=True)
+        cur.execute("UPDATE users SET time_zone = NULL WHERE id = %s", (played_history.me,))
+    page = signed_in_with_plays.get("/listening?preset=all").get_data(as_text=True)
     assert 'data-stored=""' in page and "Hours are UTC time." in page
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    bad = signed_in.post(
+    bad = signed_in_with_plays.post(
         "/listening/time-zone",
         data={"csrf_token": token, "time_zone": "Mars/Olympus"},
         headers={"Accept": "application/json"},
     )
     assert bad.status_code == 400 and "not a time zone" in bad.get_json()["error"]["message"]
-    good = signed_in.post(
+    good = signed_in_with_plays.post(
         "/listening/time-zone",
         data={"csrf_token": token, "time_zone": "Asia/Kathmandu"},
         headers={"Accept": "application/json"},
     )
     assert good.get_json() == {"time_zone": "Asia/Kathmandu", "changed": True}
     with conn.cursor() as cur:
-        assert pdb.stored_time_zone(cur, history.me) == "Asia/Kathmandu"
-    page = signed_in.get("/listening?preset=all").get_data(as_text=True)
+        assert pdb.stored_time_zone(cur, played_history.me) == "Asia/Kathmandu"
+    page = signed_in_with_plays.get("/listening?preset=all").get_data(as_text=True)
     assert "Hours are Asia/Kathmandu time." in page
     # the plain form (no JavaScript) goes back where it came from, never to another site
-    answer = signed_in.post(
+    answer = signed_in_with_plays.post(
         "/listening/time-zone", data={"csrf_token": token, "time_zone": "Europe/Berlin", "next": "//evil.example/"}
     )
     assert answer.status_code == 302 and answer.headers["Location"] == "/listening"
-    answer = signed_in.post(
+    answer = signed_in_with_plays.post(
         "/listening/time-zone", data={"csrf_token": token, "time_zone": "UTC", "next": "/listening/2025"}
     )
     assert answer.headers["Location"] == "/listening/2025"

@@ -13,29 +13,12 @@ import pytest
 import listening
 import plays_insights_db as pdb
 import spotify
-from helpers import log_in_as, query, user_id
+from helpers import data_number, log_in_as, query, user_id
 from history_files import extended_row, run_import, write_json
 from jobs import capture
 from page_cache import store_db
-from plays_factory import seed_history
 
 REVALIDATE = "private, no-cache"
-
-
-@pytest.fixture
-def history(conn):
-    with conn.cursor() as cur:
-        return seed_history(cur)
-
-
-@pytest.fixture
-def signed_in(client, history):
-    log_in_as(client, history.me)
-    return client
-
-
-def number(page: str, name: str) -> str:
-    return re.search(rf'data-number="{name}">([^<]*)<', page).group(1).strip()
 
 
 LISTENING_VIEWS = [
@@ -47,83 +30,87 @@ LISTENING_VIEWS = [
 ]
 
 
-def test_every_stored_listening_page_equals_the_live_sql(signed_in, history, conn):
+def test_every_stored_listening_page_equals_the_live_sql(signed_in_with_plays, played_history, conn):
     served = {}
     for path in [*LISTENING_VIEWS, "/listening/2025", "/listening/2024"]:
-        first = signed_in.get(path)
+        first = signed_in_with_plays.get(path)
         assert first.status_code == 200, path
-        again = signed_in.get(path)  # from what the first stored, or the rendered page
+        again = signed_in_with_plays.get(path)  # from what the first stored, or the rendered page
         assert again.get_data(as_text=True) == first.get_data(as_text=True), path
         served[path] = first
     cur = conn.cursor()
-    stored = [a for a in store_db.stored_answers(cur, history.me) if a["chart"] in ("year-in-review", "listening-page")]
+    stored = [
+        a for a in store_db.stored_answers(cur, played_history.me) if a["chart"] in ("year-in-review", "listening-page")
+    ]
     assert sorted(a["params"] for a in stored if a["chart"] == "year-in-review") == ["year=2024", "year=2025"]
     assert len([a for a in stored if a["chart"] == "listening-page"]) == len(LISTENING_VIEWS)
     for answer in stored:
         params = dict(pair.split("=", 1) for pair in answer["params"].split("&"))
         if answer["chart"] == "year-in-review":
-            live = listening.year_page(cur, history.me, int(params["year"]))
+            live = listening.year_page(cur, played_history.me, int(params["year"]))
         else:
             args = {k: v for k, v in params.items() if k in ("preset", "from", "to") and v}
-            live = listening.listening_page(cur, history.me, args, params["by"], params["grain"] or None)
+            live = listening.listening_page(cur, played_history.me, args, params["by"], params["grain"] or None)
         assert answer["body"] == live, answer["params"]
 
 
 @pytest.mark.parametrize("path", ["/listening/2025", "/listening?preset=all"])
-def test_an_unchanged_listening_page_is_a_304_and_a_new_play_a_new_page(signed_in, history, conn, path):
-    first = signed_in.get(path)
+def test_an_unchanged_listening_page_is_a_304_and_a_new_play_a_new_page(
+    signed_in_with_plays, played_history, conn, path
+):
+    first = signed_in_with_plays.get(path)
     assert first.status_code == 200 and first.headers["Cache-Control"] == REVALIDATE
     tag = first.headers["ETag"]
-    again = signed_in.get(path, headers={"If-None-Match": tag})
+    again = signed_in_with_plays.get(path, headers={"If-None-Match": tag})
     assert again.status_code == 304 and again.data == b""
-    plays = int(number(first.get_data(as_text=True), "plays").replace(",", ""))
+    plays = int(data_number(first.get_data(as_text=True), "plays").replace(",", ""))
     conn.cursor().execute(
         "INSERT INTO plays (user_id, played_at, track_name, artist_name, ms_played, source) "
         "VALUES (%s, '2025-06-15T12:00:00Z', 'A new song', 'A new artist', 60000, 'export')",
-        (history.me,),
+        (played_history.me,),
     )
-    changed = signed_in.get(path, headers={"If-None-Match": tag})
+    changed = signed_in_with_plays.get(path, headers={"If-None-Match": tag})
     assert changed.status_code == 200 and changed.headers["ETag"] != tag
-    assert number(changed.get_data(as_text=True), "plays") == f"{plays + 1:,}"
+    assert data_number(changed.get_data(as_text=True), "plays") == f"{plays + 1:,}"
 
 
-def test_a_time_zone_change_is_a_new_page(signed_in, history):
-    first = signed_in.get("/listening/2025")
+def test_a_time_zone_change_is_a_new_page(signed_in_with_plays, played_history):
+    first = signed_in_with_plays.get("/listening/2025")
     token = re.search(r'name="csrf_token" value="([^"]+)"', first.get_data(as_text=True)).group(1)
-    moved = signed_in.post(
+    moved = signed_in_with_plays.post(
         "/listening/time-zone",
         data={"csrf_token": token, "time_zone": "Asia/Tokyo"},
         headers={"Accept": "application/json"},
     )
     assert moved.get_json()["changed"] is True
-    after = signed_in.get("/listening/2025", headers={"If-None-Match": first.headers["ETag"]})
+    after = signed_in_with_plays.get("/listening/2025", headers={"If-None-Match": first.headers["ETag"]})
     assert after.status_code == 200 and "Days and months are Asia/Tokyo time." in after.get_data(as_text=True)
 
 
-def test_bad_listening_input_is_still_a_400_with_a_message(signed_in, history):
+def test_bad_listening_input_is_still_a_400_with_a_message(signed_in_with_plays, played_history):
     for path, message in [
         ("/listening?preset=decade", "Unknown period"),
         ("/listening?from=yesterday", "is not a date"),
         ("/listening?from=2025-05-01&to=2025-04-01", "after it ends"),
         ("/listening?by=skips", "Unknown by"),
     ]:
-        answer = signed_in.get(path)
+        answer = signed_in_with_plays.get(path)
         assert answer.status_code == 400 and message in answer.get_data(as_text=True), path
 
 
-def test_a_dead_session_gets_no_stored_page(signed_in, history, conn):
-    assert signed_in.get("/listening/2025").status_code == 200
-    conn.cursor().execute("UPDATE users SET session_version = session_version + 1 WHERE id = %s", (history.me,))
-    gone = signed_in.get("/listening/2025")
+def test_a_dead_session_gets_no_stored_page(signed_in_with_plays, played_history, conn):
+    assert signed_in_with_plays.get("/listening/2025").status_code == 200
+    conn.cursor().execute("UPDATE users SET session_version = session_version + 1 WHERE id = %s", (played_history.me,))
+    gone = signed_in_with_plays.get("/listening/2025")
     assert gone.status_code == 302 and gone.headers["Location"].endswith("/login")
-    assert signed_in.get("/api/charts/turnover").status_code == 401
+    assert signed_in_with_plays.get("/api/charts/turnover").status_code == 401
 
 
 # -- a capture and an import reach the next view -------------------------------------------
 def plays_on(client, path: str) -> int:
     page = client.get(path)
     assert page.status_code == 200
-    return int(number(page.get_data(as_text=True), "plays").replace(",", ""))
+    return int(data_number(page.get_data(as_text=True), "plays").replace(",", ""))
 
 
 def test_no_stale_listening_page_after_a_capture_or_an_import(logged_in, spotify_app, db, tmp_path):
@@ -184,10 +171,10 @@ def query_one(conn, sql: str, *params):
         return cur.fetchone()[0]
 
 
-def test_the_stored_forms_are_json_as_the_pages_read_them(conn, history):
+def test_the_stored_forms_are_json_as_the_pages_read_them(conn, played_history):
     cur = conn.cursor()
-    pdb.refresh_rollups(cur, history.me)
-    page = listening.year_page(cur, history.me, 2025)
+    pdb.refresh_rollups(cur, played_history.me)
+    page = listening.year_page(cur, played_history.me, 2025)
     assert json.loads(json.dumps(page)) == page
     revived = listening.revive_year(json.loads(json.dumps(page)))
     assert isinstance(revived["review"]["biggest_month"]["period"], date)
