@@ -162,9 +162,14 @@ def stage_table(cur, source: LegacySource, spec: TableSpec, report: Report, clea
     stats = TableStats(source=source.count(spec))
     progress = Progress(spec.name, stats.source)
     rejected_refs = []
-    chunks = source.stream(spec, chunk_size=2000 if spec.staging == "tracks" else 20000)
+    chunk_size = 2000 if spec.staging == "tracks" else 20000
+    if source.shared_snapshot and cleaner.workers:  # each worker reads its ranges (same working directory)
+        ranges = source.ranges(spec, chunk_size)
+        results = cleaner.map_ranges(str(source.path), source.layout, spec.name, source.selected(spec), ranges)
+    else:
+        results = cleaner.map(source.layout, spec.name, source.stream(spec, chunk_size=chunk_size))
     with load.CopyPipe(cur.connection, spec.staging) as pipe:
-        for cleaned in cleaner.map(source.layout, spec.name, chunks):
+        for cleaned in results:
             pipe.send(cleaned.copy_text)
             for action, legacy_key, reason, original in cleaned.reports:
                 stats.rejected += action == "rejected"

@@ -20,7 +20,6 @@ from hashlib import md5
 from pathlib import Path
 
 from .cleaning_rules import (
-    BAD_TEXT_CHARS,
     FIELD_SEP,
     INT4_MAX,
     Invalid,
@@ -32,6 +31,7 @@ from .cleaning_rules import (
     clean_spotify_id,
     clean_text,
     clean_timestamp_text,
+    has_bad_chars,
     row_checksum,
 )
 
@@ -67,20 +67,39 @@ class LegacySource:
     tables: list[TableSpec]
     missing_tables: list[str]
 
+    shared_snapshot: bool = True  # other connections see what this one sees (not WAL)
+
     def count(self, spec: TableSpec) -> int:
         if spec.name in self.missing_tables:
             return 0
         with self.reading():
             return self.conn.execute(f'SELECT count(*) FROM "{spec.name}"').fetchone()[0]
 
-    @contextlib.contextmanager
     def reading(self):
-        """A damaged file (a page overwritten, truncated) fails deep inside a read: say so in
-        one line naming the file, whichever row it was."""
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            raise LegacyInputError(f"{self.path}: the SQLite file is damaged ({exc})") from None
+        return reading(self.path)
+
+    def selected(self, spec: TableSpec) -> str:
+        """The select list of a table's columns (NULL for an optional column it lacks)."""
+        return ", ".join(f'"{c}"' if c in spec.present_columns else f'NULL AS "{c}"' for c in spec.columns)
+
+    def ranges(self, spec: TableSpec, chunk_size: int):
+        """Yield (after, up to) rowid bounds of ``chunk_size`` rows each, in rowid order."""
+        if spec.name in self.missing_tables:
+            return
+        last = -(2**63)
+        while True:
+            with self.reading():
+                row = self.conn.execute(
+                    f'SELECT rowid FROM "{spec.name}" WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?',
+                    (last, chunk_size - 1),
+                ).fetchone()
+                if row is None:
+                    row = self.conn.execute(f'SELECT max(rowid) FROM "{spec.name}" WHERE rowid > ?', (last,)).fetchone()
+                    if row[0] is not None:
+                        yield last, row[0]
+                    return
+            yield last, row[0]
+            last = row[0]
 
     def stream(self, spec: TableSpec, chunk_size: int = 5000):
         """Yield lists of (rowid, *columns) in rowid order, one keyset page at a time.
@@ -90,28 +109,18 @@ class LegacySource:
         """
         if spec.name in self.missing_tables:
             return
-        selected = ", ".join(f'"{c}"' if c in spec.present_columns else f'NULL AS "{c}"' for c in spec.columns)
-        query = f'SELECT rowid, {selected} FROM "{spec.name}" WHERE rowid > ? ORDER BY rowid LIMIT {int(chunk_size)}'
+        query = (
+            f'SELECT rowid, {self.selected(spec)} FROM "{spec.name}" '
+            f"WHERE rowid > ? ORDER BY rowid LIMIT {int(chunk_size)}"
+        )
         last = -(2**63)
         while True:
             with self.reading():
-                rows = self._page(query, last)
+                rows = fetch_lenient(self.conn, query, (last,))
             if not rows:
                 return
             last = rows[-1][0]
             yield rows
-
-    def _page(self, query: str, last: int) -> list:
-        try:
-            return self.conn.execute(query, (last,)).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "decode" not in str(exc):
-                raise
-        self.conn.text_factory = _lenient_text
-        try:
-            return self.conn.execute(query, (last,)).fetchall()
-        finally:
-            self.conn.text_factory = str
 
     def original_row(self, table: str, rowid: int) -> dict | None:
         """The untouched source row, for report lines decided in PostgreSQL."""
@@ -132,6 +141,44 @@ def _lenient_text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
+@contextlib.contextmanager
+def reading(path):
+    """A damaged file (a page overwritten, truncated) fails deep inside a read: say so in
+    one line naming the file, whichever row it was."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise LegacyInputError(f"{path}: the SQLite file is damaged ({exc})") from None
+
+
+def fetch_lenient(conn: sqlite3.Connection, query: str, parameters: tuple) -> list:
+    """All rows of a query, text decoded at C speed; rows holding invalid UTF-8 are read
+    again with surrogateescape so the cleaners see (and report) the bad bytes."""
+    try:
+        return conn.execute(query, parameters).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "decode" not in str(exc):
+            raise
+    conn.text_factory = _lenient_text
+    try:
+        return conn.execute(query, parameters).fetchall()
+    finally:
+        conn.text_factory = str
+
+
+def connect_read_only(path: Path, busy_timeout: float = 2.0) -> sqlite3.Connection:
+    """A read-only connection inside one read transaction (a consistent snapshot)."""
+    conn = sqlite3.connect(
+        path.resolve().as_uri() + "?mode=ro",
+        uri=True,
+        timeout=busy_timeout,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    conn.execute("BEGIN")  # one snapshot for every read, released only at close
+    return conn
+
+
 def open_legacy(path: str | Path, busy_timeout: float = 2.0) -> LegacySource:
     """Open read-only, inside one read transaction (a consistent snapshot), and detect."""
     path = Path(path)
@@ -140,14 +187,7 @@ def open_legacy(path: str | Path, busy_timeout: float = 2.0) -> LegacySource:
         what = "an empty file" if not header else "not a SQLite 3 database (wrong header)"
         raise LegacyInputError(f"{path}: {what}")
     try:
-        conn = sqlite3.connect(
-            path.resolve().as_uri() + "?mode=ro",
-            uri=True,
-            timeout=busy_timeout,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        conn.execute("BEGIN")  # one snapshot for every read, released only at close
+        conn = connect_read_only(path, busy_timeout)
         master = conn.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
         # a bound name, never one spliced into the statement: names may hold any character
         columns = {
@@ -165,10 +205,17 @@ def open_legacy(path: str | Path, busy_timeout: float = 2.0) -> LegacySource:
     try:
         refuse_views({name for kind, name in master if kind == "view"})
         layout, specs, missing = detect_layout(columns)
+        # in rollback-journal mode this connection's read lock keeps every writer out, so
+        # the cleaning processes' own connections read the same rows; a WAL file lets
+        # writers commit, and each new connection would see another snapshot
+        journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise LegacyInputError(f"{path}: not a readable SQLite database ({exc})") from None
     except LegacyInputError as exc:
         conn.close()
         raise LegacyInputError(f"{path}: {exc}") from None
-    return LegacySource(path, conn, layout, specs, missing)
+    return LegacySource(path, conn, layout, specs, missing, shared_snapshot=str(journal).lower() != "wal")
 
 
 def read_header(path: Path) -> bytes:
@@ -431,7 +478,7 @@ def _key(position):
         if value is None:
             return f"rowid:{rowid}"
         text = value if value.__class__ is str else str(value)
-        return ascii(text) if BAD_TEXT_CHARS.search(text) else text  # NUL, bad UTF-8
+        return ascii(text) if has_bad_chars(text) else text  # NUL, bad UTF-8
 
     return legacy_key
 

@@ -1,9 +1,12 @@
 """Cleaning legacy rows into COPY text, on every core.
 
-Reading SQLite and feeding COPY happen in the main process; the cleaning rules (the
-costly part: JSON parsing, timestamps, checksums) run in worker processes, one chunk
-of rows at a time. Chunks come back in the order they were sent, so the rejects report
-and the staging tables see the rows in the same order as a single process would.
+Each worker process reads its own rowid ranges of the SQLite file on a read-only
+connection of its own and cleans them (``clean_range``); the main process only feeds the
+COPY text to PostgreSQL, instead of reading every row and passing it through a pipe.
+Ranges come back in the order they were sent, so the rejects report and the staging
+tables see the rows in the same order as a single process would. A WAL file, whose other
+connections may see another snapshot, is read by the main process and its rows handed
+over in chunks instead (``Cleaner.map``).
 """
 
 from __future__ import annotations
@@ -12,15 +15,17 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sqlite3
 import threading
 from collections import Counter, deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .cleaning_rules import Invalid, RowIssues, clean_spotify_id, original_values
 from .load import copy_line
-from .sqlite_source import specs_for
+from .sqlite_source import connect_read_only, fetch_lenient, reading, specs_for
 
 IN_FLIGHT_PER_WORKER = 2  # chunks queued per worker: enough to hide the hand-over
 MAX_WORKERS = 4
@@ -77,6 +82,24 @@ def clean_chunk(layout: str, table: str, chunk: list) -> CleanedChunk:
     return result
 
 
+_readers: dict[str, sqlite3.Connection] = {}  # a worker's read-only connections, by file
+
+
+def _reader(path: str) -> sqlite3.Connection:
+    conn = _readers.get(path)
+    if conn is None:
+        conn = _readers[path] = connect_read_only(Path(path))
+    return conn
+
+
+def clean_range(path: str, layout: str, table: str, selected: str, after: int, up_to: int) -> CleanedChunk:
+    """Read the rows after rowid ``after`` up to ``up_to`` (inclusive) and clean them."""
+    query = f'SELECT rowid, {selected} FROM "{table}" WHERE rowid > ? AND rowid <= ? ORDER BY rowid'
+    with reading(path):
+        rows = fetch_lenient(_reader(path), query, (after, up_to))
+    return clean_chunk(layout, table, rows)
+
+
 def _start_worker() -> None:
     # Ctrl-C reaches the whole process group: the main process handles it (rolls back,
     # says so in one line); a worker would only print a traceback
@@ -124,15 +147,22 @@ class Cleaner:
                 self.workers = 0
 
     def map(self, layout: str, table: str, chunks):
-        """Yield a CleanedChunk per chunk, in order, with a bounded number in flight."""
+        """Yield a CleanedChunk per chunk of rows, in order, with a bounded number in flight."""
+        return self._in_order(table, clean_chunk, ((layout, table, chunk) for chunk in chunks))
+
+    def map_ranges(self, path: str, layout: str, table: str, selected: str, ranges):
+        """Yield a CleanedChunk per rowid range, read by the worker itself, in order."""
+        return self._in_order(table, clean_range, ((path, layout, table, selected, *bounds) for bounds in ranges))
+
+    def _in_order(self, table: str, task, arguments):
         if self._pool is None:
-            for chunk in chunks:
-                yield clean_chunk(layout, table, chunk)
+            for args in arguments:
+                yield task(*args)
             return
         pending: deque = deque()
         try:
-            for chunk in chunks:
-                pending.append(self._pool.submit(clean_chunk, layout, table, chunk))
+            for args in arguments:
+                pending.append(self._pool.submit(task, *args))
                 if len(pending) >= self.workers * IN_FLIGHT_PER_WORKER:
                     yield pending.popleft().result()
             while pending:

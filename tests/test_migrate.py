@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -452,6 +453,56 @@ def test_ctrl_c_between_the_commit_and_the_report_keeps_the_report(make_database
     assert fetch(url, "SELECT count(*) FROM artists") != [(0,)]  # committed
 
 
+def _refuse_to_stream(*_args, **_kwargs):
+    raise AssertionError("the main process read the rows itself")
+
+
+def test_the_cleaning_processes_read_the_file_themselves(make_database, v1_file, monkeypatch):
+    """With workers, the main process never reads a row (it hands out rowid ranges); the
+    result is the one of the main process reading, as a WAL file (read that way) shows."""
+    path, manifest = v1_file
+    url = make_database()
+    monkeypatch.setattr(migration_clean, "default_workers", lambda: 2)
+    with monkeypatch.context() as patched:
+        patched.setattr(cli.LegacySource, "stream", _refuse_to_stream)
+        assert migrate(path, "--database-url", url) == cli.EXIT_OK
+    counts = (
+        "SELECT (SELECT count(*) FROM artists), (SELECT count(*) FROM tracks), (SELECT count(*) FROM playlist_tracks)"
+    )
+    landed = fetch(url, counts)
+    wal = path.with_name("wal.db")
+    make_v1(wal)
+    conn = sqlite3.connect(wal)
+    assert conn.execute("PRAGMA journal_mode = WAL").fetchone() == ("wal",)
+    conn.close()
+    source = cli.open_legacy(wal)
+    assert not source.shared_snapshot  # another connection could see another snapshot
+    source.close()
+    other = make_database()
+    assert migrate(wal, "--database-url", other) == cli.EXIT_OK
+    assert fetch(other, counts) == landed
+    assert landed[0][1] == manifest["tracks"]["rows"] - manifest["tracks"]["merged"] - manifest["tracks"]["rejected"]
+
+
+def test_rowid_ranges_cover_every_row_once(tmp_path):
+    path = tmp_path / "sparse.db"
+    make_v1(path, artists=40, tracks=0, entries=0, dirty=False)
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM artists WHERE id % 3 = 0 OR id BETWEEN 10 AND 20")
+    conn.execute("INSERT INTO artists VALUES (-5, 'negativeRowid000000001', 'Below', '2020-01-01 00:00:00')")
+    conn.execute("INSERT INTO artists VALUES (9000000000, 'hugeRowid0000000000001', 'Far', '2020-01-01 00:00:00')")
+    conn.commit()
+    rowids = [r[0] for r in conn.execute("SELECT rowid FROM artists ORDER BY rowid")]
+    conn.close()
+    source = cli.open_legacy(path)
+    [spec] = [s for s in source.tables if s.name == "artists"]
+    ranges = list(source.ranges(spec, 4))
+    source.close()
+    covered = [[r for r in rowids if after < r <= up_to] for after, up_to in ranges]
+    assert [r for chunk in covered for r in chunk] == rowids
+    assert all(1 <= len(chunk) <= 4 for chunk in covered)
+
+
 def test_empty_legacy_database(make_database, tmp_path, capsys):
     path = tmp_path / "empty.db"
     make_v1(path, artists=0, tracks=0, entries=0, dirty=False)
@@ -468,8 +519,6 @@ def test_database_with_only_artists(make_database, tmp_path):
     assert migrate(path, "--database-url", url) == cli.EXIT_OK
     assert fetch(url, "SELECT count(*) FROM artists") == [(30,)]
     # a file that has nothing but the artists table is v1 too; absent tables count as empty
-    import sqlite3
-
     only = tmp_path / "only_artists.db"
     conn = sqlite3.connect(only)
     conn.execute(
