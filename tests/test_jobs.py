@@ -278,3 +278,45 @@ def test_housekeeping_renews_an_access_token_before_it_runs_out(make_app, live_e
         (uid,),
     )
     assert bytes(after) != bytes(before) and lasts  # a new token, good for the next hour
+
+
+def test_daily_snapshots_are_spread_over_the_day_each_person_once_a_day(conn):
+    """The tick's question (jobs_db.users_due_for_snapshot) for 2,000 people: whoever last
+    synced k hours into the last 24 is due only if their second of the day came after that,
+    so the number due falls evenly with k (all at one moment, e.g. midnight, would give
+    all or nothing), and nobody is due twice in a day."""
+    from jobs import jobs_db
+
+    people = 2000
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO users (spotify_id) SELECT 'spread-' || n FROM generate_series(1, %s) n RETURNING id",
+            (people,),
+        )
+        ids = {row[0] for row in cur.fetchall()}
+        cur.execute(
+            "INSERT INTO spotify_tokens (user_id, refresh_token_encrypted, expires_at) "
+            "SELECT id, '\\x00'::bytea, now() FROM users WHERE id = ANY(%s)",
+            (list(ids),),
+        )
+
+        def due_after_syncing_at(hours_into_the_last_day: int) -> set:
+            cur.execute(
+                "UPDATE users SET last_synced_at = now() - interval '1 day' + make_interval(hours => %s) "
+                "WHERE id = ANY(%s)",
+                (hours_into_the_last_day, list(ids)),
+            )
+            return set(jobs_db.users_due_for_snapshot(cur, 10 * people)) & ids
+
+        counts = []
+        for hours in range(24):
+            due = due_after_syncing_at(hours)
+            assert due == set(jobs_db.users_due_for_snapshot(cur, 10 * people)) & ids  # stable
+            counts.append(len(due))
+        assert counts[0] == people  # each person's second of the day is somewhere in any 24 hours
+        for hours, count in enumerate(counts):
+            expected = people * (24 - hours) / 24
+            assert abs(count - expected) <= 0.05 * people, (hours, counts)
+        # synced just now: nobody is due again before their second of tomorrow
+        cur.execute("UPDATE users SET last_synced_at = now() WHERE id = ANY(%s)", (list(ids),))
+        assert set(jobs_db.users_due_for_snapshot(cur, 10 * people)) & ids == set()
