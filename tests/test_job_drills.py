@@ -48,7 +48,7 @@ LISTENERS = ("ava", "bruno", "chen")
 # job taken for stalled would run twice.
 WORKER = {"JOBS_STALLED_AFTER": "10", "CAPTURE_INTERVAL": "2", "JOBS_RETRY_BASE": "0.5"}
 # The three drills on two worker processes take minutes each on a loaded machine and were
-# not yet seen green with the last fixes: run them with RUN_JOB_DRILLS=1.
+# not yet reliably green (2 of 3 runs on 2026-12-02 lost one play at the end, see README): RUN_JOB_DRILLS=1.
 process_drill = pytest.mark.skipif(
     os.environ.get("RUN_JOB_DRILLS") != "1", reason="a process drill: RUN_JOB_DRILLS=1 runs it"
 )
