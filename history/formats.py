@@ -65,6 +65,12 @@ EXTENDED_COLUMNS = (
     "platform",
     "country",
 )
+# An extended batch's COPY lines: the person, the row's fields, the source. The same lines
+# go straight into plays or into the staging table (history_db).
+EXTENDED_LINE_COLUMNS = ("user_id", *EXTENDED_COLUMNS, "source")
+EXTENDED_SOURCE = "export"
+# A track the import meets first in a batch, as the batch's track lines name it.
+TRACK_COLUMNS = ("spotify_id", "name", "artist_name", "album_name")
 BASIC_COLUMNS = ("file_no", "row_no", "played_minute", "track_name", "artist_name", "ms_played")
 
 # Spotify started in 2006 (its service in 2008): an earlier "ts" is not a real play.
@@ -228,11 +234,12 @@ def track_id_of(uri) -> str:
     return NULL
 
 
-def extended_line(row, tally: Tally, file_name: str, row_number: int) -> str | None:
-    """One extended-history row as a COPY line of EXTENDED_COLUMNS, or None (counted).
+def extended_fields(row, tally: Tally, file_name: str, row_number: int) -> list[str] | None:
+    """One extended-history row as its EXTENDED_COLUMNS fields (plain text, NULL for none;
+    ``fields_line`` escapes them), or None (counted).
 
-    The hot loop of an import (300,000 rows for a heavy listener): fields are read once and
-    the line is escaped only when it holds a character COPY treats specially."""
+    The hot loop of an import (300,000 rows for a heavy listener): fields are read once.
+    The first field is the end time in UTC, its first 19 characters the second it names."""
     if type(row) is not dict:
         tally.reject(file_name, row_number, "not a JSON object")
         return None
@@ -279,11 +286,18 @@ def extended_line(row, tally: Tally, file_name: str, row_number: int) -> str | N
         plain_short(get("platform")),
         country_code(get("conn_country")),
     ]
+    tally.staged += 1
+    return fields
+
+
+def fields_line(fields: list[str]) -> str:
+    """Plain fields as one COPY text line (without its newline), escaped only when one of
+    them holds a character COPY treats specially."""
     line = "\t".join(fields)
     if NEEDS_LINE_ESCAPE.search(line) is not None or line.count("\t") != len(fields) - 1:
         line = "\t".join(f if f is NULL else copy_text(f) for f in fields)
-    tally.staged += 1
-    return line + "\n"
+    return line
+
 
 
 def basic_line(row, tally: Tally, file_name: str, file_no: int, row_number: int) -> str | None:

@@ -38,6 +38,8 @@ ones are deleted, the precise ones stored; a capture keeps the basic row's facts
 
 from __future__ import annotations
 
+import io
+
 from psycopg2.errors import InsufficientPrivilege, UniqueViolation
 
 from database import fetch_one, fetch_single, fetch_value
@@ -70,11 +72,13 @@ DRIFT = 30
 def create_staging(cur) -> None:
     cur.execute("""
         CREATE TEMP TABLE history_stage (
-            played_at timestamptz NOT NULL, track_id text, track_name text, artist_name text, album_name text,
-            ms_played integer NOT NULL, reason_start text, reason_end text,
-            skipped boolean, shuffle boolean, offline boolean, platform text, country text
+            user_id bigint, played_at timestamptz NOT NULL, track_id text, track_name text, artist_name text,
+            album_name text, ms_played integer NOT NULL, reason_start text, reason_end text,
+            skipped boolean, shuffle boolean, offline boolean, platform text, country text, source text
         ) ON COMMIT DROP;
-        CREATE TEMP TABLE history_tracks_held (spotify_id text PRIMARY KEY) ON COMMIT DROP;
+        CREATE TEMP TABLE history_stage_tracks (
+            spotify_id text NOT NULL, name text, artist_name text, album_name text
+        ) ON COMMIT DROP;
         CREATE TEMP TABLE history_stage_basic (
             file_no integer NOT NULL, row_no integer NOT NULL, played_minute timestamptz NOT NULL,
             track_name text NOT NULL, artist_name text, ms_played integer NOT NULL
@@ -83,7 +87,9 @@ def create_staging(cur) -> None:
 
 
 def copy_extended(cur, stream, columns) -> None:
-    """COPY extended rows (COPY text lines, ``columns`` order) from a file-like ``stream``."""
+    """COPY extended rows (COPY text lines, ``columns`` order) from a file-like ``stream``
+    into the stage (its user_id and source columns are not read: resolving writes the
+    importer's person and 'export')."""
     cur.copy_expert(f"COPY history_stage ({', '.join(columns)}) FROM STDIN", stream, size=1 << 18)
 
 
@@ -196,15 +202,15 @@ FROM written
 """
 
 
-def resolve_extended(cur, user_id: int, supersede_basic: bool, fast: bool = False) -> dict:
+def resolve_extended(cur, user_id: int, supersede_basic: bool, fast: bool = False, held: dict | None = None) -> dict:
     """Move the staged extended rows into plays (and their new tracks into the catalogue),
     then empty the stage. Returns counts: new_tracks, new_plays, completed (known plays the
     export completed or replaced: basic ones, captured ones a few seconds off),
-    already_known, duplicates (twice in the upload).
-    ``fast``: the set-based path (``fast_path_possible`` said yes for this transaction)."""
-    held = hold_tracks(cur) if fast else None
-    if held is None or held["added"] + held["existing"] != held["wanted"]:
-        cur.execute(ADD_NAMED_TRACKS)  # (another writer added one of them meanwhile)
+    already_known, duplicates (twice in the stage).
+    ``fast``: the set-based path (``fast_path_possible`` said yes for this transaction and
+    ``hold_tracks`` held every track the batch meets first: ``held``, its counts)."""
+    if not fast or held is None:
+        cur.execute(ADD_NAMED_TRACKS)  # (or another writer added one of them meanwhile)
         new_tracks = fetch_value(cur) + (held["added"] if held else 0)
         fast = False
     else:
@@ -292,45 +298,105 @@ def fast_path_possible(cur) -> bool:
     return True
 
 
-# The track foreign key's work for a batch, once per track and import: the staged tracks
-# this import has not met yet are looked up together; those the catalogue has are locked
-# FOR KEY SHARE (as each row's check would: nobody deletes them before we commit), sorted
-# like every other writer of tracks; the others are added with the export's names (as
-# ADD_NAMED_TRACKS). Both are remembered in history_tracks_held, so a track is looked up
-# once per import, not once per play. added + existing < wanted: another writer added one
-# of them meanwhile, and the batch goes the row-by-row way.
+# The track foreign key's work for a batch, once per track and import: the tracks this
+# import meets first in the batch (the parser lists each once per import, with the names
+# of its first row that has them) are looked up together; those the catalogue has are
+# locked FOR KEY SHARE (as each row's check would: nobody deletes them before we commit),
+# sorted like every other writer of tracks; the others are added with the export's names
+# (as ADD_NAMED_TRACKS). A track of an earlier batch was held then, or, when that batch
+# went the row-by-row way, locked by its rows' checks. added + existing < wanted: another
+# writer added one of them meanwhile, and the batch goes the row-by-row way.
 HOLD_TRACKS = """
-WITH wanted AS (
-    SELECT DISTINCT ON (s.track_id) s.track_id, s.track_name, s.artist_name, s.album_name
-    FROM history_stage s
-    WHERE s.track_id IS NOT NULL AND NOT EXISTS (SELECT FROM history_tracks_held h WHERE h.spotify_id = s.track_id)
-    ORDER BY s.track_id, s.track_name IS NULL
-),
-existing AS (
-    SELECT t.spotify_id FROM tracks t WHERE t.spotify_id IN (SELECT track_id FROM wanted)
+WITH existing AS (
+    SELECT t.spotify_id FROM tracks t WHERE t.spotify_id IN (SELECT spotify_id FROM history_stage_tracks)
     ORDER BY t.spotify_id FOR KEY SHARE
 ),
 added AS (
     INSERT INTO tracks (spotify_id, name, artist_name, album_name, needs_enrichment)
-    SELECT w.track_id, coalesce(w.track_name, ''), w.artist_name, w.album_name, true
-    FROM wanted w WHERE w.track_id NOT IN (SELECT spotify_id FROM existing)
-    ORDER BY w.track_id
+    SELECT w.spotify_id, coalesce(w.name, ''), w.artist_name, w.album_name, true
+    FROM history_stage_tracks w WHERE w.spotify_id NOT IN (SELECT spotify_id FROM existing)
+    ORDER BY w.spotify_id
     ON CONFLICT (spotify_id) DO NOTHING
     RETURNING spotify_id
-),
-held AS (
-    INSERT INTO history_tracks_held (spotify_id)
-    SELECT spotify_id FROM existing UNION ALL SELECT spotify_id FROM added
 )
-SELECT (SELECT count(*) FROM wanted) AS wanted, (SELECT count(*) FROM existing) AS existing,
+SELECT (SELECT count(*) FROM history_stage_tracks) AS wanted, (SELECT count(*) FROM existing) AS existing,
        (SELECT count(*) FROM added) AS added
 """
 
 
-def hold_tracks(cur) -> dict:
-    """Lock or add the staged tracks this import has not met yet; counts of HOLD_TRACKS."""
+def hold_tracks(cur, lines: bytes, columns) -> dict:
+    """Lock or add the tracks a batch meets first (COPY ``lines`` of ``columns``, one per
+    track); the counts of HOLD_TRACKS."""
+    if not lines:
+        return {"wanted": 0, "existing": 0, "added": 0}
+    cur.execute("TRUNCATE history_stage_tracks")
+    cur.copy_expert(f"COPY history_stage_tracks ({', '.join(columns)}) FROM STDIN", io.BytesIO(lines))
     cur.execute(HOLD_TRACKS)
     return fetch_single(cur)
+
+
+# -- a batch straight into plays --------------------------------------------------------
+# When the person has no play within a minute of a batch's time span, nothing of it can be
+# known already: no play of the same second, no captured play DRIFT seconds off, no basic
+# play of the same minute. The batch (one row per second, the parser saw to that) is then
+# COPYed into plays itself, page by page, instead of into the stage and through an INSERT
+# that writes row by row: the set-based path's settings and its work for the triggers
+# (the months noted for the rollups, the data version moved), its tracks held before. A
+# play another writer stored in the span after the look (or is storing) makes the COPY
+# collide on the primary key: the batch is rolled back to its savepoint and staged.
+SPAN_MARGIN = "interval '1 minute'"  # at least DRIFT, and a basic play's minute
+SPAN_HAS_PLAYS = f"""
+SELECT EXISTS (SELECT FROM plays WHERE user_id = %(user_id)s
+                                   AND played_at >= %(first)s::timestamptz - {SPAN_MARGIN}
+                                   AND played_at <= %(last)s::timestamptz + {SPAN_MARGIN})
+"""
+
+
+def span_has_plays(cur, user_id: int, first: str, last: str) -> bool:
+    """Whether the person has a play within a minute of [first, last] (UTC end times)."""
+    cur.execute(SPAN_HAS_PLAYS, {"user_id": user_id, "first": first, "last": last})
+    return fetch_value(cur)
+
+
+# What plays_note_months_after_insert does for a COPYed batch: each local month of the span
+# that has a play of it (one index probe per month; the span had none before the COPY).
+NOTE_SPAN_MONTHS = """
+WITH person AS (SELECT coalesce(time_zone, 'UTC') AS tz FROM users WHERE id = %(user_id)s)
+INSERT INTO play_rollup_dirty (user_id, month)
+SELECT %(user_id)s, m.month::date
+FROM person,
+     generate_series(date_trunc('month', %(first)s::timestamptz AT TIME ZONE person.tz),
+                     date_trunc('month', %(last)s::timestamptz AT TIME ZONE person.tz), interval '1 month') AS m(month)
+WHERE EXISTS (SELECT FROM plays p WHERE p.user_id = %(user_id)s
+                                    AND p.played_at >= greatest(%(first)s::timestamptz, m.month AT TIME ZONE person.tz)
+                                    AND p.played_at <= %(last)s::timestamptz
+                                    AND p.played_at < (m.month + interval '1 month') AT TIME ZONE person.tz)
+"""
+
+
+def copy_new_plays(cur, user_id: int, stream, columns, first: str, last: str) -> int | None:
+    """COPY a batch (lines of ``columns``, one per second, its tracks held, the span
+    [first, last] free of the person's plays: ``span_has_plays``) straight into plays.
+    Returns the plays stored, or None when nothing was: the person is gone, or another
+    writer stored a play of the batch's meanwhile."""
+    params = {"user_id": user_id, "first": first, "last": last}
+    cur.execute("SELECT count(*) FROM (SELECT FROM users WHERE id = %(user_id)s FOR KEY SHARE) person", params)
+    if fetch_value(cur) != 1:
+        return None
+    cur.execute("SAVEPOINT history_batch")
+    try:
+        cur.execute("SET LOCAL session_replication_role = replica")
+        cur.copy_expert(f"COPY plays ({', '.join(columns)}) FROM STDIN", stream, size=1 << 18)
+        copied = cur.rowcount
+        cur.execute("SET LOCAL session_replication_role = origin")
+    except UniqueViolation:
+        cur.execute("ROLLBACK TO SAVEPOINT history_batch")
+        return None
+    cur.execute("RELEASE SAVEPOINT history_batch")
+    if copied:
+        cur.execute(NOTE_SPAN_MONTHS, params)
+        cur.execute("SELECT bump_data_versions(ARRAY[%s]::bigint[])", (user_id,))
+    return copied
 
 
 # What plays_note_months_after_* do (schema_postgres.sql, version 8), for the written rows.

@@ -58,18 +58,74 @@ class FileOutcome:
 @dataclass
 class Batch:
     target: str  # formats.EXTENDED or formats.BASIC
-    text: bytes
+    text: bytes  # COPY lines: formats.EXTENDED_LINE_COLUMNS or BASIC_COLUMNS
     rows: int
+    duplicates: int = 0  # extended rows of a second an earlier row of the batch had (dropped)
+    tracks: bytes = b""  # COPY lines (formats.TRACK_COLUMNS) of the tracks the import meets first here
+    first: str = ""  # the batch's earliest and latest end of playback (UTC, to the second)
+    last: str = ""
 
 
 @dataclass
 class ParseState:
     """What the parser thread shares with the database thread."""
 
+    user_id: int = 0
     tally: formats.Tally = field(default_factory=formats.Tally)
     bytes_done: int = 0
     files: list = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    seen_tracks: set = field(default_factory=set)  # track ids of earlier batches (parser thread only)
+
+
+class ExtendedBatch:
+    """An extended batch in the making. One row per second of playback end (a play's
+    identity: the first row of a second is kept, later ones of the batch are counted as
+    duplicates), as a COPY line for plays itself; and the tracks the import meets for the
+    first time, each named by its first row in the batch that names it (as ADD_NAMED_TRACKS
+    prefers a named row)."""
+
+    def __init__(self, state: ParseState):
+        self.state = state
+        self.prefix = f"{state.user_id}\t"
+        self.suffix = f"\t{formats.EXTENDED_SOURCE}\n"
+        self.lines: list[str] = []
+        self.seconds: set[str] = set()
+        self.tracks: dict[str, list[str]] = {}
+        self.duplicates = 0
+        self.first = self.last = ""
+
+    def add(self, fields: list[str]) -> None:
+        second = fields[0][:19]  # "YYYY-MM-DDTHH:MM:SS" in UTC, whichever way ts was written
+        if second in self.seconds:
+            self.duplicates += 1
+            return
+        self.seconds.add(second)
+        if not self.first or second < self.first:
+            self.first = second
+        if second > self.last:
+            self.last = second
+        track_id = fields[1]
+        if track_id is not formats.NULL and track_id not in self.state.seen_tracks:
+            known = self.tracks.get(track_id)
+            if known is None or (known[1] is formats.NULL and fields[2] is not formats.NULL):
+                self.tracks[track_id] = fields[1:5]
+        self.lines.append(self.prefix + formats.fields_line(fields) + self.suffix)
+
+    def __len__(self) -> int:
+        return len(self.lines) + self.duplicates
+
+    def batch(self) -> Batch:
+        self.state.seen_tracks.update(self.tracks)
+        return Batch(
+            formats.EXTENDED,
+            "".join(self.lines).encode(),
+            len(self.lines),
+            self.duplicates,
+            "".join(formats.fields_line(track) + "\n" for track in self.tracks.values()).encode(),
+            self.first + "Z" if self.first else "",
+            self.last + "Z" if self.last else "",
+        )
 
 
 def one_line(exc: Exception) -> str:
@@ -114,28 +170,33 @@ def parse_source(source: Source, file_no: int, state: ParseState, put: Callable[
     try:
         kind, rows = rows_of(reader, source)
         outcome = FileOutcome(source.name, kind)
-        tally, lines = state.tally, []
-        target = formats.BASIC if kind == formats.BASIC else formats.EXTENDED
+        tally, lines, extended = state.tally, [], ExtendedBatch(state)
         try:
             for number, row in enumerate(rows, 1):
                 tally.rows += 1
                 if kind == formats.EXTENDED:
-                    line = formats.extended_line(row, tally, source.name, number)
+                    fields = formats.extended_fields(row, tally, source.name, number)
+                    if fields is not None:
+                        extended.add(fields)
+                        if len(extended) >= BATCH_ROWS:
+                            put(extended.batch())
+                            extended = ExtendedBatch(state)
                 elif kind == formats.BASIC:
                     line = formats.basic_line(row, tally, source.name, file_no, number)
+                    if line is not None:
+                        lines.append(line)
+                        if len(lines) >= BATCH_ROWS:
+                            put(Batch(formats.BASIC, "".join(lines).encode(), len(lines)))
+                            lines = []
                 else:
-                    line = None
                     formats.count_only(kind, row, tally, source.name, number)
-                if line is not None:
-                    lines.append(line)
-                    if len(lines) >= BATCH_ROWS:
-                        put(Batch(target, "".join(lines).encode(), len(lines)))
-                        lines = []
                 outcome.rows = number
         except ijson.JSONError as exc:
             raise BadInput(f"{source.name}: not valid JSON after row {outcome.rows} ({one_line(exc)})") from None
+        if len(extended):
+            put(extended.batch())
         if lines:
-            put(Batch(target, "".join(lines).encode(), len(lines)))
+            put(Batch(formats.BASIC, "".join(lines).encode(), len(lines)))
         outcome.sha256, outcome.byte_size = reader.sha256.digest(), reader.bytes
         return outcome
     finally:
@@ -160,7 +221,7 @@ class Importer:
         self.conn, self.user_id, self.sources = conn, user_id, sources
         self.progress = progress or (lambda stage, done, total, rows: None)
         self.force = force  # parse files even when their fingerprint is known (the benchmark)
-        self.state = ParseState()
+        self.state = ParseState(user_id)
         self.bytes_total = sum(s.size for s in sources)
         self.counts: dict = {
             "new_plays": 0,
@@ -172,6 +233,9 @@ class Importer:
         }
         self._last_report = 0.0
         self.fast = False  # plays written the set-based way (history_db.fast_path_possible)
+        # extended batches COPYed straight into plays, and those resolved through staging
+        # (copy_collided: tried straight into plays, rolled back and staged)
+        self.batches = {"copied": 0, "staged": 0, "copy_collided": 0}
 
     def report(self, stage: str, force: bool = False) -> None:
         now = time.monotonic()
@@ -271,11 +335,33 @@ class Importer:
             parser.join(timeout=30)
 
     def store(self, cur, batch: Batch, supersede_basic: bool) -> None:
+        """One batch into the database. An extended batch goes straight into plays (one
+        COPY) when the set-based path is possible, its tracks are held, and the person has
+        no play in or near its time span (nothing to complete, supersede or dedupe against);
+        otherwise, or when the COPY collides with a play another writer stored meanwhile
+        (rolled back to its savepoint), it is staged and resolved (history_db)."""
         if batch.target == formats.BASIC:
             history_db.copy_basic(cur, io.BytesIO(batch.text), formats.BASIC_COLUMNS)
             return
-        history_db.copy_extended(cur, io.BytesIO(batch.text), formats.EXTENDED_COLUMNS)
-        counts = history_db.resolve_extended(cur, self.user_id, supersede_basic, self.fast)
+        fast, held = self.fast, None
+        if fast:
+            held = history_db.hold_tracks(cur, batch.tracks, formats.TRACK_COLUMNS)
+            fast = held["added"] + held["existing"] == held["wanted"]
+        copied = None
+        if fast and held is not None and not history_db.span_has_plays(cur, self.user_id, batch.first, batch.last):
+            copied = history_db.copy_new_plays(
+                cur, self.user_id, io.BytesIO(batch.text), formats.EXTENDED_LINE_COLUMNS, batch.first, batch.last
+            )
+            if copied is None:
+                self.batches["copy_collided"] += 1
+        if copied is not None and held is not None:
+            counts = {"new_plays": copied, "new_tracks": held["added"], "completed": 0, "already_known": 0}
+            self.batches["copied"] += 1
+        else:
+            history_db.copy_extended(cur, io.BytesIO(batch.text), formats.EXTENDED_LINE_COLUMNS)
+            counts = history_db.resolve_extended(cur, self.user_id, supersede_basic, fast, held)
+            self.batches["staged"] += 1
+        counts["duplicates"] = counts.get("duplicates", 0) + batch.duplicates
         for key in ("new_plays", "new_tracks", "completed", "already_known", "duplicates"):
             self.counts[key] += counts[key]
 
@@ -294,6 +380,7 @@ class Importer:
             "bad": tally["bad"],
             "bad_examples": tally["bad_examples"],
             "nothing_new": self.counts["new_plays"] == 0 and self.counts["completed"] == 0,
+            "batches": dict(self.batches),
             "seconds": round(seconds, 2),
         }
 
