@@ -299,7 +299,6 @@ def fields_line(fields: list[str]) -> str:
     return line
 
 
-
 def basic_line(row, tally: Tally, file_name: str, file_no: int, row_number: int) -> str | None:
     """One account-data music row as a COPY line of BASIC_COLUMNS, or None (counted).
 

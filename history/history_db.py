@@ -374,14 +374,20 @@ WHERE EXISTS (SELECT FROM plays p WHERE p.user_id = %(user_id)s
 """
 
 
+def hold_person(cur, user_id: int) -> bool:
+    """The user key's work for a batch written the set-based way: the person's row locked
+    FOR KEY SHARE, as each row's check would. False: the person is gone."""
+    cur.execute("SELECT count(*) FROM (SELECT FROM users WHERE id = %s FOR KEY SHARE) person", (user_id,))
+    return fetch_value(cur) == 1
+
+
 def copy_new_plays(cur, user_id: int, stream, columns, first: str, last: str) -> int | None:
     """COPY a batch (lines of ``columns``, one per second, its tracks held, the span
     [first, last] free of the person's plays: ``span_has_plays``) straight into plays.
     Returns the plays stored, or None when nothing was: the person is gone, or another
     writer stored a play of the batch's meanwhile."""
     params = {"user_id": user_id, "first": first, "last": last}
-    cur.execute("SELECT count(*) FROM (SELECT FROM users WHERE id = %(user_id)s FOR KEY SHARE) person", params)
-    if fetch_value(cur) != 1:
+    if not hold_person(cur, user_id):
         return None
     cur.execute("SAVEPOINT history_batch")
     try:
@@ -454,8 +460,7 @@ def write_plays_set_based(cur, user_id: int) -> dict | None:
     plays after this statement's snapshot (the plain INSERT would collide; the row-by-row
     INSERT ... ON CONFLICT resolves it). Nothing of the batch is kept then."""
     params = {"user_id": user_id}
-    cur.execute("SELECT count(*) FROM (SELECT FROM users WHERE id = %(user_id)s FOR KEY SHARE) person", params)
-    if fetch_value(cur) != 1:
+    if not hold_person(cur, user_id):
         return None
     cur.execute("SAVEPOINT history_batch")
     try:
