@@ -17,8 +17,8 @@ https://support.spotify.com/us/article/understanding-my-data/):
   ``trackName``, ``msPlayed`` for the last year; ``StreamingHistory_podcast_<n>.json`` with
   ``podcastName`` and ``episodeName``.
 
-A row becomes one line of COPY text for the importer's staging table, or a counted reason
-why it is not a play. Only the fields named in STAGED_FIELDS are ever read: the private
+A row becomes the fields of one line of COPY text (for plays or the importer's staging
+table), or a counted reason why it is not a play. Only the fields named in STAGED_FIELDS are ever read: the private
 ones are never looked at, so they cannot be stored or logged.
 """
 

@@ -2,9 +2,10 @@
 
 Two threads share the work so that both cores are busy: a parser thread reads each file
 through ijson (its C backend, one row at a time: memory stays flat whatever the file's
-size) and turns rows into COPY text in batches; the calling thread COPYs each batch into
-a staging table and resolves it into ``plays`` and ``tracks`` (history_db) while the next
-batch is being parsed. Everything happens in ONE transaction: an unreadable file stops the
+size) and turns rows into COPY text in batches, one row per second of playback end; the
+calling thread COPYs each batch straight into ``plays`` when the person has no play in its
+time span, else into a staging table resolved into ``plays`` and ``tracks`` (history_db),
+while the next batch is being parsed. Everything happens in ONE transaction: an unreadable file stops the
 import with a message naming it, and the database is left as it was.
 
 A file the user imported before (same SHA-256, looked for only among files of the same
