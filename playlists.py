@@ -235,6 +235,18 @@ def created(playlist_id: int, name: str, count: int):
     return redirect(url_for("playlists.show", playlist_id=playlist_id))
 
 
+@bp.context_processor
+def mood_link() -> dict:
+    """``mood_available()`` for the builders' links: the mood playlist only for someone
+    whose tracks have audio features (asked once, when a page shows the links)."""
+
+    def mood_available() -> bool:
+        with transaction() as cur:
+            return playlists_db.has_audio_features(cur, require_user_id())
+
+    return {"mood_available": mood_available}
+
+
 # -- time machine -------------------------------------------------------------------
 @bp.route("/time-machine", methods=["GET", "POST"])
 @login_required

@@ -59,33 +59,38 @@ def era_tracks(cur, user_id: int, first_year: int, last_year: int, limit: int = 
     return fetch_all(cur)
 
 
-def forgotten_gems(cur, user_id: int, recent_days: int = 28, top_n: int = 20, limit: int = 50) -> list[dict]:
-    """Tracks that made the person's top ``top_n`` before the recent window (any range) or
-    in long-term lists, yet appear in none of the short-term snapshots of the last
-    ``recent_days`` days (counted back from their latest short-term snapshot). Strongest
+RECENT_DAYS = 28  # "lately" for forgotten gems: the four weeks before the latest snapshot, and since
+
+
+def forgotten_gems(cur, user_id: int, recent_days: int = RECENT_DAYS, top_n: int = 20, limit: int = 50) -> list[dict]:
+    """Tracks that made the person's top ``top_n`` (any range) before the recent window and
+    have not been heard of since: in no top-tracks snapshot of any range dated in the window
+    and not played in it. The window is the ``recent_days`` days up to the person's latest
+    snapshot, and everything after it (a play since the last sync is recent too). Strongest
     past first: most appearances, then best rank."""
     cur.execute(
         f"""
         WITH latest AS (
-            SELECT max(snapshot_date) AS day FROM snapshots
-            WHERE user_id = %(user_id)s AND time_range = 'short_term'
+            SELECT max(snapshot_date) - %(recent_days)s AS window_start FROM snapshots WHERE user_id = %(user_id)s
         ),
         recent AS (
-            SELECT DISTINCT s.track_id FROM snapshots s, latest
-            WHERE s.user_id = %(user_id)s AND s.time_range = 'short_term'
-              AND s.snapshot_date > latest.day - %(recent_days)s
+            SELECT s.track_id FROM snapshots s, latest
+            WHERE s.user_id = %(user_id)s AND s.snapshot_date > latest.window_start
+            UNION
+            SELECT p.track_id FROM plays p, latest
+            WHERE p.user_id = %(user_id)s AND p.track_id IS NOT NULL
+              AND p.played_at >= latest.window_start + 1
         ),
         ranked_before AS (
             SELECT s.track_id, count(*) AS appearances, min(s.rank) AS best_rank,
                    max(s.snapshot_date) AS last_ranked_on
             FROM snapshots s, latest
-            WHERE s.user_id = %(user_id)s AND s.rank <= %(top_n)s
-              AND (s.snapshot_date <= latest.day - %(recent_days)s OR s.time_range = 'long_term')
+            WHERE s.user_id = %(user_id)s AND s.rank <= %(top_n)s AND s.snapshot_date <= latest.window_start
             GROUP BY s.track_id
         )
         SELECT {TRACK_COLUMNS}, r.appearances, r.best_rank, r.last_ranked_on
         FROM ranked_before r JOIN tracks t ON t.spotify_id = r.track_id
-        WHERE r.track_id NOT IN (SELECT track_id FROM recent)
+        WHERE NOT EXISTS (SELECT 1 FROM recent WHERE recent.track_id = r.track_id)
         ORDER BY r.appearances DESC, r.best_rank, t.name, t.spotify_id
         LIMIT %(limit)s
     """,
@@ -165,6 +170,25 @@ def audio_feature_count(cur, user_id: int) -> int:
         {"user_id": user_id},
     )
     return cur.fetchone()[0]
+
+
+def has_audio_features(cur, user_id: int) -> bool:
+    """Whether any of the person's tracks (saved, ranked or played) has audio features: the
+    mood playlist is offered only then."""
+    cur.execute(
+        """
+        SELECT EXISTS (
+            SELECT 1
+            FROM (SELECT track_id FROM saved_tracks WHERE user_id = %(user_id)s
+                  UNION ALL SELECT track_id FROM snapshots WHERE user_id = %(user_id)s
+                  UNION ALL SELECT track_id FROM plays WHERE user_id = %(user_id)s) AS mine
+            JOIN tracks t ON t.spotify_id = mine.track_id
+            WHERE t.audio_features IS NOT NULL
+        )
+    """,
+        {"user_id": user_id},
+    )
+    return bool(cur.fetchone()[0])
 
 
 def mood_tracks(cur, user_id: int, mood: str, limit: int = 50) -> list[dict]:

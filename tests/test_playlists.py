@@ -81,16 +81,27 @@ def test_the_time_machine_page_says_how_the_tracks_were_chosen(client, conn):
 def test_forgotten_gems(conn, people):
     with conn.cursor() as cur:
         gems = playlists_db.forgotten_gems(cur, people["ava"])
-    # tnight and tqueen ranked before the last four weeks (tqueen also long term) and are
-    # missing from every short-term snapshot after 2026-10-05; tie on (2 appearances,
-    # best #1) broken by name
-    assert ids(gems) == ["tqueen", "tnight"]
-    assert [(g["appearances"], g["best_rank"], g["last_ranked_on"]) for g in gems] == [
-        (2, 1, LATEST),
-        (2, 1, date(2026, 10, 5)),
-    ]
+    # tnight ranked before the last four weeks (up to 2026-10-05) and is in no snapshot of
+    # any range after it; tqueen is, in the long-term list of 2026-11-02, so it is no gem
+    assert ids(gems) == ["tnight"]
+    assert [(g["appearances"], g["best_rank"], g["last_ranked_on"]) for g in gems] == [(2, 1, date(2026, 10, 5))]
     with conn.cursor() as cur:
         assert ids(playlists_db.forgotten_gems(cur, people["bob"])) == []  # tbob still ranks for bob
+
+
+def test_a_track_played_in_the_last_four_weeks_is_no_forgotten_gem(conn, people):
+    with conn.cursor() as cur:
+        cur.execute(  # 2026-10-06 is inside the four weeks up to the latest snapshot (2026-11-02)
+            "INSERT INTO plays (user_id, played_at, track_id) VALUES (%s, '2026-10-06 12:00+00', 'tnight')",
+            (people["ava"],),
+        )
+        assert playlists_db.forgotten_gems(cur, people["ava"]) == []
+        cur.execute("DELETE FROM plays WHERE user_id = %s AND track_id = 'tnight'", (people["ava"],))
+        cur.execute(  # before the window: still a gem
+            "INSERT INTO plays (user_id, played_at, track_id) VALUES (%s, '2026-09-20 12:00+00', 'tnight')",
+            (people["ava"],),
+        )
+        assert ids(playlists_db.forgotten_gems(cur, people["ava"])) == ["tnight"]
 
 
 def test_currently_obsessed_are_this_months_risers(conn, people):
@@ -130,6 +141,21 @@ def test_mood_tracks_by_energy_and_valence_quadrant(conn, people):
         assert ids(playlists_db.mood_tracks(cur, people["ava"], "happy")) == ["tdancing", "tnight"]
         assert ids(playlists_db.mood_tracks(cur, people["ava"], "sad")) == ["tqueen"]
         assert playlists_db.mood_tracks(cur, people["ava"], "calm") == []
+
+
+def test_the_mood_link_appears_only_with_audio_features(client, conn, people):
+    log_in_as(client, people["ava"])
+    for path in ("/playlists", "/playlists/forgotten-gems", "/time-machine"):
+        html = client.get(path).get_data(as_text=True)
+        assert 'href="/playlists/mood"' not in html, path
+        assert "No mood playlist: it needs audio features" in html, path
+    with conn.cursor() as cur:
+        tracks_db.store_audio_features(cur, Json([{"id": "tnight", "energy": 0.9, "valence": 0.9}]))
+    for path in ("/playlists", "/playlists/forgotten-gems", "/time-machine"):
+        html = client.get(path).get_data(as_text=True)
+        assert 'href="/playlists/mood"' in html and "No mood playlist" not in html, path
+    mood = client.get("/playlists/mood").get_data(as_text=True)
+    assert 'id="mood-unavailable"' not in mood and "1 of your tracks have audio features" in mood
 
 
 def test_record_playlist_keeps_order_and_first_position_of_repeats(conn, people):
@@ -203,11 +229,12 @@ def test_time_machine_preview_shows_own_tracks_and_survives_spotify_being_unreac
 def test_builder_pages_render_known_answers(client, conn, people):
     log_in_as(client, people["ava"])
     gems = client.get("/playlists/forgotten-gems").get_data(as_text=True)
-    assert "2 gems" in gems and gems.index("Bohemian Rhapsody") < gems.index("Night Fever")
+    assert "1 gem." in gems and "Night Fever" in gems and "Bohemian Rhapsody" not in gems
     obsessed = client.get("/playlists/obsessed").get_data(as_text=True)
     assert "3 risers" in obsessed and "#3 → #1" in obsessed and "new at #3" in obsessed
     mood = client.get("/playlists/mood")
     assert mood.status_code == 200 and 'id="mood-unavailable"' in mood.get_data(as_text=True)
+    assert 'href="/playlists/mood"' not in mood.get_data(as_text=True)
     assert client.get("/playlists/mood?mood=ecstatic").status_code == 400
 
 
