@@ -285,10 +285,13 @@ def check_plays(url: str, before: dict, started_at: datetime, interval: float) -
         low = before.get(spotify_id, 0)
         # a second on: a live play is served at its whole second, a little before its moment
         end = datetime.fromtimestamp(cursor / 1000, UTC) + timedelta(seconds=1)
+        # plays are kept to the second (the emulator's played_at has milliseconds): compared
+        # at the emulator's ms, the sync's newest play, which a capture asks for again and
+        # moves its cursor to, counted as lost
         played = {
-            millis(at)
+            millis(at.replace(microsecond=0))
             for item, at in recently_played_now(spotify_id, end, started_at, interval)
-            if parse_played_item(item)[0] == "track" and low < millis(at) <= cursor
+            if parse_played_item(item)[0] == "track" and low < millis(at.replace(microsecond=0)) <= cursor
         }
         kept = [at for at in stored.get(spotify_id, []) if low < at <= cursor]
         duplicates += len(kept) - len(set(kept))
