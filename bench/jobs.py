@@ -268,6 +268,9 @@ def capture_sequentially() -> None:
 
 
 # -- checks ---------------------------------------------------------------------------
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def millis(when: datetime) -> int:
     return round(when.timestamp() * 1000)
 
@@ -283,8 +286,7 @@ def check_plays(url: str, before: dict, started_at: datetime, interval: float) -
     lost = extra = duplicates = captured = 0
     for spotify_id, cursor in cursors.items():
         low = before.get(spotify_id, 0)
-        # a second on: a live play is served at its whole second, a little before its moment
-        end = datetime.fromtimestamp(cursor / 1000, UTC) + timedelta(seconds=1)
+        end = EPOCH + timedelta(milliseconds=cursor)  # the emulator serves played_at to the ms
         # plays are kept to the second (the emulator's played_at has milliseconds): compared
         # at the emulator's ms, the sync's newest play, which a capture asks for again and
         # moves its cursor to, counted as lost

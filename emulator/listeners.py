@@ -269,6 +269,12 @@ def recently_played(user_id: str, now: datetime) -> list:
 
     Asking again a minute later gives the same history plus anything new.
     """
-    plays = [p for back in range(3, -1, -1) for p in day_plays(user_id, now.date() - timedelta(days=back))]
-    plays = [(as_recently_played(user_id, track_id, at), at) for track_id, at in plays if at <= now]
+    plays: list = []
+    # Days back until there are 50: a quiet few days (or an early hour, before the day's
+    # first session) must still leave Spotify's whole 50, as a real account has
+    for back in range(RECENTLY_PLAYED_MAX):
+        day = [p for p in day_plays(user_id, now.date() - timedelta(days=back)) if p[1] <= now]
+        plays += [(as_recently_played(user_id, track_id, at), at) for track_id, at in day]
+        if len(plays) >= RECENTLY_PLAYED_MAX:
+            break
     return sorted(plays, key=lambda p: p[1], reverse=True)[:RECENTLY_PLAYED_MAX]

@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 from .crowd import taste_of
 from .listeners import RECENTLY_PLAYED_MAX, as_recently_played, day_plays, recently_played, top_track_ids
@@ -37,21 +38,43 @@ def _offset(user_id: str, interval: float) -> float:
     return int.from_bytes(digest, "big") / 2**32 * interval
 
 
+def _whole_milliseconds(at: datetime) -> datetime:
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+@lru_cache(maxsize=4096)
+def _session_seconds(user_id: str, day: date) -> frozenset:
+    """The seconds in which one of the day's session plays ends: a live play there would
+    share its (listener, second) identity with it, and one of the two would be lost."""
+    return frozenset(at.replace(microsecond=0) for _, at in day_plays(user_id, day))
+
+
 def live_plays(
     user_id: str, started_at: datetime, now: datetime, interval: float, limit: int = RECENTLY_PLAYED_MAX
-) -> list:
+) -> list[tuple[str, datetime]]:
     """(track_id, played_at) of the listener's live plays up to ``now``, newest first (at
-    most ``limit``: Spotify keeps 50)."""
-    first = started_at + timedelta(seconds=_offset(user_id, interval))
+    most ``limit``: Spotify keeps 50).
+
+    A play is reported at the very millisecond it becomes visible, as Spotify reports
+    ``played_at``: a play reported at its whole second but visible only later in that
+    second would be passed over by a poller whose ``after`` cursor already stood later in
+    that second. A live play that would end in the same second as a session play is left
+    out, as one listener cannot finish two tracks in one second."""
+    step = timedelta(milliseconds=max(round(interval * 1000), 1))
+    first = _whole_milliseconds(started_at + timedelta(seconds=_offset(user_id, interval)))
     if now < first:
         return []
-    latest = int((now - first).total_seconds() // interval)
-    plays, taste = [], taste_of(user_id)  # a crowd listener plays from its demo listener's chart
-    for k in range(latest, max(latest - limit, -1), -1):
-        at = first + timedelta(seconds=k * interval)
+    plays: list[tuple[str, datetime]] = []
+    taste = taste_of(user_id)  # a crowd listener plays from its demo listener's chart
+    for k in range((now - first) // step, -1, -1):
+        if len(plays) >= limit:
+            break
+        at = first + k * step
+        if at.replace(microsecond=0) in _session_seconds(taste, at.date()):
+            continue
         chart = top_track_ids(taste, "short_term", at.date())[:40]
         rng = random.Random(f"{user_id}:live:{k}")
-        plays.append((chart[min(int(rng.expovariate(1 / 8)), len(chart) - 1)], at.replace(microsecond=0)))
+        plays.append((chart[min(int(rng.expovariate(1 / 8)), len(chart) - 1)], at))
     return plays
 
 

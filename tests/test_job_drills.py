@@ -16,7 +16,6 @@ is whole and once, and every sync run asked for succeeded once. The full-length 
 
 from __future__ import annotations
 
-import os
 import signal
 from datetime import UTC, datetime, timedelta
 
@@ -47,11 +46,6 @@ LISTENERS = ("ava", "bruno", "chen")
 # tests): on a loaded machine a live worker's heartbeat can be late by seconds, and a live
 # job taken for stalled would run twice.
 WORKER = {"JOBS_STALLED_AFTER": "10", "CAPTURE_INTERVAL": "2", "JOBS_RETRY_BASE": "0.5"}
-# The three drills on two worker processes take minutes each on a loaded machine and were
-# not yet reliably green (2 of 3 runs on 2026-12-02 lost one play at the end, see README): RUN_JOB_DRILLS=1.
-process_drill = pytest.mark.skipif(
-    os.environ.get("RUN_JOB_DRILLS") != "1", reason="a process drill: RUN_JOB_DRILLS=1 runs it"
-)
 TASKS = ["sync.user", "capture.recently_played"]
 
 
@@ -172,7 +166,6 @@ def restartable_db(tmp_path_factory):
     server.server().cleanup()
 
 
-@process_drill
 @pytest.mark.timeout(400)
 def test_postgres_restarted_under_running_workers_loses_and_doubles_nothing(restartable_db, live_emulator, tmp_path):
     server, db = restartable_db
@@ -206,7 +199,6 @@ def storm_calls(emulator) -> list[float]:
     return [at for rule in rules for at in rule["fired_at"]]
 
 
-@process_drill
 @pytest.mark.timeout(400)
 def test_a_429_storm_is_waited_out_by_every_worker_and_nobody_calls_meanwhile(make_app, live_emulator, db, tmp_path):
     app = make_app()
@@ -236,7 +228,6 @@ def test_a_429_storm_is_waited_out_by_every_worker_and_nobody_calls_meanwhile(ma
 
 
 # -- (c) a worker SIGKILLed every few seconds -------------------------------------------------
-@process_drill
 @pytest.mark.timeout(400)
 def test_workers_sigkilled_every_few_seconds_lose_and_double_nothing(make_app, live_emulator, db, tmp_path):
     app = make_app()
@@ -310,7 +301,9 @@ def test_a_sync_whose_worker_dies_on_every_attempt_is_given_up_and_the_person_to
         ("failed", 2)
     ]
     assert "The sync was interrupted too many times" in client.get("/settings").get_data(as_text=True)
-    assert app.test_client().get("/healthz").get_json()["jobs"]["failed_last_24h"] == {"sync.user": 1}
+    # the periodic jobs the kills also caught mid-way (token refresh, enrichment) may be
+    # given up beside it; the sync is counted once
+    assert app.test_client().get("/healthz").get_json()["jobs"]["failed_last_24h"]["sync.user"] == 1
     assert snapshot_doubles(db) == []
 
 

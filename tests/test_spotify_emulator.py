@@ -12,7 +12,7 @@ import hashlib
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from conftest import FROZEN_NOW
 from emulator import catalogue as emulator_catalogue
 from emulator import listeners as emulator_listeners
 from emulator import objects as emulator_objects
+from emulator.live import plays_between, recently_played_now
 from emulator.server import DEMO_USERS, TIME_RANGES
 from emulator.web_api import REMOVED_ENDPOINT
 from openapi_contract import find_operation, load_spec, response_problems
@@ -714,3 +715,54 @@ def test_a_few_top_lists_name_one_track_twice(sp):
     second = sp._get("me/top/tracks", limit=50, offset=49, time_range="long_term", as_of=day.isoformat())["items"]
     ids = [t["id"] for t in first + second[1:]]
     assert len(ids) == 99 and len(set(ids)) == 98
+
+
+# -- live plays (a new play every second, as the capture tests and drills run it) ----------
+def a_session_with_live_plays_around(fraction: float) -> tuple[datetime, datetime, datetime]:
+    """(emulator start, span start, span end): a span of ava's day in which one of her
+    listening sessions runs while live plays come every second, the emulator started at
+    ``fraction`` of a second."""
+    day = date(2026, 6, 1)
+    session_start = emulator_listeners.day_plays("ava", day)[0][1]
+    started_at = session_start - timedelta(seconds=90, microseconds=-int(fraction * 1e6))
+    return started_at, session_start - timedelta(seconds=30), session_start + timedelta(minutes=20)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
+def test_a_listener_finishes_one_play_a_second_sessions_and_live_plays_together(fraction):
+    """One listener cannot end two tracks in one second, and plays are kept by (listener,
+    second): a live play in the second of a session play would lose one of the two."""
+    started_at, start, end = a_session_with_live_plays_around(fraction)
+    plays = plays_between("ava", start, end, started_at, 1.0)
+    sessions = {at for _, at in emulator_listeners.day_plays("ava", start.date()) if start <= at <= end}
+    seconds = [at.replace(microsecond=0) for _, at in plays]
+    assert len(sessions) > 3 and sessions <= {at for _, at in plays}
+    assert len(plays) > 20 * 60 * 0.9 and len(set(seconds)) == len(seconds)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
+def test_polling_with_the_after_cursor_at_any_moment_sees_every_play(fraction):
+    """A capture asks for plays after the newest it has seen (in ms); a play must not become
+    visible later than the moment it is reported at, or the cursor passes over it."""
+    started_at, start, end = a_session_with_live_plays_around(0.0)
+    seen, cursor, moment = set(), int(start.timestamp() * 1000), start + timedelta(seconds=fraction)
+    while moment <= end:
+        newer = [p for p in recently_played_now("ava", moment, started_at, 1.0) if p[1].timestamp() * 1000 > cursor]
+        seen |= set(newer)
+        cursor = max([cursor] + [round(at.timestamp() * 1000) for _, at in newer])
+        moment += timedelta(seconds=2.5)
+    played = set(
+        plays_between("ava", start + timedelta(milliseconds=1), moment - timedelta(seconds=2.5), started_at, 1.0)
+    )
+    assert len(played) > 400 and played - seen == set()
+
+
+@pytest.mark.parametrize("hour", [0, 6, 12, 23])
+def test_recently_played_always_holds_the_last_fifty_whatever_the_hour(hour):
+    """Spotify keeps a listener's last 50 plays, however long ago: early in the day, before
+    the day's first session, a capture after four quiet days still gets a full page."""
+    for day in (date(2026, 12, 3), date(2026, 6, 1)):
+        now = datetime(day.year, day.month, day.day, hour, 30, tzinfo=UTC)
+        for user in DEMO_USERS:
+            plays = emulator_listeners.recently_played(user, now)
+            assert len(plays) == 50 and all(at <= now for _, at in plays), (user, now)
