@@ -63,12 +63,21 @@ def parse_args(argv=None):
     parser.add_argument("--max-rps", type=float, default=100, help="SPOTIFY_MAX_RPS of the workers")
     parser.add_argument("--play-interval", type=float, default=120, help="seconds between a listener's live plays")
     parser.add_argument("--skip-sequential", action="store_true")
+    parser.add_argument(
+        "--sequential-sample",
+        type=int,
+        default=0,
+        help="run the sequential way on only this many users and scale its times to --users (it is linear: "
+        "one user after another); 0: every user",
+    )
     parser.add_argument("--port", type=int, default=5012, help="the emulator's port")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--capture-sequentially", action="store_true", help=argparse.SUPPRESS)  # the child
     args = parser.parse_args(argv)
     if args.users < 1 or args.concurrency < 1:
         parser.error("--users and --concurrency must be at least 1")
+    if not 0 <= args.sequential_sample <= args.users:
+        parser.error("--sequential-sample: between 0 (every user) and --users")
     try:
         args.worker_counts = [int(n) for n in args.workers.split(",") if n.strip()]
     except ValueError:
@@ -216,6 +225,16 @@ def queue(url: str, emulator_url: str, args, kind: str) -> None:
     import database
 
     database.close_pool()
+
+
+def keep_a_sample(url: str, sample: int) -> int:
+    """Leave the first ``sample`` users (with all that is theirs); returns how many are left."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("DELETE FROM users WHERE id NOT IN (SELECT id FROM users ORDER BY id LIMIT %s)", (sample,))
+        cur.execute("SELECT count(*) FROM users")
+        [(left,)] = cur.fetchall()
+    conn.close()
+    return left
 
 
 def snapshot_round(url: str, emulator_url: str, args, workers: int | None) -> float:
@@ -375,13 +394,17 @@ def run(args, emulator_url: str) -> None:
     for workers in ([] if args.skip_sequential else [None]) + args.worker_counts:
         name = "sequential" if workers is None else f"{workers} worker" + ("s" if workers > 1 else "")
         url = recreate(args.admin_url, f"{DB_PREFIX}_run", template)
+        scale = 1.0
+        if workers is None and args.sequential_sample:
+            scale = keep_a_sample(url, args.sequential_sample) / args.users
+            name = f"sequential (sample of {args.sequential_sample}, scaled)"
         requests.delete(emulator_url + "/_emulator/rate-limit", timeout=10)
-        snapshot_seconds = snapshot_round(url, emulator_url, args, workers)
+        snapshot_seconds = snapshot_round(url, emulator_url, args, workers) / scale
         snapshots = check_snapshots(url)
         after_snapshots = limit_counts(emulator_url)
         before = newest_plays(url)
         requests.delete(emulator_url + "/_emulator/rate-limit", timeout=10)
-        capture_seconds = capture_round(url, emulator_url, args, workers)
+        capture_seconds = capture_round(url, emulator_url, args, workers) / scale
         after_captures = limit_counts(emulator_url)
         plays = check_plays(url, before, emulator_started, args.play_interval)
         results[name] = {
