@@ -40,6 +40,16 @@ TIME_RANGES = ("short_term", "medium_term", "long_term")
 BIGINT_MAX = 2**63 - 1
 
 
+def after_clause(after: int | None) -> str:
+    """Rows after a rowid; every row for None (no integer is below SQLite's lowest rowid,
+    -2**63, so ``rowid > -2**63`` would leave out a row that has it)."""
+    return "true" if after is None else "rowid > ?"
+
+
+def after_params(after: int | None) -> tuple:
+    return () if after is None else (after,)
+
+
 class LegacyInputError(Exception):
     """The SQLite file cannot be migrated as it is; the message is one line for a person."""
 
@@ -86,15 +96,17 @@ class LegacySource:
         """Yield (after, up to) rowid bounds of ``chunk_size`` rows each, in rowid order."""
         if spec.name in self.missing_tables:
             return
-        last = -(2**63)
+        last: int | None = None  # the first range has no lower bound: a rowid may be -2**63
         while True:
             with self.reading():
                 row = self.conn.execute(
-                    f'SELECT rowid FROM "{spec.name}" WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?',
-                    (last, chunk_size - 1),
+                    f'SELECT rowid FROM "{spec.name}" WHERE {after_clause(last)} ORDER BY rowid LIMIT 1 OFFSET ?',
+                    (*after_params(last), chunk_size - 1),
                 ).fetchone()
                 if row is None:
-                    row = self.conn.execute(f'SELECT max(rowid) FROM "{spec.name}" WHERE rowid > ?', (last,)).fetchone()
+                    row = self.conn.execute(
+                        f'SELECT max(rowid) FROM "{spec.name}" WHERE {after_clause(last)}', after_params(last)
+                    ).fetchone()
                     if row[0] is not None:
                         yield last, row[0]
                     return
@@ -109,14 +121,14 @@ class LegacySource:
         """
         if spec.name in self.missing_tables:
             return
-        query = (
-            f'SELECT rowid, {self.selected(spec)} FROM "{spec.name}" '
-            f"WHERE rowid > ? ORDER BY rowid LIMIT {int(chunk_size)}"
-        )
-        last = -(2**63)
+        last: int | None = None
         while True:
+            query = (
+                f'SELECT rowid, {self.selected(spec)} FROM "{spec.name}" '
+                f"WHERE {after_clause(last)} ORDER BY rowid LIMIT {int(chunk_size)}"
+            )
             with self.reading():
-                rows = fetch_lenient(self.conn, query, (last,))
+                rows = fetch_lenient(self.conn, query, after_params(last))
             if not rows:
                 return
             last = rows[-1][0]

@@ -498,7 +498,7 @@ def test_rowid_ranges_cover_every_row_once(tmp_path):
     [spec] = [s for s in source.tables if s.name == "artists"]
     ranges = list(source.ranges(spec, 4))
     source.close()
-    covered = [[r for r in rowids if after < r <= up_to] for after, up_to in ranges]
+    covered = [[r for r in rowids if (after is None or after < r) and r <= up_to] for after, up_to in ranges]
     assert [r for chunk in covered for r in chunk] == rowids
     assert all(1 <= len(chunk) <= 4 for chunk in covered)
 

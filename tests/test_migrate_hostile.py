@@ -167,3 +167,23 @@ def test_a_fifo_is_refused_without_hanging(make_database, tmp_path):
     assert_one_line_refusal(run_cli(fifo, "--database-url", url), str(fifo), "not a regular file")
     assert_one_line_refusal(run_cli("/dev/zero", "--database-url", url), "/dev/zero", "not a regular file")
     assert public_tables(url) == 0
+
+
+# --- SQLite's lowest rowid ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("journal", ["delete", "wal"])  # workers read ranges / one reader streams
+def test_a_row_at_sqlites_lowest_rowid_is_migrated(journal, make_database, tmp_path):
+    path = tmp_path / "lowest.db"
+    make_v2(path, dirty=False)
+    conn = sqlite3.connect(path)
+    [(track_id,)] = conn.execute("SELECT track_id FROM tracks ORDER BY rowid LIMIT 1").fetchall()
+    conn.execute("UPDATE tracks SET rowid = ? WHERE track_id = ?", (-(2**63), track_id))
+    conn.execute(f"PRAGMA journal_mode = {journal}")
+    conn.commit()
+    conn.close()
+    url = make_database()
+    result = run_cli(path, "--database-url", url)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert fetch_one(url, "SELECT count(*) FROM tracks WHERE spotify_id = %s", (track_id,)) == (1,)
+    assert fetch_one(url, "SELECT count(*) FROM tracks") == (60,)
