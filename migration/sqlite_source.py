@@ -40,14 +40,11 @@ TIME_RANGES = ("short_term", "medium_term", "long_term")
 BIGINT_MAX = 2**63 - 1
 
 
-def after_clause(after: int | None) -> str:
-    """Rows after a rowid; every row for None (no integer is below SQLite's lowest rowid,
-    -2**63, so ``rowid > -2**63`` would leave out a row that has it)."""
-    return "true" if after is None else "rowid > ?"
-
-
-def after_params(after: int | None) -> tuple:
-    return () if after is None else (after,)
+def after_rowid(after: int | None) -> tuple[str, tuple]:
+    """(condition, parameters) for the rows after a rowid; every row for None (no integer
+    is below SQLite's lowest rowid, -2**63, so ``rowid > -2**63`` would leave out a row
+    that has it)."""
+    return ("true", ()) if after is None else ("rowid > ?", (after,))
 
 
 class LegacyInputError(Exception):
@@ -98,15 +95,14 @@ class LegacySource:
             return
         last: int | None = None  # the first range has no lower bound: a rowid may be -2**63
         while True:
+            after, params = after_rowid(last)
             with self.reading():
                 row = self.conn.execute(
-                    f'SELECT rowid FROM "{spec.name}" WHERE {after_clause(last)} ORDER BY rowid LIMIT 1 OFFSET ?',
-                    (*after_params(last), chunk_size - 1),
+                    f'SELECT rowid FROM "{spec.name}" WHERE {after} ORDER BY rowid LIMIT 1 OFFSET ?',
+                    (*params, chunk_size - 1),
                 ).fetchone()
                 if row is None:
-                    row = self.conn.execute(
-                        f'SELECT max(rowid) FROM "{spec.name}" WHERE {after_clause(last)}', after_params(last)
-                    ).fetchone()
+                    row = self.conn.execute(f'SELECT max(rowid) FROM "{spec.name}" WHERE {after}', params).fetchone()
                     if row[0] is not None:
                         yield last, row[0]
                     return
@@ -123,12 +119,13 @@ class LegacySource:
             return
         last: int | None = None
         while True:
+            after, params = after_rowid(last)
             query = (
                 f'SELECT rowid, {self.selected(spec)} FROM "{spec.name}" '
-                f"WHERE {after_clause(last)} ORDER BY rowid LIMIT {int(chunk_size)}"
+                f"WHERE {after} ORDER BY rowid LIMIT {int(chunk_size)}"
             )
             with self.reading():
-                rows = fetch_lenient(self.conn, query, after_params(last))
+                rows = fetch_lenient(self.conn, query, params)
             if not rows:
                 return
             last = rows[-1][0]

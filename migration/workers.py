@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .cleaning_rules import Invalid, RowIssues, clean_spotify_id, original_values
 from .load import copy_line
-from .sqlite_source import after_clause, after_params, connect_read_only, fetch_lenient, reading, specs_for
+from .sqlite_source import after_rowid, connect_read_only, fetch_lenient, reading, specs_for
 
 IN_FLIGHT_PER_WORKER = 2  # chunks queued per worker: enough to hide the hand-over
 MAX_WORKERS = 4
@@ -95,9 +95,10 @@ def _reader(path: str) -> sqlite3.Connection:
 def clean_range(path: str, layout: str, table: str, selected: str, after: int | None, up_to: int) -> CleanedChunk:
     """Read the rows after rowid ``after`` (None: from the first) up to ``up_to``
     (inclusive) and clean them."""
-    query = f'SELECT rowid, {selected} FROM "{table}" WHERE {after_clause(after)} AND rowid <= ? ORDER BY rowid'
+    lower, params = after_rowid(after)
+    query = f'SELECT rowid, {selected} FROM "{table}" WHERE {lower} AND rowid <= ? ORDER BY rowid'
     with reading(path):
-        rows = fetch_lenient(_reader(path), query, (*after_params(after), up_to))
+        rows = fetch_lenient(_reader(path), query, (*params, up_to))
     return clean_chunk(layout, table, rows)
 
 
