@@ -218,20 +218,50 @@ def search_row(track: dict) -> dict:
     }
 
 
-def build_on_spotify(kind: str, name: str, description: str, parameters: dict, selection: Selection) -> int:
-    """Create the playlist on Spotify, add its items, record it; returns our playlist id."""
+def build_on_spotify(kind: str, name: str, description: str, parameters: dict, selection: Selection):
+    """Write the playlist to Spotify and record it, then show it. Built before under this
+    name: the person first chooses between updating that one and a new one (never a silent
+    duplicate); an update of a playlist deleted on Spotify makes a new one and says so."""
     track_ids = [row["spotify_id"] for row in selection.tracks]
-    client = spotify_client()
-    created = client.create_playlist(name, description)
-    client.add_to_playlist(created["id"], [f"spotify:track:{track_id}" for track_id in track_ids])
+    uris = [f"spotify:track:{track_id}" for track_id in track_ids]
+    choice = request.form.get("existing")
     with transaction() as cur:
-        if selection.from_search:
-            tracks_db.upsert_catalogue(cur, selection.from_search)
-        return playlists_db.record_playlist(cur, require_user_id(), kind, name, parameters, created["id"], track_ids)
+        earlier = playlists_db.built_before(cur, require_user_id(), kind, name)
+    if earlier is not None and choice not in ("update", "new"):
+        fields = {key: value for key, value in request.form.items() if key not in ("csrf_token", "existing")}
+        return render_template("playlists/existing.html", earlier=earlier, count=len(track_ids), fields=fields)
+    client = spotify_client()
+    if earlier is not None and choice == "update":
+        try:
+            client.replace_playlist_items(earlier["spotify_id"], uris)
+        except spotify.SpotifyNotFound:
+            flash(f"“{name}” is no longer on your Spotify, so a new playlist was made.")
+        else:
+            with transaction() as cur:
+                upsert_searched(cur, selection)
+                playlists_db.replace_entries(cur, require_user_id(), earlier["id"], parameters, track_ids)
+            return shown(earlier["id"], f"Updated “{name}” on Spotify: it now has {plural(len(track_ids))}.")
+    created = client.create_playlist(name, description)
+    client.add_to_playlist(created["id"], uris)
+    with transaction() as cur:
+        upsert_searched(cur, selection)
+        playlist_id = playlists_db.record_playlist(
+            cur, require_user_id(), kind, name, parameters, created["id"], track_ids
+        )
+    return shown(playlist_id, f"Created “{name}” on Spotify with {plural(len(track_ids))}.")
 
 
-def created(playlist_id: int, name: str, count: int):
-    flash(f"Created “{name}” on Spotify with {count} track{'' if count == 1 else 's'}.")
+def upsert_searched(cur, selection: Selection) -> None:
+    if selection.from_search:
+        tracks_db.upsert_catalogue(cur, selection.from_search)
+
+
+def plural(count: int) -> str:
+    return f"{count} track{'' if count == 1 else 's'}"
+
+
+def shown(playlist_id: int, message: str):
+    flash(message)
     return redirect(url_for("playlists.show", playlist_id=playlist_id))
 
 
@@ -276,10 +306,9 @@ def time_machine():
     selection = select_era(era, forgiving=request.method == "GET")
     if request.method == "POST" and selection.tracks:
         name = f"Time machine: {era.label}"
-        playlist_id = build_on_spotify(
+        return build_on_spotify(
             "time_machine", name, f"Your music from {era.label}, by Music Time Machine.", era.parameters, selection
         )
-        return created(playlist_id, name, len(selection.tracks))
     return render_template("playlists/time_machine.html", era=era, selection=selection, **context)
 
 
@@ -294,14 +323,13 @@ def played_time_machine(context: dict):
     selection = select_played(period)
     if request.method == "POST" and selection.tracks:
         name = f"Time machine: played in {period.label}"
-        playlist_id = build_on_spotify(
+        return build_on_spotify(
             "time_machine",
             name,
             f"What you played in {period.label}, by Music Time Machine.",
             period.parameters,
             selection,
         )
-        return created(playlist_id, name, len(selection.tracks))
     return render_template("playlists/time_machine.html", played=period, selection=selection, **context)
 
 
@@ -314,14 +342,13 @@ def forgotten_gems():
     selection = Selection(tracks=rows)
     if request.method == "POST" and rows:
         name = f"Forgotten gems · {date.today().isoformat()}"
-        playlist_id = build_on_spotify(
+        return build_on_spotify(
             "forgotten_gems",
             name,
             "Tracks you loved and have not played lately, by Music Time Machine.",
             {"recent_days": 28, "top_n": 20},
             selection,
         )
-        return created(playlist_id, name, len(rows))
     return render_template("playlists/forgotten_gems.html", selection=selection)
 
 
@@ -333,14 +360,13 @@ def obsessed():
     selection = Selection(tracks=risers["rows"])
     if request.method == "POST" and risers["rows"]:
         name = f"Currently obsessed · {risers['latest']:%B %Y}"
-        playlist_id = build_on_spotify(
+        return build_on_spotify(
             "obsessed",
             name,
             "This month's risers, by Music Time Machine.",
             {"latest": risers["latest"].isoformat(), "baseline": risers["baseline"].isoformat()},
             selection,
         )
-        return created(playlist_id, name, len(risers["rows"]))
     return render_template("playlists/obsessed.html", risers=risers, selection=selection)
 
 
@@ -364,10 +390,9 @@ def mood():
     if request.method == "POST" and rows:
         label = playlists_db.MOODS[chosen][0]
         name = f"Mood: {label}"
-        playlist_id = build_on_spotify(
+        return build_on_spotify(
             "mood", name, f"{label}, from your own music, by Music Time Machine.", {"mood": chosen}, selection
         )
-        return created(playlist_id, name, len(rows))
     return render_template(
         "playlists/mood.html",
         moods=playlists_db.MOODS,

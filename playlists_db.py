@@ -225,6 +225,11 @@ def record_playlist(
         (user_id, kind, name, Json(parameters), spotify_id),
     )
     playlist_id = cur.fetchone()[0]
+    insert_entries(cur, playlist_id, track_ids)
+    return playlist_id
+
+
+def insert_entries(cur, playlist_id: int, track_ids: list) -> None:
     cur.execute(
         """
         INSERT INTO playlist_tracks (playlist_id, track_id, position, added_at)
@@ -234,7 +239,34 @@ def record_playlist(
     """,
         (playlist_id, track_ids),
     )
-    return playlist_id
+
+
+def built_before(cur, user_id: int, kind: str, name: str) -> dict | None:
+    """The newest playlist of this kind and name the person had written to Spotify, with
+    its track count: building it again offers to update that one."""
+    cur.execute(
+        """
+        SELECT p.id, p.name, p.spotify_id, p.created_at,
+               (SELECT count(*) FROM playlist_tracks pt WHERE pt.playlist_id = p.id) AS tracks
+        FROM playlists p
+        WHERE p.user_id = %s AND p.kind = %s AND p.name = %s AND p.spotify_id IS NOT NULL
+        ORDER BY p.created_at DESC, p.id DESC LIMIT 1
+    """,
+        (user_id, kind, name),
+    )
+    return fetch_one(cur)
+
+
+def replace_entries(cur, user_id: int, playlist_id: int, parameters: dict, track_ids: list) -> None:
+    """The playlist now holds ``track_ids`` (it was updated on Spotify); the person's only."""
+    cur.execute(
+        "UPDATE playlists SET parameters = %s WHERE id = %s AND user_id = %s RETURNING id",
+        (Json(parameters), playlist_id, user_id),
+    )
+    if cur.fetchone() is None:
+        raise LookupError(f"playlist {playlist_id} is not this person's")
+    cur.execute("DELETE FROM playlist_tracks WHERE playlist_id = %s", (playlist_id,))
+    insert_entries(cur, playlist_id, track_ids)
 
 
 def user_playlists(cur, user_id: int) -> list[dict]:

@@ -525,6 +525,13 @@ class SpotifyClient:
         for start in range(0, len(uris), 100):  # Spotify takes at most 100 per request
             self._call(self._sp.playlist_add_items, playlist_id, uris[start : start + 100])
 
+    def replace_playlist_items(self, playlist_id: str, uris: list) -> None:
+        """The playlist holds ``uris`` and nothing else: the first 100 replace every item
+        (``PUT /playlists/{id}/items``), the rest are added; SpotifyNotFound when the person
+        has deleted it."""
+        self._call_expecting((SpotifyNotFound,), self._sp.playlist_replace_items, playlist_id, uris[:100])
+        self.add_to_playlist(playlist_id, uris[100:])
+
 
 def catalogue_track(value) -> dict | None:
     """``value`` if it is a track of Spotify's catalogue, else None: a podcast episode

@@ -336,6 +336,13 @@ class EmulatorState:
             playlist.version += 1
             return snapshot_id(playlist)
 
+    def replace_playlist_items(self, playlist: Playlist, uris: list) -> str:
+        added_at = self.now()
+        with self._lock:
+            playlist.items[:] = [(uri, added_at) for uri in uris]
+            playlist.version += 1
+            return snapshot_id(playlist)
+
 
 def snapshot_id(playlist: Playlist) -> str:
     return f"{playlist.version:08d}{playlist.id[:16]}"

@@ -238,6 +238,16 @@ def add_items(playlist_id):
     return jsonify({"snapshot_id": _state().add_playlist_items(playlist, uris, position)}), 201
 
 
+@web_api.put("/playlists/<playlist_id>/items")
+@requires_scope("playlist-modify-public", "playlist-modify-private")
+def replace_items(playlist_id):
+    """Replace every item (``uris`` in the query or the body, at most 100); reordering by
+    ``range_start`` is not emulated: the app never reorders."""
+    playlist = _owned_playlist(playlist_id, "You cannot change a playlist you don't own.")
+    uris, _position = _uris_and_position()
+    return jsonify({"snapshot_id": _state().replace_playlist_items(playlist, uris)}), 200
+
+
 @web_api.get("/playlists/<playlist_id>/items")
 def playlist_items(playlist_id):
     playlist = _owned_playlist(playlist_id, "Forbidden")

@@ -412,6 +412,31 @@ def test_playlist_create_and_add_items(emulator, sp, make_spotify, recorded):
     assert not_owner.value.http_status == 403
 
 
+def test_playlist_items_replaced_by_put(emulator, sp, make_spotify, recorded):
+    uris = [t["uri"] for t in sp.current_user_top_tracks(limit=50, time_range="long_term")["items"]]
+    playlist = sp.current_user_playlist_create("Replaced", public=False)
+    sp.playlist_add_items(playlist["id"], uris[:20])
+    headers = {"Authorization": sp._auth_headers()["Authorization"]}
+    replaced = requests.put(
+        f"{emulator.api_url}/v1/playlists/{playlist['id']}/items",
+        timeout=5,
+        headers=headers,
+        json={"uris": uris[20:25]},
+    )
+    recorded.append(replaced)
+    assert replaced.status_code == 200 and replaced.json()["snapshot_id"]
+    assert [i["item"]["uri"] for i in sp._get(f"playlists/{playlist['id']}/items")["items"]] == uris[20:25]
+    sp.playlist_replace_items(playlist["id"], [])  # an empty list empties it
+    assert sp._get(f"playlists/{playlist['id']}/items")["total"] == 0
+    for client, items, status in ((sp, (uris * 3)[:101], 400), (make_spotify("bruno"), uris[:1], 403)):
+        with pytest.raises(spotipy.SpotifyException) as refused:
+            client.playlist_replace_items(playlist["id"], items)
+        assert refused.value.http_status == status
+    with pytest.raises(spotipy.SpotifyException) as missing:
+        sp.playlist_replace_items("0" * 22, uris[:1])
+    assert missing.value.http_status == 404
+
+
 def test_audio_features_forbidden_until_switched_on(emulator, sp):
     ids = [t["id"] for t in sp.current_user_top_tracks(limit=3)["items"]]
     with pytest.warns(DeprecationWarning), pytest.raises(spotipy.SpotifyException) as forbidden:
@@ -639,6 +664,7 @@ def test_every_served_endpoint_is_in_the_description_and_checked(emulator, sp, o
         sp.search("year:1984", limit=2),
         sp.track(track_id),
         sp._get(f"playlists/{playlist['id']}/items"),
+        sp.playlist_replace_items(playlist["id"], [f"spotify:track:{track_id}"]),
         sp._get("audio-features", ids=track_id),
     ]
     assert all(calls)
