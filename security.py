@@ -129,8 +129,14 @@ def _demo_origin() -> str | None:
 
 def spotify_link(url) -> str | None:
     """The URL when it is an https link to Spotify's web player (or, in demo mode, to
-    the emulator), else None: templates render a link from data only through this."""
-    return _url_on(url, SPOTIFY_LINK_HOSTS, _demo_origin())
+    the emulator), else None: templates render a link from data only through this. In
+    demo mode a web-player link goes to the emulator's page of the same object: the
+    emulator's ids are unknown to open.spotify.com, and its answers keep Spotify's URLs."""
+    demo_origin = _demo_origin()
+    checked = _url_on(url, SPOTIFY_LINK_HOSTS, demo_origin)
+    if checked and demo_origin and urlsplit(checked).hostname in SPOTIFY_LINK_HOSTS:
+        return demo_origin + "/open" + urlsplit(checked).path
+    return checked
 
 
 def spotify_image(url) -> str | None:

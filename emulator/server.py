@@ -52,6 +52,7 @@ from .accounts import accounts
 from .catalogue import get_catalogue
 from .data_export import data_export
 from .listeners import DEMO_USERS, TIME_RANGES, served_top_track_ids
+from .open_pages import open_pages
 from .state import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorState, Faults
 from .web_api import api_error, web_api
 
@@ -84,6 +85,7 @@ def create_app(state: EmulatorState | None = None) -> Flask:
     app.register_blueprint(accounts)
     app.register_blueprint(web_api)
     app.register_blueprint(data_export)  # /_emulator/privacy: the synthetic data export
+    app.register_blueprint(open_pages)  # /open/<kind>/<id>: demo mode's 'Open in Spotify'
     app.add_url_rule("/_emulator/faults", view_func=_faults_view, methods=["GET", "POST", "DELETE"])
     app.add_url_rule("/_emulator/rate-limit", view_func=_rate_limit_view, methods=["GET", "POST", "DELETE"])
     app.add_url_rule("/_emulator/crowd", view_func=_crowd_view, methods=["POST"])

@@ -9,6 +9,7 @@ development-mode app no longer gets). No PostgreSQL needed.
 from __future__ import annotations
 
 import hashlib
+import html
 import subprocess
 import sys
 import time
@@ -410,6 +411,21 @@ def test_playlist_create_and_add_items(emulator, sp, make_spotify, recorded):
     with pytest.raises(spotipy.SpotifyException) as not_owner:
         make_spotify("bruno").playlist_add_items(playlist["id"], uris[:1])
     assert not_owner.value.http_status == 403
+
+
+def test_web_player_pages_name_what_they_show(emulator, sp):
+    track = sp.current_user_top_tracks(limit=1)["items"][0]
+    pages = {
+        "track": (track["id"], track["name"]),
+        "album": (track["album"]["id"], track["album"]["name"]),
+        "artist": (track["artists"][0]["id"], track["artists"][0]["name"]),
+    }
+    for kind, (obj_id, name) in pages.items():
+        page = requests.get(f"{emulator.base_url}/open/{kind}/{obj_id}", timeout=5)
+        assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+        assert f"<h1>{html.escape(name)}</h1>" in page.text and 'name="viewport"' in page.text
+    for missing in ("track/" + "0" * 22, "playlist/nosuchplaylist", "episode/x"):
+        assert requests.get(f"{emulator.base_url}/open/{missing}", timeout=5).status_code == 404
 
 
 def test_playlist_items_replaced_by_put(emulator, sp, make_spotify, recorded):

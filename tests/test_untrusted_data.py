@@ -4,6 +4,7 @@ person: links only to Spotify, CSV cells a spreadsheet will not run as formulas.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
 
@@ -12,6 +13,7 @@ import pytest
 import account
 import database
 import security
+import spotify
 from helpers import log_in_as
 
 HOSTILE_LINKS = [
@@ -62,7 +64,13 @@ def test_track_page_renders_no_link_from_a_hostile_spotify_url(client, conn, ava
     assert "Barbie The Album" in html  # the album name stays, as text
 
 
-def test_track_page_keeps_real_spotify_links_and_covers(client, ava):
+def real_mode(app, monkeypatch):
+    """The app as with a real Spotify app's credentials (the test app runs in demo mode)."""
+    monkeypatch.setitem(app.extensions, "spotify", dataclasses.replace(spotify.settings_for(app), demo=False))
+
+
+def test_track_page_keeps_real_spotify_links_and_covers(app, client, ava, monkeypatch):
+    real_mode(app, monkeypatch)
     html = client.get("/tracks/tdance").get_data(as_text=True)
     assert "https://open.spotify.com/track/tdance" in hrefs(html)
     assert 'src="https://i.scdn.co/image/tdance300"' in html
@@ -72,7 +80,14 @@ def test_track_page_keeps_real_spotify_links_and_covers(client, ava):
 def test_only_https_links_to_spotify_pass(app, link):
     with app.test_request_context():
         assert security.spotify_link(link) is None
-        assert security.spotify_link("https://open.spotify.com/album/x?si=1") == "https://open.spotify.com/album/x?si=1"
+
+
+def test_a_web_player_link_is_kept_and_in_demo_mode_opens_the_emulators_page(app, emulator, monkeypatch):
+    link = "https://open.spotify.com/album/x?si=1"
+    with app.test_request_context():
+        assert security.spotify_link(link) == emulator.base_url + "/open/album/x"
+        real_mode(app, monkeypatch)
+        assert security.spotify_link(link) == link
 
 
 def test_demo_mode_also_links_to_the_emulator_and_nothing_else(app, emulator):
