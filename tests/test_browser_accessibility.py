@@ -112,6 +112,16 @@ def test_every_page_meets_axe_with_no_serious_or_moderate_violation(
     page.get_by_role("button", name=re.compile("^Create")).click()
     page.wait_for_url(re.compile(r"/playlists/\d+$"))
     found["/playlists/<id>"] = violations(page)
+    page.get_by_role("link", name="Open in Spotify").click()  # demo mode: the emulator's page of it
+    page.wait_for_url(re.compile(r"/open/playlist/"))
+    found["emulator's playlist page"] = violations(page)
+    # building it again asks: update the one on Spotify, or a new one
+    page.goto(live_server + "/time-machine?decade=1970s")
+    page.get_by_role("button", name="Preview").click()
+    page.wait_for_selector("#preview-count")
+    page.get_by_role("button", name=re.compile("^Create")).click()
+    page.wait_for_selector("#existing-summary")
+    found["building a playlist again"] = violations(page)
     # the import page after an import of the listener's demo export
     archive = tmp_path / "my_spotify_data.zip"
     archive.write_bytes(

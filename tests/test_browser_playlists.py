@@ -40,6 +40,16 @@ def test_search_track_chart_and_time_machine_playlist(live_server, page, db, emu
         ".data.datasets.reduce((n, d) => n + d.data.length, 0)"
     )
     assert points > 0
+    # and links its artist, whose page has their cover and the README's screenshot
+    page.locator("#track-artists a").first.click()
+    page.wait_for_url(re.compile(r"/artists/"))
+    assert page.locator("img.cover").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    page.wait_for_function(  # the lines drawn where they end, not mid-animation
+        "() => { const c = Chart.getChart(document.getElementById('rank-history-chart'));"
+        " return c && !Chart.animator.running(c); }"
+    )
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / "artist.png"))
 
     # time machine: ava's best-stocked decade, so the playlist passes 100 items (two chunks)
     decade = query(
