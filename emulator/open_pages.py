@@ -29,8 +29,10 @@ def open_page(kind: str, obj_id: str):
     found = describe(obj_id) if describe else None
     if found is None:
         abort(404)
-    title, lines = found
-    body = "".join(f"<p>{escape(line)}</p>" for line in lines)
+    title, lines, *items = found  # a playlist also lists its tracks
+    body = "".join(f"<p>{escape(line)}</p>" for line in lines if line)
+    if items:
+        body += "<ol>" + "".join(f"<li>{escape(name)}</li>" for name in items[0]) + "</ol>"
     return Response(_PAGE.format(kind=kind, title=escape(title), body=body), mimetype="text/html")
 
 
@@ -69,4 +71,4 @@ def _playlist(playlist_id: str):
         return None
     tracks = get_catalogue().tracks
     names = [tracks[uri.rsplit(":", 1)[1]].name for uri, _at in playlist.items if uri.rsplit(":", 1)[1] in tracks]
-    return playlist.name, [playlist.description or "", f"{len(playlist.items)} tracks", *names[:100]]
+    return playlist.name, [playlist.description or "", f"{len(playlist.items)} tracks"], names
