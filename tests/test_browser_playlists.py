@@ -1,8 +1,15 @@
 """In a real browser: search with highlights, a track's rank chart, and a time-machine
-playlist built on (emulated) Spotify and listed on /playlists."""
+playlist built on (emulated) Spotify and listed on /playlists.
+
+    MTM_SCREENSHOTS=1 .venv/bin/python -m pytest tests/test_browser_playlists.py
+
+also writes docs/artist.png and docs/time-machine.png (the README's screenshots);
+otherwise they go to a temp dir.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -13,7 +20,8 @@ from helpers import user_id as listener_id
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def test_search_track_chart_and_time_machine_playlist(live_server, page, db, emulator):
+def test_search_track_chart_and_time_machine_playlist(live_server, page, db, emulator, tmp_path):
+    shots = DOCS if os.environ.get("MTM_SCREENSHOTS") else tmp_path
     browser_log_in(page, live_server, "ava")
     user_id = listener_id(db, "ava")
 
@@ -48,8 +56,8 @@ def test_search_track_chart_and_time_machine_playlist(live_server, page, db, emu
         "() => { const c = Chart.getChart(document.getElementById('rank-history-chart'));"
         " return c && !Chart.animator.running(c); }"
     )
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "artist.png"))
+    shots.mkdir(exist_ok=True)
+    page.screenshot(path=str(shots / "artist.png"))
 
     # time machine: ava's best-stocked decade, so the playlist passes 100 items (two chunks)
     decade = query(
@@ -66,8 +74,7 @@ def test_search_track_chart_and_time_machine_playlist(live_server, page, db, emu
     page.wait_for_selector("#preview-count")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 375  # no sideways scrolling
     page.set_viewport_size({"width": 1280, "height": 900})
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "time-machine.png"))
+    page.screenshot(path=str(shots / "time-machine.png"))
     page.get_by_role("button", name=re.compile("^Create")).click()
     page.wait_for_url(re.compile(r"/playlists/\d+$"))
     assert "on Spotify with" in page.inner_text(".flash")
