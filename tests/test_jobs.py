@@ -47,12 +47,14 @@ def plays(db: str, uid: int) -> list:
     return query(db, "SELECT played_at FROM plays WHERE user_id = %s ORDER BY played_at", (uid,))
 
 
-def capture_from_four_days_ago(app, db: str, uid: int) -> None:
-    """Queue a capture as if the last one was four days ago (Spotify has only the last 50)."""
+def capture_from_two_weeks_ago(app, db: str, uid: int) -> None:
+    """Queue a capture as if the last one was two weeks ago: Spotify has only the last 50
+    since. (Four days was too few: a demo listener's plays vary by day, and some four-day
+    stretches hold fewer than 50, so no gap was due and the tests failed by the date.)"""
     query(
         db,
         "INSERT INTO capture_state (user_id, after_ms) "
-        "VALUES (%s, (extract(epoch FROM now()) - 4 * 86400) * 1000) "
+        "VALUES (%s, (extract(epoch FROM now()) - 14 * 86400) * 1000) "
         "ON CONFLICT (user_id) DO UPDATE SET after_ms = EXCLUDED.after_ms",
         (uid,),
     )
@@ -83,9 +85,9 @@ def test_more_than_fifty_plays_since_the_last_capture_is_a_gap_shown_on_settings
     client = app.test_client()
     with running_worker(app):
         uid = signed_in_and_synced(client, live_emulator, db)
-        # as if the last capture was four days ago: Spotify has only the last 50 since
+        # as if the last capture was two weeks ago: Spotify has only the last 50 since
         query(db, "DELETE FROM plays WHERE user_id = %s", (uid,))  # what the first sync kept
-        capture_from_four_days_ago(app, db, uid)
+        capture_from_two_weeks_ago(app, db, uid)
         wait_until(lambda: query(db, "SELECT count(*) FROM play_gaps")[0][0] == 1, "a gap recorded", timeout=30)
     page = client.get("/settings").get_data(as_text=True)
     assert "plays may be missing between" in page
@@ -101,7 +103,7 @@ def test_a_full_page_is_a_gap_even_when_a_sync_kept_the_same_last_fifty(make_app
     with running_worker(app):
         uid = signed_in_and_synced(client, live_emulator, db)
         [(oldest_kept,)] = query(db, "SELECT min(played_at) FROM plays WHERE user_id = %s", (uid,))
-        capture_from_four_days_ago(app, db, uid)
+        capture_from_two_weeks_ago(app, db, uid)
         wait_until(lambda: query(db, "SELECT count(*) FROM play_gaps")[0][0] == 1, "a gap recorded", timeout=30)
     [(after_play, before_play)] = query(db, "SELECT after_play, before_play FROM play_gaps WHERE user_id = %s", (uid,))
     assert after_play < oldest_kept  # the plays before the sync's page are inside the gap shown
