@@ -32,6 +32,7 @@ AFFINITY = """
 LISTENED_MOST = "a.plays DESC, a.snapshot_rows DESC, a.best_rank NULLS LAST, a.saved_at DESC NULLS LAST, t.spotify_id"
 
 TRACK_COLUMNS = "t.spotify_id, t.name, t.artist_name, t.album_name, t.release_date, t.duration_ms"
+ENTRY_COUNT = "(SELECT count(*) FROM playlist_tracks pt WHERE pt.playlist_id = p.id) AS tracks"  # of playlists p
 
 
 def era_tracks(cur, user_id: int, first_year: int, last_year: int, limit: int = 150) -> list[dict]:
@@ -245,9 +246,9 @@ def built_before(cur, user_id: int, kind: str, name: str) -> dict | None:
     """The newest playlist of this kind and name the person had written to Spotify, with
     its track count: building it again offers to update that one."""
     cur.execute(
-        """
+        f"""
         SELECT p.id, p.name, p.spotify_id, p.created_at,
-               (SELECT count(*) FROM playlist_tracks pt WHERE pt.playlist_id = p.id) AS tracks
+               {ENTRY_COUNT}
         FROM playlists p
         WHERE p.user_id = %s AND p.kind = %s AND p.name = %s AND p.spotify_id IS NOT NULL
         ORDER BY p.created_at DESC, p.id DESC LIMIT 1
@@ -271,9 +272,9 @@ def replace_entries(cur, user_id: int, playlist_id: int, parameters: dict, track
 
 def user_playlists(cur, user_id: int) -> list[dict]:
     cur.execute(
-        """
+        f"""
         SELECT p.id, p.kind, p.name, p.parameters, p.spotify_id, p.legacy_key, p.created_at,
-               (SELECT count(*) FROM playlist_tracks pt WHERE pt.playlist_id = p.id) AS tracks
+               {ENTRY_COUNT}
         FROM playlists p WHERE p.user_id = %s
         ORDER BY p.created_at DESC, p.id DESC
     """,

@@ -134,9 +134,10 @@ def spotify_link(url) -> str | None:
     emulator's ids are unknown to open.spotify.com, and its answers keep Spotify's URLs."""
     demo_origin = _demo_origin()
     checked = _url_on(url, SPOTIFY_LINK_HOSTS, demo_origin)
-    if checked and demo_origin and urlsplit(checked).hostname in SPOTIFY_LINK_HOSTS:
-        return demo_origin + "/open" + urlsplit(checked).path
-    return checked
+    if checked is None or demo_origin is None:
+        return checked
+    parts = urlsplit(checked)
+    return demo_origin + "/open" + parts.path if parts.hostname in SPOTIFY_LINK_HOSTS else checked
 
 
 def spotify_image(url) -> str | None:

@@ -29,10 +29,10 @@ def open_page(kind: str, obj_id: str):
     found = describe(obj_id) if describe else None
     if found is None:
         abort(404)
-    title, lines, *items = found  # a playlist also lists its tracks
+    title, lines, listed = found  # only a playlist lists tracks
     body = "".join(f"<p>{escape(line)}</p>" for line in lines if line)
-    if items:
-        body += "<ol>" + "".join(f"<li>{escape(name)}</li>" for name in items[0]) + "</ol>"
+    if listed:
+        body += "<ol>" + "".join(f"<li>{escape(name)}</li>" for name in listed) + "</ol>"
     return Response(_PAGE.format(kind=kind, title=escape(title), body=body), mimetype="text/html")
 
 
@@ -48,21 +48,22 @@ def _track(track_id: str):
         return None
     album = catalogue.albums[track.album_id]
     minutes, seconds = divmod(track.duration_ms // 1000, 60)
-    return track.name, [f"{_artist_names(track.artist_ids)} · {album.name} ({album.year}) · {minutes}:{seconds:02d}"]
+    line = f"{_artist_names(track.artist_ids)} · {album.name} ({album.year}) · {minutes}:{seconds:02d}"
+    return track.name, [line], []
 
 
 def _album(album_id: str):
     album = get_catalogue().albums.get(album_id)
     if album is None:
         return None
-    return album.name, [f"{_artist_names(album.artist_ids)} · {album.release_date} · {album.total_tracks} tracks"]
+    return album.name, [f"{_artist_names(album.artist_ids)} · {album.release_date} · {album.total_tracks} tracks"], []
 
 
 def _artist(artist_id: str):
     artist = get_catalogue().artists.get(artist_id)
     if artist is None:
         return None
-    return artist.name, [f"{artist.genre} · {artist.country} · since {artist.debut_year}"]
+    return artist.name, [f"{artist.genre} · {artist.country} · since {artist.debut_year}"], []
 
 
 def _playlist(playlist_id: str):
@@ -70,5 +71,6 @@ def _playlist(playlist_id: str):
     if playlist is None:
         return None
     tracks = get_catalogue().tracks
-    names = [tracks[uri.rsplit(":", 1)[1]].name for uri, _at in playlist.items if uri.rsplit(":", 1)[1] in tracks]
+    track_ids = (uri.rsplit(":", 1)[1] for uri, _at in playlist.items)
+    names = [tracks[track_id].name for track_id in track_ids if track_id in tracks]
     return playlist.name, [playlist.description or "", f"{len(playlist.items)} tracks"], names
