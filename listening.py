@@ -100,6 +100,12 @@ def read_choice(args, name: str, choices: dict, default: str) -> str:
 
 
 # -- charts: rows in, Chart.js-ready data (and its table) out --------------------------
+@bp.app_template_filter()
+def counted(count: int, noun: str) -> str:
+    """``1 artist``, ``2,014 artists``: a count and its noun, in the singular when it is one."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def chart(
     name: str, title: str, kind: str, labels=(), datasets=(), *, summary: str = "", empty: str | None = None, **axes
 ) -> dict:
@@ -243,8 +249,8 @@ def discoveries_chart(rows: list[dict]) -> dict:
             {"label": "New tracks", "data": [r["new_tracks"] for r in rows]},
             {"label": "New artists", "data": [r["new_artists"] for r in rows]},
         ],
-        summary=f"{sum(r['new_tracks'] for r in rows):,} tracks and {sum(r['new_artists'] for r in rows):,} "
-        "artists heard for the first time.",
+        summary=f"{counted(sum(r['new_tracks'] for r in rows), 'track')} and "
+        f"{counted(sum(r['new_artists'] for r in rows), 'artist')} heard for the first time.",
         x_title="Month",
         y_title="First plays",
     )

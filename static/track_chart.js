@@ -17,7 +17,10 @@
       labels: data.dates,
       datasets: data.series.filter(function (s) { return s.points.length; }).map(function (s, i) {
         return { label: s.label, data: s.points, borderColor: colours[i % 3], backgroundColor: colours[i % 3],
-                 spanGaps: false, tension: 0.2, pointRadius: 3 };
+                 spanGaps: false, pointRadius: 3,
+                 // monotone: the line never bends past a rank held (no curve above rank 1);
+                 // clip 4 px: the points on the top and bottom rank are drawn whole
+                 tension: 0.2, cubicInterpolationMode: "monotone", clip: 4 };
       })
     },
     options: {

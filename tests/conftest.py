@@ -378,3 +378,36 @@ def browser_log_in(page, base_url: str, listener: str = "ava") -> None:
     page.get_by_role("button", name="Agree").click()
     page.wait_for_url(base_url + "/dashboard")
     page.wait_for_function("() => !document.body.innerText.includes('Running:')", timeout=60_000)
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+# The ids of the shown chart canvases drawn outside their own figure: none, on any page (a
+# missing box once let every chart of /listening cover the whole page).
+CHARTS_OUTSIDE_THEIR_FIGURE = """() => [...document.querySelectorAll('figure canvas')].filter(canvas => {
+    const c = canvas.getBoundingClientRect(), f = canvas.closest('figure').getBoundingClientRect();
+    return canvas.checkVisibility()
+        && (c.top < f.top || c.bottom > f.bottom || c.left < f.left || c.right > f.right); }).map(c => c.id)"""
+CHARTS_AT_REST = """() => typeof Chart === 'undefined' || [...document.querySelectorAll('canvas')]
+    .map(canvas => Chart.getChart(canvas)).every(chart => !chart || !Chart.animator.running(chart))"""
+
+
+def screenshot(page, name: str, fallback_dir: Path, whole_page: bool = True) -> Path:
+    """Write ``name`` to docs/ with ``MTM_SCREENSHOTS=1`` (else to ``fallback_dir``): the README's pictures.
+
+    Playwright's ``full_page`` capture resizes the page while it draws, which makes Chart.js
+    redraw mid-capture (chromium 156 drew the charts over the top of the page). So the
+    viewport itself is grown to the page's height, the charts are left to settle, and the
+    screenshot is of that viewport; the viewport is put back afterwards.
+    """
+    directory = DOCS if os.environ.get("MTM_SCREENSHOTS") else fallback_dir
+    directory.mkdir(exist_ok=True)
+    viewport = page.viewport_size
+    if whole_page:
+        height = page.evaluate("document.documentElement.scrollHeight")
+        page.set_viewport_size({"width": viewport["width"], "height": max(height, viewport["height"])})
+    page.wait_for_function(CHARTS_AT_REST)
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    path = directory / name
+    page.screenshot(path=str(path))
+    page.set_viewport_size(viewport)
+    return path

@@ -9,15 +9,11 @@ also writes docs/dashboard.png (the README's screenshot); otherwise it goes to a
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import dashboard
-from conftest import browser_log_in
+from conftest import CHARTS_OUTSIDE_THEIR_FIGURE, browser_log_in, screenshot
 from helpers import query
-
-DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 # For every chart figure: is the canvas shown, how many points Chart.js drew, the explanation.
 CHART_STATE = """() => Object.fromEntries([...document.querySelectorAll('[data-chart]')].map(figure => {
@@ -45,11 +41,10 @@ def test_every_chart_draws_and_mood_charts_explain_themselves(live_server, page,
         if not (state["shown"] and state["values"] > 0 and state["drawn"] > 0)
     }
     assert not_drawn == {}
+    assert page.evaluate(CHARTS_OUTSIDE_THEIR_FIGURE) == []
     assert page.locator("#sync-status").inner_text().startswith("Last synced")
     assert page.get_by_role("button", name="Sync now").is_visible()
-    page.screenshot(
-        path=str((DOCS if os.environ.get("MTM_SCREENSHOTS") else tmp_path) / "dashboard.png"), full_page=True
-    )
+    screenshot(page, "dashboard.png", tmp_path)
 
     # No track has audio features any more: after the filter changes (fetched from /api/charts,
     # no reload) the mood charts are replaced by their explanation, the rest still draw.
@@ -68,6 +63,7 @@ def test_every_chart_draws_and_mood_charts_explain_themselves(live_server, page,
     page.set_viewport_size({"width": 375, "height": 800})
     page.wait_for_function("() => Chart.getChart(document.querySelector('canvas')).width <= 375")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert page.evaluate(CHARTS_OUTSIDE_THEIR_FIGURE) == []
     assert page.console_errors == []
 
 
@@ -170,4 +166,5 @@ def test_on_a_phone_the_header_is_small_the_numbers_come_first_and_no_axis_title
     assert re.fullmatch(r"\d+ tracks in your library · \d+ snapshot days", numbers.inner_text())
     assert page.evaluate(CLIPPED_TITLES) == []
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert page.evaluate(CHARTS_OUTSIDE_THEIR_FIGURE) == []
     context.close()

@@ -1,13 +1,15 @@
 """The import page in a real browser: a demo listener requests its data from the emulator,
-uploads the zip through the file picker, watches the progress and reads the summary."""
+uploads the zip through the file picker, watches the progress and reads the summary.
+
+    MTM_SCREENSHOTS=1 .venv/bin/python -m pytest tests/test_browser_import.py
+
+also writes docs/import.png (the README's screenshot); otherwise it goes to a temp dir."""
 
 from __future__ import annotations
 
-import os
-
 import requests
 
-from conftest import browser_log_in
+from conftest import browser_log_in, screenshot
 
 
 def test_upload_a_zip_watch_it_import_and_read_the_summary(live_server, page, clean_emulator, tmp_path):
@@ -32,9 +34,7 @@ def test_upload_a_zip_watch_it_import_and_read_the_summary(live_server, page, cl
     assert "new plays" in message and "podcast, audiobook or video rows" in message
     assert int(page.inner_text("#import-new-plays").replace(",", "")) > 300
     assert page.console_errors == []
-    if os.environ.get("MTM_SCREENSHOTS"):
-        page.screenshot(path=str(tmp_path / "import.png"), full_page=True)
-        print("screenshot:", tmp_path / "import.png")
+    screenshot(page, "import.png", tmp_path)
 
 
 def test_a_bad_file_shows_why_on_the_page(live_server, page, clean_emulator, tmp_path):

@@ -11,18 +11,15 @@ also writes docs/listening.png and docs/year-in-review.png.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from datetime import date
-from pathlib import Path
 
 import psycopg2
 
-from conftest import browser_log_in
+from conftest import CHARTS_OUTSIDE_THEIR_FIGURE, browser_log_in, screenshot
 from helpers import user_id
 from plays_factory import TIME_ZONE, in_range, minutes, seed_plays_for
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
 RANGE = ("2025-02-01", "2025-07-31")
 
 HEATMAP = """() => [...document.querySelectorAll('table.heatmap tbody tr')].map(row =>
@@ -38,7 +35,6 @@ def test_listening_heatmap_top_artists_and_year_in_review(live_server, browser, 
     errors: list[str] = []
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     page.on("pageerror", lambda error: errors.append(str(error)))
-    shots = DOCS if os.environ.get("MTM_SCREENSHOTS") else tmp_path
     page.emulate_media(reduced_motion="reduce")
     browser_log_in(page, live_server, "ava")
     with psycopg2.connect(db) as conn, conn.cursor() as cur:
@@ -63,7 +59,8 @@ def test_listening_heatmap_top_artists_and_year_in_review(live_server, browser, 
     expected = sorted(ms.items(), key=lambda kv: (-kv[1], kv[0]))
     assert page.evaluate(TOP_ARTISTS) == [[artist, minutes(total)] for artist, total in expected]
     assert page.locator('[data-number="plays"]').inner_text() == f"{len(shown):,}"
-    page.screenshot(path=str(shots / "listening.png"), full_page=True)
+    assert page.evaluate(CHARTS_OUTSIDE_THEIR_FIGURE) == []
+    screenshot(page, "listening.png", tmp_path)
 
     # the Year in review, from the link on the page, on a phone
     page.set_viewport_size({"width": 375, "height": 800})
@@ -79,7 +76,8 @@ def test_listening_heatmap_top_artists_and_year_in_review(live_server, browser, 
     first = page.locator('[data-top="artists"] li .name').first.inner_text()
     assert first == sorted(top_artists.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
     assert page.evaluate("document.documentElement.scrollWidth") <= 375  # nothing sticks out sideways
-    page.screenshot(path=str(shots / "year-in-review.png"), full_page=True)
+    assert page.evaluate(CHARTS_OUTSIDE_THEIR_FIGURE) == []
+    screenshot(page, "year-in-review.png", tmp_path)
 
     # printed: no navigation, no forms; the monthly numbers as a table
     page.emulate_media(media="print")

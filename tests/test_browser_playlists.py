@@ -3,25 +3,20 @@ playlist built on (emulated) Spotify and listed on /playlists.
 
     MTM_SCREENSHOTS=1 .venv/bin/python -m pytest tests/test_browser_playlists.py
 
-also writes docs/artist.png and docs/time-machine.png (the README's screenshots);
+also writes docs/artist.png, docs/album.png and docs/time-machine.png (the README's screenshots);
 otherwise they go to a temp dir.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
-from conftest import browser_log_in
+from conftest import browser_log_in, screenshot
 from helpers import query
 from helpers import user_id as listener_id
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
-
 
 def test_search_track_chart_and_time_machine_playlist(live_server, page, db, emulator, tmp_path):
-    shots = DOCS if os.environ.get("MTM_SCREENSHOTS") else tmp_path
     browser_log_in(page, live_server, "ava")
     user_id = listener_id(db, "ava")
 
@@ -48,16 +43,18 @@ def test_search_track_chart_and_time_machine_playlist(live_server, page, db, emu
         ".data.datasets.reduce((n, d) => n + d.data.length, 0)"
     )
     assert points > 0
+    album_url = page.get_attribute("#album-link", "href")
     # and links its artist, whose page has their cover and the README's screenshot
     page.locator("#track-artists a").first.click()
     page.wait_for_url(re.compile(r"/artists/"))
     assert page.locator("img.cover").first.evaluate("img => img.complete && img.naturalWidth > 0")
-    page.wait_for_function(  # the lines drawn where they end, not mid-animation
-        "() => { const c = Chart.getChart(document.getElementById('rank-history-chart'));"
-        " return c && !Chart.animator.running(c); }"
-    )
-    shots.mkdir(exist_ok=True)
-    page.screenshot(path=str(shots / "artist.png"))
+    screenshot(page, "artist.png", tmp_path, whole_page=False)  # waits for the lines to settle
+
+    # and its album, whose page lists the track among the person's tracks of it
+    page.goto(live_server + album_url)
+    assert top_name in page.inner_text("#tracks")
+    assert page.locator("img.cover").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    screenshot(page, "album.png", tmp_path)
 
     # time machine: ava's best-stocked decade, so the playlist passes 100 items (two chunks)
     decade = query(
@@ -74,7 +71,7 @@ def test_search_track_chart_and_time_machine_playlist(live_server, page, db, emu
     page.wait_for_selector("#preview-count")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 375  # no sideways scrolling
     page.set_viewport_size({"width": 1280, "height": 900})
-    page.screenshot(path=str(shots / "time-machine.png"))
+    screenshot(page, "time-machine.png", tmp_path, whole_page=False)
     page.get_by_role("button", name=re.compile("^Create")).click()
     page.wait_for_url(re.compile(r"/playlists/\d+$"))
     assert "on Spotify with" in page.inner_text(".flash")

@@ -63,6 +63,8 @@ def test_year_in_review(signed_in_with_plays, played_history):
     top5 = [title for title, _ in sorted(ms.items(), key=lambda kv: (-kv[1], kv[0]))[:5]]
     listed = re.findall(r'<li><span class="name">([^<]+)</span>', page.split('data-top="tracks"')[1].split("</ol>")[0])
     assert listed == top5
+    # 2025's first plays ever: the two Massive Attack tracks that join in June, one artist
+    assert "2 tracks and 1 artist heard for the first time." in page
     assert "No plays in 2019." in signed_in_with_plays.get("/listening/2019").get_data(as_text=True)
     assert signed_in_with_plays.get("/listening/1200").status_code == 404
 
