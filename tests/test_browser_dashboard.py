@@ -167,4 +167,13 @@ def test_on_a_phone_the_header_is_small_the_numbers_come_first_and_no_axis_title
     assert page.evaluate(CLIPPED_TITLES) == []
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     assert page.evaluate(CHARTS_OUTSIDE_THEIR_FIGURE) == []
+
+    # the listening page (ava's captured plays) the same way: its numbers before its charts
+    page.goto(live_server + "/listening")
+    page.wait_for_function("() => typeof Chart !== 'undefined' && Chart.getChart(document.querySelector('canvas'))")
+    first_chart = page.locator("[data-chart]").first.bounding_box()
+    assert page.locator("#listening-numbers").bounding_box()["y"] < first_chart["y"]
+    assert page.evaluate(CLIPPED_TITLES) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert page.evaluate(CHARTS_OUTSIDE_THEIR_FIGURE) == []
     context.close()
