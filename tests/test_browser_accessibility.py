@@ -22,11 +22,15 @@ SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 375, "hei
 
 
 def violations(page) -> list[str]:
-    """Both sizes of the page in hand (the phone layout is another page to axe)."""
+    """Both sizes of the page in hand (the phone layout is another page to axe), and a page
+    wider than the screen: content that scrolls sideways is lost on a phone (WCAG 1.4.10)."""
     found = []
     for size, viewport in SIZES.items():
         page.set_viewport_size(viewport)
         found += [f"{size}: {v}" for v in axe(page)]
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > viewport["width"]:
+            found.append(f"{size}: {page.url} is {width} px wide on a {viewport['width']} px screen")
     return found
 
 
