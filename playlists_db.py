@@ -173,9 +173,19 @@ def audio_feature_count(cur, user_id: int) -> int:
     return cur.fetchone()[0]
 
 
+ANY_AUDIO_FEATURES = "SELECT EXISTS (SELECT 1 FROM tracks WHERE audio_features IS NOT NULL)"
+
+
 def has_audio_features(cur, user_id: int) -> bool:
     """Whether any of the person's tracks (saved, ranked or played) has audio features: the
-    mood playlist is offered only then."""
+    mood playlist is offered only then.
+
+    Most catalogues of 2026 have no audio features at all, and then the first probe (one
+    look at tracks_with_audio_features_idx) answers without reading the person's rows.
+    """
+    cur.execute(ANY_AUDIO_FEATURES)
+    if not cur.fetchone()[0]:
+        return False
     cur.execute(
         """
         SELECT EXISTS (

@@ -769,3 +769,12 @@ CREATE OR REPLACE TRIGGER artists_note_renamed_months_after_update
 INSERT INTO play_rollup_dirty (user_id, month)
 SELECT DISTINCT user_id, NULL::date FROM play_tracks
 WHERE NOT EXISTS (SELECT FROM play_year_tracks) AND NOT EXISTS (SELECT FROM play_rollup_dirty WHERE month IS NULL);
+
+-- version 19: the mood playlist is offered only when some of the person's tracks have audio
+-- features. Spotify no longer sends them to new apps (November 2024), so usually none has
+-- any: this index of the few that do answers "any at all?" at once, instead of the question
+-- walking all of a heavy listener's plays to find none.
+INSERT INTO schema_version (version, description)
+VALUES (19, 'an index of the tracks that have audio features')
+ON CONFLICT (version) DO NOTHING;
+CREATE INDEX IF NOT EXISTS tracks_with_audio_features_idx ON tracks (spotify_id) WHERE audio_features IS NOT NULL;
