@@ -173,6 +173,30 @@ def database_url(flask_app) -> str:
     return db_config.database_url_from_env(environ, Path(flask_app.instance_path))
 
 
+def schema_problem(url: str) -> str | None:
+    """Why a worker cannot start on this database yet, in words for its log: no schema, or
+    an older one than this code needs. None when it can, or when the database does not
+    answer (the worker's own error then says why, and it retries)."""
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(url, connect_timeout=5)
+    except psycopg2.Error:
+        return None
+    try:
+        version = database.schema_version(conn)
+    finally:
+        conn.close()
+    if version is None:
+        return "the database has no tables yet: run `flask --app app init-db`"
+    if version < database.SCHEMA_VERSION:
+        return (
+            f"the database's schema is version {version} and this code needs {database.SCHEMA_VERSION}: "
+            "run `flask --app app init-db`"
+        )
+    return None
+
+
 async def _serve_until_stopped(flask_app, options: dict, stop: asyncio.Event | None) -> None:
     """Run the worker; when it dies of a lost database (a restart, a failover) start it
     again. Its unfinished jobs come back through ``retry_stalled_jobs``."""
@@ -183,7 +207,17 @@ async def _serve_until_stopped(flask_app, options: dict, stop: asyncio.Event | N
     pause = 1.0
     while True:
         try:
-            await _serve(database_url(flask_app), options, stop)
+            url = database_url(flask_app)
+            problem = await asyncio.to_thread(schema_problem, url)
+            if problem:
+                # init-db may be running right now: look again soon, not after the backoff
+                log.warning("job worker waiting: %s; checking again in %.0f s", problem, min(pause, 5.0))
+                await asyncio.sleep(min(pause, 5.0))
+                pause = min(pause * 2, 30.0)
+                if stop is not None and stop.is_set():
+                    return
+                continue
+            await _serve(url, options, stop)
             if stop is None or stop.is_set():
                 return  # stopped on purpose: a signal, or ``stop``
             # procrastinate stops by itself, without an error, when a side task (the

@@ -12,6 +12,9 @@ import signal
 from contextlib import contextmanager
 from datetime import date
 
+import psycopg2
+
+import database
 from helpers import csrf_token, log_in, query, start_worker_process, stop_processes, user_id, wait_for_sync, wait_until
 from jobs.engine import WorkerThread
 
@@ -322,3 +325,26 @@ def test_daily_snapshots_are_spread_over_the_day_each_person_once_a_day(conn):
         # synced just now: nobody is due again before their second of tomorrow
         cur.execute("UPDATE users SET last_synced_at = now() WHERE id = ANY(%s)", (list(ids),))
         assert set(jobs_db.users_due_for_snapshot(cur, 10 * people)) & ids == set()
+
+
+def test_a_worker_started_before_init_db_says_to_run_it_and_starts_once_it_has(make_database, emulator, tmp_path):
+    """A newcomer who starts a worker first reads what to do, not a guess about a lost
+    connection; the worker needs no restart after ``init-db``."""
+    db = make_database(schema=False)
+    worker = start_worker_process(db, emulator, tmp_path, "early")
+    log = tmp_path / "early.log"
+    try:
+        advice = "the database has no tables yet: run `flask --app app init-db`"
+        wait_until(lambda: advice in log.read_text(), "the worker's advice", timeout=60, interval=0.2)
+        assert "connection was lost" not in log.read_text() and "Traceback" not in log.read_text()
+        with psycopg2.connect(db) as conn:
+            database.apply_schema(conn)
+        conn.close()
+        wait_until(
+            lambda: query(db, "SELECT count(*) FROM procrastinate_workers")[0][0] > 0,
+            "the worker to start working",
+            timeout=60,
+            interval=0.2,
+        )
+    finally:
+        stop_processes(worker)
