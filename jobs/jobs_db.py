@@ -66,7 +66,9 @@ def job_counts_by_status(cur) -> dict:
 # -- daily snapshots, spread over the day -------------------------------------------------
 def users_due_for_snapshot(cur, limit: int) -> list[int]:
     """Users with a token whose slot of the day (a fixed second of it, from their Spotify
-    id) has passed since their last sync, with no sync queued, running or tried since."""
+    id) has passed and who have not synced that day yet, with no sync queued, running or
+    tried since the slot. A sync by hand earlier that day already made the day's snapshot:
+    the slot skips it (the next day's slot does not)."""
     cur.execute(
         """
         WITH slots AS (
@@ -81,7 +83,7 @@ def users_due_for_snapshot(cur, limit: int) -> list[int]:
             FROM slots
         )
         SELECT d.id FROM due d
-        WHERE coalesce(d.last_synced_at, '-infinity') < d.slot
+        WHERE coalesce(d.last_synced_at, '-infinity') < date_trunc('day', d.slot)
           -- one try a day: a sync that failed since the slot (after its retries) waits for the next
           AND NOT EXISTS (SELECT 1 FROM sync_runs r
                           WHERE r.user_id = d.id AND (r.status = 'running' OR r.started_at >= d.slot))

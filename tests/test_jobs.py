@@ -287,9 +287,10 @@ def test_housekeeping_renews_an_access_token_before_it_runs_out(make_app, live_e
 
 def test_daily_snapshots_are_spread_over_the_day_each_person_once_a_day(conn):
     """The tick's question (jobs_db.users_due_for_snapshot) for 2,000 people: whoever last
-    synced k hours into the last 24 is due only if their second of the day came after that,
-    so the number due falls evenly with k (all at one moment, e.g. midnight, would give
-    all or nothing), and nobody is due twice in a day."""
+    synced yesterday is due once their second of today has come, so the number due grows
+    evenly with the time of day (all at one moment, e.g. midnight, would give all or
+    nothing); whoever synced today already, by hand or by schedule, is not due again
+    before tomorrow."""
     from jobs import jobs_db
 
     people = 2000
@@ -305,26 +306,20 @@ def test_daily_snapshots_are_spread_over_the_day_each_person_once_a_day(conn):
             (list(ids),),
         )
 
-        def due_after_syncing_at(hours_into_the_last_day: int) -> set:
-            cur.execute(
-                "UPDATE users SET last_synced_at = now() - interval '1 day' + make_interval(hours => %s) "
-                "WHERE id = ANY(%s)",
-                (hours_into_the_last_day, list(ids)),
-            )
-            return set(jobs_db.users_due_for_snapshot(cur, 10 * people)) & ids
-
-        counts = []
-        for hours in range(24):
-            due = due_after_syncing_at(hours)
+        def due_after_syncing_at(moment: str) -> set:
+            cur.execute(f"UPDATE users SET last_synced_at = {moment} WHERE id = ANY(%s)", (list(ids),))
+            due = set(jobs_db.users_due_for_snapshot(cur, 10 * people)) & ids
             assert due == set(jobs_db.users_due_for_snapshot(cur, 10 * people)) & ids  # stable
-            counts.append(len(due))
-        assert counts[0] == people  # each person's second of the day is somewhere in any 24 hours
-        for hours, count in enumerate(counts):
-            expected = people * (24 - hours) / 24
-            assert abs(count - expected) <= 0.05 * people, (hours, counts)
-        # synced just now: nobody is due again before their second of tomorrow
-        cur.execute("UPDATE users SET last_synced_at = now() WHERE id = ANY(%s)", (list(ids),))
-        assert set(jobs_db.users_due_for_snapshot(cur, 10 * people)) & ids == set()
+            return due
+
+        assert due_after_syncing_at("NULL") == ids  # never synced: due at once
+        cur.execute("SELECT extract(epoch FROM now() - date_trunc('day', now())) / 86400")
+        part_of_today_gone = float(cur.fetchone()[0])
+        yesterday = due_after_syncing_at("date_trunc('day', now()) - interval '2 hours'")
+        assert abs(len(yesterday) - people * part_of_today_gone) <= 0.05 * people, (len(yesterday), part_of_today_gone)
+        # synced by hand at the start of today: today's snapshot is there, nobody's slot repeats it
+        assert due_after_syncing_at("date_trunc('day', now()) + (now() - date_trunc('day', now())) / 100") == set()
+        assert due_after_syncing_at("now()") == set()
 
 
 def test_a_worker_started_before_init_db_says_to_run_it_and_starts_once_it_has(make_database, emulator, tmp_path):
