@@ -27,7 +27,7 @@ import db_config
 from connection_pool import Connection, ConnectionPool, DatabaseUnavailable, PoolForkedError, PoolTimeout  # noqa: F401
 
 SCHEMA_FILE = Path(__file__).with_name("schema_postgres.sql")
-SCHEMA_VERSION = 19
+SCHEMA_VERSION = 20
 # Any constant works; it only has to be the same in every process applying the schema.
 SCHEMA_LOCK_KEY = 7_214_052_019
 

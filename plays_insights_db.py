@@ -194,11 +194,48 @@ BUILD_TRACKS = f"""
 INSERT INTO play_tracks (user_id, {TRACK_KEYS}, {NAMES}, plays, ms, skips, first_at)
 SELECT %(user_id)s, {TRACK_KEYS}, max(track_name), max(artist_name), max(album_name),
        sum(plays), sum(ms), sum(skips), min(first_at)
-FROM play_month_tracks m
-WHERE user_id = %(user_id)s {{touched}}
+FROM (
+    SELECT * FROM play_month_tracks m
+    WHERE user_id = %(user_id)s {{touched}}
+) AS m
 GROUP BY {TRACK_KEYS}
 """
-ONLY_TOUCHED = f"AND ({track_key('m')}) IN (SELECT {track_key('tt')} FROM touched_tracks tt)"
+# Only the touched tracks' month rows: a Spotify track's by its id (play_month_tracks_track_idx,
+# a few hundred rows after a capture instead of every month row of the person's history), a
+# local file's by its names.
+ONLY_TOUCHED = f"""AND m.track_id IN (SELECT track_id FROM touched_tracks WHERE track_id IS NOT NULL)
+UNION ALL
+SELECT * FROM play_month_tracks m
+WHERE user_id = %(user_id)s AND m.track_id IS NULL
+  AND ({track_key("m")}) IN (SELECT {track_key("tt")} FROM touched_tracks tt WHERE tt.track_id IS NULL)"""
+# The artists of the touched tracks, as play_tracks names them: run before the tracks are
+# summed again (the names they had) and after (the names they have now).
+NOTE_TOUCHED_ARTISTS = f"""
+INSERT INTO touched_artists SELECT DISTINCT artist_name FROM play_tracks pt
+WHERE user_id = %(user_id)s AND artist_name IS NOT NULL
+  AND ({track_key("pt")}) IN (SELECT {track_key("tt")} FROM touched_tracks tt)
+"""
+FORGET_TOUCHED_ARTISTS = """
+DELETE FROM play_artists WHERE user_id = %(user_id)s AND artist_name IN (SELECT artist_name FROM touched_artists)
+"""
+BUILD_ARTISTS = """
+INSERT INTO play_artists (user_id, artist_name, plays, ms, skips, first_at)
+SELECT %(user_id)s, artist_name, sum(plays), sum(ms), sum(skips), min(first_at)
+FROM play_tracks
+WHERE user_id = %(user_id)s AND artist_name IS NOT NULL {touched}
+GROUP BY artist_name
+"""
+ONLY_TOUCHED_ARTISTS = "AND artist_name IN (SELECT artist_name FROM touched_artists)"
+
+
+def _start_touched_tables(cur) -> None:
+    """Empty session tables of the tracks and artists a refresh re-sums (dropped at commit)."""
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS touched_tracks "
+        "(track_id text, local_track text, local_artist text, local_album text) ON COMMIT DROP"
+    )
+    cur.execute("CREATE TEMP TABLE IF NOT EXISTS touched_artists (artist_name text) ON COMMIT DROP")
+    cur.execute("TRUNCATE touched_tracks, touched_artists")
 
 
 def refresh_rollups(cur, user_id: int) -> bool:
@@ -223,19 +260,21 @@ def refresh_rollups(cur, user_id: int) -> bool:
     cur.execute(BUILD_HOURS.format(sources=_rollup_sources(months)), params)
     if months is None:
         cur.execute("DELETE FROM play_tracks WHERE user_id = %(user_id)s", params)
+        cur.execute("DELETE FROM play_artists WHERE user_id = %(user_id)s", params)
     else:
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS touched_tracks "
-            "(track_id text, local_track text, local_artist text, local_album text) ON COMMIT DROP"
-        )
-        cur.execute("TRUNCATE touched_tracks")
+        _start_touched_tables(cur)
         cur.execute(NOTE_TOUCHED_TRACKS, params)  # before
     cur.execute(FORGET_MONTH_TRACKS, params)
     cur.execute(BUILD_MONTH_TRACKS.format(sources=_rollup_sources(months)), params)
     if months is not None:
         cur.execute(NOTE_TOUCHED_TRACKS, params)  # after
+        cur.execute(NOTE_TOUCHED_ARTISTS, params)  # the names they had
         cur.execute(FORGET_TOUCHED_TRACKS, params)
     cur.execute(BUILD_TRACKS.format(touched="" if months is None else ONLY_TOUCHED), params)
+    if months is not None:
+        cur.execute(NOTE_TOUCHED_ARTISTS, params)  # the names they have now
+        cur.execute(FORGET_TOUCHED_ARTISTS, params)
+    cur.execute(BUILD_ARTISTS.format(touched="" if months is None else ONLY_TOUCHED_ARTISTS), params)
     cur.execute(FORGET_YEARS, params)
     cur.execute(BUILD_YEARS, params)
     return True
@@ -396,6 +435,20 @@ PLAYS_PERIOD_TRACKS = PLAYS_TRACKS.format(start=START, end=END)
 PLAYS_EVER_TRACKS = PLAYS_TRACKS.format(start="'-infinity'", end="'infinity'")
 
 
+# Per artist (as the tracks are charted by): plays, ms, skips, and for the whole history
+# the first play ever; the whole history's from its rollup, a period's from its parts.
+ARTISTS_EVER = """,
+artists AS (
+    SELECT artist_name, plays::bigint AS plays, ms, skips::bigint AS skips, first_at
+    FROM play_artists WHERE user_id = %(user_id)s
+)"""
+ARTISTS_OF_PARTS = """,
+artists AS (
+    SELECT artist_name, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips{first_at}
+    FROM parts WHERE artist_name IS NOT NULL GROUP BY artist_name HAVING sum(plays) > 0
+)"""
+
+
 LAST_PLAYED = "(SELECT max(month) FROM play_month_tracks WHERE user_id = %(user_id)s)"
 PLAYS_LAST_PLAYED = """(
     SELECT date_trunc('month', max(p.played_at) AT TIME ZONE %(tz)s)::date FROM plays p WHERE p.user_id = %(user_id)s
@@ -405,16 +458,21 @@ PLAYS_LAST_PLAYED = """(
 def with_tracks(sql: str, params: dict, from_plays: bool = False, ever: bool = False) -> str:
     """``sql`` with its CTEs and subqueries filled in: ``{tracks}`` (``named``: plays, ms
     and skips per track with its names; ``parts``: rows whose sums per name are the same,
-    for grouping by artist or album without grouping by track first) for the period in
-    ``params`` or for the whole history (``ever``),
-    ``{hours}`` and ``{last_played}``; from the rollups, or from plays alone."""
+    for grouping by album without grouping by track first; ``artists``: the sums per
+    artist) for the period in ``params`` or for the whole history (``ever``, which also
+    gives every track's and artist's ``first_at``), ``{hours}`` and ``{last_played}``;
+    from the rollups, or from plays alone."""
     if from_plays:
-        tracks = PLAYS_EVER_TRACKS if ever else PLAYS_PERIOD_TRACKS
+        tracks = (PLAYS_EVER_TRACKS if ever else PLAYS_PERIOD_TRACKS) + ARTISTS_OF_PARTS.format(
+            first_at=", min(first_at) AS first_at" if ever else ""
+        )
         return sql.format(tracks=tracks, hours=PLAYS_HOURS, last_played=PLAYS_LAST_PLAYED)
     if ever or (params["first"] is None and params["last"] is None):
-        tracks = EVER_TRACKS
+        tracks = EVER_TRACKS + ARTISTS_EVER
     else:
-        tracks = _period_tracks(period_parts(params["first"], params["last"]), params)
+        tracks = _period_tracks(period_parts(params["first"], params["last"]), params) + ARTISTS_OF_PARTS.format(
+            first_at=""
+        )
     return sql.format(tracks=tracks, hours=HOURS, last_played=LAST_PLAYED)
 
 
@@ -515,15 +573,17 @@ def top_items(
     each with plays, minutes and skips. Plays with no artist or album name do not count
     for that list."""
     keys, name = TOP_KEYS[kind]
+    grouped = f"""
+            SELECT {keys}, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips
+            FROM parts WHERE {name} IS NOT NULL GROUP BY {keys}
+            HAVING sum(plays) > 0"""
+    if kind == "artists":
+        grouped = "SELECT artist_name, plays, ms, skips FROM artists"
     _execute(
         cur,
         f"""
         WITH {{tracks}},
-        grouped AS (
-            SELECT {keys}, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips
-            FROM parts WHERE {name} IS NOT NULL GROUP BY {keys}
-            HAVING sum(plays) > 0
-        )
+        grouped AS ({grouped})
         SELECT {keys}, plays, {MINUTES % "ms"} AS minutes, skips FROM grouped
         ORDER BY {ORDERS[by]}, {name} COLLATE "C", artist_name COLLATE "C" NULLS LAST
         LIMIT %(limit)s
@@ -564,24 +624,25 @@ def skip_rate_by_month(
 
 # A discovery is the first play ever of a track (or an artist), whatever the period asked
 # for: the period only chooses which months are shown.
-DISCOVERIES = """
-WITH {tracks},
-artist_firsts AS (
-    SELECT min(first_at) AS first_at FROM named WHERE artist_name IS NOT NULL GROUP BY artist_name
-),
-months AS (
-    SELECT date_trunc('month', first_at AT TIME ZONE %(tz)s)::date AS month, 1 AS tracks, 0 AS artists FROM named
+# Only the firsts inside the period are read (play_tracks and play_artists by first_at);
+# the months shown start no earlier than the first play ever.
+DISCOVERIES = f"""
+WITH {{tracks}},
+firsts AS (
+    SELECT first_at, 1 AS tracks, 0 AS artists FROM named WHERE first_at >= {START} AND first_at < {END}
     UNION ALL
-    SELECT date_trunc('month', first_at AT TIME ZONE %(tz)s)::date, 0, 1 FROM artist_firsts
+    SELECT first_at, 0, 1 FROM artists WHERE first_at >= {START} AND first_at < {END}
 ),
 counted AS (
-    SELECT month, sum(tracks)::int AS new_tracks, sum(artists)::int AS new_artists FROM months GROUP BY month
+    SELECT date_trunc('month', first_at AT TIME ZONE %(tz)s)::date AS month,
+           sum(tracks)::int AS new_tracks, sum(artists)::int AS new_artists
+    FROM firsts GROUP BY 1
 ),
 span AS (
-    SELECT greatest(date_trunc('month', %(first)s::date)::date, min(month)) AS first_month,
+    SELECT greatest(date_trunc('month', %(first)s::date)::date,
+                    (SELECT date_trunc('month', min(first_at) AT TIME ZONE %(tz)s)::date FROM named)) AS first_month,
            least(date_trunc('month', %(last)s::date)::date,
-                 {last_played}) AS last_month
-    FROM counted
+                 {{last_played}}) AS last_month
 ),
 shown AS (
     SELECT generate_series(first_month, last_month, interval '1 month')::date AS month FROM span
@@ -680,12 +741,9 @@ TOTALS = f"""
 WITH {{tracks}},
 track_sums AS (
     SELECT 1 FROM parts GROUP BY {TRACK_KEYS} HAVING sum(plays) > 0
-),
-artist_sums AS (
-    SELECT 1 FROM parts WHERE artist_name IS NOT NULL GROUP BY artist_name HAVING sum(plays) > 0
 )
 SELECT coalesce(sum(plays), 0)::bigint AS plays, {MINUTES % "coalesce(sum(ms), 0)"} AS minutes,
-       (SELECT count(*) FROM track_sums) AS tracks, (SELECT count(*) FROM artist_sums) AS artists,
+       (SELECT count(*) FROM track_sums) AS tracks, (SELECT count(*) FROM artists) AS artists,
        (SELECT count(DISTINCT day) FROM ({{hours}}) AS h) AS days
 FROM parts
 """

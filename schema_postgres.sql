@@ -778,3 +778,32 @@ INSERT INTO schema_version (version, description)
 VALUES (19, 'an index of the tracks that have audio features')
 ON CONFLICT (version) DO NOTHING;
 CREATE INDEX IF NOT EXISTS tracks_with_audio_features_idx ON tracks (spotify_id) WHERE audio_features IS NOT NULL;
+
+-- version 20: play_artists, per artist the whole history's sums and first play (what "all
+-- history"'s top artists and totals, and every period's discoveries, read: a few thousand
+-- rows instead of grouping every track row of the person's history by artist per view).
+-- An artist is the name the per-track rollups chart a track by (artist_name there); kept
+-- by the same refresh, from play_tracks. Names may be long (an export's, up to 1,000
+-- characters): no unique index on them, the refresh deletes before it inserts.
+INSERT INTO schema_version (version, description)
+VALUES (20, 'play_artists: the whole-history rollup per artist')
+ON CONFLICT (version) DO NOTHING;
+CREATE TABLE IF NOT EXISTS play_artists (
+    user_id     bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    artist_name text NOT NULL,
+    plays       integer NOT NULL,
+    ms          bigint NOT NULL,
+    skips       integer NOT NULL,
+    first_at    timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS play_artists_user_first_idx ON play_artists (user_id, first_at);
+-- a refresh re-sums the whole history of the tracks a change touched from their months:
+-- found by track, not by reading every month row of the person
+CREATE INDEX IF NOT EXISTS play_month_tracks_track_idx ON play_month_tracks (user_id, track_id);
+-- an install from before version 20: built once from the per-track rollup (a person's
+-- months still noted as changed are re-rolled, their artists with them, on the next view)
+INSERT INTO play_artists (user_id, artist_name, plays, ms, skips, first_at)
+SELECT user_id, artist_name, sum(plays), sum(ms), sum(skips), min(first_at)
+FROM play_tracks
+WHERE artist_name IS NOT NULL AND NOT EXISTS (SELECT FROM play_artists)
+GROUP BY user_id, artist_name;

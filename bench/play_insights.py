@@ -7,10 +7,12 @@ plays over ten years) among 10 million plays in the database, per period a perso
 Data (generated in SQL with generate_series): one heavy listener with HEAVY plays spread
 over ten years (about 80 a day, at the hours people listen), and ordinary listeners with
 ORDINARY plays each over three years until PLAYS plays in all, each user's rows written
-together as an import writes them; TRACKS tracks by TRACKS / 8 artists, each listener
-drawing from a skewed pool of their own; 15 % skipped, 5 % captured plays without
-ms_played (their length comes from the track). The server is an embedded PostgreSQL of
-the benchmark's own, deleted at the end (or kept with --data-dir). Prints a Markdown table
+together as an import writes them; TRACKS tracks by TRACKS / 8 artists (eight tracks in a
+row by one artist, so a listener's pool of 20,000 tracks holds 2,500 artists, as a real
+library holds several tracks of an artist), each listener drawing from a skewed pool of
+their own; 15 % skipped, 5 % captured plays without ms_played (their length comes from
+the track). The server is an embedded PostgreSQL of the benchmark's own, deleted at the
+end (or kept with --data-dir). Prints a Markdown table
 for the README: per chart and period, p50 and p95 of SAMPLES runs after warm-up, each run
 in its own transaction on one connection, as one chart request would.
 """
@@ -41,7 +43,8 @@ SELECT 'ba' || g, 'Bench Artist ' || g FROM generate_series(1, %(artists)s) g
 """,
     """
 INSERT INTO tracks (spotify_id, name, artist_name, primary_artist_id, album_name, duration_ms)
-SELECT 'bt' || g, 'Bench Track ' || g, 'Bench Artist ' || (g %% %(artists)s + 1), 'ba' || (g %% %(artists)s + 1),
+SELECT 'bt' || g, 'Bench Track ' || g, 'Bench Artist ' || ((g - 1) / 8 %% %(artists)s + 1),
+       'ba' || ((g - 1) / 8 %% %(artists)s + 1),
        'Bench Album ' || (g / 10), 120000 + (g * 7919) %% 240000
 FROM generate_series(1, %(tracks)s) g
 """,

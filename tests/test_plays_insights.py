@@ -166,6 +166,22 @@ def test_discoveries_are_first_plays_ever(conn, history):
     }
     assert [r["month"] for r in ranged] == [date(2025, m, 1) for m in range(2, 8)]
 
+    # a period from mid-month counts only the firsts inside it, in the months it touches
+    first_days = {}
+    for p in sorted(history.plays, key=lambda p: p.played_at):
+        first_days.setdefault(("track", p.track_id or p.track_name), p.local().date())
+        if p.artist:
+            first_days.setdefault(("artist", p.artist), p.local().date())
+    for first, last in ((date(2025, 6, 3), date(2025, 7, 20)), (date(2024, 9, 25), date(2024, 10, 9))):
+        with conn.cursor() as cur:
+            rows = pdb.discoveries(cur, history.me, first, last)
+        inside = [(kind, month_of(day)) for (kind, _), day in first_days.items() if first <= day <= last]
+        assert sum(r["new_tracks"] for r in rows) == sum(1 for kind, _ in inside if kind == "track")
+        assert {r["month"]: (r["new_tracks"], r["new_artists"]) for r in rows} == {
+            month: (inside.count(("track", month)), inside.count(("artist", month)))
+            for month in {month_of(first), month_of(last)}
+        }
+
 
 def streaks(days: set) -> list:
     """The lengths of the runs of consecutive days."""
@@ -308,12 +324,15 @@ def test_rollups_follow_every_change_to_plays(conn, history):
         assert ("Mamma Mia", 1) in [(r["track_name"], r["plays"]) for r in ever]
         assert "Kiss" not in [r["track_name"] for r in ever]
         assert pdb.totals(cur, history.me, None, None)["tracks"] == len({p.track_id or p.track_name for p in left})
+        # and every chart, the per-artist whole history too, agrees with plays again
+        assert_rollups_match_plays(cur, history.me, [(None, None), (date(2025, 1, 1), date(2025, 12, 31))])
 
 
 def test_deleting_an_account_takes_its_plays_and_rollups(conn, history):
     with conn.cursor() as cur:
         cur.execute("DELETE FROM users WHERE id = %s", (history.me,))
-        for table in ("plays", "play_hours", "play_month_tracks", "play_rollup_dirty"):
+        rollups = ("play_hours", "play_month_tracks", "play_year_tracks", "play_tracks", "play_artists")
+        for table in ("plays", *rollups, "play_rollup_dirty"):
             cur.execute(f"SELECT count(*) FROM {table} WHERE user_id = %s", (history.me,))
             assert cur.fetchone()[0] == 0, table
         assert pdb.totals(cur, history.other, None, None)["plays"] == len(history.other_plays)
