@@ -622,10 +622,9 @@ def skip_rate_by_month(
     return fetch_all(cur)
 
 
-# A discovery is the first play ever of a track (or an artist), whatever the period asked
-# for: the period only chooses which months are shown.
-# Only the firsts inside the period are read (play_tracks and play_artists by first_at);
-# the months shown start no earlier than the first play ever.
+# A discovery is the first play ever of a track (or an artist): a period counts those that
+# fall inside it, per month, from the month of the first play ever on. Only the firsts
+# inside the period are read (play_tracks and play_artists by first_at).
 DISCOVERIES = f"""
 WITH {{tracks}},
 firsts AS (
