@@ -559,6 +559,19 @@ TOP_KEYS = {
 }
 
 
+# The whole history's top tracks: a Spotify track is one play_tracks row, so its best
+# ``limit`` come straight off play_tracks_top_*_idx; local files (no id) group by their
+# names across albums, as every period's list does, and join them before the final cut.
+EVER_TOP_TRACKS = """
+    (SELECT track_id, track_name, artist_name, plays, ms, skips  -- uncast: ordered as the index is
+     FROM play_tracks WHERE user_id = %(user_id)s AND track_id IS NOT NULL AND track_name IS NOT NULL
+     ORDER BY {order}, track_name COLLATE "C", artist_name COLLATE "C" NULLS LAST LIMIT %(limit)s)
+    UNION ALL
+    SELECT NULL, track_name, artist_name, sum(plays)::bigint, sum(ms)::bigint, sum(skips)::bigint
+    FROM play_tracks WHERE user_id = %(user_id)s AND track_id IS NULL AND track_name IS NOT NULL
+    GROUP BY track_name, artist_name"""
+
+
 def top_items(
     cur,
     user_id: int,
@@ -579,6 +592,8 @@ def top_items(
             HAVING sum(plays) > 0"""
     if kind == "artists":
         grouped = "SELECT artist_name, plays, ms, skips FROM artists"
+    elif kind == "tracks" and first is None and last is None and not from_plays:
+        grouped = EVER_TOP_TRACKS.format(order=ORDERS[by])
     _execute(
         cur,
         f"""
@@ -748,9 +763,22 @@ FROM parts
 """
 
 
+# The whole history's totals straight from the rollups (play_tracks has a row per
+# track, play_artists one per artist): no per-track grouping, and their indexes can answer.
+TOTALS_EVER = f"""
+SELECT coalesce(sum(plays), 0)::bigint AS plays, {MINUTES % "coalesce(sum(ms), 0)"} AS minutes,
+       count(*) AS tracks, (SELECT count(*) FROM play_artists WHERE user_id = %(user_id)s) AS artists,
+       (SELECT count(DISTINCT day) FROM play_hours WHERE user_id = %(user_id)s) AS days
+FROM play_tracks WHERE user_id = %(user_id)s
+"""
+
+
 def totals(cur, user_id: int, first: date | None, last: date | None, from_plays: bool = False) -> dict:
     """Plays, minutes, distinct tracks and artists, and days with a play, in the period."""
-    _execute(cur, TOTALS, _params(cur, user_id, first, last), from_plays)
+    if first is None and last is None and not from_plays:
+        cur.execute(TOTALS_EVER, _params(cur, user_id))
+    else:
+        _execute(cur, TOTALS, _params(cur, user_id, first, last), from_plays)
     return fetch_single(cur)
 
 

@@ -800,6 +800,10 @@ CREATE INDEX IF NOT EXISTS play_artists_user_first_idx ON play_artists (user_id,
 -- a refresh re-sums the whole history of the tracks a change touched from their months:
 -- found by track, not by reading every month row of the person
 CREATE INDEX IF NOT EXISTS play_month_tracks_track_idx ON play_month_tracks (user_id, track_id);
+-- the whole history's top tracks by plays and by minutes, read off in order (the first ten,
+-- not every track the person ever played)
+CREATE INDEX IF NOT EXISTS play_tracks_top_plays_idx ON play_tracks (user_id, plays DESC, ms DESC);
+CREATE INDEX IF NOT EXISTS play_tracks_top_ms_idx ON play_tracks (user_id, ms DESC, plays DESC);
 -- an install from before version 20: built once from the per-track rollup (a person's
 -- months still noted as changed are re-rolled, their artists with them, on the next view)
 INSERT INTO play_artists (user_id, artist_name, plays, ms, skips, first_at)
