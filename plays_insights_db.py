@@ -117,7 +117,7 @@ def _rollup_sources(months: list | None) -> str:
 
 FORGET_HOURS = """
 DELETE FROM play_hours WHERE user_id = %(user_id)s
-  AND (%(months)s::date[] IS NULL OR date_trunc('month', day)::date = ANY (%(months)s::date[]))
+  AND (%(months)s::date[] IS NULL OR day = ANY (%(month_days)s::date[]))
 """
 FORGET_MONTH_TRACKS = """
 DELETE FROM play_month_tracks WHERE user_id = %(user_id)s
@@ -167,9 +167,7 @@ SELECT %(user_id)s, date_trunc('year', month)::date, {TRACK_KEYS},
        max(track_name), max(artist_name), max(album_name), sum(plays), sum(ms), sum(skips)
 FROM play_month_tracks m
 WHERE user_id = %(user_id)s
-  AND (%(years)s::date[] IS NULL
-       OR EXISTS (SELECT FROM unnest(%(years)s::date[]) AS y(year)
-                  WHERE m.month >= y.year AND m.month < y.year + interval '1 year'))
+  AND (%(years)s::date[] IS NULL OR m.month = ANY (%(year_months)s::date[]))
 GROUP BY 2, {TRACK_KEYS}
 """
 
@@ -208,34 +206,59 @@ UNION ALL
 SELECT * FROM play_month_tracks m
 WHERE user_id = %(user_id)s AND m.track_id IS NULL
   AND ({track_key("m")}) IN (SELECT {track_key("tt")} FROM touched_tracks tt WHERE tt.track_id IS NULL)"""
-# The artists of the touched tracks, as play_tracks names them: run before the tracks are
-# summed again (the names they had) and after (the names they have now).
-NOTE_TOUCHED_ARTISTS = f"""
-INSERT INTO touched_artists SELECT DISTINCT artist_name FROM play_tracks pt
-WHERE user_id = %(user_id)s AND artist_name IS NOT NULL
-  AND ({track_key("pt")}) IN (SELECT {track_key("tt")} FROM touched_tracks tt)
-"""
-FORGET_TOUCHED_ARTISTS = """
-DELETE FROM play_artists WHERE user_id = %(user_id)s AND artist_name IN (SELECT artist_name FROM touched_artists)
-"""
-BUILD_ARTISTS = """
-INSERT INTO play_artists (user_id, artist_name, plays, ms, skips, first_at)
-SELECT %(user_id)s, artist_name, sum(plays), sum(ms), sum(skips), min(first_at)
-FROM play_tracks
-WHERE user_id = %(user_id)s AND artist_name IS NOT NULL {touched}
-GROUP BY artist_name
-"""
-ONLY_TOUCHED_ARTISTS = "AND artist_name IN (SELECT artist_name FROM touched_artists)"
+# The whole-history rollups per group of tracks, summed from play_tracks: table -> the
+# columns a group is known by (its first one never NULL). A refresh notes the groups of the
+# touched tracks before they are summed again (the names they had) and after (the names
+# they have now), then sums just those groups again.
+GROUP_ROLLUPS = {"play_artists": ("artist_name",), "play_albums": ("album_name", "artist_name")}
+
+
+def _group_key(alias: str, columns: tuple) -> str:
+    return ", ".join(f"coalesce({alias}.{column}, '')" for column in columns)
 
 
 def _start_touched_tables(cur) -> None:
-    """Empty session tables of the tracks and artists a refresh re-sums (dropped at commit)."""
+    """Empty session tables of the tracks and groups a refresh re-sums (dropped at commit)."""
     cur.execute(
         "CREATE TEMP TABLE IF NOT EXISTS touched_tracks "
         "(track_id text, local_track text, local_artist text, local_album text) ON COMMIT DROP"
     )
-    cur.execute("CREATE TEMP TABLE IF NOT EXISTS touched_artists (artist_name text) ON COMMIT DROP")
-    cur.execute("TRUNCATE touched_tracks, touched_artists")
+    for table, columns in GROUP_ROLLUPS.items():
+        typed = ", ".join(f"{column} text" for column in columns)
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS touched_{table} ({typed}) ON COMMIT DROP")
+        cur.execute(f"TRUNCATE touched_{table}")
+    cur.execute("TRUNCATE touched_tracks")
+
+
+def _note_touched_groups(cur, params: dict) -> None:
+    for table, columns in GROUP_ROLLUPS.items():
+        cur.execute(
+            f"""INSERT INTO touched_{table} SELECT DISTINCT {", ".join(columns)} FROM play_tracks pt
+            WHERE user_id = %(user_id)s AND {columns[0]} IS NOT NULL
+              AND ({track_key("pt")}) IN (SELECT {track_key("tt")} FROM touched_tracks tt)""",
+            params,
+        )
+
+
+def _sum_groups(cur, params: dict, only_touched: bool) -> None:
+    """Every group's rows of the person again (or only the touched groups'), from play_tracks."""
+    for table, columns in GROUP_ROLLUPS.items():
+        keys = ", ".join(columns)
+        only = ""
+        if only_touched:
+            only = f"AND ({_group_key('g', columns)}) IN (SELECT {_group_key('t', columns)} FROM touched_{table} t)"
+        cur.execute(f"DELETE FROM {table} g WHERE user_id = %(user_id)s {only}", params)
+        cur.execute(
+            f"""INSERT INTO {table} (user_id, {keys}, plays, ms, skips, first_at)
+            SELECT %(user_id)s, {keys}, sum(plays), sum(ms), sum(skips), min(first_at) FROM play_tracks g
+            WHERE user_id = %(user_id)s AND {columns[0]} IS NOT NULL {only}
+            GROUP BY {keys}""",
+            params,
+        )
+
+
+def _days_of(month: date) -> list[date]:
+    return [month + timedelta(days=n) for n in range(_days(month, _first_of_next_month(month)))]
 
 
 def refresh_rollups(cur, user_id: int) -> bool:
@@ -255,12 +278,21 @@ def refresh_rollups(cur, user_id: int) -> bool:
         return False
     months = None if None in noted else sorted(noted)
     years = None if months is None else sorted({month.replace(month=1, day=1) for month in months})
-    params = {"user_id": user_id, "months": months, "years": years, "tz": time_zone(cur, user_id)}
+    # the months' days and the years' months by name, so that forgetting a month and
+    # re-summing a year read their rows by index (an "inside this year" test read every
+    # month row of the person's history: 0.56 s of a 0.65 s refresh)
+    params: dict = {
+        "user_id": user_id,
+        "months": months,
+        "years": years,
+        "month_days": None if months is None else [day for month in months for day in _days_of(month)],
+        "year_months": None if years is None else [year.replace(month=n) for year in years for n in range(1, 13)],
+        "tz": time_zone(cur, user_id),
+    }
     cur.execute(FORGET_HOURS, params)
     cur.execute(BUILD_HOURS.format(sources=_rollup_sources(months)), params)
     if months is None:
         cur.execute("DELETE FROM play_tracks WHERE user_id = %(user_id)s", params)
-        cur.execute("DELETE FROM play_artists WHERE user_id = %(user_id)s", params)
     else:
         _start_touched_tables(cur)
         cur.execute(NOTE_TOUCHED_TRACKS, params)  # before
@@ -268,13 +300,12 @@ def refresh_rollups(cur, user_id: int) -> bool:
     cur.execute(BUILD_MONTH_TRACKS.format(sources=_rollup_sources(months)), params)
     if months is not None:
         cur.execute(NOTE_TOUCHED_TRACKS, params)  # after
-        cur.execute(NOTE_TOUCHED_ARTISTS, params)  # the names they had
+        _note_touched_groups(cur, params)  # the names they had
         cur.execute(FORGET_TOUCHED_TRACKS, params)
     cur.execute(BUILD_TRACKS.format(touched="" if months is None else ONLY_TOUCHED), params)
     if months is not None:
-        cur.execute(NOTE_TOUCHED_ARTISTS, params)  # the names they have now
-        cur.execute(FORGET_TOUCHED_ARTISTS, params)
-    cur.execute(BUILD_ARTISTS.format(touched="" if months is None else ONLY_TOUCHED_ARTISTS), params)
+        _note_touched_groups(cur, params)  # the names they have now
+    _sum_groups(cur, params, only_touched=months is not None)
     cur.execute(FORGET_YEARS, params)
     cur.execute(BUILD_YEARS, params)
     return True
@@ -408,13 +439,15 @@ named AS (SELECT * FROM per_track)"""
 
 
 # The whole history, track by track (also every track's first play ever).
+# NOT MATERIALIZED: each query reads play_tracks itself, only the columns it needs (first
+# plays read the first_at index alone); a materialized CTE read every whole row first.
 EVER_TRACKS = f"""
-per_track AS (
+per_track AS NOT MATERIALIZED (
     SELECT {TRACK_KEYS}, {NAMES}, plays::bigint, ms, skips::bigint, first_at FROM play_tracks
     WHERE user_id = %(user_id)s
 ),
-parts AS (SELECT * FROM per_track),
-named AS (SELECT * FROM per_track)"""
+parts AS NOT MATERIALIZED (SELECT * FROM per_track),
+named AS NOT MATERIALIZED (SELECT * FROM per_track)"""
 # The same from plays alone, named from the catalogue: what the rollups must agree with.
 PLAYS_TRACKS = f"""
 per_track AS (
@@ -594,6 +627,8 @@ def top_items(
         grouped = "SELECT artist_name, plays, ms, skips FROM artists"
     elif kind == "tracks" and first is None and last is None and not from_plays:
         grouped = EVER_TOP_TRACKS.format(order=ORDERS[by])
+    elif kind == "albums" and first is None and last is None and not from_plays:
+        grouped = "SELECT album_name, artist_name, plays, ms, skips FROM play_albums WHERE user_id = %(user_id)s"
     _execute(
         cur,
         f"""

@@ -786,7 +786,7 @@ CREATE INDEX IF NOT EXISTS tracks_with_audio_features_idx ON tracks (spotify_id)
 -- by the same refresh, from play_tracks. Names may be long (an export's, up to 1,000
 -- characters): no unique index on them, the refresh deletes before it inserts.
 INSERT INTO schema_version (version, description)
-VALUES (20, 'play_artists: the whole-history rollup per artist')
+VALUES (20, 'play_artists and play_albums: whole-history rollups per artist and per album')
 ON CONFLICT (version) DO NOTHING;
 CREATE TABLE IF NOT EXISTS play_artists (
     user_id     bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -800,6 +800,23 @@ CREATE INDEX IF NOT EXISTS play_artists_user_first_idx ON play_artists (user_id,
 -- a refresh re-sums the whole history of the tracks a change touched from their months:
 -- found by track, not by reading every month row of the person
 CREATE INDEX IF NOT EXISTS play_month_tracks_track_idx ON play_month_tracks (user_id, track_id);
+-- play_albums: the same per album (its name and artist, as the charts name them), for all
+-- history's top albums
+CREATE TABLE IF NOT EXISTS play_albums (
+    user_id     bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    album_name  text NOT NULL,
+    artist_name text,
+    plays       integer NOT NULL,
+    ms          bigint NOT NULL,
+    skips       integer NOT NULL,
+    first_at    timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS play_albums_user_idx ON play_albums (user_id);
+INSERT INTO play_albums (user_id, album_name, artist_name, plays, ms, skips, first_at)
+SELECT user_id, album_name, artist_name, sum(plays), sum(ms), sum(skips), min(first_at)
+FROM play_tracks
+WHERE album_name IS NOT NULL AND NOT EXISTS (SELECT FROM play_albums)
+GROUP BY user_id, album_name, artist_name;
 -- the whole history's top tracks by plays and by minutes, read off in order (the first ten,
 -- not every track the person ever played)
 CREATE INDEX IF NOT EXISTS play_tracks_top_plays_idx ON play_tracks (user_id, plays DESC, ms DESC);

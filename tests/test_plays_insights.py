@@ -331,7 +331,7 @@ def test_rollups_follow_every_change_to_plays(conn, history):
 def test_deleting_an_account_takes_its_plays_and_rollups(conn, history):
     with conn.cursor() as cur:
         cur.execute("DELETE FROM users WHERE id = %s", (history.me,))
-        rollups = ("play_hours", "play_month_tracks", "play_year_tracks", "play_tracks", "play_artists")
+        rollups = ("play_hours", "play_month_tracks", "play_year_tracks", "play_tracks", "play_artists", "play_albums")
         for table in ("plays", *rollups, "play_rollup_dirty"):
             cur.execute(f"SELECT count(*) FROM {table} WHERE user_id = %s", (history.me,))
             assert cur.fetchone()[0] == 0, table
