@@ -19,6 +19,11 @@ from conftest import browser_log_in
 
 AXE = Path(__file__).with_name("vendor") / "axe.min.js"
 BLOCKING = ("serious", "critical", "moderate")
+# The outermost elements that reach past the screen's right edge, to say what to fix.
+STICKING_OUT = """width => [...document.querySelectorAll('body *')].filter(e =>
+    e.getBoundingClientRect().right > width + 1 && e.parentElement.getBoundingClientRect().right <= width + 1)
+    .slice(0, 5).map(e => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${e.className}`
+                         + ` (${Math.round(e.getBoundingClientRect().width)} px)`)"""
 SIZES = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 375, "height": 740}}
 
 
@@ -32,7 +37,8 @@ def violations(page) -> list[str]:
             page.wait_for_function(f"document.documentElement.scrollWidth <= {viewport['width']}", timeout=3_000)
         except PlaywrightTimeoutError:
             width = page.evaluate("document.documentElement.scrollWidth")
-            found.append(f"{size}: {page.url} is {width} px wide on a {viewport['width']} px screen")
+            culprits = page.evaluate(STICKING_OUT, viewport["width"])
+            found.append(f"{size}: {page.url} is {width} px wide on a {viewport['width']} px screen: {culprits}")
         found += [f"{size}: {v}" for v in axe(page)]
     return found
 
