@@ -28,6 +28,7 @@ import security
 import spotify
 import sync
 import tracks
+import wording
 from history import page as import_history
 from page_cache import conditional
 
@@ -54,6 +55,7 @@ def create_app(config: dict | None = None) -> Flask:
     sync.init_app(app)
     history.cli.init_app(app)
     jobs.init_app(app)
+    wording.init_app(app)
     CSRFProtect(app)  # every state-changing form carries a token
     app.register_blueprint(health.bp)
     app.register_blueprint(auth.bp)

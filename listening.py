@@ -23,6 +23,7 @@ from database import transaction
 from page_cache import conditional
 from page_cache import store as page_store
 from page_cache import views as page_views
+from wording import counted
 
 bp = Blueprint("listening", __name__)
 
@@ -100,12 +101,6 @@ def read_choice(args, name: str, choices: dict, default: str) -> str:
 
 
 # -- charts: rows in, Chart.js-ready data (and its table) out --------------------------
-@bp.app_template_filter()
-def counted(count: int, noun: str) -> str:
-    """``1 artist``, ``2,014 artists``: a count and its noun, in the singular when it is one."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
 def chart(
     name: str, title: str, kind: str, labels=(), datasets=(), *, summary: str = "", empty: str | None = None, **axes
 ) -> dict:

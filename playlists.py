@@ -20,6 +20,7 @@ import spotify
 import tracks_db
 from auth import login_required, require_user_id
 from database import transaction
+from wording import counted
 
 bp = Blueprint("playlists", __name__)
 
@@ -240,7 +241,7 @@ def build_on_spotify(kind: str, name: str, description: str, parameters: dict, s
             with transaction() as cur:
                 upsert_searched(cur, selection)
                 playlists_db.replace_entries(cur, require_user_id(), earlier["id"], parameters, track_ids)
-            return shown(earlier["id"], f"Updated “{name}” on Spotify: it now has {plural(len(track_ids))}.")
+            return shown(earlier["id"], f"Updated “{name}” on Spotify: it now has {counted(len(track_ids), 'track')}.")
     created = client.create_playlist(name, description)
     client.add_to_playlist(created["id"], uris)
     with transaction() as cur:
@@ -248,16 +249,12 @@ def build_on_spotify(kind: str, name: str, description: str, parameters: dict, s
         playlist_id = playlists_db.record_playlist(
             cur, require_user_id(), kind, name, parameters, created["id"], track_ids
         )
-    return shown(playlist_id, f"Created “{name}” on Spotify with {plural(len(track_ids))}.")
+    return shown(playlist_id, f"Created “{name}” on Spotify with {counted(len(track_ids), 'track')}.")
 
 
 def upsert_searched(cur, selection: Selection) -> None:
     if selection.from_search:
         tracks_db.upsert_catalogue(cur, selection.from_search)
-
-
-def plural(count: int) -> str:
-    return f"{count} track{'' if count == 1 else 's'}"
 
 
 def shown(playlist_id: int, message: str):
