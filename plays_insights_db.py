@@ -117,7 +117,7 @@ def _rollup_sources(months: list | None) -> str:
 
 FORGET_HOURS = """
 DELETE FROM play_hours WHERE user_id = %(user_id)s
-  AND (%(months)s::date[] IS NULL OR day = ANY (%(month_days)s::date[]))
+  AND (%(month_days)s::date[] IS NULL OR day = ANY (%(month_days)s::date[]))
 """
 FORGET_MONTH_TRACKS = """
 DELETE FROM play_month_tracks WHERE user_id = %(user_id)s
@@ -167,7 +167,7 @@ SELECT %(user_id)s, date_trunc('year', month)::date, {TRACK_KEYS},
        max(track_name), max(artist_name), max(album_name), sum(plays), sum(ms), sum(skips)
 FROM play_month_tracks m
 WHERE user_id = %(user_id)s
-  AND (%(years)s::date[] IS NULL OR m.month = ANY (%(year_months)s::date[]))
+  AND (%(year_months)s::date[] IS NULL OR m.month = ANY (%(year_months)s::date[]))
 GROUP BY 2, {TRACK_KEYS}
 """
 
@@ -468,18 +468,22 @@ PLAYS_PERIOD_TRACKS = PLAYS_TRACKS.format(start=START, end=END)
 PLAYS_EVER_TRACKS = PLAYS_TRACKS.format(start="'-infinity'", end="'infinity'")
 
 
-# Per artist (as the tracks are charted by): plays, ms, skips, and for the whole history
-# the first play ever; the whole history's from its rollup, a period's from its parts.
-ARTISTS_EVER = """,
-artists AS (
-    SELECT artist_name, plays::bigint AS plays, ms, skips::bigint AS skips, first_at
-    FROM play_artists WHERE user_id = %(user_id)s
-)"""
-ARTISTS_OF_PARTS = """,
-artists AS (
-    SELECT artist_name, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips{first_at}
-    FROM parts WHERE artist_name IS NOT NULL GROUP BY artist_name HAVING sum(plays) > 0
-)"""
+def _group_ctes(ever_rollups: bool, first_at: bool) -> str:
+    """``artists`` and ``albums`` (one CTE per GROUP_ROLLUPS table, named without its
+    ``play_``): plays, ms and skips per group, and ``first_at`` when asked. The whole
+    history's come from their rollups, a period's (or plays alone's) from ``parts``."""
+    ctes = []
+    for table, columns in GROUP_ROLLUPS.items():
+        keys, name = ", ".join(columns), table.removeprefix("play_")
+        if ever_rollups:
+            select = f"""SELECT {keys}, plays::bigint AS plays, ms, skips::bigint AS skips, first_at
+    FROM {table} WHERE user_id = %(user_id)s"""
+        else:
+            select = f"""SELECT {keys}, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips
+           {", min(first_at) AS first_at" if first_at else ""}
+    FROM parts WHERE {columns[0]} IS NOT NULL GROUP BY {keys} HAVING sum(plays) > 0"""
+        ctes.append(f",\n{name} AS (\n    {select}\n)")
+    return "".join(ctes)
 
 
 LAST_PLAYED = "(SELECT max(month) FROM play_month_tracks WHERE user_id = %(user_id)s)"
@@ -491,21 +495,17 @@ PLAYS_LAST_PLAYED = """(
 def with_tracks(sql: str, params: dict, from_plays: bool = False, ever: bool = False) -> str:
     """``sql`` with its CTEs and subqueries filled in: ``{tracks}`` (``named``: plays, ms
     and skips per track with its names; ``parts``: rows whose sums per name are the same,
-    for grouping by album without grouping by track first; ``artists``: the sums per
-    artist) for the period in ``params`` or for the whole history (``ever``, which also
+    for grouping without grouping by track first; ``artists`` and ``albums``: the sums per
+    artist and per album) for the period in ``params`` or for the whole history (``ever``, which also
     gives every track's and artist's ``first_at``), ``{hours}`` and ``{last_played}``;
     from the rollups, or from plays alone."""
     if from_plays:
-        tracks = (PLAYS_EVER_TRACKS if ever else PLAYS_PERIOD_TRACKS) + ARTISTS_OF_PARTS.format(
-            first_at=", min(first_at) AS first_at" if ever else ""
-        )
+        tracks = (PLAYS_EVER_TRACKS if ever else PLAYS_PERIOD_TRACKS) + _group_ctes(False, first_at=ever)
         return sql.format(tracks=tracks, hours=PLAYS_HOURS, last_played=PLAYS_LAST_PLAYED)
     if ever or (params["first"] is None and params["last"] is None):
-        tracks = EVER_TRACKS + ARTISTS_EVER
+        tracks = EVER_TRACKS + _group_ctes(True, first_at=True)
     else:
-        tracks = _period_tracks(period_parts(params["first"], params["last"]), params) + ARTISTS_OF_PARTS.format(
-            first_at=""
-        )
+        tracks = _period_tracks(period_parts(params["first"], params["last"]), params) + _group_ctes(False, False)
     return sql.format(tracks=tracks, hours=HOURS, last_played=LAST_PLAYED)
 
 
@@ -623,12 +623,10 @@ def top_items(
             SELECT {keys}, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms, sum(skips)::bigint AS skips
             FROM parts WHERE {name} IS NOT NULL GROUP BY {keys}
             HAVING sum(plays) > 0"""
-    if kind == "artists":
-        grouped = "SELECT artist_name, plays, ms, skips FROM artists"
-    elif kind == "tracks" and first is None and last is None and not from_plays:
+    if kind in ("artists", "albums"):
+        grouped = f"SELECT {keys}, plays, ms, skips FROM {kind}"  # with_tracks' group CTEs
+    elif first is None and last is None and not from_plays:
         grouped = EVER_TOP_TRACKS.format(order=ORDERS[by])
-    elif kind == "albums" and first is None and last is None and not from_plays:
-        grouped = "SELECT album_name, artist_name, plays, ms, skips FROM play_albums WHERE user_id = %(user_id)s"
     _execute(
         cur,
         f"""
