@@ -779,9 +779,10 @@ VALUES (19, 'an index of the tracks that have audio features')
 ON CONFLICT (version) DO NOTHING;
 CREATE INDEX IF NOT EXISTS tracks_with_audio_features_idx ON tracks (spotify_id) WHERE audio_features IS NOT NULL;
 
--- version 20: play_artists, per artist the whole history's sums and first play (what "all
--- history"'s top artists and totals, and every period's discoveries, read: a few thousand
--- rows instead of grouping every track row of the person's history by artist per view).
+-- version 20: play_artists (and play_albums, below), per artist the whole history's sums
+-- and first play (what "all history"'s top artists and totals, and every period's
+-- discoveries, read: a few thousand rows instead of grouping every track row of the
+-- person's history by artist per view).
 -- An artist is the name the per-track rollups chart a track by (artist_name there); kept
 -- by the same refresh, from play_tracks. Names may be long (an export's, up to 1,000
 -- characters): no unique index on them, the refresh deletes before it inserts.
@@ -812,19 +813,20 @@ CREATE TABLE IF NOT EXISTS play_albums (
     first_at    timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS play_albums_user_idx ON play_albums (user_id);
-INSERT INTO play_albums (user_id, album_name, artist_name, plays, ms, skips, first_at)
-SELECT user_id, album_name, artist_name, sum(plays), sum(ms), sum(skips), min(first_at)
-FROM play_tracks
-WHERE album_name IS NOT NULL AND NOT EXISTS (SELECT FROM play_albums)
-GROUP BY user_id, album_name, artist_name;
 -- the whole history's top tracks by plays and by minutes, read off in order (the first ten,
 -- not every track the person ever played)
 CREATE INDEX IF NOT EXISTS play_tracks_top_plays_idx ON play_tracks (user_id, plays DESC, ms DESC);
 CREATE INDEX IF NOT EXISTS play_tracks_top_ms_idx ON play_tracks (user_id, ms DESC, plays DESC);
--- an install from before version 20: built once from the per-track rollup (a person's
--- months still noted as changed are re-rolled, their artists with them, on the next view)
+-- an install from before version 20: both built once from the per-track rollup (a
+-- person's months still noted as changed are re-rolled, their artists and albums with them,
+-- on the next view)
 INSERT INTO play_artists (user_id, artist_name, plays, ms, skips, first_at)
 SELECT user_id, artist_name, sum(plays), sum(ms), sum(skips), min(first_at)
 FROM play_tracks
 WHERE artist_name IS NOT NULL AND NOT EXISTS (SELECT FROM play_artists)
 GROUP BY user_id, artist_name;
+INSERT INTO play_albums (user_id, album_name, artist_name, plays, ms, skips, first_at)
+SELECT user_id, album_name, artist_name, sum(plays), sum(ms), sum(skips), min(first_at)
+FROM play_tracks
+WHERE album_name IS NOT NULL AND NOT EXISTS (SELECT FROM play_albums)
+GROUP BY user_id, album_name, artist_name;

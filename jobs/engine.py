@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import procrastinate
+import psycopg2
 from procrastinate.contrib.psycopg2 import Psycopg2Connector
 from psycopg2.extras import RealDictCursor
 
@@ -177,8 +178,6 @@ def schema_problem(url: str) -> str | None:
     """Why a worker cannot start on this database yet, in words for its log: no schema, or
     an older one than this code needs. None when it can, or when the database does not
     answer (the worker's own error then says why, and it retries)."""
-    import psycopg2
-
     try:
         conn = psycopg2.connect(url, connect_timeout=5)
     except psycopg2.Error:
