@@ -26,6 +26,7 @@ import hashlib
 import logging
 import math
 import secrets
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -624,23 +625,28 @@ def settings_from_config(config) -> SpotifySettings:
 
 
 _demo_emulator = None
+_demo_emulator_lock = threading.Lock()
 
 
 def demo_emulator_url() -> str:
     """Start this process's emulator on a thread of its own (a request of the app never
     waits on an HTTP call to its own worker). gunicorn starts one in the master instead
-    (gunicorn.conf.py) and passes SPOTIFY_EMULATOR_URL to every worker."""
+    (gunicorn.conf.py) and passes SPOTIFY_EMULATOR_URL to every worker.
+
+    Under a lock: the first requests (and the embedded job worker) arrive together, and two
+    emulators would send a person's login to one while the page's CSP allows the other."""
     global _demo_emulator
-    if _demo_emulator is None:
-        import os
+    with _demo_emulator_lock:
+        if _demo_emulator is None:
+            import os
 
-        from emulator import server as spotify_emulator
+            from emulator import server as spotify_emulator
 
-        _demo_emulator = spotify_emulator.serve_in_thread(
-            host="127.0.0.1", port=int(os.environ.get("SPOTIFY_EMULATOR_PORT", "0"))
-        )
-        log.info("demo mode: Spotify emulator at %s", _demo_emulator.base_url)
-    return _demo_emulator.base_url
+            _demo_emulator = spotify_emulator.serve_in_thread(
+                host="127.0.0.1", port=int(os.environ.get("SPOTIFY_EMULATOR_PORT", "0"))
+            )
+            log.info("demo mode: Spotify emulator at %s", _demo_emulator.base_url)
+        return _demo_emulator.base_url
 
 
 def settings_for(app) -> SpotifySettings:

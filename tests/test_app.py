@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from urllib.parse import urlsplit
 
 import pytest
 
 import database
+import spotify
 from app import create_app
 from tests.conftest import ROOT
 
@@ -229,3 +231,26 @@ def test_a_database_without_the_schema_gets_a_clear_503_not_a_500(fresh_app, mak
 
     response = application.test_client().get("/reads-users")
     assert response.status_code == 503 and b"needs an update" in response.data
+
+
+def test_first_requests_arriving_together_in_demo_mode_share_one_emulator(monkeypatch):
+    """The first page views and the embedded worker ask for the emulator at once: one starts,
+    or a login is sent to one emulator while the page's CSP allows another's origin."""
+    monkeypatch.setattr(spotify, "_demo_emulator", None)
+    together = threading.Barrier(8)
+    urls: list[str] = []
+
+    def first_request() -> None:
+        together.wait()
+        urls.append(spotify.demo_emulator_url())
+
+    threads = [threading.Thread(target=first_request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    started = spotify._demo_emulator
+    try:
+        assert len(urls) == 8 and set(urls) == {started.base_url}
+    finally:
+        started.stop()
