@@ -95,20 +95,32 @@ def users_due_for_snapshot(cur, limit: int) -> list[int]:
 
 
 # -- the shared Spotify rate budget ------------------------------------------------------
+def _lock_budget_row(cur) -> None:
+    """Wait for the budget row before reading the clock (see take_call_slot)."""
+    cur.execute("SELECT 1 FROM spotify_rate_budget WHERE id = 1 FOR UPDATE")
+
+
 def take_call_slot(cur, spacing_seconds: float) -> dict:
     """Before a Web API call: the seconds to wait for this call's slot (SPOTIFY_MAX_RPS
     spaces calls ``spacing_seconds`` apart across the deployment; 0 turns pacing off) and
-    the seconds every call must still wait out a 429. No slot is taken while blocked."""
+    the seconds every call must still wait out a 429. No slot is taken while blocked.
+
+    The clock is read once the row is ours (``clock_timestamp()`` after ``FOR UPDATE``),
+    not when the transaction or the statement began: under load a call waits for the
+    row, and a slot reckoned from before that wait would already be past, so two
+    workers' calls would go out together."""
+    _lock_budget_row(cur)
     cur.execute(
         """
-        UPDATE spotify_rate_budget SET next_slot_at = CASE
-                WHEN %(spacing)s <= 0 OR blocked_until > now() THEN next_slot_at
-                ELSE greatest(next_slot_at, now()) + make_interval(secs => %(spacing)s) END
-        WHERE id = 1
-        RETURNING CASE WHEN %(spacing)s <= 0 OR blocked_until > now() THEN 0
-                       ELSE greatest(extract(epoch FROM greatest(next_slot_at, now()) - now()) - %(spacing)s, 0)
+        UPDATE spotify_rate_budget b SET next_slot_at = CASE
+                WHEN %(spacing)s <= 0 OR b.blocked_until > c.now THEN b.next_slot_at
+                ELSE greatest(b.next_slot_at, c.now) + make_interval(secs => %(spacing)s) END
+        FROM (SELECT clock_timestamp() AS now) c
+        WHERE b.id = 1
+        RETURNING CASE WHEN %(spacing)s <= 0 OR b.blocked_until > c.now THEN 0
+                       ELSE greatest(extract(epoch FROM b.next_slot_at - c.now) - %(spacing)s, 0)
                   END AS wait,
-                  greatest(extract(epoch FROM greatest(blocked_until, now()) - now()), 0) AS blocked
+                  greatest(extract(epoch FROM greatest(b.blocked_until, c.now) - c.now), 0) AS blocked
     """,
         {"spacing": spacing_seconds},
     )
@@ -124,11 +136,13 @@ def seconds_blocked(cur) -> float:
 
 
 def block_calls(cur, seconds: float) -> None:
-    """A 429: no call anywhere in the deployment until Retry-After has passed."""
+    """A 429: no call anywhere in the deployment until Retry-After has passed, counted
+    from when the row is ours, not from before a wait for it."""
+    _lock_budget_row(cur)
     cur.execute(
         """
         UPDATE spotify_rate_budget
-        SET blocked_until = greatest(blocked_until, now() + make_interval(secs => %s)),
+        SET blocked_until = greatest(blocked_until, clock_timestamp() + make_interval(secs => %s)),
             rate_limited_total = rate_limited_total + 1, updated_at = now()
         WHERE id = 1
     """,
