@@ -86,6 +86,13 @@ class MeteredReader:
             self.on_bytes(len(chunk))
         return chunk
 
+    def read_rest(self) -> bytes:
+        """Everything not read yet, in one bytes object (bounded by ``limit``)."""
+        chunks = []
+        while chunk := self.read(READ_SIZE):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     def first_byte(self) -> bytes:
         """The first byte that is not whitespace or a byte-order mark (b"" when empty)."""
         while True:

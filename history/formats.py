@@ -18,8 +18,10 @@ https://support.spotify.com/us/article/understanding-my-data/):
   ``podcastName`` and ``episodeName``.
 
 A row becomes the fields of one line of COPY text (for plays or the importer's staging
-table), or a counted reason why it is not a play. Only the fields named in STAGED_FIELDS are ever read: the private
-ones are never looked at, so they cannot be stored or logged.
+table), or a counted reason why it is not a play. An extended row is read through
+``ExtendedRow``, which names the only fields the import ever looks at: the private ones
+are skipped by the decoder without becoming Python strings, so they cannot be stored or
+logged.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
 
 EXTENDED = "extended"  # Streaming_History_Audio_*, endsong_*: plays with URIs and facts
 EXTENDED_VIDEO = "extended_video"  # Streaming_History_Video_*: counted, not stored
@@ -43,6 +48,35 @@ NAME_PATTERNS = (
     (re.compile(r"^streaminghistory\d*\.json$", re.I), BASIC),
     (re.compile(r"^streaminghistory_podcast_\d+\.json$", re.I), BASIC_PODCAST),
 )
+
+
+class ExtendedRow(msgspec.Struct, gc=False):
+    """The fields of an extended-history row that the import reads, and nothing else.
+
+    Values stay untyped (``Any``): a bad value is one rejected row (``extended_fields``),
+    not a failed file. The two fields a row is recognised by are ``UNSET`` when absent,
+    so ``kind_by_row`` can tell a missing key from a null, as it does for a dict."""
+
+    ts: Any = msgspec.UNSET
+    ms_played: Any = msgspec.UNSET
+    spotify_track_uri: Any = None
+    master_metadata_track_name: Any = None
+    master_metadata_album_artist_name: Any = None
+    master_metadata_album_album_name: Any = None
+    reason_start: Any = None
+    reason_end: Any = None
+    skipped: Any = None
+    shuffle: Any = None
+    offline: Any = None
+    platform: Any = None
+    conn_country: Any = None
+    spotify_episode_uri: Any = None
+    episode_name: Any = None
+    episode_show_name: Any = None
+    audiobook_uri: Any = None
+    audiobook_title: Any = None
+    audiobook_chapter_uri: Any = None
+
 
 # The fields a row's shape is recognised by (its first row), per kind.
 EXTENDED_KEYS = {"ts", "ms_played"}
@@ -95,6 +129,8 @@ def kind_by_name(name: str) -> str | None:
 
 def kind_by_row(row) -> str | None:
     """The kind a file's first row has, or None when it is another shape of JSON."""
+    if type(row) is ExtendedRow:
+        return EXTENDED if row.ts is not msgspec.UNSET and row.ms_played is not msgspec.UNSET else None
     if not isinstance(row, dict):
         return None
     keys = row.keys()
@@ -240,10 +276,13 @@ def extended_fields(row, tally: Tally, file_name: str, row_number: int) -> list[
 
     The hot loop of an import (300,000 rows for a heavy listener): fields are read once.
     The first field is the end time in UTC, its first 19 characters the second it names."""
-    if type(row) is not dict:
+    if type(row) is ExtendedRow:
+        get = row.__getattribute__  # every name read below is one of its fields
+    elif type(row) is dict:
+        get = row.get
+    else:
         tally.reject(file_name, row_number, "not a JSON object")
         return None
-    get = row.get
     played = end_time(get("ts"), tally)
     if played is None:
         tally.reject(file_name, row_number, "no valid end time (ts)")

@@ -1,11 +1,12 @@
 """Import export files into ``plays``: stream, COPY into staging, resolve in SQL.
 
 Two threads share the work so that both cores are busy: a parser thread reads each file
-through ijson (its C backend, one row at a time: memory stays flat whatever the file's
-size) and turns rows into COPY text in batches, one row per second of playback end; the
-calling thread COPYs each batch straight into ``plays`` when the person has no play in its
-time span, else into a staging table resolved into ``plays`` and ``tracks`` (history_db),
-while the next batch is being parsed. Everything happens in ONE transaction: an unreadable file stops the
+(each of Spotify's files whole through msgspec, a bigger one through ijson's C backend
+one row at a time, so memory stays flat whatever the file's size) and turns rows into
+COPY text in batches, one row per second of playback end; the calling thread COPYs each
+batch straight into ``plays`` when the person has no play in its time span, else into a
+staging table resolved into ``plays`` and ``tracks`` (history_db), while the next batch
+is being parsed. Everything happens in ONE transaction: an unreadable file stops the
 import with a message naming it, and the database is left as it was.
 
 A file the user imported before (same SHA-256, looked for only among files of the same
@@ -23,16 +24,23 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import ijson
+import msgspec
 
 from database import transaction
 from history import history_db
 from migration.load import ensure_owner
+from wording import counted
 
 from . import archive, formats
 from .archive import BadInput, Source
 
 BATCH_ROWS = 25_000  # rows per COPY + resolve: big enough to amortise, small enough to overlap
 ANALYZE_AFTER = 10_000  # new plays after which the planner gets fresh statistics
+# An extended file up to this size is decoded whole (whole_file_rows): ~5x faster than
+# streaming it; Spotify's own files are ~12 MB (15,000 plays) each. Bigger ones stream
+# through ijson, so memory stays flat however big a file someone hands in.
+WHOLE_FILE_BYTES = 64 << 20
+EXTENDED_ROWS = msgspec.json.Decoder(list[formats.ExtendedRow])
 QUEUE_DEPTH = 3  # batches parsed ahead of the database (each a few MB of COPY text)
 
 Progress = Callable[[str, int, int, int], None]  # (stage, bytes done, bytes total, rows done)
@@ -134,13 +142,32 @@ def one_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or ["unknown error"])[0]
 
 
+def whole_file_rows(reader: archive.MeteredReader, source: Source) -> Iterator | None:
+    """An extended file read whole and decoded at once by msgspec into ExtendedRow, which
+    skips every field the import does not read; None when the file is not of that kind.
+
+    A file that does not decode that way (not valid JSON, a row that is not an object, a
+    number past 64 bits) is handed on, from the bytes already read, to ijson, which finds
+    the same rows and fails at the same place it always has: the fast way changes speed,
+    never an outcome."""
+    if source.kind != formats.EXTENDED:
+        return None
+    data = reader.read_rest()
+    try:
+        return iter(EXTENDED_ROWS.decode(data))
+    except msgspec.DecodeError:  # ValidationError included
+        return ijson.items(io.BytesIO(data), "item", use_float=True)
+
+
 def rows_of(reader: archive.MeteredReader, source: Source) -> tuple[str, Iterator]:
     """The file's kind and an iterator over its rows, after checking its shape."""
     first = reader.first_byte()
     if first != b"[":
         what = "empty" if not first else "not a JSON list of plays (another kind of JSON file)"
         raise BadInput(f"{source.name}: {what}")
-    items = ijson.items(reader, "item", use_float=True)
+    items = whole_file_rows(reader, source) if source.size <= WHOLE_FILE_BYTES else None
+    if items is None:
+        items = ijson.items(reader, "item", use_float=True)
     try:
         head = next(items, None)
     except ijson.JSONError as exc:
@@ -420,20 +447,20 @@ def describe(summary: dict) -> str:
     not_plays = summary["not_plays"]
     spoken = not_plays["podcast"] + not_plays["audiobook"] + not_plays["video"]
     parts = [
-        f"{summary['new_plays']:,} new plays" if not summary["nothing_new"] else "Nothing new",
+        counted(summary["new_plays"], "new play") if not summary["nothing_new"] else "Nothing new",
         f"{summary['already_known']:,} already known",
     ]
     if summary["completed"]:
-        parts.append(f"{summary['completed']:,} known plays completed with the export's details")
+        parts.append(f"{counted(summary['completed'], 'known play')} completed with the export's details")
     if summary["new_tracks"]:
-        parts.append(f"{summary['new_tracks']:,} tracks new to the catalogue")
+        parts.append(f"{counted(summary['new_tracks'], 'track')} new to the catalogue")
     skipped = [
-        f"{spoken:,} podcast, audiobook or video rows" if spoken else "",
-        f"{not_plays['zero_ms']:,} rows that never played (0 ms)" if not_plays["zero_ms"] else "",
-        f"{not_plays['unnamed']:,} rows without a track" if not_plays["unnamed"] else "",
-        f"{summary['bad_rows']:,} bad rows" if summary["bad_rows"] else "",
+        counted(spoken, "podcast, audiobook or video row") if spoken else "",
+        f"{counted(not_plays['zero_ms'], 'row')} that never played (0 ms)" if not_plays["zero_ms"] else "",
+        f"{counted(not_plays['unnamed'], 'row')} without a track" if not_plays["unnamed"] else "",
+        counted(summary["bad_rows"], "bad row") if summary["bad_rows"] else "",
     ]
-    text = f"{', '.join(parts)} from {summary['rows']:,} rows in {files} file{'s' if files != 1 else ''}."
+    text = f"{', '.join(parts)} from {counted(summary['rows'], 'row')} in {counted(files, 'file')}."
     skipped = [s for s in skipped if s]
     if skipped:
         text += " Not stored as plays: " + ", ".join(skipped) + "."

@@ -213,6 +213,62 @@ def test_bad_rows_are_counted_and_the_rest_imported(db, tmp_path):
     assert query(db, "SELECT count(*) FROM plays WHERE track_name = %s", ("\\N",)) == [(1,)]
 
 
+def every_kind_of_extended_row() -> list[dict]:
+    """Music, spoken word, local files, duplicates and values of every odd type, all of
+    them JSON objects (a file Spotify could have written)."""
+    later = START + timedelta(days=2)
+    return [
+        *plays(5),
+        plays(1)[0],  # the same play twice
+        podcast_row(later),
+        extended_row(
+            later + timedelta(minutes=1),
+            20,
+            spotify_track_uri=None,
+            master_metadata_track_name=None,
+            audiobook_uri="spotify:audiobook:" + "c" * 22,
+            audiobook_title="A Book",
+        ),
+        extended_row(later + timedelta(minutes=2), 21, spotify_track_uri=None),  # a local file: names only
+        extended_row(later + timedelta(minutes=3), 22, ms=0),
+        extended_row(later + timedelta(minutes=4), 23, ms_played=181_000.0),  # an integral float
+        extended_row(later + timedelta(minutes=5), 24, ms_played=1.5),
+        extended_row(later + timedelta(minutes=6), 25, ts=None),
+        {k: v for k, v in extended_row(later + timedelta(minutes=7), 26).items() if k != "ms_played"},
+        extended_row(later + timedelta(minutes=8), 27, ts=1614628800),
+        extended_row(later + timedelta(minutes=9), 28, skipped="yes", shuffle=None, conn_country="sweden"),
+        extended_row(later + timedelta(minutes=10), 29, spotify_track_uri="spotify:track:short"),
+        extended_row(later + timedelta(minutes=11), 30, ts="2021-03-03T20:11:00+01:00"),
+    ]
+
+
+def test_a_file_decoded_whole_and_one_streamed_row_by_row_import_the_same(make_database, tmp_path, monkeypatch):
+    """Each of Spotify's files is decoded whole (fast); a bigger one streams through ijson.
+    Which way a file goes changes the speed, never what lands or what is reported."""
+    from history import importer
+
+    path = write_json(tmp_path / "Streaming_History_Audio_2021_0.json", every_kind_of_extended_row())
+    outcomes = []
+    for whole_file_bytes in (importer.WHOLE_FILE_BYTES, 0):  # decoded whole, then streamed
+        monkeypatch.setattr(importer, "WHOLE_FILE_BYTES", whole_file_bytes)
+        db = make_database(schema=True)  # each its own: the second would find the first's tracks known
+        listener = user(db)
+        summary = run_import(db, listener, path)
+        stored = query(
+            db,
+            "SELECT played_at, track_id, track_name, artist_name, album_name, ms_played, reason_start, reason_end,"
+            " skipped, shuffle, offline, platform, country FROM plays WHERE user_id = %s ORDER BY played_at",
+            (listener,),
+        )
+        outcomes.append((describe(summary), summary["bad"], summary["not_plays"], stored))
+    assert outcomes[0] == outcomes[1]
+    assert "1 row that never played (0 ms)" in outcomes[0][0]  # one row, in the singular
+    assert len(outcomes[0][3]) == 10 and outcomes[0][1] == {
+        "no valid end time (ts)": 2,
+        "ms_played is not a number of milliseconds": 2,
+    }
+
+
 def nothing_stored(db) -> bool:
     return query(
         db,
