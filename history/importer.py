@@ -36,7 +36,7 @@ from .archive import BadInput, Source
 
 BATCH_ROWS = 25_000  # rows per COPY + resolve: big enough to amortise, small enough to overlap
 ANALYZE_AFTER = 10_000  # new plays after which the planner gets fresh statistics
-# An extended file up to this size is decoded whole (whole_file_rows): ~5x faster than
+# An extended file up to this size is decoded whole (whole_file_rows): ~6x faster than
 # streaming it; Spotify's own files are ~12 MB (15,000 plays) each. Bigger ones stream
 # through ijson, so memory stays flat however big a file someone hands in.
 WHOLE_FILE_BYTES = 64 << 20
