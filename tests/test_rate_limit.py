@@ -268,10 +268,12 @@ def test_a_call_that_waited_for_the_budget_row_takes_its_slot_from_when_it_got_t
     try:
         jobs_db.take_call_slot(holder.cursor(), spacing)  # a call takes its slot; the row stays locked
         taken: dict = {}
+        waiter_pid = waiter.get_backend_pid()
         queued = threading.Thread(target=lambda: taken.update(jobs_db.take_call_slot(waiter.cursor(), spacing)))
         queued.start()
         wait_until(
-            lambda: query(db, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'") == [(1,)],
+            lambda: query(db, "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (waiter_pid,))
+            == [("Lock",)],
             "the second call waiting for the budget row",
         )
         time.sleep(0.5)  # the first worker's transaction is slow to commit (a loaded machine)
