@@ -142,21 +142,24 @@ def one_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or ["unknown error"])[0]
 
 
-def whole_file_rows(reader: archive.MeteredReader, source: Source) -> Iterator | None:
+def streamed_rows(stream) -> Iterator:
+    """A JSON list's items one at a time (ijson's C backend): flat memory, any size."""
+    return ijson.items(stream, "item", use_float=True)
+
+
+def whole_file_rows(reader: archive.MeteredReader) -> Iterator:
     """An extended file read whole and decoded at once by msgspec into ExtendedRow, which
-    skips every field the import does not read; None when the file is not of that kind.
+    skips every field the import does not read.
 
     A file that does not decode that way (not valid JSON, a row that is not an object, a
     number past 64 bits) is handed on, from the bytes already read, to ijson, which finds
     the same rows and fails at the same place it always has: the fast way changes speed,
     never an outcome."""
-    if source.kind != formats.EXTENDED:
-        return None
     data = reader.read_rest()
     try:
         return iter(EXTENDED_ROWS.decode(data))
     except msgspec.DecodeError:  # ValidationError included
-        return ijson.items(io.BytesIO(data), "item", use_float=True)
+        return streamed_rows(io.BytesIO(data))
 
 
 def rows_of(reader: archive.MeteredReader, source: Source) -> tuple[str, Iterator]:
@@ -165,9 +168,10 @@ def rows_of(reader: archive.MeteredReader, source: Source) -> tuple[str, Iterato
     if first != b"[":
         what = "empty" if not first else "not a JSON list of plays (another kind of JSON file)"
         raise BadInput(f"{source.name}: {what}")
-    items = whole_file_rows(reader, source) if source.size <= WHOLE_FILE_BYTES else None
-    if items is None:
-        items = ijson.items(reader, "item", use_float=True)
+    if source.kind == formats.EXTENDED and source.size <= WHOLE_FILE_BYTES:
+        items = whole_file_rows(reader)
+    else:
+        items = streamed_rows(reader)
     try:
         head = next(items, None)
     except ijson.JSONError as exc:
